@@ -1,0 +1,48 @@
+"""Helpers shared by the asset modules: code versions from source, grid keys, model loading."""
+
+import hashlib
+import inspect
+from pathlib import Path
+from types import ModuleType
+
+from dagster import AssetExecutionContext, Failure, MultiPartitionKey
+
+from selection_assets.core import store
+from selection_assets.core.store import Layout
+from selection_assets.partitions import BUDGET_DIM, POOL_DIM
+
+GPU_TAGS = {"compute": "gpu"}
+GPU_POOL = "gpu"
+
+
+def source_version(*objects: ModuleType | type | object) -> str:
+    """A code_version derived from the source text of the modules/functions that do the work."""
+    digest = hashlib.sha256()
+    for obj in objects:
+        digest.update(inspect.getsource(obj).encode())
+    return digest.hexdigest()[:16]
+
+
+def grid_keys(context: AssetExecutionContext) -> tuple[str, str]:
+    """(pool_size, budget) of a grid-partitioned run."""
+    key = context.partition_key
+    if not isinstance(key, MultiPartitionKey):
+        raise Failure(f"expected a pool_size x budget partition, got {key!r}")
+    dims = key.keys_by_dimension
+    return dims[POOL_DIM], dims[BUDGET_DIM]
+
+
+def base_model_path(layout: Layout) -> str:
+    """The base model's name or path, as recorded by the base_model asset."""
+    if not layout.base_model_ref.exists():
+        raise Failure("base_model has not been materialised: materialise it first")
+    return store.read_json(layout.base_model_ref)["path"]
+
+
+def load_tokenizer(layout: Layout):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(layout.tokenizer_dir))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

@@ -1,0 +1,75 @@
+"""Model assets: the tokenizer and the base causal LM (the world's tiny LM, or a named HF model)."""
+
+import json
+
+import pandas as pd
+import torch
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, load_tokenizer, source_version
+from selection_assets.core import records, store, tokenize, train
+from selection_assets.partitions import Grid
+from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
+from selection_assets.world import models as world_models
+
+
+def _pool_texts(layout, eos_token: str) -> list[str]:
+    """Chat-formatted text of every valid source record (malformed ones are skipped here; the
+    raw_pool asset quarantines and counts them)."""
+    source = pd.read_parquet(layout.source_pool, columns=["raw", "position", "duplicate_of"])
+    valid = records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept
+    return [tokenize.format_conversation(json.loads(m), eos_token) for m in valid["messages"]]
+
+
+def build(grid: Grid) -> list:
+    @asset(group_name="models", deps=["source_pool"], kinds={"huggingface"},
+           code_version=source_version(world_models.train_tokenizer, tokenize),
+           description="Tokenizer: byte-level BPE trained on the world's pool text, or the named "
+                       "base model's own tokenizer.")
+    def tokenizer(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                  world: WorldResource) -> MaterializeResult:
+        layout = storage.layout()
+        tmp = store.temp_dir_beside(layout.tokenizer_dir)
+        if data.base_model == "world":
+            tok = world_models.train_tokenizer(_pool_texts(layout, world_models.EOS), world.vocab_size, tmp)
+        else:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(data.base_model)
+            tok.save_pretrained(tmp)
+        store.replace_dir(tmp, layout.tokenizer_dir)
+        return MaterializeResult(metadata={"vocab_size": len(tok), "eos_token": str(tok.eos_token),
+                                           "path": MetadataValue.path(str(layout.tokenizer_dir))})
+
+    @asset(group_name="models", deps=["tokenizer", "source_pool"], pool=GPU_POOL, tags=GPU_TAGS,
+           kinds={"pytorch"}, code_version=source_version(world_models, train),
+           description="Base causal LM: the world's tiny Llama-style model pre-trained on the pool "
+                       "text, or a reference to the named Hugging Face model.")
+    def base_model(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                   world: WorldResource, compute: ComputeResource) -> MaterializeResult:
+        layout = storage.layout()
+        if data.base_model == "world":
+            tok = load_tokenizer(layout)
+            settings = train.TrainSettings(epochs=world.pretrain_epochs, learning_rate=world.pretrain_learning_rate,
+                                           batch_size=16, max_length=data.max_length, seed=data.seed)
+            stats = world_models.pretrain_tiny_llama(tok, _pool_texts(layout, tok.eos_token),
+                                                     world.shape(data.max_length), settings,
+                                                     layout.base_model_dir, compute.resolved_device())
+            reference = {"path": str(layout.base_model_dir), "parameters": stats["parameters"],
+                         "pretrain": stats}
+        else:
+            from transformers import AutoConfig, AutoModelForCausalLM
+
+            AutoConfig.from_pretrained(data.base_model)  # fail early on a wrong name or path
+            with torch.device("meta"):
+                model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(data.base_model))
+            reference = {"path": data.base_model, "parameters": sum(p.numel() for p in model.parameters())}
+        store.write_json(reference, layout.base_model_ref)
+        context.log.info(f"base model: {reference['path']} ({reference['parameters']:,} parameters)")
+        return MaterializeResult(metadata={"path": reference["path"], "parameters": reference["parameters"],
+                                           **({"pretrain_loss": reference["pretrain"]["train_loss"],
+                                               "pretrain_seconds": reference["pretrain"]["seconds"]}
+                                              if "pretrain" in reference else {})})
+
+    return [tokenizer, base_model]
+

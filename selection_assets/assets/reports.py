@@ -1,0 +1,93 @@
+"""Report assets: an eval report per method and grid cell, and one comparison across everything.
+
+Each eval report holds exact match and answer loss per eval task, selection precision, per-source
+counts and costs; it is written as JSON under the storage root and shown as Dagster metadata."""
+
+from types import ModuleType
+
+import pandas as pd
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, grid_keys, source_version
+from selection_assets.assets.scores import method_selection_cost
+from selection_assets.core import evaluate, report, store
+from selection_assets.core import pool as pool_io
+from selection_assets.core.methods import registry
+from selection_assets.partitions import Grid
+from selection_assets.resources import ComputeResource, DataResource, StorageResource
+
+
+def _build_one(grid: Grid, method: ModuleType):
+    @asset(name=f"eval_report_{method.NAME}", group_name="reports", partitions_def=grid.grid_def,
+           deps=[f"finetuned_{method.NAME}", f"selection_{method.NAME}", "eval_tasks"], pool=GPU_POOL,
+           tags=GPU_TAGS, kinds={"pytorch", "json"}, code_version=source_version(evaluate),
+           description=f"Exact match per eval task of the {method.NAME} checkpoint, selection precision, "
+                       "per-source counts and cost.")
+    def eval_report_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                          compute: ComputeResource) -> MaterializeResult:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        layout = storage.layout()
+        pool_size, budget = grid_keys(context)
+        rings = grid.rings_of(pool_size)
+        device = compute.resolved_device()
+        checkpoint = layout.checkpoint(method.NAME, pool_size, budget)
+        model = AutoModelForCausalLM.from_pretrained(checkpoint).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+        tasks = store.read_json(layout.eval_tasks)["tasks"]
+        per_task = evaluate.evaluate_tasks(model, tokenizer, tasks, max_length=data.max_length, device=device)
+        selected = pd.read_parquet(layout.selection(method.NAME, pool_size, budget))
+        labelled = selected.merge(pool_io.pool_frame(layout, rings)[["example_id", "clean"]], on="example_id")
+        targeted = sorted({t.get("skill", t["name"]) for t in tasks})
+        manifest = store.read_json(layout.pool_manifest(pool_size))
+        costs = method_selection_cost(layout, method, rings, manifest["examples"], manifest["mean_tokens"],
+                                      sum(len(t["dev"]) for t in tasks))
+        train_stats = store.read_json(checkpoint / "train_stats.json")
+        result = {
+            "method": method.NAME, "pool_size": int(pool_size), "budget": int(budget),
+            "tasks": per_task.to_dict(orient="records"),
+            "avg_exact_match": float(per_task["exact_match"].mean()),
+            "avg_answer_loss": float(per_task["answer_loss"].mean()),
+            "selection_precision": evaluate.selection_precision(labelled, targeted),
+            "per_source": selected["source"].value_counts().sort_index().to_dict(),
+            **costs, "training_flops": train_stats["training_flops"], "training_seconds": train_stats["seconds"],
+        }
+        path = store.write_json(result, layout.eval_report(method.NAME, pool_size, budget))
+        return MaterializeResult(metadata={
+            "avg_exact_match": result["avg_exact_match"], "avg_answer_loss": result["avg_answer_loss"],
+            "selection_precision": result["selection_precision"],
+            "per_task": MetadataValue.md(per_task.to_markdown(index=False)),
+            "per_source": MetadataValue.json(result["per_source"]),
+            "selection_flops": costs["selection_flops"], "training_flops": result["training_flops"],
+            "path": MetadataValue.path(str(path)),
+        })
+
+    return eval_report_asset
+
+
+def build(grid: Grid) -> list:
+    methods = list(registry().values())
+    per_method = [_build_one(grid, method) for method in methods]
+
+    @asset(group_name="reports", deps=[a.key for a in per_method], kinds={"pandas", "matplotlib"},
+           code_version=source_version(report),
+           description="All eval reports side by side: a markdown table and a plot of quality vs pool "
+                       "size per method, written under reports/comparison/.")
+    def comparison_report(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
+        layout = storage.layout()
+        found = [store.read_json(p) for p in sorted(layout.eval_reports_dir.glob("*/*/*.json"))]
+        known = {m.NAME for m in methods}
+        frame = report.comparison_frame(r for r in found if r["method"] in known)
+        out = layout.comparison_dir
+        out.mkdir(parents=True, exist_ok=True)
+        table = report.markdown_table(frame)
+        (out / "comparison.md").write_text(table + "\n")
+        frame.to_csv(out / "comparison.csv", index=False)
+        plot = report.scaling_plot(frame, out / "scaling.png")
+        return MaterializeResult(metadata={
+            "cells": len(frame), "table": MetadataValue.md(table),
+            "plot": MetadataValue.md(report.png_markdown(plot, "quality vs pool size")),
+            "path": MetadataValue.path(str(out)),
+        })
+
+    return [*per_method, comparison_report]

@@ -1,0 +1,74 @@
+"""Source assets: the shuffled raw pool every pool size is a prefix of, and the eval tasks."""
+
+import json
+
+import numpy as np
+import pandas as pd
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+
+from selection_assets.assets._shared import source_version
+from selection_assets.core import records, store
+from selection_assets.partitions import Grid
+from selection_assets.resources import DataResource, StorageResource, WorldResource
+from selection_assets.world import generate
+
+
+def build(grid: Grid) -> list:
+    largest = max(grid.pool_sizes)
+
+    @asset(group_name="sources", kinds={"parquet"}, code_version=source_version(generate, records),
+           description="The whole source pool as raw JSON records in one seeded shuffle; pool size p is "
+                       "its first p records. 'world' generates the embedded default pool.")
+    def source_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:
+        layout = storage.layout()
+        if data.pool == "world":
+            raw = generate.generate_pool(largest, data.seed)
+        else:
+            raw = records.read_raw_source(data.pool)
+        if len(raw) < largest:
+            raise Failure(f"pool source {data.pool!r} has {len(raw)} records, fewer than the largest "
+                          f"pool size {largest}; lower SELECTION_ASSETS_POOL_SIZES")
+        order = np.random.default_rng(data.seed).permutation(len(raw))
+        shuffled = [raw[i] for i in order]
+        frame = pd.DataFrame({"position": np.arange(len(raw), dtype=np.int64), "file_index": order,
+                              "raw": shuffled,
+                              "duplicate_of": records.first_occurrence(records.declared_ids(shuffled))})
+        store.write_parquet(frame, layout.source_pool)
+        return MaterializeResult(metadata={"records": len(frame), "source": data.pool,
+                                           "path": MetadataValue.path(str(layout.source_pool))})
+
+    @asset(group_name="sources", kinds={"json"}, code_version=source_version(generate),
+           description="Eval tasks: per task a few dev queries (prompt + gold answer, RDS+ targets) "
+                       "and a test split scored by exact match.")
+    def eval_tasks(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                   world: WorldResource) -> MaterializeResult:
+        layout = storage.layout()
+        if data.eval_tasks == "world":
+            tasks = generate.generate_eval_tasks(data.seed, n_dev=world.n_dev, n_test=world.n_test)
+        else:
+            with open(data.eval_tasks, encoding="utf-8") as handle:
+                tasks = json.load(handle)
+        _validate_tasks(tasks, data.eval_tasks)
+        store.write_json(tasks, layout.eval_tasks)
+        table = "| task | dev | test |\n|---|---|---|\n" + "\n".join(
+            f"| {t['name']} | {len(t['dev'])} | {len(t['test'])} |" for t in tasks["tasks"])
+        return MaterializeResult(metadata={"tasks": MetadataValue.md(table),
+                                           "path": MetadataValue.path(str(layout.eval_tasks))})
+
+    return [source_pool, eval_tasks]
+
+
+def _validate_tasks(tasks: dict, origin: str) -> None:
+    """Fail with the task and field at fault if an eval-task file is malformed."""
+    if not isinstance(tasks, dict) or not isinstance(tasks.get("tasks"), list) or not tasks["tasks"]:
+        raise Failure(f"eval tasks from {origin!r}: expected {{'tasks': [...]}} with at least one task")
+    for position, task in enumerate(tasks["tasks"]):
+        name = task.get("name", f"#{position}")
+        for split in ("dev", "test"):
+            rows = task.get(split)
+            if not isinstance(rows, list) or not rows:
+                raise Failure(f"eval task {name!r}: '{split}' must be a non-empty list")
+            for row_index, row in enumerate(rows):
+                if not isinstance(row.get("messages"), list) or not isinstance(row.get("answer"), str):
+                    raise Failure(f"eval task {name!r} {split}[{row_index}]: needs 'messages' (list) "
+                                  "and 'answer' (text)")

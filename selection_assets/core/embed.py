@@ -1,0 +1,175 @@
+"""RDS+ embeddings: position-weighted mean pooling of a causal LM's last hidden states.
+
+For an example with n real tokens and last-layer (post-final-norm) hidden states h_1..h_n, the
+embedding is e = sum_i w_i h_i with w_i = i / sum_{j<=n} j, L2-normalised (Ivison et al. 2025).
+Padding never counts: positions come from the attention mask, so a padded batch gives the same
+vectors as a batch of one. Batches are length-bucketed (sorted by length, packed up to a token
+budget) so little compute is spent on padding.
+
+Pool embeddings are written as float16 `.npy` shards, each renamed into place when complete, with
+a manifest written last; a killed run resumes at the first missing shard.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from selection_assets.core import store
+
+
+def position_weighted_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Pool (B, T, d) hidden states with weights i / sum(j) over real tokens; L2-normalise."""
+    mask = attention_mask.to(torch.float32)
+    positions = torch.cumsum(mask, dim=1) * mask
+    weights = positions / positions.sum(dim=1, keepdim=True).clamp_min(1.0)
+    pooled = torch.einsum("bt,btd->bd", weights, hidden.to(torch.float32))
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Plain mean over real tokens, L2-normalised (ablation of RDS+ pooling)."""
+    mask = attention_mask.to(torch.float32)
+    pooled = torch.einsum("bt,btd->bd", mask / mask.sum(1, keepdim=True).clamp_min(1.0),
+                          hidden.to(torch.float32))
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def last_token_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hidden state of the last real token, L2-normalised (ablation of RDS+ pooling)."""
+    last = attention_mask.to(torch.int64).cumsum(1).argmax(1)
+    pooled = hidden[torch.arange(hidden.shape[0]), last].to(torch.float32)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+POOLINGS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "position_weighted": position_weighted_pool,
+    "mean": mean_pool,
+    "last_token": last_token_pool,
+}
+
+
+def length_buckets(lengths: Sequence[int], batch_tokens: int, max_batch_size: int = 256) -> list[np.ndarray]:
+    """Group example indices into batches of similar length whose padded size fits `batch_tokens`.
+
+    Longest first, so a batch that would not fit in memory fails at the start, not at the end.
+    """
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    batches, current, current_max = [], [], 0
+    for index in order:
+        length = max(int(lengths[index]), 1)
+        new_max = max(current_max, length)
+        if current and (new_max * (len(current) + 1) > batch_tokens or len(current) >= max_batch_size):
+            batches.append(np.asarray(current))
+            current, new_max = [], length
+        current.append(index)
+        current_max = new_max
+    if current:
+        batches.append(np.asarray(current))
+    return batches
+
+
+@torch.inference_mode()
+def embed_token_ids(model: torch.nn.Module, token_ids: Sequence[Sequence[int]], *, pad_id: int,
+                    batch_tokens: int = 16384, device: str = "cpu",
+                    pooling: str = "position_weighted") -> np.ndarray:
+    """Embed pre-tokenised sequences with a base (headless) transformer; float32 (N, d) rows.
+
+    `model` is a transformers base model (e.g. `AutoModel.from_pretrained(...)`) whose
+    `last_hidden_state` is taken after the final norm.
+    """
+    pool_fn = POOLINGS[pooling]
+    n = len(token_ids)
+    lengths = [len(ids) for ids in token_ids]
+    out: np.ndarray | None = None
+    for batch in length_buckets(lengths, batch_tokens):
+        width = max(max(lengths[i] for i in batch), 1)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, index in enumerate(batch):
+            seq = token_ids[index]
+            ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+        vectors = pool_fn(hidden, mask.to(device)).cpu().numpy()
+        if out is None:
+            out = np.empty((n, vectors.shape[1]), dtype=np.float32)
+        out[batch] = vectors
+    if out is None:
+        dim = getattr(getattr(model, "config", None), "hidden_size", 0)
+        return np.empty((0, dim), dtype=np.float32)
+    return out
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """How a ring of N examples is cut into embedding shards."""
+
+    n_rows: int
+    shard_size: int
+
+    def shards(self) -> Iterator[tuple[int, int, int]]:
+        for index, start in enumerate(range(0, self.n_rows, self.shard_size)):
+            yield index, start, min(start + self.shard_size, self.n_rows)
+
+
+def shard_path(directory: Path, index: int) -> Path:
+    return Path(directory) / f"shard-{index:05d}.npy"
+
+
+def write_embedding_shards(directory: Path, plan: ShardPlan, fingerprint: dict,
+                           embed_rows: Callable[[int, int], np.ndarray],
+                           log: Callable[[str], None] = lambda _: None) -> dict:
+    """Embed rows shard by shard into `directory`, skipping shards that are already complete.
+
+    `fingerprint` identifies what is being embedded (model, data, settings): shards written under
+    another fingerprint are discarded. Returns the manifest, which is written last.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fingerprint_path = directory / "fingerprint.json"
+    if not fingerprint_path.exists() or store.read_json(fingerprint_path) != fingerprint:
+        for stale in directory.glob("*.npy"):
+            stale.unlink()
+        (directory / "manifest.json").unlink(missing_ok=True)
+        store.write_json(fingerprint, fingerprint_path)
+    shards, resumed, seconds = [], 0, 0.0
+    for index, start, end in plan.shards():
+        path = shard_path(directory, index)
+        if path.exists() and np.load(path, mmap_mode="r").shape[0] == end - start:
+            resumed += 1
+        else:
+            began = time.perf_counter()
+            vectors = embed_rows(start, end)
+            store.write_npy(vectors.astype(np.float16), path)
+            seconds += time.perf_counter() - began
+            log(f"shard {index}: rows {start}-{end} embedded")
+        shards.append({"file": path.name, "start": start, "end": end})
+    manifest = {"n_rows": plan.n_rows, "shards": shards, "fingerprint": fingerprint,
+                "resumed_shards": resumed, "embed_seconds": seconds}
+    store.write_json(manifest, directory / "manifest.json")
+    return manifest
+
+
+def iter_shards(directory: Path) -> Iterator[np.ndarray]:
+    """Memory-mapped float16 shards of one embedding directory, in row order."""
+    manifest = store.read_json(Path(directory) / "manifest.json")
+    for shard in manifest["shards"]:
+        yield np.load(Path(directory) / shard["file"], mmap_mode="r")
+
+
+def norm_report(blocks: Iterator[np.ndarray]) -> dict:
+    """Whether every stored embedding is finite, and the largest deviation of a row norm from 1."""
+    finite, worst, rows = True, 0.0, 0
+    for block in blocks:
+        values = np.asarray(block, dtype=np.float32)
+        finite &= bool(np.isfinite(values).all())
+        if len(values):
+            worst = max(worst, float(np.abs(np.linalg.norm(values, axis=1) - 1.0).max()))
+        rows += len(values)
+    return {"finite": finite, "max_norm_error": worst, "rows": rows}

@@ -1,0 +1,106 @@
+"""Evaluation of a (fine-tuned) causal LM on the eval tasks, and selection-quality measures.
+
+- Exact match: greedy generation after the chat prompt, compared to the gold answer after
+  stripping surrounding whitespace.
+- Answer loss: mean cross-entropy of the gold answer tokens given the prompt (a smooth signal where
+  exact match is coarse, and the quantity InstructMining's rule predicts).
+- Selection precision: share of selected examples that are clean and of a targeted skill.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from selection_assets.core.tokenize import ROLE_HEADERS, encode_conversations
+
+
+@torch.inference_mode()
+def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
+                         batch_size: int = 32, device: str = "cpu") -> np.ndarray:
+    """Per conversation: mean CE (nats/token) of its last assistant turn given everything before it."""
+    encoded = encode_conversations(tokenizer, conversations, max_length)
+    losses = np.full(len(encoded), np.nan, dtype=np.float64)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for begin in range(0, len(encoded), batch_size):
+        batch = encoded[begin : begin + batch_size]
+        width = max(len(e.input_ids) for e in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        target = torch.zeros((len(batch), width), dtype=torch.bool)
+        for row, enc in enumerate(batch):
+            n = len(enc.input_ids)
+            ids[row, :n] = torch.as_tensor(enc.input_ids)
+            mask[row, :n] = 1
+            answer = torch.as_tensor(enc.answer_mask, dtype=torch.bool)
+            answer[: enc.last_answer_start] = False
+            target[row, :n] = answer
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        token_nll = -logprobs.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+        scored = target[:, 1:].to(device)
+        counts = scored.sum(1)
+        sums = (token_nll * scored).sum(1)
+        per_example = torch.where(counts > 0, sums / counts.clamp_min(1), torch.nan)
+        losses[begin : begin + len(batch)] = per_example.cpu().numpy()
+    return losses
+
+
+@torch.inference_mode()
+def greedy_answers(model, tokenizer, prompts: Sequence[Sequence[dict]], *, max_new_tokens: int = 24,
+                   batch_size: int = 32, device: str = "cpu") -> list[str]:
+    """Greedy completions of chat prompts (context turns), decoded up to EOS.
+
+    Prompts are tokenised exactly as training tokenised conversations, then the assistant header
+    is appended, so the model continues where fine-tuning taught it to answer.
+    """
+    header = tokenizer(ROLE_HEADERS["assistant"], add_special_tokens=False)["input_ids"]
+    contexts = [enc.input_ids + header for enc in encode_conversations(tokenizer, prompts)]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    answers: list[str] = []
+    for begin in range(0, len(contexts), batch_size):
+        batch = contexts[begin : begin + batch_size]
+        width = max(len(c) for c in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, context in enumerate(batch):  # left padding, so every row ends at the prompt
+            ids[row, width - len(context):] = torch.as_tensor(context)
+            mask[row, width - len(context):] = 1
+        output = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                max_new_tokens=max_new_tokens, do_sample=False,
+                                eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)
+        answers.extend(tokenizer.batch_decode(output[:, width:], skip_special_tokens=True))
+    return answers
+
+
+def exact_match(predictions: Sequence[str], golds: Sequence[str]) -> float:
+    """Share of predictions equal to the gold answer after stripping whitespace."""
+    if not golds:
+        return float("nan")
+    return float(np.mean([p.strip() == g.strip() for p, g in zip(predictions, golds)]))
+
+
+def evaluate_tasks(model, tokenizer, tasks: Sequence[dict], *, max_length: int, device: str = "cpu") -> pd.DataFrame:
+    """Exact match and answer loss per eval task's test split."""
+    rows = []
+    model.eval()
+    for task in tasks:
+        prompts = [ex["messages"] for ex in task["test"]]
+        golds = [ex["answer"] for ex in task["test"]]
+        predictions = greedy_answers(model, tokenizer, prompts, device=device)
+        full = [list(p) + [{"role": "assistant", "content": g}] for p, g in zip(prompts, golds)]
+        loss = answer_cross_entropy(model, tokenizer, full, max_length=max_length, device=device)
+        rows.append({"task": task["name"], "exact_match": exact_match(predictions, golds),
+                     "answer_loss": float(np.nanmean(loss)), "n_test": len(golds)})
+    return pd.DataFrame(rows)
+
+
+def selection_precision(selected: pd.DataFrame, targeted_sources: Sequence[str]) -> float | None:
+    """Share of selected rows that are clean and from a targeted source; None without labels."""
+    if "clean" not in selected or selected["clean"].isna().all() or len(selected) == 0:
+        return None
+    good = selected["clean"].fillna(False).astype(bool) & selected["source"].isin(list(targeted_sources))
+    return float(good.mean())

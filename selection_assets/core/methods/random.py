@@ -1,0 +1,37 @@
+"""Random baseline (unbalanced): a seeded shuffle of the pool, first k.
+
+The shuffle key of an example is a hash of (seed, example id), so it does not depend on which pool
+the example sits in: nested pools share their orderings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from selection_assets.core.methods import ScoringInputs, top_k
+
+NAME = "random"
+NEEDS: frozenset[str] = frozenset()
+
+
+def shuffle_keys(example_ids, seed: int) -> np.ndarray:
+    """A uniform [0, 1) key per id, fixed by (seed, id)."""
+    salt = str(seed).encode()
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=8, key=salt).digest(), "big") / 2.0**64
+         for i in example_ids), dtype=np.float64, count=len(example_ids))
+
+
+def score(inputs: ScoringInputs) -> pd.DataFrame:
+    """Random score: the seeded shuffle key."""
+    pool = inputs.pool
+    return pd.DataFrame({"example_id": pool["example_id"].to_numpy(), "source": pool["source"].to_numpy(),
+                         "score": shuffle_keys(pool["example_id"].to_numpy(), inputs.seed)})
+
+
+def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """First `budget` examples of the seeded shuffle."""
+    return top_k(scores, budget)

@@ -1,0 +1,42 @@
+"""RDS+ (Ivison et al. 2025): targeted selection by embedding similarity to eval queries.
+
+Score of a pool example for a task = max cosine similarity to that task's query embeddings.
+Several tasks: round-robin over tasks. One task: round-robin over its individual queries.
+The `score` column (max over groups) is kept for SQL and for score-first methods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from selection_assets.core.methods import ScoringInputs, selection_frame
+from selection_assets.core.similarity import group_max_scores, round_robin_select
+
+NAME = "rds_plus"
+NEEDS = frozenset({"embeddings", "queries"})
+GROUP_PREFIX = "group__"
+
+
+def score(inputs: ScoringInputs) -> pd.DataFrame:
+    """Per-group max cosine similarity; groups are tasks, or queries when there is one task."""
+    if inputs.query_embeddings is None or inputs.pool_embedding_blocks is None:
+        raise ValueError("rds_plus needs pool and query embeddings")
+    tasks = np.asarray(inputs.query_tasks)
+    groups = tasks if len(np.unique(tasks)) > 1 else np.asarray(inputs.query_ids)
+    sims, labels = group_max_scores(inputs.pool_embedding_blocks(), inputs.query_embeddings, groups)
+    if sims.shape[0] != len(inputs.pool):
+        raise ValueError(f"pool has {len(inputs.pool)} rows but embeddings have {sims.shape[0]}")
+    frame = pd.DataFrame({"example_id": inputs.pool["example_id"].to_numpy(),
+                          "source": inputs.pool["source"].to_numpy(),
+                          "score": sims.max(axis=1) if sims.shape[1] else np.zeros(len(sims))})
+    for column, label in enumerate(labels):
+        frame[f"{GROUP_PREFIX}{label}"] = sims[:, column]
+    return frame
+
+
+def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Round-robin over the group columns, each popping its best remaining example."""
+    columns = [c for c in scores.columns if c.startswith(GROUP_PREFIX)]
+    rows = round_robin_select(scores[columns].to_numpy(dtype=np.float32), budget)
+    return selection_frame(scores, rows)

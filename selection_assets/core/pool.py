@@ -1,0 +1,61 @@
+"""Reading a pool (the union of its rings) from the storage layout: examples with their labels and
+token counts, their embeddings in row order, and the records of a selection."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+
+from selection_assets.core import embed
+from selection_assets.core.store import Layout
+
+POOL_COLUMNS = ["example_id", "source", "clean", "noise", "total_tokens", "answer_tokens", "ring"]
+
+
+def read_source_slice(layout: Layout, start: int, end: int) -> pd.DataFrame:
+    """Rows of the shuffled source with pool positions in [start, end), in position order."""
+    dataset = ds.dataset(layout.source_pool, format="parquet")
+    position = ds.field("position")
+    table = dataset.to_table(filter=(position >= start) & (position < end))
+    return table.to_pandas().sort_values("position", kind="stable").reset_index(drop=True)
+
+
+def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:
+    """One row per kept example of the pool, in pool order, with labels and token counts."""
+    frames = []
+    for ring in rings:
+        records = pd.read_parquet(layout.ring_records(ring), columns=["id", "source", "clean", "noise"])
+        tokens = pd.read_parquet(layout.ring_tokens(ring), columns=["total_tokens", "answer_tokens"])
+        if len(tokens) != len(records):
+            raise ValueError(f"ring {ring}: {len(records)} records but {len(tokens)} token rows")
+        frame = records.rename(columns={"id": "example_id"})
+        frame[["total_tokens", "answer_tokens"]] = tokens.to_numpy()
+        frame["ring"] = ring
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=POOL_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[POOL_COLUMNS]
+
+
+def embedding_blocks(layout: Layout, rings: Sequence[str]) -> Iterator[np.ndarray]:
+    """Memory-mapped float16 embedding shards of the pool, in pool order."""
+    for ring in rings:
+        yield from embed.iter_shards(layout.ring_embeddings(ring))
+
+
+def records_for(layout: Layout, rings: Sequence[str], example_ids: Sequence[str]) -> list[list[dict]]:
+    """The conversations (messages) of `example_ids`, in the given order."""
+    wanted = pd.Index(example_ids)
+    found: dict[str, str] = {}
+    for ring in rings:
+        table = ds.dataset(layout.ring_records(ring), format="parquet").to_table(
+            columns=["id", "messages"], filter=ds.field("id").isin(list(wanted)))
+        found.update(zip(table.column("id").to_pylist(), table.column("messages").to_pylist()))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise KeyError(f"{len(missing)} selected ids are not in the pool, e.g. {missing[:3]}")
+    return [json.loads(found[i]) for i in example_ids]

@@ -1,0 +1,65 @@
+"""Streaming cosine similarity between pool embeddings and grouped query embeddings.
+
+Pool rows arrive in blocks (memory-mapped float16 shards); each block is multiplied with all
+queries in float32 and reduced straight away to a per-group maximum, so memory stays O(N x groups)
+and an N x Q matrix is never built.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+
+def group_max_scores(pool_blocks: Iterable[np.ndarray], queries: np.ndarray, query_groups: np.ndarray,
+                     block_rows: int = 65536) -> tuple[np.ndarray, list]:
+    """Per pool row and per query group, the max cosine similarity over that group's queries.
+
+    `queries` is (Q, d) unit rows; `query_groups` (Q,) labels each query with its group (a task,
+    or the query itself for single-task selection). Returns an (N, G) float32 array whose columns
+    follow the sorted unique group labels, and those labels.
+    """
+    query_groups = np.asarray(query_groups)
+    labels, inverse = np.unique(query_groups, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    sorted_queries = np.ascontiguousarray(queries[order], dtype=np.float32)
+    starts = np.searchsorted(inverse[order], np.arange(len(labels)))
+    outputs = []
+    for block in pool_blocks:
+        for begin in range(0, block.shape[0], block_rows):
+            chunk = np.asarray(block[begin : begin + block_rows], dtype=np.float32)
+            sims = chunk @ sorted_queries.T
+            outputs.append(np.maximum.reduceat(sims, starts, axis=1) if len(chunk) else
+                           np.empty((0, len(labels)), dtype=np.float32))
+    if not outputs:
+        return np.empty((0, len(labels)), dtype=np.float32), list(labels)
+    return np.concatenate(outputs).astype(np.float32, copy=False), list(labels)
+
+
+def round_robin_select(score_columns: np.ndarray, budget: int) -> np.ndarray:
+    """RDS+ multi-group selection (SCIENCE.md): round-robin over columns, each popping its best.
+
+    Each column is ranked by descending score, ties broken by lower row index. Groups take turns in
+    column order; a group whose next-best row is already taken adds nothing and loses its turn.
+    Stops at exactly `budget` rows (or when every ranking is exhausted). Returns row indices in
+    the order they were selected.
+    """
+    n_rows, n_groups = score_columns.shape
+    budget = min(int(budget), n_rows)
+    rankings = [np.argsort(-score_columns[:, g], kind="stable") for g in range(n_groups)]
+    taken = np.zeros(n_rows, dtype=bool)
+    selected = np.empty(budget, dtype=np.int64)
+    count = 0
+    cursor = 0
+    while count < budget and cursor < n_rows:
+        for ranking in rankings:
+            row = ranking[cursor]
+            if not taken[row]:
+                taken[row] = True
+                selected[count] = row
+                count += 1
+                if count == budget:
+                    break
+        cursor += 1
+    return selected[:count]

@@ -1,0 +1,196 @@
+"""Where every artefact lives under the storage root, and how it is written atomically.
+
+Assets never pass data through Dagster IO managers: each writes files at a path derived from its
+partition key (the `Layout`), and downstream assets read those paths. Writes go to a temporary
+sibling first and are renamed into place, so a killed run never leaves a half-written file that a
+later run would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of every artefact below one storage root."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # inputs -----------------------------------------------------------------------------------
+    @property
+    def source_pool(self) -> Path:
+        return self.root / "source" / "pool.parquet"
+
+    @property
+    def eval_tasks(self) -> Path:
+        return self.root / "source" / "eval_tasks.json"
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.root / "models" / "tokenizer"
+
+    @property
+    def base_model_dir(self) -> Path:
+        """Where the world's pre-trained tiny LM is saved."""
+        return self.root / "models" / "base"
+
+    @property
+    def base_model_ref(self) -> Path:
+        """JSON naming the base model actually used (world checkpoint, HF name or path)."""
+        return self.root / "models" / "base_model.json"
+
+    # per ring ---------------------------------------------------------------------------------
+    def ring_dir(self, ring: str) -> Path:
+        return self.root / "pool" / "rings" / ring
+
+    def ring_records(self, ring: str) -> Path:
+        return self.ring_dir(ring) / "records.parquet"
+
+    def ring_quarantine(self, ring: str) -> Path:
+        return self.ring_dir(ring) / "quarantine.parquet"
+
+    def ring_tokens(self, ring: str) -> Path:
+        return self.ring_dir(ring) / "tokens.parquet"
+
+    def ring_embeddings(self, ring: str) -> Path:
+        return self.root / "embeddings" / "pool" / ring
+
+    @property
+    def query_embeddings(self) -> Path:
+        return self.root / "embeddings" / "queries"
+
+    # per pool size / grid cell ----------------------------------------------------------------
+    def pool_manifest(self, pool_size: str) -> Path:
+        return self.root / "pool" / "views" / f"{pool_size}.json"
+
+    def scores(self, method: str, pool_size: str) -> Path:
+        return self.root / "scores" / method / f"{pool_size}.parquet"
+
+    @property
+    def scores_db(self) -> Path:
+        return self.root / "scores.duckdb"
+
+    def selection(self, method: str, pool_size: str, budget: str) -> Path:
+        return self.root / "selections" / method / pool_size / f"{budget}.parquet"
+
+    def checkpoint(self, method: str, pool_size: str, budget: str) -> Path:
+        return self.root / "checkpoints" / method / pool_size / budget
+
+    def eval_report(self, method: str, pool_size: str, budget: str) -> Path:
+        return self.root / "reports" / "eval" / method / pool_size / f"{budget}.json"
+
+    @property
+    def eval_reports_dir(self) -> Path:
+        return self.root / "reports" / "eval"
+
+    @property
+    def comparison_dir(self) -> Path:
+        return self.root / "reports" / "comparison"
+
+
+def _temp_sibling(path: Path, suffix: str = "") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> Path:
+    """Write a DataFrame to Parquet atomically."""
+    tmp = _temp_sibling(Path(path))
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def write_json(obj: Any, path: Path) -> Path:
+    """Write JSON atomically (sorted keys, readable indentation)."""
+    tmp = _temp_sibling(Path(path))
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_npy(array: np.ndarray, path: Path) -> Path:
+    """Save a .npy file atomically (readable later with mmap_mode='r')."""
+    tmp = _temp_sibling(Path(path), suffix=".npy")
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def replace_dir(tmp_dir: Path, final_dir: Path) -> Path:
+    """Move a fully written directory into place, replacing any older version."""
+    final_dir = Path(final_dir)
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp_dir, final_dir)
+    return final_dir
+
+
+def temp_dir_beside(final_dir: Path) -> Path:
+    """A fresh temporary directory next to `final_dir`, for `replace_dir`."""
+    final_dir = Path(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
+
+
+def refresh_scores_views(layout: Layout) -> None:
+    """(Re)create the DuckDB views over every per-method score Parquet file.
+
+    `scores_long` has one row per (method, pool_size, example_id, column); `scores` pivots the
+    method's main `score` column wide: one row per (pool_size, example_id), one column per method.
+    The Parquet files are the source of truth; the DuckDB file only holds views, so concurrent
+    score assets never contend for table writes.
+    """
+    files = sorted(layout.root.glob("scores/*/*.parquet"))
+    layout.scores_db.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(layout.scores_db)) as con:
+        if not files:
+            return
+        union = " UNION ALL BY NAME ".join(
+            f"SELECT '{f.parent.name}' AS method, '{f.stem}' AS pool_size, * "
+            f"FROM read_parquet('{f.as_posix()}')"
+            for f in files
+        )
+        con.execute(f"CREATE OR REPLACE VIEW scores_all AS {union}")
+        con.execute(
+            "CREATE OR REPLACE VIEW scores_long AS "
+            "UNPIVOT (SELECT * EXCLUDE (source) FROM scores_all) "
+            "ON COLUMNS(* EXCLUDE (method, pool_size, example_id)) "
+            "INTO NAME score_column VALUE score"
+        )
+        methods = ", ".join(f"'{m}'" for m in sorted({f.parent.name for f in files}))
+        con.execute(
+            "CREATE OR REPLACE VIEW scores AS "
+            "PIVOT (SELECT method, pool_size, example_id, score FROM scores_all) "
+            f"ON method IN ({methods}) USING first(score) GROUP BY pool_size, example_id"
+        )

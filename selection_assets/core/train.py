@@ -1,0 +1,107 @@
+"""Supervised fine-tuning (loss on assistant tokens only) with the Hugging Face Trainer.
+
+The same entry point pre-trains the world's tiny LM (labels = inputs) and fine-tunes a base model
+on a selected subset (labels = -100 outside assistant answers). Checkpoints are saved with
+`save_pretrained` into a temporary directory and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+
+from selection_assets.core import store
+from selection_assets.core.tokenize import encode_conversations
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings shared by pre-training and fine-tuning."""
+
+    epochs: float = 2.0
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    max_length: int = 256
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+def sft_examples(tokenizer, conversations: Sequence[Sequence[dict]], max_length: int) -> list[dict]:
+    """Token ids with labels only on assistant answers (their EOS included)."""
+    examples = []
+    for enc in encode_conversations(tokenizer, conversations, max_length):
+        labels = [tok if is_answer else IGNORE_INDEX for tok, is_answer in zip(enc.input_ids, enc.answer_mask)]
+        examples.append({"input_ids": enc.input_ids, "labels": labels})
+    return examples
+
+
+def _precision_flags(device: str) -> dict:
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return {"bf16": True}
+    return {}
+
+
+def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSettings, out_dir: Path,
+                    device: str) -> dict:
+    """Train `model` on `examples` (dicts with input_ids and labels); save model and tokenizer.
+
+    Returns training statistics (steps, final loss, seconds). An empty example list is an error.
+    """
+    if not examples:
+        raise ValueError("no training examples")
+    set_seed(settings.seed)
+    out_dir = Path(out_dir)
+    work_dir = store.temp_dir_beside(out_dir)
+    steps_per_epoch = max(1, -(-len(examples) // settings.batch_size))
+    args = TrainingArguments(
+        output_dir=str(work_dir / "trainer"),
+        per_device_train_batch_size=settings.batch_size,
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=int(settings.warmup_ratio * steps_per_epoch * settings.epochs),
+        weight_decay=settings.weight_decay,
+        logging_steps=max(1, steps_per_epoch // 2),
+        save_strategy="no",
+        report_to=[],
+        seed=settings.seed,
+        data_seed=settings.seed,
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length",
+        **_precision_flags(device),
+    )
+    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
+    trainer = Trainer(model=model, args=args, train_dataset=_ListDataset(examples), data_collator=collator)
+    began = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - began
+    save_dir = work_dir / "model"
+    trainer.model.save_pretrained(save_dir)
+    tokenizer.save_pretrained(save_dir)
+    store.replace_dir(save_dir, out_dir)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return {"train_loss": float(result.training_loss), "steps": int(result.global_step),
+            "examples": len(examples), "seconds": seconds,
+            "tokens": int(sum(len(e["input_ids"]) for e in examples) * settings.epochs)}
+
+
+class _ListDataset(torch.utils.data.Dataset):
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.rows[index]

@@ -1,0 +1,37 @@
+"""The one Definitions object of selection_assets: every asset of the lineage, with its resources.
+
+`build_definitions(grid, ...)` builds it for any grid (tests use a tiny one); the module-level
+`defs` uses the grid from the environment, which is what `dagster dev` and the demo load.
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from selection_assets.assets import embeddings, models, pools, reports, scores, selections, sources, training
+from selection_assets.partitions import Grid
+from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
+                                        WorldResource, default_storage_root)
+
+STAGES = (sources, models, pools, embeddings, scores, selections, training, reports)
+
+
+def build_assets(grid: Grid) -> list:
+    """Every asset of the lineage for `grid`, in lineage order."""
+    return [asset for stage in STAGES for asset in stage.build(grid)]
+
+
+def default_resources(storage_root: str | None = None) -> dict:
+    """Resources with their defaults: the embedded world on the best available device."""
+    return {"storage": StorageResource(root=storage_root or default_storage_root()),
+            "compute": ComputeResource(), "data": DataResource(), "world": WorldResource(),
+            "training": TrainResource()}
+
+
+def build_definitions(grid: Grid | None = None, resources: dict | None = None) -> Definitions:
+    """Definitions for `grid` (default: from the environment) with `resources` (default: defaults)."""
+    grid = grid or Grid.from_env()
+    return Definitions(assets=build_assets(grid), resources=resources or default_resources())
+
+
+defs = build_definitions()

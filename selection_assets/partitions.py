@@ -1,0 +1,79 @@
+"""The pool_size x budget partition grid, and the nested "rings" that make each example's
+expensive work happen once.
+
+Pool sizes are nested prefixes of one seeded shuffle of the source. Per-example assets (raw records,
+token counts, embeddings) are partitioned by *ring*: ring "4000" holds source positions
+[1000, 4000) when the pool sizes are 1000 and 4000. A pool-size view maps each pool size to all rings
+up to it. Ring and pool-size assets share one StaticPartitionsDefinition, which is also the
+`pool_size` dimension of the grid, so Dagster infers the grid -> pool mapping.
+
+The grid comes from the environment (SELECTION_ASSETS_POOL_SIZES, SELECTION_ASSETS_BUDGETS, comma
+separated integers), so `dagster dev` and `selection-assets demo` see the same partitions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from dagster import MultiPartitionsDefinition, StaticPartitionMapping, StaticPartitionsDefinition
+
+DEFAULT_POOL_SIZES = (1000, 4000)
+DEFAULT_BUDGETS = (100, 400)
+POOL_DIM, BUDGET_DIM = "pool_size", "budget"
+
+
+def _parse_sizes(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not values or values[0] <= 0:
+        raise ValueError(f"{name} needs at least one positive integer, got {text!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Pool sizes (ascending, nested) and budgets of an experiment."""
+
+    pool_sizes: tuple[int, ...] = DEFAULT_POOL_SIZES
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS
+    pools_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
+    budgets_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
+    grid_def: MultiPartitionsDefinition = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pool_sizes", tuple(sorted(set(self.pool_sizes))))
+        object.__setattr__(self, "budgets", tuple(sorted(set(self.budgets))))
+        pools = StaticPartitionsDefinition([str(p) for p in self.pool_sizes])
+        budgets = StaticPartitionsDefinition([str(b) for b in self.budgets])
+        object.__setattr__(self, "pools_def", pools)
+        object.__setattr__(self, "budgets_def", budgets)
+        object.__setattr__(self, "grid_def", MultiPartitionsDefinition({POOL_DIM: pools, BUDGET_DIM: budgets}))
+
+    @classmethod
+    def from_env(cls) -> "Grid":
+        """The grid named by SELECTION_ASSETS_POOL_SIZES / SELECTION_ASSETS_BUDGETS, else the default."""
+        pools = os.environ.get("SELECTION_ASSETS_POOL_SIZES")
+        budgets = os.environ.get("SELECTION_ASSETS_BUDGETS")
+        return cls(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else DEFAULT_POOL_SIZES,
+                   _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else DEFAULT_BUDGETS)
+
+    def ring_bounds(self, ring: str) -> tuple[int, int]:
+        """Source positions [start, end) that ring `ring` adds to the pool."""
+        size = int(ring)
+        index = self.pool_sizes.index(size)
+        return (self.pool_sizes[index - 1] if index else 0), size
+
+    def rings_of(self, pool_size: str) -> list[str]:
+        """Ring keys that make up the pool of size `pool_size`, ascending."""
+        return [str(p) for p in self.pool_sizes if p <= int(pool_size)]
+
+    def ring_to_pool_mapping(self) -> StaticPartitionMapping:
+        """Ring r feeds every pool of size >= r."""
+        return StaticPartitionMapping({str(r): [str(p) for p in self.pool_sizes if p >= r] for r in self.pool_sizes})
+
+    def valid_cells(self) -> list[tuple[str, str]]:
+        """(pool_size, budget) keys whose budget is smaller than the pool."""
+        return [(str(p), str(b)) for p in self.pool_sizes for b in self.budgets if b < p]

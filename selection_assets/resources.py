@@ -1,0 +1,104 @@
+"""Configurable resources: where artefacts live, which device computes, what data and models to use.
+
+Every setting has a default that runs the embedded world on a laptop; point `DataResource` at a
+real pool / eval file / Hugging Face model to run the same assets on real data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from selection_assets.core.store import Layout
+from selection_assets.core.train import TrainSettings
+from selection_assets.world.models import TinyModelShape
+
+
+def default_storage_root() -> str:
+    """SELECTION_ASSETS_STORAGE, else $DAGSTER_HOME/storage, else ./storage."""
+    if os.environ.get("SELECTION_ASSETS_STORAGE"):
+        return os.environ["SELECTION_ASSETS_STORAGE"]
+    if os.environ.get("DAGSTER_HOME"):
+        return str(Path(os.environ["DAGSTER_HOME"]) / "storage")
+    return str(Path.cwd() / "storage")
+
+
+class StorageResource(ConfigurableResource):
+    """The one storage root under which every artefact is written."""
+
+    root: str = Field(description="Directory for pools, embeddings, scores, checkpoints, reports.")
+
+    def layout(self) -> Layout:
+        return Layout(Path(self.root))
+
+
+class ComputeResource(ConfigurableResource):
+    """Device and batch sizes of the GPU-heavy steps (embedding, training, evaluation)."""
+
+    device: str = Field(default="auto", description="cuda, mps, cpu, or auto (best available).")
+    embed_batch_tokens: int = Field(default=8192, description="Padded tokens per embedding batch.")
+    embed_dtype: str = Field(default="auto", description="float32, bfloat16, float16, or auto "
+                             "(bfloat16 on CUDA, float32 elsewhere).")
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+
+    def resolved_dtype(self) -> torch.dtype:
+        if self.embed_dtype != "auto":
+            return getattr(torch, self.embed_dtype)
+        return torch.bfloat16 if self.resolved_device().startswith("cuda") else torch.float32
+
+
+class DataResource(ConfigurableResource):
+    """What the experiment runs on: the pool, the eval tasks and the base model."""
+
+    pool: str = Field(default="world", description="'world', a .jsonl/.json/.parquet file, a "
+                      "save_to_disk directory, or a Hugging Face dataset name.")
+    eval_tasks: str = Field(default="world", description="'world' or a JSON file of eval tasks "
+                            "({'tasks': [{'name', 'skill'?, 'dev': [...], 'test': [...]}]}).")
+    base_model: str = Field(default="world", description="'world' (pre-train the tiny LM) or a "
+                            "Hugging Face causal LM name / local path.")
+    seed: int = Field(default=0, description="Seed of the pool shuffle, the world and random methods.")
+    max_length: int = Field(default=256, description="Token limit per conversation (paper: 2048).")
+    shard_size: int = Field(default=4096, description="Rows per embedding shard.")
+
+
+class WorldResource(ConfigurableResource):
+    """Size of the embedded world's tokenizer and tiny LM, and its eval splits."""
+
+    vocab_size: int = 1024
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    num_layers: int = 4
+    num_heads: int = 4
+    pretrain_epochs: float = 4.0
+    pretrain_learning_rate: float = 3e-3
+    n_dev: int = 5
+    n_test: int = 40
+
+    def shape(self, max_positions: int) -> TinyModelShape:
+        return TinyModelShape(self.hidden_size, self.intermediate_size, self.num_layers, self.num_heads,
+                              max_positions)
+
+
+class TrainResource(ConfigurableResource):
+    """Fine-tuning settings for every selected subset."""
+
+    epochs: float = 3.0
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    seed: int = 0
+
+    def settings(self, max_length: int) -> TrainSettings:
+        return TrainSettings(epochs=self.epochs, learning_rate=self.learning_rate,
+                             batch_size=self.batch_size, max_length=max_length, seed=self.seed)

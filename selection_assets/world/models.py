@@ -1,0 +1,67 @@
+"""The world's tokenizer (byte-level BPE trained on the pool's text) and its tiny Llama-style LM,
+pre-trained briefly on the same text so that its hidden states carry meaning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from selection_assets.core.tokenize import CHAT_SPECIAL_TOKENS
+from selection_assets.core.train import TrainSettings, train_causal_lm
+
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int, out_dir: Path) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on `texts` and save it as a transformers tokenizer."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, EOS, *CHAT_SPECIAL_TOKENS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD,
+                                   additional_special_tokens=list(CHAT_SPECIAL_TOKENS))
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+@dataclass(frozen=True)
+class TinyModelShape:
+    """Size of the world's Llama-style model."""
+
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    num_layers: int = 4
+    num_heads: int = 4
+    max_positions: int = 256
+
+
+def build_tiny_llama(vocab_size: int, shape: TinyModelShape, seed: int, eos_id: int, pad_id: int) -> LlamaForCausalLM:
+    """A freshly initialised tiny Llama-style causal LM."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=shape.hidden_size,
+                         intermediate_size=shape.intermediate_size, num_hidden_layers=shape.num_layers,
+                         num_attention_heads=shape.num_heads, num_key_value_heads=shape.num_heads,
+                         max_position_embeddings=shape.max_positions, tie_word_embeddings=True,
+                         eos_token_id=eos_id, pad_token_id=pad_id, bos_token_id=None)
+    return LlamaForCausalLM(config)
+
+
+def pretrain_tiny_llama(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str], shape: TinyModelShape,
+                        settings: TrainSettings, out_dir: Path, device: str) -> dict:
+    """Pre-train the tiny LM on packed blocks of `texts` (plain next-token loss); save it to `out_dir`."""
+    model = build_tiny_llama(len(tokenizer), shape, settings.seed, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    stream = [token for seq in ids for token in seq]
+    block = shape.max_positions
+    blocks = [stream[i : i + block] for i in range(0, len(stream) - block + 1, block)]
+    examples = [{"input_ids": b, "labels": b} for b in blocks]
+    stats = train_causal_lm(model, tokenizer, examples, settings, out_dir, device)
+    stats.update(parameters=sum(p.numel() for p in model.parameters()), tokens=len(blocks) * block)
+    return stats
