@@ -51,16 +51,19 @@ def stage_plan(grid: Grid, assets: list) -> list[tuple[str, list[AssetKey], str 
     return plan
 
 
-def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=print) -> None:
-    """Materialise every asset over every valid cell of `grid`, stage by stage."""
+def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=print) -> list:
+    """Materialise every asset over every valid cell of `grid`, stage by stage; the runs' results."""
     from selection_assets.definitions import build_assets
 
     assets = build_assets(grid)
+    results = []
     for label, keys, partition in stage_plan(grid, assets):
         began = time.perf_counter()
         result = materialize(assets, selection=keys, partition_key=partition, instance=instance,
                              resources=resources, raise_on_error=True)
         echo(f"  {label}: {len(keys)} assets in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
+        results.append(result)
+    return results
 
 
 def demo(args: argparse.Namespace) -> int:

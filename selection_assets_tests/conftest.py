@@ -1,0 +1,47 @@
+"""Shared fixtures: a small world with a briefly pre-trained tiny LM, and one tiny end-to-end
+materialisation of the whole lineage into a temporary Dagster instance (both built once per session)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from selection_assets.core import records, tokenize, train
+from selection_assets.partitions import Grid
+from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
+                                        WorldResource)
+from selection_assets.world import generate
+from selection_assets.world import models as world_models
+
+TINY_WORLD = WorldResource(vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2,
+                           pretrain_epochs=2.0, n_dev=4, n_test=8)
+TINY_GRID = Grid(pool_sizes=(150, 300), budgets=(40, 150))
+
+
+@pytest.fixture(scope="session")
+def world_lm(tmp_path_factory):
+    """(tokenizer, model dir, valid pool records) of a 1200-record world pre-trained for 2 epochs."""
+    root = tmp_path_factory.mktemp("world_lm")
+    raw = generate.generate_pool(1200, seed=7)
+    kept = records.validate_raw(raw, range(len(raw)), records.first_occurrence(records.declared_ids(raw))).kept
+    conversations = [json.loads(m) for m in kept["messages"]]
+    texts = [tokenize.format_conversation(c, world_models.EOS) for c in conversations]
+    tokenizer = world_models.train_tokenizer(texts, 512, root / "tokenizer")
+    settings = train.TrainSettings(epochs=2, learning_rate=3e-3, batch_size=16, max_length=128, seed=0)
+    world_models.pretrain_tiny_llama(tokenizer, texts, TINY_WORLD.shape(128), settings, root / "model", "cpu")
+    return tokenizer, root / "model", kept
+
+
+@pytest.fixture(scope="session")
+def lineage(tmp_path_factory):
+    """The whole lineage materialised once over TINY_GRID: (instance, storage root, resources, results)."""
+    from selection_assets.cli import run_lineage
+
+    root = tmp_path_factory.mktemp("lineage")
+    resources = {"storage": StorageResource(root=str(root / "storage")), "compute": ComputeResource(device="cpu"),
+                 "data": DataResource(max_length=128, shard_size=64), "world": TINY_WORLD,
+                 "training": TrainResource(epochs=1.0, batch_size=8)}
+    instance = DagsterInstance.ephemeral()
+    results = run_lineage(TINY_GRID, resources, instance, echo=lambda _: None)
+    return instance, Path(root / "storage"), resources, results

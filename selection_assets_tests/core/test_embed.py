@@ -1,0 +1,67 @@
+"""RDS+ pooling: hand-checked weights, batch-invariance, and resumable shard writing."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaModel
+
+from selection_assets.core import embed
+
+
+def test_position_weights_ignore_padding():
+    hidden = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]])  # third position is padding
+    mask = torch.tensor([[1, 1, 0]])
+    # weights 1/3 and 2/3 over the two real tokens -> (1/3, 2/3), then normalised
+    expected = torch.tensor([[1.0, 2.0]]) / np.sqrt(5.0)
+    torch.testing.assert_close(embed.position_weighted_pool(hidden, mask), expected)
+
+
+def test_length_buckets_respect_token_budget_and_cover_everything():
+    lengths = [5, 50, 7, 49, 3, 51, 20]
+    batches = embed.length_buckets(lengths, batch_tokens=100)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 100
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64)
+    return LlamaModel(config).eval()
+
+
+def test_batched_embeddings_equal_batch_size_one(tiny_model):
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(1, 97, size=n).tolist() for n in (3, 17, 40, 8, 25, 1, 33)]
+    batched = embed.embed_token_ids(tiny_model, sequences, pad_id=0, batch_tokens=10_000)
+    single = np.concatenate([embed.embed_token_ids(tiny_model, [s], pad_id=0, batch_tokens=1) for s in sequences])
+    assert np.abs(batched - single).max() < 1e-5
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+
+
+def test_killed_run_resumes_at_first_missing_shard(tmp_path):
+    data = np.random.default_rng(2).normal(size=(10, 4)).astype(np.float32)
+    calls = []
+
+    def rows(start, end):
+        calls.append(start)
+        if len(calls) == 3 and fail["on"]:
+            raise RuntimeError("killed")
+        return data[start:end]
+
+    fail = {"on": True}
+    plan = embed.ShardPlan(n_rows=10, shard_size=3)
+    with pytest.raises(RuntimeError):
+        embed.write_embedding_shards(tmp_path, plan, {"model": "m"}, rows)
+    assert not (tmp_path / "manifest.json").exists()
+    fail["on"] = False
+    calls.clear()
+    manifest = embed.write_embedding_shards(tmp_path, plan, {"model": "m"}, rows)
+    assert calls == [6, 9] and manifest["resumed_shards"] == 2
+    resumed = np.concatenate(list(embed.iter_shards(tmp_path)))
+    np.testing.assert_array_equal(resumed, data.astype(np.float16))
+    calls.clear()
+    embed.write_embedding_shards(tmp_path, plan, {"model": "other"}, rows)  # new fingerprint: redo all
+    assert calls == [0, 3, 6, 9]

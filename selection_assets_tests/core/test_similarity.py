@@ -1,0 +1,46 @@
+"""Round-robin selection (SCIENCE.md) on hand-made score tables, and streaming group maxima."""
+
+import numpy as np
+
+from selection_assets.core.similarity import group_max_scores, round_robin_select
+
+
+def test_round_robin_alternates_tasks_best_first():
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.95], [0.2, 0.7]], dtype=np.float32)
+    assert round_robin_select(scores, 4).tolist() == [0, 2, 1, 3]
+
+
+def test_already_taken_example_costs_the_task_its_turn():
+    # both tasks rank row 0 first: task 1 loses its first turn, so task 0 picks row 1 next
+    scores = np.array([[0.9, 0.9], [0.8, 0.1], [0.1, 0.5], [0.0, 0.4]], dtype=np.float32)
+    assert round_robin_select(scores, 3).tolist() == [0, 1, 2]
+
+
+def test_ties_prefer_lower_index_and_budget_is_exact():
+    scores = np.array([[0.5], [0.5], [0.5], [0.7]], dtype=np.float32)
+    assert round_robin_select(scores, 3).tolist() == [3, 0, 1]
+
+
+def test_stops_at_exactly_budget_mid_round():
+    scores = np.array([[0.9, 0.1, 0.2], [0.1, 0.9, 0.3], [0.2, 0.3, 0.9], [0.3, 0.2, 0.1]], dtype=np.float32)
+    assert round_robin_select(scores, 2).tolist() == [0, 1]
+
+
+def test_never_repeats_and_covers_pool_when_budget_equals_size():
+    rng = np.random.default_rng(0)
+    scores = rng.random((50, 3)).astype(np.float32)
+    chosen = round_robin_select(scores, 50)
+    assert sorted(chosen.tolist()) == list(range(50))
+
+
+def test_group_max_matches_dense_computation_across_blocks():
+    rng = np.random.default_rng(1)
+    pool = rng.normal(size=(37, 8)).astype(np.float32)
+    queries = rng.normal(size=(5, 8)).astype(np.float32)
+    groups = np.array(["b", "a", "b", "c", "a"])
+    blocks = [pool[:10].astype(np.float16), pool[10:].astype(np.float16)]
+    got, labels = group_max_scores(blocks, queries, groups, block_rows=4)
+    dense = pool.astype(np.float16).astype(np.float32) @ queries.T
+    expected = np.stack([dense[:, groups == g].max(1) for g in ["a", "b", "c"]], axis=1)
+    assert labels == ["a", "b", "c"]
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)

@@ -1,0 +1,44 @@
+"""The Definitions object loads and validates; the lineage has the expected shape."""
+
+import subprocess
+import sys
+
+from dagster import AssetKey, Definitions, MultiPartitionsDefinition
+
+from selection_assets.definitions import build_definitions
+from selection_assets.partitions import Grid
+
+
+def test_definitions_validate_from_command_line():
+    result = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m",
+                             "selection_assets.definitions"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_lineage_shape_partitions_and_gpu_pool():
+    defs = build_definitions(Grid((100, 1000), (10, 50)))
+    Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    for method in ("random", "random_balanced", "rds_plus"):
+        assert {f"scores_{method}", f"selection_{method}", f"finetuned_{method}", f"eval_report_{method}"} <= keys
+        node = graph.get(AssetKey(f"selection_{method}"))
+        assert isinstance(node.partitions_def, MultiPartitionsDefinition)
+        assert {d.name for d in node.partitions_def.partitions_defs} == {"pool_size", "budget"}
+    gpu = {k.to_user_string() for k in graph.get_all_asset_keys() if defs.resolve_assets_def(k).op.pool == "gpu"}
+    assert gpu == {"base_model", "pool_embeddings", "query_embeddings", "finetuned_random",
+                   "finetuned_random_balanced", "finetuned_rds_plus", "eval_report_random",
+                   "eval_report_random_balanced", "eval_report_rds_plus"}
+    pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool")).parent_keys}
+    assert pool_parents == {"raw_pool", "tokenized_pool", "pool_embeddings"}
+
+
+def test_grid_rings_and_invalid_cells():
+    grid = Grid((1000, 100, 10_000), (500, 5000))
+    assert grid.pool_sizes == (100, 1000, 10_000)
+    assert grid.ring_bounds("1000") == (100, 1000)
+    assert grid.rings_of("1000") == ["100", "1000"]
+    assert grid.valid_cells() == [("1000", "500"), ("10000", "500"), ("10000", "5000")]
+    mapping = grid.ring_to_pool_mapping()
+    assert mapping.downstream_partition_keys_by_upstream_partition_key["100"] == ["100", "1000", "10000"]
