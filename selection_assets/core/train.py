@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments, set_seed
 
 from selection_assets.core import store
 from selection_assets.core.tokenize import encode_conversations
@@ -83,6 +83,7 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     )
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
     trainer = Trainer(model=model, args=args, train_dataset=_ListDataset(examples), data_collator=collator)
+    trainer.remove_callback(PrinterCallback)  # the loss history is returned, not printed
     began = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - began
@@ -91,7 +92,9 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     tokenizer.save_pretrained(save_dir)
     store.replace_dir(save_dir, out_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return {"train_loss": float(result.training_loss), "steps": int(result.global_step),
+            "final_logged_loss": float(losses[-1]) if losses else float(result.training_loss),
             "examples": len(examples), "seconds": seconds,
             "tokens": int(sum(len(e["input_ids"]) for e in examples) * settings.epochs)}
 
