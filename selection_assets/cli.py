@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, MultiPartitionKey, materialize
+from transformers.utils import logging as transformers_logging
 
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM, Grid
 
@@ -38,12 +39,13 @@ def stage_plan(grid: Grid, assets: list) -> list[tuple[str, list[AssetKey], str 
         for key in asset_def.keys:
             by_group.setdefault(asset_def.group_names_by_key[key], []).append(key)
     plan: list[tuple[str, list[AssetKey], str | None]] = [
-        ("sources and models", by_group["sources"] + by_group["models"] + [AssetKey("query_embeddings")], None)]
+        ("sources and models", by_group["sources"] + by_group["models"]
+         + [AssetKey("query_embeddings"), AssetKey("eval_report_base")], None)]
     per_pool = by_group["pool"] + [AssetKey("pool_embeddings")] + by_group["scores"]
     for pool_size in grid.pool_sizes:
         plan.append((f"pool {pool_size}", per_pool, str(pool_size)))
     per_cell = by_group["selections"] + by_group["training"] + [
-        k for k in by_group["reports"] if k != AssetKey("comparison_report")]
+        k for k in by_group["reports"] if k not in (AssetKey("comparison_report"), AssetKey("eval_report_base"))]
     for pool_size, budget in grid.valid_cells():
         plan.append((f"pool {pool_size} budget {budget}", per_cell,
                      MultiPartitionKey({POOL_DIM: pool_size, BUDGET_DIM: budget})))
@@ -51,16 +53,21 @@ def stage_plan(grid: Grid, assets: list) -> list[tuple[str, list[AssetKey], str 
     return plan
 
 
-def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=print) -> list:
-    """Materialise every asset over every valid cell of `grid`, stage by stage; the runs' results."""
+def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=print,
+                log_level: str = "INFO") -> list:
+    """Materialise every asset over every valid cell of `grid`, stage by stage; the runs' results.
+
+    Every event still goes to the instance (and the UI); `log_level` only filters the console.
+    """
     from selection_assets.definitions import build_assets
 
     assets = build_assets(grid)
+    console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     results = []
     for label, keys, partition in stage_plan(grid, assets):
         began = time.perf_counter()
         result = materialize(assets, selection=keys, partition_key=partition, instance=instance,
-                             resources=resources, raise_on_error=True)
+                             resources=resources, raise_on_error=True, run_config=console)
         echo(f"  {label}: {len(keys)} assets in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
         results.append(result)
     return results
@@ -76,8 +83,9 @@ def demo(args: argparse.Namespace) -> int:
     print(f"selection_assets demo: pool sizes {grid.pool_sizes} x budgets {grid.budgets}, "
           f"{len(grid.valid_cells())} valid cells\n  DAGSTER_HOME={home}\n  storage={storage}")
     began = time.perf_counter()
+    transformers_logging.disable_progress_bar()
     with DagsterInstance.get() as instance:
-        run_lineage(grid, resources, instance)
+        run_lineage(grid, resources, instance, log_level=args.log_level)
     table = Path(storage) / "reports" / "comparison" / "comparison.md"
     print(f"\nDone in {time.perf_counter() - began:.0f}s. Comparison ({table}):\n")
     print(table.read_text())
@@ -92,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser = commands.add_parser("demo", help="materialise the whole lineage on the embedded world")
     demo_parser.add_argument("--dagster-home", default=".dagster_home",
                              help="instance directory when DAGSTER_HOME is unset (default: ./.dagster_home)")
+    demo_parser.add_argument("--log-level", default="WARNING",
+                             help="console log level of the Dagster runs (all events reach the UI anyway)")
     demo_parser.set_defaults(func=demo)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dagster import Definitions
 
 from selection_assets.assets import embeddings, models, pools, reports, scores, selections, sources, training
@@ -21,10 +23,16 @@ def build_assets(grid: Grid) -> list:
     return [asset for stage in STAGES for asset in stage.build(grid)]
 
 
+DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVAL_TASKS",
+            "base_model": "SELECTION_ASSETS_BASE_MODEL"}
+
+
 def default_resources(storage_root: str | None = None) -> dict:
-    """Resources with their defaults: the embedded world on the best available device."""
+    """Resources with their defaults: the embedded world on the best available device, unless
+    SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL name real data and a real model."""
+    data = {field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}
     return {"storage": StorageResource(root=storage_root or default_storage_root()),
-            "compute": ComputeResource(), "data": DataResource(), "world": WorldResource(),
+            "compute": ComputeResource(), "data": DataResource(**data), "world": WorldResource(),
             "training": TrainResource()}
 
 

@@ -81,10 +81,10 @@ class WorldResource(ConfigurableResource):
     intermediate_size: int = 512
     num_layers: int = 4
     num_heads: int = 4
-    pretrain_epochs: float = 4.0
+    pretrain_epochs: float = 6.0
     pretrain_learning_rate: float = 3e-3
-    n_dev: int = 5
-    n_test: int = 40
+    n_dev: int = 8
+    n_test: int = 100
 
     def shape(self, max_positions: int) -> TinyModelShape:
         return TinyModelShape(self.hidden_size, self.intermediate_size, self.num_layers, self.num_heads,
@@ -92,10 +92,11 @@ class WorldResource(ConfigurableResource):
 
 
 class TrainResource(ConfigurableResource):
-    """Fine-tuning settings for every selected subset."""
+    """Fine-tuning settings for every selected subset. The defaults suit the world's tiny LM (few
+    examples, many epochs); for a real 1B-8B model use about 2 epochs at learning rate 2e-5."""
 
-    epochs: float = 3.0
-    learning_rate: float = 1e-3
+    epochs: float = 20.0
+    learning_rate: float = 3e-4
     batch_size: int = 16
     seed: int = 0
 

@@ -27,7 +27,7 @@ def test_lineage_shape_partitions_and_gpu_pool():
         assert isinstance(node.partitions_def, MultiPartitionsDefinition)
         assert {d.name for d in node.partitions_def.partitions_defs} == {"pool_size", "budget"}
     gpu = {k.to_user_string() for k in graph.get_all_asset_keys() if defs.resolve_assets_def(k).op.pool == "gpu"}
-    assert gpu == {"base_model", "pool_embeddings", "query_embeddings", "finetuned_random",
+    assert gpu == {"base_model", "pool_embeddings", "query_embeddings", "eval_report_base", "finetuned_random",
                    "finetuned_random_balanced", "finetuned_rds_plus", "eval_report_random",
                    "eval_report_random_balanced", "eval_report_rds_plus"}
     pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool")).parent_keys}

@@ -8,7 +8,7 @@ from types import ModuleType
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, grid_keys, source_version
+from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer, source_version
 from selection_assets.assets.scores import method_selection_cost
 from selection_assets.core import evaluate, report, store
 from selection_assets.core import pool as pool_io
@@ -47,6 +47,7 @@ def _build_one(grid: Grid, method: ModuleType):
             "method": method.NAME, "pool_size": int(pool_size), "budget": int(budget),
             "tasks": per_task.to_dict(orient="records"),
             "avg_exact_match": float(per_task["exact_match"].mean()),
+            "avg_exact_match_stderr": evaluate.average_stderr(per_task),
             "avg_answer_loss": float(per_task["answer_loss"].mean()),
             "selection_precision": evaluate.selection_precision(labelled, targeted),
             "per_source": selected["source"].value_counts().sort_index().to_dict(),
@@ -65,11 +66,35 @@ def _build_one(grid: Grid, method: ModuleType):
     return eval_report_asset
 
 
+@asset(group_name="reports", deps=["base_model", "eval_tasks"], pool=GPU_POOL, tags=GPU_TAGS,
+       kinds={"pytorch", "json"}, code_version=source_version(evaluate),
+       description="The base model evaluated without fine-tuning: the floor every selection must beat.")
+def eval_report_base(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                     compute: ComputeResource) -> MaterializeResult:
+    from transformers import AutoModelForCausalLM
+
+    layout = storage.layout()
+    device = compute.resolved_device()
+    model = AutoModelForCausalLM.from_pretrained(base_model_path(layout)).to(device)
+    tasks = store.read_json(layout.eval_tasks)["tasks"]
+    per_task = evaluate.evaluate_tasks(model, load_tokenizer(layout), tasks, max_length=data.max_length, device=device)
+    result = {"method": "base (no fine-tuning)", "tasks": per_task.to_dict(orient="records"),
+              "avg_exact_match": float(per_task["exact_match"].mean()),
+              "avg_exact_match_stderr": evaluate.average_stderr(per_task),
+              "avg_answer_loss": float(per_task["answer_loss"].mean())}
+    path = store.write_json(result, layout.base_eval_report)
+    return MaterializeResult(metadata={"avg_exact_match": result["avg_exact_match"],
+                                       "avg_answer_loss": result["avg_answer_loss"],
+                                       "per_task": MetadataValue.md(per_task.to_markdown(index=False)),
+                                       "path": MetadataValue.path(str(path))})
+
+
 def build(grid: Grid) -> list:
     methods = list(registry().values())
     per_method = [_build_one(grid, method) for method in methods]
 
-    @asset(group_name="reports", deps=[a.key for a in per_method], kinds={"pandas", "matplotlib"},
+    @asset(group_name="reports", deps=[a.key for a in per_method] + [eval_report_base.key],
+           kinds={"pandas", "matplotlib"},
            code_version=source_version(report),
            description="All eval reports side by side: a markdown table and a plot of quality vs pool "
                        "size per method, written under reports/comparison/.")
@@ -81,6 +106,10 @@ def build(grid: Grid) -> list:
         out = layout.comparison_dir
         out.mkdir(parents=True, exist_ok=True)
         table = report.markdown_table(frame)
+        if layout.base_eval_report.exists():
+            base = store.read_json(layout.base_eval_report)
+            table += (f"\n\nBase model without fine-tuning: avg_exact_match {base['avg_exact_match']:.3f} "
+                      f"(± {base['avg_exact_match_stderr']:.3f}), avg_answer_loss {base['avg_answer_loss']:.3f}")
         (out / "comparison.md").write_text(table + "\n")
         frame.to_csv(out / "comparison.csv", index=False)
         plot = report.scaling_plot(frame, out / "scaling.png")
@@ -90,4 +119,4 @@ def build(grid: Grid) -> list:
             "path": MetadataValue.path(str(out)),
         })
 
-    return [*per_method, comparison_report]
+    return [*per_method, eval_report_base, comparison_report]

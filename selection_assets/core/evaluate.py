@@ -93,9 +93,16 @@ def evaluate_tasks(model, tokenizer, tasks: Sequence[dict], *, max_length: int, 
         predictions = greedy_answers(model, tokenizer, prompts, device=device)
         full = [list(p) + [{"role": "assistant", "content": g}] for p, g in zip(prompts, golds)]
         loss = answer_cross_entropy(model, tokenizer, full, max_length=max_length, device=device)
-        rows.append({"task": task["name"], "exact_match": exact_match(predictions, golds),
+        em = exact_match(predictions, golds)
+        rows.append({"task": task["name"], "exact_match": em,
+                     "exact_match_stderr": float(np.sqrt(em * (1 - em) / len(golds))),
                      "answer_loss": float(np.nanmean(loss)), "n_test": len(golds)})
     return pd.DataFrame(rows)
+
+
+def average_stderr(per_task: pd.DataFrame) -> float:
+    """Standard error of the unweighted mean of per-task exact matches (independent tasks)."""
+    return float(np.sqrt((per_task["exact_match_stderr"] ** 2).sum()) / max(len(per_task), 1))
 
 
 def selection_precision(selected: pd.DataFrame, targeted_sources: Sequence[str]) -> float | None:

@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-SUMMARY_COLUMNS = ["method", "pool_size", "budget", "avg_exact_match", "avg_answer_loss", "selection_precision",
-                   "selection_flops", "training_flops"]
+SUMMARY_COLUMNS = ["method", "pool_size", "budget", "avg_exact_match", "avg_exact_match_stderr", "avg_answer_loss",
+                   "selection_precision", "selection_flops", "training_flops"]
 
 
 def comparison_frame(reports: Iterable[dict]) -> pd.DataFrame:

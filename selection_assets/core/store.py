@@ -94,6 +94,10 @@ class Layout:
         return self.root / "reports" / "eval" / method / pool_size / f"{budget}.json"
 
     @property
+    def base_eval_report(self) -> Path:
+        return self.root / "reports" / "base_model.json"
+
+    @property
     def eval_reports_dir(self) -> Path:
         return self.root / "reports" / "eval"
 
