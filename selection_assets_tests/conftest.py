@@ -8,6 +8,7 @@ import pytest
 from dagster import DagsterInstance
 
 from selection_assets.core import records, tokenize, train
+from selection_assets.core.methods import registry
 from selection_assets.partitions import Grid
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
                                         WorldResource)
@@ -21,14 +22,14 @@ TINY_GRID = Grid(pool_sizes=(150, 300), budgets=(40, 150))
 
 @pytest.fixture(scope="session")
 def world_lm(tmp_path_factory):
-    """(tokenizer, model dir, valid pool records) of a 1200-record world pre-trained for 2 epochs."""
+    """(tokenizer, model dir, valid pool records) of a 1200-record world pre-trained for 15 epochs."""
     root = tmp_path_factory.mktemp("world_lm")
     raw = generate.generate_pool(1200, seed=7)
     kept = records.validate_raw(raw, range(len(raw)), records.first_occurrence(records.declared_ids(raw))).kept
     conversations = [json.loads(m) for m in kept["messages"]]
     texts = [tokenize.format_conversation(c, world_models.EOS) for c in conversations]
     tokenizer = world_models.train_tokenizer(texts, 512, root / "tokenizer")
-    settings = train.TrainSettings(epochs=2, learning_rate=3e-3, batch_size=16, max_length=128, seed=0)
+    settings = train.TrainSettings(epochs=15, learning_rate=3e-3, batch_size=16, max_length=128, seed=0)
     world_models.pretrain_tiny_llama(tokenizer, texts, TINY_WORLD.shape(128), settings, root / "model", "cpu")
     return tokenizer, root / "model", kept
 
@@ -43,5 +44,5 @@ def lineage(tmp_path_factory):
                  "data": DataResource(max_length=128, shard_size=64), "world": TINY_WORLD,
                  "training": TrainResource(epochs=1.0, batch_size=8)}
     instance = DagsterInstance.ephemeral()
-    results = run_lineage(TINY_GRID, resources, instance, echo=lambda _: None)
+    results = run_lineage(TINY_GRID, resources, instance, echo=lambda _: None, methods=list(registry()))
     return instance, Path(root / "storage"), resources, results

@@ -5,6 +5,7 @@ import sys
 
 from dagster import AssetKey, Definitions, MultiPartitionsDefinition
 
+from selection_assets.core.methods import registry
 from selection_assets.definitions import build_definitions
 from selection_assets.partitions import Grid
 
@@ -21,17 +22,22 @@ def test_lineage_shape_partitions_and_gpu_pool():
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    for method in ("random", "random_balanced", "rds_plus"):
+    for method in registry():
         assert {f"scores_{method}", f"selection_{method}", f"finetuned_{method}", f"eval_report_{method}"} <= keys
         node = graph.get(AssetKey(f"selection_{method}"))
         assert isinstance(node.partitions_def, MultiPartitionsDefinition)
         assert {d.name for d in node.partitions_def.partitions_defs} == {"pool_size", "budget"}
     gpu = {k.to_user_string() for k in graph.get_all_asset_keys() if defs.resolve_assets_def(k).op.pool == "gpu"}
-    assert gpu == {"base_model", "pool_embeddings", "query_embeddings", "eval_report_base", "finetuned_random",
-                   "finetuned_random_balanced", "finetuned_rds_plus", "eval_report_random",
-                   "eval_report_random_balanced", "eval_report_rds_plus"}
+    per_method = {f"{stage}_{m}" for m in registry() for stage in ("finetuned", "eval_report")}
+    embeddings = {f"{kind}_embeddings{suffix}" for kind in ("pool", "query")
+                  for suffix in ("", "_mean", "_last_token", "_encoder")}
+    assert gpu == {"base_model", "answer_losses", "eval_report_base"} | embeddings | per_method
     pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool")).parent_keys}
-    assert pool_parents == {"raw_pool", "tokenized_pool", "pool_embeddings"}
+    assert pool_parents == {"raw_pool", "tokenized_pool"}
+    rds_parents = {k.to_user_string() for k in graph.get(AssetKey("scores_rds_plus")).parent_keys}
+    assert rds_parents == {"pool", "pool_embeddings", "query_embeddings"}
+    ifd_parents = {k.to_user_string() for k in graph.get(AssetKey("scores_ifd")).parent_keys}
+    assert ifd_parents == {"pool", "answer_losses"}
 
 
 def test_grid_rings_and_invalid_cells():

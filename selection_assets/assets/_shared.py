@@ -15,11 +15,12 @@ GPU_TAGS = {"compute": "gpu"}
 GPU_POOL = "gpu"
 
 
-def source_version(*objects: ModuleType | type | object) -> str:
-    """A code_version derived from the source text of the modules/functions that do the work."""
+def source_version(*objects: ModuleType | type | object | str) -> str:
+    """A code_version derived from the source text of the modules/functions that do the work
+    (strings, such as a method's parameters, are hashed as they are)."""
     digest = hashlib.sha256()
     for obj in objects:
-        digest.update(inspect.getsource(obj).encode())
+        digest.update((obj if isinstance(obj, str) else inspect.getsource(obj)).encode())
     return digest.hexdigest()[:16]
 
 

@@ -1,11 +1,16 @@
-"""Embedding assets: RDS+ embeddings of every pool example (once, per ring) and of the eval queries."""
+"""Embedding assets, one pair per embedding space: every pool example (once, per ring) and the eval
+queries. Spaces: `rds` (RDS+ position-weighted pooling of the base LM, assets `pool_embeddings`
+and `query_embeddings`), its pooling ablations `rds_mean` and `rds_last_token`, and `encoder`
+(a sentence-transformers model)."""
 
 import hashlib
 import json
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer, source_version
 from selection_assets.core import embed, store, tokenize
@@ -13,28 +18,62 @@ from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource
 
 NORM_TOLERANCE = 1e-2  # float16 storage keeps row norms within ~1e-3 of 1
-POOLING = "position_weighted"
 
 
-def _load_encoder(layout, compute: ComputeResource):
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """An embedding space: the base LM with a pooling, or a sentence encoder."""
+
+    name: str
+    pooling: str | None  # None: sentence encoder
+    description: str
+
+    @property
+    def pool_asset(self) -> str:
+        return "pool_embeddings" + ("" if self.name == "rds" else f"_{self.name.removeprefix('rds_')}")
+
+    @property
+    def query_asset(self) -> str:
+        return self.pool_asset.replace("pool_", "query_", 1)
+
+
+SPACES = {s.name: s for s in [
+    EmbeddingSpace("rds", "position_weighted", "RDS+ embeddings: position-weighted mean of the base LM's "
+                   "last hidden states, L2-normalised"),
+    EmbeddingSpace("rds_mean", "mean", "Mean-pooled base-LM embeddings (RDS+ pooling ablation)"),
+    EmbeddingSpace("rds_last_token", "last_token", "Last-token base-LM embeddings (RDS+ pooling ablation)"),
+    EmbeddingSpace("encoder", None, "Sentence-encoder embeddings (the paper's GTR / NV-Embed baseline)"),
+]}
+
+
+def embedder(space: EmbeddingSpace, layout, compute: ComputeResource,
+             data: DataResource) -> tuple[Callable[[list[list[dict]]], np.ndarray], str, int]:
+    """A function from conversations to float32 unit embeddings with the model loaded once, the
+    name of that model and its parameter count (for the cost model)."""
+    device = compute.resolved_device()
+    if space.pooling is None:
+        if not data.encoder_model:
+            raise Failure("the encoder embedding space needs a sentence encoder: set DataResource.encoder_model "
+                          "(SELECTION_ASSETS_ENCODER_MODEL) to a sentence-transformers name or path")
+        encoder = embed.load_sentence_encoder(data.encoder_model, device)
+
+        def run_encoder(conversations: list[list[dict]]) -> np.ndarray:
+            texts = [tokenize.format_conversation(c, "") for c in conversations]
+            return embed.sentence_embeddings(encoder, texts)
+
+        return run_encoder, data.encoder_model, sum(p.numel() for p in encoder.parameters())
+
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
-    return model.to(compute.resolved_device()).eval()
-
-
-def _embedder(layout, compute: ComputeResource, data: DataResource):
-    """A function from conversations to float32 RDS+ embeddings, with the model loaded once."""
     tokenizer = load_tokenizer(layout)
-    model = _load_encoder(layout, compute)
+    model = AutoModel.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype()).to(device).eval()
 
-    def run(conversations: list[list[dict]]) -> np.ndarray:
+    def run_lm(conversations: list[list[dict]]) -> np.ndarray:
         encoded = tokenize.encode_conversations(tokenizer, conversations, data.max_length)
         return embed.embed_token_ids(model, [e.input_ids for e in encoded], pad_id=tokenizer.pad_token_id,
-                                     batch_tokens=compute.embed_batch_tokens, device=compute.resolved_device(),
-                                     pooling=POOLING)
+                                     batch_tokens=compute.embed_batch_tokens, device=device, pooling=space.pooling)
 
-    return run
+    return run_lm, base_model_path(layout), sum(p.numel() for p in model.parameters())
 
 
 def _norm_check(report: dict) -> AssetCheckResult:
@@ -44,44 +83,46 @@ def _norm_check(report: dict) -> AssetCheckResult:
                                       "rows": report["rows"]})
 
 
-def build(grid: Grid) -> list:
-    check = [AssetCheckSpec("finite_unit_norm", asset="pool_embeddings",
-                            description="Every stored embedding is finite and has unit L2 norm.")]
+def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
+    model_deps = [] if space.pooling is None else ["base_model", "tokenizer"]
+    code = source_version(embed, tokenize)
 
-    @asset(group_name="embeddings", partitions_def=grid.pools_def, pool=GPU_POOL, tags=GPU_TAGS,
-           deps=["raw_pool", "base_model", "tokenizer"], kinds={"pytorch", "numpy"}, check_specs=check,
-           code_version=source_version(embed, tokenize),
-           description="RDS+ embeddings (position-weighted mean of last hidden states, L2-normalised) "
-                       "of one ring, as float16 .npy shards; resumes at the first missing shard.")
-    def pool_embeddings(context: AssetExecutionContext, storage: StorageResource, compute: ComputeResource,
-                        data: DataResource):
+    @asset(name=space.pool_asset, group_name="embeddings", partitions_def=grid.pools_def, pool=GPU_POOL,
+           tags=GPU_TAGS, deps=["raw_pool", *model_deps], kinds={"pytorch", "numpy"}, code_version=code,
+           check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.pool_asset,
+                                       description="Every stored embedding is finite and has unit L2 norm.")],
+           description=f"{space.description}, of one ring of the pool, as float16 .npy shards; a killed run "
+                       "resumes at the first missing shard.")
+    def pool_embeddings_asset(context: AssetExecutionContext, storage: StorageResource, compute: ComputeResource,
+                              data: DataResource):
         layout = storage.layout()
         ring = context.partition_key
         frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
-        fingerprint = {"model": base_model_path(layout), "max_length": data.max_length, "pooling": POOLING,
+        run, model_name, parameters = embedder(space, layout, compute, data)
+        fingerprint = {"model": model_name, "space": space.name, "max_length": data.max_length,
+                       "parameters": parameters,
                        "ids": hashlib.sha256("\n".join(frame["id"]).encode()).hexdigest(),
-                       "model_saved": store.read_json(layout.base_model_ref)}
-        run = _embedder(layout, compute, data)
+                       "base_model": store.read_json(layout.base_model_ref) if model_deps else None}
+        directory = layout.ring_embeddings(ring, space.name)
         manifest = embed.write_embedding_shards(
-            layout.ring_embeddings(ring), embed.ShardPlan(len(frame), data.shard_size), fingerprint,
+            directory, embed.ShardPlan(len(frame), data.shard_size), fingerprint,
             lambda start, end: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
             log=context.log.info)
-        report = embed.norm_report(embed.iter_shards(layout.ring_embeddings(ring)))
+        report = embed.norm_report(embed.iter_shards(directory))
         return MaterializeResult(
             metadata={"rows": manifest["n_rows"], "shards": len(manifest["shards"]),
                       "resumed_shards": manifest["resumed_shards"], "embed_seconds": manifest["embed_seconds"],
-                      "device": compute.resolved_device(),
-                      "path": MetadataValue.path(str(layout.ring_embeddings(ring)))},
+                      "model": model_name, "device": compute.resolved_device(),
+                      "path": MetadataValue.path(str(directory))},
             check_results=[_norm_check(report)])
 
-    query_check = [AssetCheckSpec("finite_unit_norm", asset="query_embeddings",
-                                  description="Every query embedding is finite and has unit L2 norm.")]
-
-    @asset(group_name="embeddings", pool=GPU_POOL, tags=GPU_TAGS, deps=["eval_tasks", "base_model", "tokenizer"],
-           kinds={"pytorch", "numpy"}, check_specs=query_check, code_version=source_version(embed, tokenize),
-           description="RDS+ embeddings of each eval task's dev queries (prompt + gold answer + EOS).")
-    def query_embeddings(context: AssetExecutionContext, storage: StorageResource, compute: ComputeResource,
-                         data: DataResource):
+    @asset(name=space.query_asset, group_name="embeddings", pool=GPU_POOL, tags=GPU_TAGS,
+           deps=["eval_tasks", *model_deps], kinds={"pytorch", "numpy"}, code_version=code,
+           check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.query_asset,
+                                       description="Every query embedding is finite and has unit L2 norm.")],
+           description=f"{space.description}, of each eval task's dev queries (prompt + gold answer + EOS).")
+    def query_embeddings_asset(context: AssetExecutionContext, storage: StorageResource, compute: ComputeResource,
+                               data: DataResource):
         layout = storage.layout()
         tasks = store.read_json(layout.eval_tasks)["tasks"]
         rows, conversations = [], []
@@ -89,15 +130,17 @@ def build(grid: Grid) -> list:
             for index, example in enumerate(task["dev"]):
                 rows.append({"query_id": f"{task['name']}/{index}", "task": task["name"]})
                 conversations.append(list(example["messages"]) + [{"role": "assistant", "content": example["answer"]}])
-        vectors = _embedder(layout, compute, data)(conversations)
-        out = layout.query_embeddings
+        run, model_name, _ = embedder(space, layout, compute, data)
+        vectors = run(conversations)
+        out = layout.query_embeddings(space.name)
         store.write_npy(vectors.astype(np.float32), out / "embeddings.npy")
         store.write_parquet(pd.DataFrame(rows), out / "queries.parquet")
-        report = embed.norm_report(iter([vectors]))
         return MaterializeResult(metadata={"queries": len(rows), "tasks": len(tasks), "dim": int(vectors.shape[1]),
-                                           "path": MetadataValue.path(str(out))},
-                                 check_results=[_norm_check(report)])
+                                           "model": model_name, "path": MetadataValue.path(str(out))},
+                                 check_results=[_norm_check(embed.norm_report(iter([vectors])))])
 
-    return [pool_embeddings, query_embeddings]
+    return [pool_embeddings_asset, query_embeddings_asset]
 
 
+def build(grid: Grid) -> list:
+    return [a for space in SPACES.values() for a in _build_space(grid, space)]

@@ -74,8 +74,7 @@ def build(grid: Grid) -> list:
                                            "truncated": int(frame["truncated"].sum())})
 
     @asset(group_name="pool", partitions_def=grid.pools_def, kinds={"json"},
-           deps=[AssetDep(name, partition_mapping=ring_mapping)
-                 for name in ("raw_pool", "tokenized_pool", "pool_embeddings")],
+           deps=[AssetDep(name, partition_mapping=ring_mapping) for name in ("raw_pool", "tokenized_pool")],
            code_version=source_version(pool_io),
            description="The pool of one size: the rings it is made of. Cheap; everything per example "
                        "was computed once per ring upstream.")

@@ -1,65 +1,109 @@
-"""Score assets, one per selection method (a factory): a score for every example of a pool, stored
-as Parquet per (method, pool size) and queryable through DuckDB views (scores, scores_long)."""
+"""Score assets. `answer_losses` (per ring) holds the base model's CE(A | Q) and CE(A) for every
+example, computed once; then one `scores_<method>` asset per method (a factory) scores every
+example of a pool, stored as Parquet per (method, pool size) and queryable through DuckDB views
+(`scores`, `scores_long`). Each score asset reports its selection cost (FLOPs and seconds)."""
 
+import json
 import time
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetDep, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import source_version
-from selection_assets.core import cost, similarity, store
+from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer, source_version
+from selection_assets.assets.embeddings import SPACES
+from selection_assets.core import cost, evaluate, similarity, store
 from selection_assets.core import pool as pool_io
-from selection_assets.core.methods import ScoringInputs, registry
+from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, MESSAGES, QUERIES,
+                                           MethodSpec, ScoringInputs, registry)
 from selection_assets.partitions import Grid
-from selection_assets.resources import DataResource, StorageResource
+from selection_assets.resources import ComputeResource, DataResource, StorageResource
 
 
-def scoring_inputs(layout, rings: list[str], needs: frozenset[str], seed: int) -> ScoringInputs:
-    """Everything a method may read about the pool made of `rings`."""
-    frame = pool_io.pool_frame(layout, rings)
-    inputs = ScoringInputs(pool=frame, seed=seed)
-    if "embeddings" in needs:
-        inputs.pool_embedding_blocks = lambda: pool_io.embedding_blocks(layout, rings)
-    if "queries" in needs:
-        queries = pd.read_parquet(layout.query_embeddings / "queries.parquet")
-        inputs.query_embeddings = np.load(layout.query_embeddings / "embeddings.npy")
+def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: DataResource,
+                   device: str) -> ScoringInputs:
+    """Everything `spec` reads about the pool of size `pool_size`."""
+    rings = grid.rings_of(pool_size)
+    budgets_below = [b for b in grid.budgets if b < int(pool_size)]
+    inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed,
+                           max_budget=max(budgets_below) if budgets_below else None)
+    if EMBEDDINGS in spec.needs:
+        inputs.pool_embedding_blocks = lambda: pool_io.embedding_blocks(layout, rings, spec.space)
+    if QUERIES in spec.needs:
+        directory = layout.query_embeddings(spec.space)
+        queries = pd.read_parquet(directory / "queries.parquet")
+        inputs.query_embeddings = np.load(directory / "embeddings.npy")
         inputs.query_tasks = queries["task"].to_numpy()
         inputs.query_ids = queries["query_id"].to_numpy()
+    if spec.needs & {ANSWER_LOSSES, ANSWER_LOSSES_ALONE}:
+        inputs.answer_losses = pd.concat([pd.read_parquet(layout.ring_answer_losses(r)) for r in rings],
+                                         ignore_index=True)
+    if MESSAGES in spec.needs:
+        inputs.messages = lambda: pool_io.messages(layout, rings)
+        if data.reward_model:
+            inputs.reward_scores = _reward_scores(data, inputs.messages(), device)
     return inputs
 
 
-def method_selection_cost(layout, method: ModuleType, rings: list[str], pool_examples: int,
-                          mean_tokens: float, n_queries: int) -> dict:
-    """FLOPs (cost model) and measured embedding seconds that a method's choice costs."""
-    parameters = store.read_json(layout.base_model_ref)["parameters"]
-    flops = cost.selection_flops(method.NEEDS, parameters, mean_tokens, pool_examples, n_queries)
-    seconds = 0.0
-    if "embeddings" in method.NEEDS:
-        seconds = sum(store.read_json(layout.ring_embeddings(r) / "manifest.json")["embed_seconds"] for r in rings)
-    return {"selection_flops": flops, "embedding_seconds": seconds}
+def _reward_scores(data: DataResource, conversations: list, device: str) -> np.ndarray:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(data.reward_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(data.reward_model).to(device).eval()
+    return evaluate.reward_scores(model, tokenizer, conversations, max_length=data.max_length, device=device)
 
 
-def _build_one(grid: Grid, method: ModuleType):
-    deps = ["pool"] + (["query_embeddings"] if "queries" in method.NEEDS else [])
+def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str) -> dict:
+    """FLOPs (SCIENCE.md's cost model) and measured seconds of the model passes a method's choice
+    needs; the method's own scoring seconds are reported separately."""
+    rings = grid.rings_of(pool_size)
+    manifest = store.read_json(layout.pool_manifest(pool_size))
+    lm_parameters = store.read_json(layout.base_model_ref)["parameters"]
+    seconds, embedding_parameters, n_queries = 0.0, lm_parameters, 0
+    if EMBEDDINGS in spec.needs:
+        for ring in rings:
+            ring_manifest = store.read_json(layout.ring_embeddings(ring, spec.space) / "manifest.json")
+            seconds += ring_manifest["embed_seconds"]
+            embedding_parameters = ring_manifest["fingerprint"]["parameters"]
+    if QUERIES in spec.needs:
+        n_queries = len(pd.read_parquet(layout.query_embeddings(spec.space) / "queries.parquet"))
+    if spec.needs & {ANSWER_LOSSES, ANSWER_LOSSES_ALONE}:
+        seconds += sum(store.read_json(layout.ring_answer_losses(r).with_suffix(".json"))["seconds"] for r in rings)
+    flops = cost.selection_flops(spec.needs, lm_parameters=lm_parameters, embedding_parameters=embedding_parameters,
+                                 tokens_per_example=manifest["mean_tokens"], pool_size=manifest["examples"],
+                                 n_queries=n_queries)
+    return {"selection_flops": flops, "model_pass_seconds": seconds}
 
-    @asset(name=f"scores_{method.NAME}", group_name="scores", partitions_def=grid.pools_def, deps=deps,
-           kinds={"duckdb", "parquet"}, code_version=source_version(method, similarity),
-           description=f"{method.NAME} scores for every example of a pool. {(method.__doc__ or '').strip()}")
-    def scores_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:
+
+def _build_one(grid: Grid, spec: MethodSpec):
+    ring_mapping = grid.ring_to_pool_mapping()
+    deps: list = ["pool"]
+    if EMBEDDINGS in spec.needs:
+        deps.append(AssetDep(SPACES[spec.space].pool_asset, partition_mapping=ring_mapping))
+    if QUERIES in spec.needs:
+        deps.append(SPACES[spec.space].query_asset)
+    if spec.needs & {ANSWER_LOSSES, ANSWER_LOSSES_ALONE}:
+        deps.append(AssetDep("answer_losses", partition_mapping=ring_mapping))
+    if MESSAGES in spec.needs:
+        deps.append(AssetDep("raw_pool", partition_mapping=ring_mapping))
+
+    @asset(name=f"scores_{spec.name}", group_name="scores", partitions_def=grid.pools_def, deps=deps,
+           kinds={"duckdb", "parquet"},
+           code_version=source_version(spec.module, similarity, f"{spec.space} {sorted(spec.params.items())}"),
+           description=f"{spec.name} ({spec.reference}): {spec.summary}. A score for every example of a pool.")
+    def scores_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                     compute: ComputeResource) -> MaterializeResult:
         layout = storage.layout()
         pool_size = context.partition_key
-        rings = grid.rings_of(pool_size)
-        inputs = scoring_inputs(layout, rings, method.NEEDS, data.seed)
+        inputs = scoring_inputs(layout, grid, pool_size, spec, data, compute.resolved_device())
         began = time.perf_counter()
-        scores = method.score(inputs)
+        scores = spec.score(inputs)
         seconds = time.perf_counter() - began
-        path = store.write_parquet(scores, layout.scores(method.NAME, pool_size))
+        path = store.write_parquet(scores, layout.scores(spec.name, pool_size))
         store.refresh_scores_views(layout)
-        n_queries = 0 if inputs.query_embeddings is None else len(inputs.query_embeddings)
-        costs = method_selection_cost(layout, method, rings, len(scores), float(inputs.pool["total_tokens"].mean()),
-                                      n_queries)
+        costs = method_selection_cost(layout, grid, spec, pool_size)
         return MaterializeResult(metadata={
             "examples": len(scores), "score_seconds": seconds, **costs,
             "score_columns": ", ".join(c for c in scores.columns if c not in ("example_id", "source")),
@@ -71,4 +115,30 @@ def _build_one(grid: Grid, method: ModuleType):
 
 
 def build(grid: Grid) -> list:
-    return [_build_one(grid, method) for method in registry().values()]
+    @asset(group_name="scores", partitions_def=grid.pools_def, deps=["raw_pool", "base_model", "tokenizer"],
+           pool=GPU_POOL, tags=GPU_TAGS, kinds={"pytorch", "parquet"}, code_version=source_version(evaluate),
+           description="The base model's answer cross-entropy per example of one ring: CE(A | Q) (perplexity "
+                       "methods) and CE(A) without context (IFD's denominator).")
+    def answer_losses(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                      compute: ComputeResource) -> MaterializeResult:
+        from transformers import AutoModelForCausalLM
+
+        layout = storage.layout()
+        ring = context.partition_key
+        device = compute.resolved_device()
+        frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
+        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
+        began = time.perf_counter()
+        losses = evaluate.answer_losses(model.to(device).eval(), load_tokenizer(layout),
+                                        [json.loads(m) for m in frame["messages"]], max_length=data.max_length,
+                                        batch_tokens=compute.embed_batch_tokens, device=device)
+        seconds = time.perf_counter() - began
+        losses.insert(0, "example_id", frame["id"].to_numpy())
+        path = store.write_parquet(losses, layout.ring_answer_losses(ring))
+        store.write_json({"seconds": seconds, "rows": len(losses)}, path.with_suffix(".json"))
+        return MaterializeResult(metadata={"rows": len(losses), "seconds": seconds,
+                                           "mean_ce_answer": float(losses["ce_answer"].mean()),
+                                           "undefined": int(losses["ce_answer"].isna().sum()),
+                                           "path": MetadataValue.path(str(path))})
+
+    return [answer_losses, *(_build_one(grid, spec) for spec in registry().values())]

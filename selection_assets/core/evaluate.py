@@ -1,4 +1,5 @@
-"""Evaluation of a (fine-tuned) causal LM on the eval tasks, and selection-quality measures.
+"""Model passes that score text: evaluation of a (fine-tuned) causal LM on the eval tasks,
+per-example answer losses (perplexity, IFD), reward-model scores, and selection-quality measures.
 
 - Exact match: greedy generation after the chat prompt, compared to the gold answer after
   stripping surrounding whitespace.
@@ -15,18 +16,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from selection_assets.core.tokenize import ROLE_HEADERS, encode_conversations
+from selection_assets.core.embed import length_buckets
+from selection_assets.core.tokenize import ROLE_HEADERS, encode_conversations, format_conversation
 
 
 @torch.inference_mode()
 def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
-                         batch_size: int = 32, device: str = "cpu") -> np.ndarray:
-    """Per conversation: mean CE (nats/token) of its last assistant turn given everything before it."""
+                         batch_tokens: int = 16384, device: str = "cpu") -> np.ndarray:
+    """Per conversation: mean CE (nats/token) of its last assistant turn given everything before it.
+
+    NaN where truncation to `max_length` left no answer token. Batches are length-bucketed.
+    """
     encoded = encode_conversations(tokenizer, conversations, max_length)
     losses = np.full(len(encoded), np.nan, dtype=np.float64)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    for begin in range(0, len(encoded), batch_size):
-        batch = encoded[begin : begin + batch_size]
+    for batch_rows in length_buckets([len(e.input_ids) for e in encoded], batch_tokens):
+        batch = [encoded[i] for i in batch_rows]
         width = max(len(e.input_ids) for e in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -45,8 +50,31 @@ def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict
         counts = scored.sum(1)
         sums = (token_nll * scored).sum(1)
         per_example = torch.where(counts > 0, sums / counts.clamp_min(1), torch.nan)
-        losses[begin : begin + len(batch)] = per_example.cpu().numpy()
+        losses[batch_rows] = per_example.cpu().numpy()
     return losses
+
+
+def answer_losses(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
+                  batch_tokens: int = 16384, device: str = "cpu") -> pd.DataFrame:
+    """CE(A | Q) and CE(A) (the last answer alone, after only the assistant header) per conversation:
+    the inputs of the perplexity methods and of IFD."""
+    alone = [[{"role": "assistant", "content": c[-1]["content"]}] for c in conversations]
+    kwargs = {"max_length": max_length, "batch_tokens": batch_tokens, "device": device}
+    return pd.DataFrame({"ce_answer": answer_cross_entropy(model, tokenizer, conversations, **kwargs),
+                         "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, **kwargs)})
+
+
+@torch.inference_mode()
+def reward_scores(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
+                  batch_size: int = 16, device: str = "cpu") -> np.ndarray:
+    """A sequence-classification reward model's score (first logit) of each whole conversation."""
+    texts = [format_conversation(c, tokenizer.eos_token or "") for c in conversations]
+    scores = np.empty(len(texts), dtype=np.float64)
+    for begin in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[begin : begin + batch_size], return_tensors="pt", padding=True, truncation=True,
+                          max_length=max_length).to(device)
+        scores[begin : begin + batch_size] = model(**batch).logits[:, 0].float().cpu().numpy()
+    return scores
 
 
 @torch.inference_mode()

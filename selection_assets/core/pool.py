@@ -41,10 +41,16 @@ def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[POOL_COLUMNS]
 
 
-def embedding_blocks(layout: Layout, rings: Sequence[str]) -> Iterator[np.ndarray]:
-    """Memory-mapped float16 embedding shards of the pool, in pool order."""
+def embedding_blocks(layout: Layout, rings: Sequence[str], space: str = "rds") -> Iterator[np.ndarray]:
+    """Memory-mapped float16 embedding shards of the pool in one embedding space, in pool order."""
     for ring in rings:
-        yield from embed.iter_shards(layout.ring_embeddings(ring))
+        yield from embed.iter_shards(layout.ring_embeddings(ring, space))
+
+
+def messages(layout: Layout, rings: Sequence[str]) -> list[list[dict]]:
+    """Every conversation of the pool, in pool order."""
+    return [json.loads(m) for ring in rings
+            for m in pd.read_parquet(layout.ring_records(ring), columns=["messages"])["messages"]]
 
 
 def records_for(layout: Layout, rings: Sequence[str], example_ids: Sequence[str]) -> list[list[dict]]:

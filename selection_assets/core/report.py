@@ -43,20 +43,60 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return shown.to_markdown(index=False)
 
 
+def ranking(frame: pd.DataFrame) -> pd.DataFrame:
+    """Methods ranked by mean exact match over all cells, with mean loss, precision, cost and wins
+    (cells where the method has the best exact match, ties shared)."""
+    best = frame.groupby(["pool_size", "budget"])["avg_exact_match"].transform("max")
+    summary = frame.assign(win=frame["avg_exact_match"] >= best).groupby("method").agg(
+        mean_exact_match=("avg_exact_match", "mean"), mean_answer_loss=("avg_answer_loss", "mean"),
+        mean_precision=("selection_precision", "mean"), selection_flops=("selection_flops", "mean"),
+        cells=("avg_exact_match", "size"), wins=("win", "sum"))
+    return summary.sort_values("mean_exact_match", ascending=False, kind="stable").reset_index()
+
+
+def best_budgets(frame: pd.DataFrame) -> pd.DataFrame:
+    """Subset-size search over the grid's budgets: per method and pool size, the budget with the best
+    exact match (InstructMining's double-descent question: where does quality peak?)."""
+    rows = frame.loc[frame.groupby(["method", "pool_size"])["avg_exact_match"].idxmax()]
+    return rows[["method", "pool_size", "budget", "avg_exact_match", "avg_answer_loss"]].rename(
+        columns={"budget": "best_budget"}).reset_index(drop=True)
+
+
 def scaling_plot(frame: pd.DataFrame, path: Path) -> Path:
-    """Average exact match vs pool size, one line per (method, budget); saved as PNG."""
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for (method, budget), group in frame.groupby(["method", "budget"], sort=True):
-        group = group.sort_values("pool_size")
-        axes[0].plot(group["pool_size"], group["avg_exact_match"], marker="o", label=f"{method} (k={budget})")
-        axes[1].plot(group["pool_size"], group["avg_answer_loss"], marker="o", label=f"{method} (k={budget})")
-    for axis, label in zip(axes, ["average exact match", "average answer loss (nats/token)"]):
+    """Average exact match vs pool size, one panel per budget, one line per method (the RDS+
+    paper's scaling figure); saved as PNG."""
+    budgets = sorted(frame["budget"].unique()) or [0]
+    figure, axes = plt.subplots(1, len(budgets), figsize=(5.5 * len(budgets), 4.2), squeeze=False)
+    for axis, budget in zip(axes[0], budgets):
+        for method, group in frame[frame["budget"] == budget].groupby("method", sort=True):
+            group = group.sort_values("pool_size")
+            axis.plot(group["pool_size"], group["avg_exact_match"], marker="o", label=method)
         axis.set_xscale("log")
+        axis.set_title(f"budget {budget}")
         axis.set_xlabel("pool size")
-        axis.set_ylabel(label)
+        axis.set_ylabel("average exact match")
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    figure.suptitle("Selection method vs pool size")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    return _save(figure, path)
+
+
+def cost_plot(frame: pd.DataFrame, path: Path) -> Path:
+    """Average exact match vs selection cost (FLOPs), one marker per (method, cell); free methods
+    are drawn at the left edge."""
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    positive = frame["selection_flops"][frame["selection_flops"] > 0]
+    floor = positive.min() / 10 if len(positive) else 1.0
+    for method, group in frame.groupby("method", sort=True):
+        axis.scatter(group["selection_flops"].clip(lower=floor), group["avg_exact_match"], label=method, s=18)
+    axis.set_xscale("log")
+    axis.set_xlabel(f"selection FLOPs (free methods drawn at {floor:.0e})")
+    axis.set_ylabel("average exact match")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="best")
+    return _save(figure, path)
+
+
+def _save(figure, path: Path) -> Path:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

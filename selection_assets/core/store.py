@@ -66,12 +66,14 @@ class Layout:
     def ring_tokens(self, ring: str) -> Path:
         return self.ring_dir(ring) / "tokens.parquet"
 
-    def ring_embeddings(self, ring: str) -> Path:
-        return self.root / "embeddings" / "pool" / ring
+    def ring_answer_losses(self, ring: str) -> Path:
+        return self.ring_dir(ring) / "answer_losses.parquet"
 
-    @property
-    def query_embeddings(self) -> Path:
-        return self.root / "embeddings" / "queries"
+    def ring_embeddings(self, ring: str, space: str = "rds") -> Path:
+        return self.root / "embeddings" / space / "pool" / ring
+
+    def query_embeddings(self, space: str = "rds") -> Path:
+        return self.root / "embeddings" / space / "queries"
 
     # per pool size / grid cell ----------------------------------------------------------------
     def pool_manifest(self, pool_size: str) -> Path:
@@ -100,6 +102,10 @@ class Layout:
     @property
     def eval_reports_dir(self) -> Path:
         return self.root / "reports" / "eval"
+
+    @property
+    def instructmining_rule(self) -> Path:
+        return self.root / "reports" / "instructmining_rule.json"
 
     @property
     def comparison_dir(self) -> Path:
@@ -188,7 +194,8 @@ def refresh_scores_views(layout: Layout) -> None:
         con.execute(f"CREATE OR REPLACE VIEW scores_all AS {union}")
         con.execute(
             "CREATE OR REPLACE VIEW scores_long AS "
-            "UNPIVOT (SELECT * EXCLUDE (source) FROM scores_all) "
+            "UNPIVOT (SELECT method, pool_size, example_id, "
+            "COLUMNS(* EXCLUDE (method, pool_size, example_id, source))::DOUBLE FROM scores_all) "
             "ON COLUMNS(* EXCLUDE (method, pool_size, example_id)) "
             "INTO NAME score_column VALUE score"
         )

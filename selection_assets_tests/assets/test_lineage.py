@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, MultiPartitionKey, materialize
 
+from selection_assets.core.methods import registry
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
+from selection_assets.resources import DataResource
 from selection_assets_tests.conftest import TINY_GRID
 
-METHODS = ("random", "random_balanced", "rds_plus")
+METHODS = tuple(registry())
 
 
 def test_every_cell_has_a_checkpoint_and_a_report(lineage):
@@ -87,3 +89,30 @@ def test_budget_not_below_pool_is_rejected_with_a_clear_message(lineage):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "budget 150 is not smaller than pool size 150" in failure.step_failure_data.error.message
+
+
+def test_method_whose_model_is_not_configured_fails_naming_the_setting(lineage):
+    _, _, resources, _ = lineage
+    unconfigured = {**resources, "data": DataResource(max_length=128, shard_size=64, encoder_model="")}
+    result = materialize(build_assets(TINY_GRID), selection=[AssetKey("query_embeddings_encoder")],
+                         resources=unconfigured, raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "DataResource.encoder_model" in failure.step_failure_data.error.message
+
+
+def test_every_method_reports_its_selection_cost(lineage):
+    instance, _, _, _ = lineage
+    flops = {}
+    for method in METHODS:
+        record = instance.fetch_materializations(AssetKey(f"scores_{method}"), limit=10).records[0]
+        flops[method] = record.asset_materialization.metadata["selection_flops"].value
+    assert flops["random"] == flops["token_length"] == 0.0
+    assert 0 < flops["top_ppl"] < flops["ifd"] <= 2 * flops["top_ppl"]  # IFD: a second, shorter pass
+    assert flops["rds_plus"] > 0 and flops["embed_encoder"] > 0
+
+
+def test_instructmining_rule_is_fitted_from_the_lineage(lineage):
+    _, root, _, _ = lineage
+    rule = json.loads(Layout(root).instructmining_rule.read_text())
+    assert rule["subsets"] == len(TINY_GRID.valid_cells()) * len(METHODS)
+    assert set(rule["coefficients"]) <= {"input_length", "output_length", "perplexity", "mtld", "knn6"}

@@ -1,11 +1,14 @@
-"""Selection methods, one module each. Every method module exposes:
+"""Selection methods: one module each, registered as `MethodSpec`s.
 
-- `NAME`: the method's name (asset names and report rows use it);
-- `NEEDS`: which inputs `score` reads ("embeddings", "queries");
-- `score(inputs: ScoringInputs) -> pd.DataFrame`: one row per pool example with `example_id`,
-  `source` and `score` (higher = preferred), plus method-specific columns;
-- `select(scores: pd.DataFrame, budget: int) -> pd.DataFrame`: the chosen rows in selection order
-  with `rank`, `example_id`, `source`.
+Every method module exposes
+- `score(inputs: ScoringInputs, **params) -> pd.DataFrame`: one row per pool example, in pool order,
+  with `example_id`, `source` and `score` (higher = preferred; methods whose order depends on the
+  budget store an order that is a prefix for every smaller budget), plus method-specific columns;
+- `select(scores: pd.DataFrame, budget: int, **params) -> pd.DataFrame`: the chosen rows in
+  selection order, with `rank`, `example_id`, `source`.
+
+A spec names the module, what its scoring reads (`needs`), which embedding space it uses and its
+parameters, so one module can serve several methods (rds_plus and its pooling ablations, say).
 """
 
 from __future__ import annotations
@@ -17,18 +20,65 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+# what a method's scoring may read, beyond the pool table (ids, sources, labels, token counts)
+EMBEDDINGS, QUERIES, MESSAGES = "embeddings", "queries", "messages"
+ANSWER_LOSSES = "answer_losses"  # CE(A | Q): one forward pass per example
+ANSWER_LOSSES_ALONE = "answer_losses_alone"  # CE(A) without context: a second, shorter pass
+
 
 @dataclass
 class ScoringInputs:
-    """Everything a method may read about one pool (all rings up to a pool size)."""
+    """Everything a method may read about one pool (all rings up to a pool size), loaded lazily."""
 
-    pool: pd.DataFrame  # example_id, source, total_tokens, answer_tokens (pool order)
+    pool: pd.DataFrame  # example_id, source, clean, noise, total_tokens, answer_tokens (pool order)
     seed: int = 0
+    max_budget: int | None = None  # largest budget the pool is selected for (budget-ordered methods)
     pool_embedding_blocks: Callable[[], Iterable[np.ndarray]] | None = None
     query_embeddings: np.ndarray | None = None
     query_tasks: np.ndarray | None = None  # task name of each query row
     query_ids: np.ndarray | None = None  # unique id of each query row
+    answer_losses: pd.DataFrame | None = None  # ce_answer (given context), ce_answer_alone; pool order
+    messages: Callable[[], list[list[dict]]] | None = None  # conversations in pool order
+    reward_scores: np.ndarray | None = None  # reward-model score per example, when one is configured
     extra: dict = field(default_factory=dict)
+
+    def embeddings(self) -> np.ndarray:
+        """All pool embeddings as one float32 (N, d) array (diversity methods need random access)."""
+        if self.pool_embedding_blocks is None:
+            raise ValueError("this method needs pool embeddings")
+        blocks = [np.asarray(b, dtype=np.float32) for b in self.pool_embedding_blocks()]
+        return np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
+
+    def require_answer_losses(self) -> pd.DataFrame:
+        if self.answer_losses is None:
+            raise ValueError("this method needs answer losses (the answer_losses asset)")
+        return self.answer_losses
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered selection method: its module, inputs, embedding space and parameters."""
+
+    name: str
+    module: ModuleType
+    summary: str
+    reference: str
+    needs: frozenset[str] = frozenset()
+    space: str = "rds"  # embedding space, when `needs` has EMBEDDINGS
+    params: dict = field(default_factory=dict)
+
+    def score(self, inputs: ScoringInputs) -> pd.DataFrame:
+        return self.module.score(inputs, **self.params)
+
+    def select(self, scores: pd.DataFrame, budget: int) -> pd.DataFrame:
+        return self.module.select(scores, budget, **self.params)
+
+
+def base_frame(inputs: ScoringInputs, score: np.ndarray) -> pd.DataFrame:
+    """A score table: pool ids and sources with one `score` column."""
+    return pd.DataFrame({"example_id": inputs.pool["example_id"].to_numpy(),
+                         "source": inputs.pool["source"].to_numpy(),
+                         "score": np.asarray(score, dtype=np.float64)})
 
 
 def selection_frame(scores: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
@@ -40,14 +90,59 @@ def selection_frame(scores: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
 
 
 def top_k(scores: pd.DataFrame, budget: int, column: str = "score") -> pd.DataFrame:
-    """The `budget` highest-scoring rows (ties: earlier pool row first)."""
-    order = np.argsort(-scores[column].to_numpy(dtype=np.float64), kind="stable")[:budget]
+    """The `budget` highest-scoring rows (ties: earlier pool row first); NaN and -inf never count.
+
+    Raises ValueError naming the shortfall when fewer than `budget` rows are eligible."""
+    values = scores[column].to_numpy(dtype=np.float64)
+    eligible = np.isfinite(values) | (values == np.inf)
+    if eligible.sum() < budget:
+        raise ValueError(f"only {int(eligible.sum())} examples are eligible under '{column}', "
+                         f"fewer than the budget {budget}")
+    order = np.argsort(-np.where(eligible, values, -np.inf), kind="stable")[:budget]
     return selection_frame(scores, order)
 
 
-def registry() -> dict[str, ModuleType]:
-    """All method modules by name, in report order."""
-    from selection_assets.core.methods import random, random_balanced, rds
+def registry() -> dict[str, MethodSpec]:
+    """Every selection method by name, in report order."""
+    from selection_assets.core.methods import (deita, diversity, ifd, instructmining, perplexity, random,
+                                               random_balanced, rds, token_length)
 
-    modules = [random, random_balanced, rds]
-    return {m.NAME: m for m in modules}
+    targeted = frozenset({EMBEDDINGS, QUERIES})
+    specs = [
+        MethodSpec("random", random, "seeded shuffle, first k", "baseline"),
+        MethodSpec("random_balanced", random_balanced, "round-robin over sources in shuffle order", "baseline"),
+        MethodSpec("rds_plus", rds, "position-weighted LM embeddings, max cosine to task queries, "
+                   "round-robin over tasks", "Ivison et al. 2025", targeted, "rds"),
+        MethodSpec("rds_plus_mean", rds, "RDS+ with plain mean pooling (ablation)", "Ivison et al. 2025",
+                   targeted, "rds_mean"),
+        MethodSpec("rds_plus_last_token", rds, "RDS+ with last-token pooling (ablation)", "Ivison et al. 2025",
+                   targeted, "rds_last_token"),
+        MethodSpec("embed_encoder", rds, "RDS+ selection in a sentence-encoder space (GTR/NV-Embed baseline)",
+                   "Ivison et al. 2025", targeted, "encoder"),
+        MethodSpec("top_ppl", perplexity, "highest answer perplexity first", "Xia et al. 2024",
+                   frozenset({ANSWER_LOSSES}), params={"variant": "top"}),
+        MethodSpec("mid_ppl", perplexity, "answer perplexity from the 33rd percentile down", "Xia et al. 2024",
+                   frozenset({ANSWER_LOSSES}), params={"variant": "mid"}),
+        MethodSpec("bottom_ppl", perplexity, "lowest answer perplexity first", "Xia et al. 2024",
+                   frozenset({ANSWER_LOSSES}), params={"variant": "bottom"}),
+        MethodSpec("ifd", ifd, "instruction-following difficulty, IFD >= 1 dropped, highest first",
+                   "Li et al. 2023", frozenset({ANSWER_LOSSES, ANSWER_LOSSES_ALONE})),
+        MethodSpec("token_length", token_length, "k longest conversations (total tokens)", "Xia et al. 2024",
+                   params={"count": "total"}),
+        MethodSpec("token_length_response", token_length, "k longest answers (response tokens)",
+                   "Xia et al. 2024", params={"count": "response"}),
+        MethodSpec("kcenter", diversity, "k-center greedy on LM embeddings", "Sener & Savarese 2018",
+                   frozenset({EMBEDDINGS}), "rds", {"algorithm": "kcenter"}),
+        MethodSpec("kmeans", diversity, "k-means clusters, nearest-to-centroid first, round-robin over "
+                   "clusters", "Xia et al. 2024", frozenset({EMBEDDINGS}), "rds", {"algorithm": "kmeans"}),
+        MethodSpec("deita_filter", deita, "longest first, skipping examples with cosine > 0.9 to any "
+                   "already taken", "Liu et al. 2024 (DEITA)", frozenset({EMBEDDINGS}), "rds",
+                   {"threshold": 0.9}),
+        MethodSpec("instructmining", instructmining, "published linear rule on indicators, lowest "
+                   "predicted eval loss first", "Cao et al. 2023",
+                   frozenset({ANSWER_LOSSES, EMBEDDINGS, MESSAGES}), "encoder"),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+SPINE_METHODS = ("random", "random_balanced", "rds_plus")

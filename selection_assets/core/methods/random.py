@@ -11,10 +11,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, top_k
+from selection_assets.core.methods import ScoringInputs, base_frame, top_k
 
-NAME = "random"
-NEEDS: frozenset[str] = frozenset()
 
 
 def shuffle_keys(example_ids, seed: int) -> np.ndarray:
@@ -27,9 +25,7 @@ def shuffle_keys(example_ids, seed: int) -> np.ndarray:
 
 def score(inputs: ScoringInputs) -> pd.DataFrame:
     """Random score: the seeded shuffle key."""
-    pool = inputs.pool
-    return pd.DataFrame({"example_id": pool["example_id"].to_numpy(), "source": pool["source"].to_numpy(),
-                         "score": shuffle_keys(pool["example_id"].to_numpy(), inputs.seed)})
+    return base_frame(inputs, shuffle_keys(inputs.pool["example_id"].to_numpy(), inputs.seed))
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:

@@ -12,8 +12,6 @@ import pandas as pd
 from selection_assets.core.methods import ScoringInputs, selection_frame
 from selection_assets.core.methods import random as plain_random
 
-NAME = "random_balanced"
-NEEDS: frozenset[str] = frozenset()
 
 
 def score(inputs: ScoringInputs) -> pd.DataFrame:

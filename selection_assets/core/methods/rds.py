@@ -10,11 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, selection_frame
+from selection_assets.core.methods import ScoringInputs, base_frame, selection_frame
 from selection_assets.core.similarity import group_max_scores, round_robin_select
 
-NAME = "rds_plus"
-NEEDS = frozenset({"embeddings", "queries"})
 GROUP_PREFIX = "group__"
 
 
@@ -27,9 +25,7 @@ def score(inputs: ScoringInputs) -> pd.DataFrame:
     sims, labels = group_max_scores(inputs.pool_embedding_blocks(), inputs.query_embeddings, groups)
     if sims.shape[0] != len(inputs.pool):
         raise ValueError(f"pool has {len(inputs.pool)} rows but embeddings have {sims.shape[0]}")
-    frame = pd.DataFrame({"example_id": inputs.pool["example_id"].to_numpy(),
-                          "source": inputs.pool["source"].to_numpy(),
-                          "score": sims.max(axis=1) if sims.shape[1] else np.zeros(len(sims))})
+    frame = base_frame(inputs, sims.max(axis=1) if sims.shape[1] else np.zeros(len(sims)))
     for column, label in enumerate(labels):
         frame[f"{GROUP_PREFIX}{label}"] = sims[:, column]
     return frame

@@ -1,0 +1,141 @@
+"""INSTRUCTMINING (Cao et al. 2023): natural-language indicators of each example, combined by a
+linear rule that predicts the log eval loss of a model fine-tuned on such data; lowest first.
+
+Indicators computed here: input length and output length (tokens), response perplexity under the
+base model, MTLD lexical diversity of the response, KNN-6 distance (mean L2 distance to the six
+nearest other examples in an embedding space, faiss), and a reward-model score when one is
+configured. The published rule (v1) is
+
+    log L = 1.0694 - 0.1498 Rew + 8.257e-5 Len - 0.9350 Knn6
+
+with Len the output length. Without a reward model the Rew term is left out (reported). The
+project can also fit its own rule by least squares from its (selection -> eval loss) results:
+`fit_rule` takes the mean indicators of each selected subset and the subset's eval loss.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from selection_assets.core.methods import ScoringInputs, base_frame, top_k
+
+PUBLISHED_RULE = {"intercept": 1.0694, "reward": -0.1498, "output_length": 8.257e-5, "knn6": -0.9350}
+INDICATORS = ("input_length", "output_length", "perplexity", "mtld", "knn6", "reward")
+MTLD_THRESHOLD = 0.72
+_WORD = re.compile(r"[A-Za-z0-9']+")
+
+
+def _mtld_one_direction(tokens: list[str], threshold: float) -> float:
+    factors, types, count = 0.0, set(), 0
+    for token in tokens:
+        count += 1
+        types.add(token)
+        if len(types) / count <= threshold:
+            factors += 1
+            types, count = set(), 0
+    if count:
+        ttr = len(types) / count
+        factors += (1 - ttr) / (1 - threshold) if ttr < 1 else 0.0
+    return len(tokens) / factors if factors else float(len(tokens))
+
+
+def mtld(text: str, threshold: float = MTLD_THRESHOLD) -> float:
+    """Measure of Textual Lexical Diversity (McCarthy & Jarvis 2010): mean of forward and backward
+    passes; a text too short or too uniform to complete a factor scores its token count."""
+    tokens = [t.lower() for t in _WORD.findall(text)]
+    if not tokens:
+        return 0.0
+    return 0.5 * (_mtld_one_direction(tokens, threshold) + _mtld_one_direction(tokens[::-1], threshold))
+
+
+def knn_distance(embeddings: np.ndarray, k: int = 6) -> np.ndarray:
+    """Mean L2 distance of each row to its k nearest other rows (exact search, faiss)."""
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if len(x) < 2:
+        return np.zeros(len(x))
+    neighbours = min(k + 1, len(x))
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    squared, found = index.search(x, neighbours)
+    distances = np.sqrt(np.maximum(squared, 0.0))
+    own = found == np.arange(len(x))[:, None]
+    distances[own] = np.nan  # drop each row itself (wherever ties placed it)
+    kept = np.where(np.isnan(distances), np.inf, distances)
+    nearest = np.sort(kept, axis=1)[:, : neighbours - 1]
+    return nearest.mean(axis=1)
+
+
+def indicators(inputs: ScoringInputs) -> pd.DataFrame:
+    """The indicator table for a pool (reward column only with a reward model)."""
+    pool = inputs.pool
+    losses = inputs.require_answer_losses()
+    if inputs.messages is None:
+        raise ValueError("instructmining needs the conversations' text")
+    answers = [conversation[-1]["content"] for conversation in inputs.messages()]
+    table = pd.DataFrame({
+        "input_length": (pool["total_tokens"] - pool["answer_tokens"]).to_numpy(dtype=np.float64),
+        "output_length": pool["answer_tokens"].to_numpy(dtype=np.float64),
+        "perplexity": np.exp(losses["ce_answer"].to_numpy(dtype=np.float64)),
+        "mtld": np.array([mtld(a) for a in answers]),
+        "knn6": knn_distance(inputs.embeddings()),
+    })
+    if inputs.reward_scores is not None:
+        table["reward"] = np.asarray(inputs.reward_scores, dtype=np.float64)
+    return table
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A linear rule: predicted log eval loss = intercept + sum_f coefficient_f * indicator_f."""
+
+    intercept: float
+    coefficients: dict[str, float]
+
+    def predict(self, table: pd.DataFrame) -> np.ndarray:
+        prediction = np.full(len(table), self.intercept, dtype=np.float64)
+        for name, weight in self.coefficients.items():
+            if name in table:
+                prediction += weight * table[name].to_numpy(dtype=np.float64)
+        return prediction
+
+    def to_json(self) -> str:
+        return json.dumps({"intercept": self.intercept, "coefficients": self.coefficients})
+
+
+def published_rule() -> Rule:
+    """Cao et al.'s v1 rule (reward, output length, KNN-6)."""
+    return Rule(PUBLISHED_RULE["intercept"], {"reward": PUBLISHED_RULE["reward"],
+                                              "output_length": PUBLISHED_RULE["output_length"],
+                                              "knn6": PUBLISHED_RULE["knn6"]})
+
+
+def fit_rule(subset_indicators: pd.DataFrame, eval_losses: np.ndarray) -> Rule:
+    """Least-squares rule log(loss) ~ intercept + indicators, from one row per fine-tuned subset
+    (the mean indicators of its examples) and that subset's eval loss."""
+    x = subset_indicators.to_numpy(dtype=np.float64)
+    y = np.log(np.asarray(eval_losses, dtype=np.float64))
+    if len(x) <= x.shape[1]:
+        raise ValueError(f"fitting {x.shape[1]} indicators needs more than {x.shape[1]} subsets, got {len(x)}")
+    design = np.column_stack([np.ones(len(x)), x])
+    solution, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return Rule(float(solution[0]), dict(zip(subset_indicators.columns, map(float, solution[1:]))))
+
+
+def score(inputs: ScoringInputs) -> pd.DataFrame:
+    """-predicted log eval loss under the published rule; the indicators alongside."""
+    table = indicators(inputs)
+    frame = base_frame(inputs, -published_rule().predict(table))
+    for column in table.columns:
+        frame[f"ind_{column}"] = table[column].to_numpy()
+    return frame
+
+
+def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """Lowest predicted eval loss first."""
+    return top_k(scores, budget)

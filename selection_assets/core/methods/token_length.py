@@ -1,0 +1,22 @@
+"""Token-length selection (Xia et al. 2024): the k longest examples under the base model's
+tokenizer, by total tokens (chat template applied) or by response (answer) tokens."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from selection_assets.core.methods import ScoringInputs, base_frame, top_k
+
+COLUMNS = {"total": "total_tokens", "response": "answer_tokens"}
+
+
+def score(inputs: ScoringInputs, count: str) -> pd.DataFrame:
+    """The token count as the score."""
+    if count not in COLUMNS:
+        raise ValueError(f"unknown token count {count!r} ({', '.join(COLUMNS)})")
+    return base_frame(inputs, inputs.pool[COLUMNS[count]].to_numpy())
+
+
+def select(scores: pd.DataFrame, budget: int, count: str) -> pd.DataFrame:
+    """The `budget` longest (ties: earlier pool row first)."""
+    return top_k(scores, budget)

@@ -1,0 +1,119 @@
+"""Score and select of each self-scoring and diversity method on small hand-made inputs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from selection_assets.core.methods import ScoringInputs, deita, diversity, ifd, instructmining, perplexity, token_length
+
+
+def _inputs(n: int, **kwargs) -> ScoringInputs:
+    pool = pd.DataFrame({"example_id": [f"e{i}" for i in range(n)], "source": ["s"] * n,
+                         "total_tokens": kwargs.pop("total", np.arange(n) + 10),
+                         "answer_tokens": kwargs.pop("answer", np.arange(n)[::-1] + 1)})
+    return ScoringInputs(pool=pool, **kwargs)
+
+
+def _ids(selection: pd.DataFrame) -> list[str]:
+    return selection["example_id"].tolist()
+
+
+CE = np.array([2.0, 0.5, 3.0, 1.0, 1.5, 2.5])  # descending order: e2 e5 e0 e4 e3 e1
+
+
+@pytest.mark.parametrize("variant, expected", [
+    ("top", ["e2", "e5", "e0"]),
+    ("bottom", ["e1", "e3", "e4"]),
+    # 33rd percentile of 6 is index floor(1.98) = 1: start at e5, the top third (e2) comes last
+    ("mid", ["e5", "e0", "e4"]),
+])
+def test_perplexity_variants(variant, expected):
+    losses = pd.DataFrame({"ce_answer": CE, "ce_answer_alone": CE})
+    scores = perplexity.score(_inputs(6, answer_losses=losses), variant)
+    assert _ids(perplexity.select(scores, 3, variant)) == expected
+    np.testing.assert_array_equal(scores["ce_answer"], CE)
+
+
+def test_ifd_divides_and_drops_unhelpful_context():
+    losses = pd.DataFrame({"ce_answer": [1.0, 2.0, 0.9, 3.0], "ce_answer_alone": [2.0, 2.0, 1.0, 4.0]})
+    scores = ifd.score(_inputs(4, answer_losses=losses))
+    np.testing.assert_allclose(scores["ifd"], [0.5, 1.0, 0.9, 0.75])
+    assert _ids(ifd.select(scores, 3)) == ["e2", "e3", "e0"]  # e1 (IFD = 1) is dropped
+    with pytest.raises(ValueError, match="only 3 examples are eligible"):
+        ifd.select(scores, 4)
+
+
+def test_token_length_total_and_response():
+    inputs = _inputs(4, total=np.array([5, 9, 9, 1]), answer=np.array([4, 1, 2, 3]))
+    assert _ids(token_length.select(token_length.score(inputs, "total"), 2, "total")) == ["e1", "e2"]
+    assert _ids(token_length.select(token_length.score(inputs, "response"), 2, "response")) == ["e0", "e3"]
+
+
+def _brute_force_kcenter(x: np.ndarray, first: int, k: int) -> list[int]:
+    chosen = [first]
+    while len(chosen) < k:
+        distance = np.array([min(np.sum((x[i] - x[c]) ** 2) for c in chosen) for i in range(len(x))])
+        distance[chosen] = -1
+        chosen.append(int(np.argmax(distance)))
+    return chosen
+
+
+def test_kcenter_matches_brute_force_greedy():
+    x = np.random.default_rng(3).normal(size=(60, 5)).astype(np.float32)
+    order = diversity.kcenter_order(x, 12, seed=4)
+    assert order.tolist() == _brute_force_kcenter(x, int(order[0]), 12)
+
+
+def test_kmeans_round_robins_clusters_nearest_first():
+    rng = np.random.default_rng(0)
+    centres = np.array([[10, 0], [0, 10], [-10, -10]], dtype=np.float32)
+    sizes = [30, 20, 10]
+    x = np.concatenate([c + rng.normal(scale=0.5, size=(n, 2)) for c, n in zip(centres, sizes)]).astype(np.float32)
+    cluster_of = np.repeat([0, 1, 2], sizes)
+    order = diversity.kmeans_order(x, 3, seed=0)
+    assert sorted(order.tolist()) == list(range(60))
+    assert cluster_of[order[:3]].tolist() == [0, 1, 2]  # one per cluster, largest cluster first
+    first = order[0]  # nearest member of the largest cluster to its centroid
+    centroid = x[:30].mean(0)
+    assert first == int(np.argmin(((x[:30] - centroid) ** 2).sum(1)))
+    assert cluster_of[order[-5:]].tolist() == [0] * 5  # the largest cluster is the last to run out
+
+
+def test_deita_filter_skips_near_duplicates_of_taken_examples():
+    x = np.array([[1, 0], [0.99, 0.141], [0, 1], [0.6, 0.8]], dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ranking = np.array([0, 1, 2, 3])  # e1 is within cosine 0.99 of e0; e3 within 0.8 of both
+    assert deita.redundancy_filter(x, ranking, 4, threshold=0.9).tolist() == [0, 2, 3]
+    assert deita.redundancy_filter(x, ranking, 4, threshold=0.5).tolist() == [0, 2]
+
+
+def test_mtld_by_hand():
+    # "a a a a": TTR after 2 tokens is 0.5 <= 0.72 -> one factor, twice; 4 tokens / 2 factors = 2
+    assert instructmining.mtld("a a a a") == pytest.approx(2.0)
+    assert instructmining.mtld("") == 0.0
+
+
+def test_knn6_distance_by_hand():
+    x = np.array([[float(i), 0.0] for i in range(8)], dtype=np.float32)
+    # point 0's six nearest others are 1..6
+    assert instructmining.knn_distance(x)[0] == pytest.approx(np.mean([1, 2, 3, 4, 5, 6]))
+
+
+def test_published_rule_prediction_by_hand():
+    table = pd.DataFrame({"output_length": [100.0], "knn6": [0.5]})
+    expected = 1.0694 + 8.257e-5 * 100 - 0.9350 * 0.5  # no reward model: the reward term is absent
+    assert instructmining.published_rule().predict(table)[0] == pytest.approx(expected)
+
+
+def test_fitted_rule_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    subsets = pd.DataFrame({"output_length": rng.uniform(10, 300, 40), "knn6": rng.uniform(0.1, 1.0, 40),
+                            "mtld": rng.uniform(5, 60, 40)})
+    log_loss = 0.8 + 0.002 * subsets["output_length"] - 0.5 * subsets["knn6"] + 0.01 * subsets["mtld"]
+    rule = instructmining.fit_rule(subsets, np.exp(log_loss + rng.normal(scale=1e-4, size=40)))
+    assert rule.intercept == pytest.approx(0.8, abs=1e-2)
+    assert rule.coefficients["output_length"] == pytest.approx(0.002, abs=1e-4)
+    assert rule.coefficients["knn6"] == pytest.approx(-0.5, abs=1e-2)
+    assert rule.coefficients["mtld"] == pytest.approx(0.01, abs=1e-3)
+    with pytest.raises(ValueError, match="needs more than 3 subsets"):
+        instructmining.fit_rule(subsets.head(3), np.ones(3))
