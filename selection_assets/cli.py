@@ -8,6 +8,7 @@ materialisation, its metadata and checks.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -121,6 +122,23 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def embed_ring(args: argparse.Namespace) -> int:
+    """One process of a multi-GPU ring embedding, run under `accelerate launch` by pool_embeddings."""
+    from accelerate import PartialState
+
+    from selection_assets.assets.embeddings import embed_ring_shards
+    from selection_assets.resources import ComputeResource, DataResource
+
+    state = PartialState()
+    compute = ComputeResource(device=str(state.device), embed_batch_tokens=args.batch_tokens)
+    data = DataResource(max_length=args.max_length, shard_size=args.shard_size, base_model=args.base_model,
+                        encoder_model=args.encoder_model)
+    stats = embed_ring_shards(args.storage, compute, data, args.space, args.ring,
+                              rank=state.process_index, world_size=state.num_processes)
+    Path(args.stats_dir, f"rank-{state.process_index:03d}.json").write_text(json.dumps(stats))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="selection-assets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--log-level", default="WARNING",
                              help="console log level of the Dagster runs (all events reach the UI anyway)")
     demo_parser.set_defaults(func=demo)
+    ring_parser = commands.add_parser("embed-ring", help="(internal) one accelerate process of a ring's embedding")
+    for flag in ("--storage", "--ring", "--space", "--base-model", "--encoder-model", "--stats-dir"):
+        ring_parser.add_argument(flag, required=True)
+    for flag in ("--max-length", "--shard-size", "--batch-tokens"):
+        ring_parser.add_argument(flag, type=int, required=True)
+    ring_parser.set_defaults(func=embed_ring)
     args = parser.parse_args(argv)
     return args.func(args)
 

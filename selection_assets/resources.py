@@ -41,6 +41,8 @@ class ComputeResource(ConfigurableResource):
 
     device: str = Field(default="auto", description="cuda, mps, cpu, or auto (best available).")
     embed_batch_tokens: int = Field(default=8192, description="Padded tokens per embedding batch.")
+    processes: int = Field(default=1, description="Processes (one per GPU) that embed a ring together; "
+                           "above 1 the shards are spread over an `accelerate launch`.")
     embed_dtype: str = Field(default="auto", description="float32, bfloat16, float16, or auto "
                              "(bfloat16 on CUDA, float32 elsewhere).")
 

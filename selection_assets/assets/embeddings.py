@@ -5,11 +5,15 @@ and `query_embeddings`), its pooling ablations `rds_mean` and `rds_last_token`, 
 
 import hashlib
 import json
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer, source_version
@@ -76,6 +80,53 @@ def embedder(space: EmbeddingSpace, layout, compute: ComputeResource,
     return run_lm, base_model_path(layout), sum(p.numel() for p in model.parameters())
 
 
+def embedder_identity(space: EmbeddingSpace, layout, data: DataResource) -> tuple[str, int]:
+    """Name and parameter count of the model a space embeds with, without keeping it loaded."""
+    if space.pooling is None:
+        _, name, parameters = embedder(space, layout, ComputeResource(device="cpu"), data)
+        return name, parameters
+    from transformers import AutoConfig, AutoModel
+
+    with torch.device("meta"):
+        model = AutoModel.from_config(AutoConfig.from_pretrained(base_model_path(layout)))
+    return base_model_path(layout), sum(p.numel() for p in model.parameters())
+
+
+def embed_ring_shards(storage_root: str, compute: ComputeResource, data: DataResource, space_name: str, ring: str,
+                      rank: int, world_size: int) -> dict:
+    """One process's share of a ring's shards (the body of `selection-assets embed-ring`)."""
+    from selection_assets.core.store import Layout
+
+    layout = Layout(storage_root)
+    space = SPACES[space_name]
+    frame = pd.read_parquet(layout.ring_records(ring), columns=["messages"])
+    run = embedder(space, layout, compute, data)[0]
+    return embed.embed_missing_shards(
+        layout.ring_embeddings(ring, space_name), embed.ShardPlan(len(frame), data.shard_size),
+        lambda start, end: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
+        rank=rank, world_size=world_size)
+
+
+def _embed_with_accelerate(storage: StorageResource, compute: ComputeResource, data: DataResource,
+                           space: EmbeddingSpace, ring: str) -> dict:
+    """Spread a ring's shards over `compute.processes` processes with `accelerate launch`."""
+    stats_dir = Path(tempfile.mkdtemp(prefix="embed-stats-"))
+    command = ["accelerate", "launch", "--num_processes", str(compute.processes),
+               *(["--cpu"] if compute.resolved_device() == "cpu" else []),
+               "-m", "selection_assets.cli", "embed-ring", "--storage", storage.root, "--ring", ring,
+               "--space", space.name, "--max-length", str(data.max_length), "--shard-size", str(data.shard_size),
+               "--batch-tokens", str(compute.embed_batch_tokens), "--base-model", data.base_model,
+               "--encoder-model", data.encoder_model, "--stats-dir", str(stats_dir)]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise Failure(f"accelerate launch of {compute.processes} embedding processes failed for ring {ring}",
+                      metadata={"stderr": MetadataValue.text(completed.stderr[-4000:])})
+    per_rank = [store.read_json(p) for p in sorted(stats_dir.glob("rank-*.json"))]
+    return {"resumed_shards": sum(r["resumed_shards"] for r in per_rank),
+            "embed_seconds": max((r["embed_seconds"] for r in per_rank), default=0.0),
+            "processes": compute.processes}
+
+
 def _norm_check(report: dict) -> AssetCheckResult:
     ok = report["finite"] and report["max_norm_error"] <= NORM_TOLERANCE
     return AssetCheckResult(check_name="finite_unit_norm", passed=ok,
@@ -98,16 +149,24 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
         layout = storage.layout()
         ring = context.partition_key
         frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
-        run, model_name, parameters = embedder(space, layout, compute, data)
+        if compute.processes > 1:
+            run, (model_name, parameters) = None, embedder_identity(space, layout, data)
+        else:
+            run, model_name, parameters = embedder(space, layout, compute, data)
         fingerprint = {"model": model_name, "space": space.name, "max_length": data.max_length,
                        "parameters": parameters,
                        "ids": hashlib.sha256("\n".join(frame["id"]).encode()).hexdigest(),
                        "base_model": store.read_json(layout.base_model_ref) if model_deps else None}
         directory = layout.ring_embeddings(ring, space.name)
-        manifest = embed.write_embedding_shards(
-            directory, embed.ShardPlan(len(frame), data.shard_size), fingerprint,
-            lambda start, end: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
-            log=context.log.info)
+        plan = embed.ShardPlan(len(frame), data.shard_size)
+        embed.prepare_shard_dir(directory, fingerprint)
+        if compute.processes > 1:
+            stats = _embed_with_accelerate(storage, compute, data, space, ring)
+        else:
+            stats = embed.embed_missing_shards(
+                directory, plan, lambda start, end: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
+                log=context.log.info)
+        manifest = embed.finalize_manifest(directory, plan, fingerprint, stats)
         report = embed.norm_report(embed.iter_shards(directory))
         return MaterializeResult(
             metadata={"rows": manifest["n_rows"], "shards": len(manifest["shards"]),

@@ -25,7 +25,7 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
     """Everything `spec` reads about the pool of size `pool_size`."""
     rings = grid.rings_of(pool_size)
     budgets_below = [b for b in grid.budgets if b < int(pool_size)]
-    inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed,
+    inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed, device=device,
                            max_budget=max(budgets_below) if budgets_below else None)
     if EMBEDDINGS in spec.needs:
         inputs.pool_embedding_blocks = lambda: pool_io.embedding_blocks(layout, rings, spec.space)

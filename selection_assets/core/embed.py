@@ -122,14 +122,9 @@ def shard_path(directory: Path, index: int) -> Path:
     return Path(directory) / f"shard-{index:05d}.npy"
 
 
-def write_embedding_shards(directory: Path, plan: ShardPlan, fingerprint: dict,
-                           embed_rows: Callable[[int, int], np.ndarray],
-                           log: Callable[[str], None] = lambda _: None) -> dict:
-    """Embed rows shard by shard into `directory`, skipping shards that are already complete.
-
-    `fingerprint` identifies what is being embedded (model, data, settings): shards written under
-    another fingerprint are discarded. Returns the manifest, which is written last.
-    """
+def prepare_shard_dir(directory: Path, fingerprint: dict) -> None:
+    """Make `directory` hold shards of `fingerprint` only: shards of anything else are discarded.
+    With several processes, the main process calls this before the others start writing."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     fingerprint_path = directory / "fingerprint.json"
@@ -138,22 +133,50 @@ def write_embedding_shards(directory: Path, plan: ShardPlan, fingerprint: dict,
             stale.unlink()
         (directory / "manifest.json").unlink(missing_ok=True)
         store.write_json(fingerprint, fingerprint_path)
-    shards, resumed, seconds = [], 0, 0.0
+
+
+def embed_missing_shards(directory: Path, plan: ShardPlan, embed_rows: Callable[[int, int], np.ndarray], *,
+                         rank: int = 0, world_size: int = 1,
+                         log: Callable[[str], None] = lambda _: None) -> dict:
+    """Embed this process's shards (index % world_size == rank) that are not complete yet.
+
+    Each shard is renamed into place when written, so a killed run resumes at its first missing
+    shard. Returns how many shards were skipped as done and the seconds spent embedding."""
+    resumed, seconds = 0, 0.0
     for index, start, end in plan.shards():
+        if index % world_size != rank:
+            continue
         path = shard_path(directory, index)
         if path.exists() and np.load(path, mmap_mode="r").shape[0] == end - start:
             resumed += 1
-        else:
-            began = time.perf_counter()
-            vectors = embed_rows(start, end)
-            store.write_npy(vectors.astype(np.float16), path)
-            seconds += time.perf_counter() - began
-            log(f"shard {index}: rows {start}-{end} embedded")
+            continue
+        began = time.perf_counter()
+        store.write_npy(embed_rows(start, end).astype(np.float16), path)
+        seconds += time.perf_counter() - began
+        log(f"shard {index}: rows {start}-{end} embedded")
+    return {"resumed_shards": resumed, "embed_seconds": seconds}
+
+
+def finalize_manifest(directory: Path, plan: ShardPlan, fingerprint: dict, stats: dict) -> dict:
+    """Check every shard is complete and write the manifest (last, so it marks a finished ring)."""
+    shards = []
+    for index, start, end in plan.shards():
+        path = shard_path(directory, index)
+        if not path.exists() or np.load(path, mmap_mode="r").shape[0] != end - start:
+            raise RuntimeError(f"shard {index} (rows {start}-{end}) of {directory} is missing or incomplete")
         shards.append({"file": path.name, "start": start, "end": end})
-    manifest = {"n_rows": plan.n_rows, "shards": shards, "fingerprint": fingerprint,
-                "resumed_shards": resumed, "embed_seconds": seconds}
-    store.write_json(manifest, directory / "manifest.json")
+    manifest = {"n_rows": plan.n_rows, "shards": shards, "fingerprint": fingerprint, **stats}
+    store.write_json(manifest, Path(directory) / "manifest.json")
     return manifest
+
+
+def write_embedding_shards(directory: Path, plan: ShardPlan, fingerprint: dict,
+                           embed_rows: Callable[[int, int], np.ndarray],
+                           log: Callable[[str], None] = lambda _: None) -> dict:
+    """Single-process embedding of a ring: prepare, embed the missing shards, write the manifest."""
+    prepare_shard_dir(directory, fingerprint)
+    stats = embed_missing_shards(directory, plan, embed_rows, log=log)
+    return finalize_manifest(directory, plan, fingerprint, stats)
 
 
 def iter_shards(directory: Path) -> Iterator[np.ndarray]:

@@ -13,28 +13,53 @@ import numpy as np
 
 
 def group_max_scores(pool_blocks: Iterable[np.ndarray], queries: np.ndarray, query_groups: np.ndarray,
-                     block_rows: int = 65536) -> tuple[np.ndarray, list]:
+                     block_rows: int = 65536, backend: str = "numpy", device: str = "cpu") -> tuple[np.ndarray, list]:
     """Per pool row and per query group, the max cosine similarity over that group's queries.
 
     `queries` is (Q, d) unit rows; `query_groups` (Q,) labels each query with its group (a task,
     or the query itself for single-task selection). Returns an (N, G) float32 array whose columns
-    follow the sorted unique group labels, and those labels.
+    follow the sorted unique group labels, and those labels. backend "numpy" multiplies in numpy
+    float32 on the CPU; "torch" multiplies on `device` (cuda for a GPU) in float32, block by block.
     """
     query_groups = np.asarray(query_groups)
     labels, inverse = np.unique(query_groups, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     sorted_queries = np.ascontiguousarray(queries[order], dtype=np.float32)
     starts = np.searchsorted(inverse[order], np.arange(len(labels)))
-    outputs = []
-    for block in pool_blocks:
-        for begin in range(0, block.shape[0], block_rows):
-            chunk = np.asarray(block[begin : begin + block_rows], dtype=np.float32)
-            sims = chunk @ sorted_queries.T
-            outputs.append(np.maximum.reduceat(sims, starts, axis=1) if len(chunk) else
-                           np.empty((0, len(labels)), dtype=np.float32))
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"unknown similarity backend {backend!r} (numpy, torch)")
+    reduce = _numpy_block_max(sorted_queries, starts) if backend == "numpy" else \
+        _torch_block_max(sorted_queries, starts, device)
+    outputs = [reduce(block[begin : begin + block_rows])
+               for block in pool_blocks for begin in range(0, block.shape[0], block_rows)]
+    outputs = [o for o in outputs if len(o)]
     if not outputs:
         return np.empty((0, len(labels)), dtype=np.float32), list(labels)
     return np.concatenate(outputs).astype(np.float32, copy=False), list(labels)
+
+
+def _numpy_block_max(sorted_queries: np.ndarray, starts: np.ndarray):
+    transposed = np.ascontiguousarray(sorted_queries.T)
+
+    def reduce(chunk: np.ndarray) -> np.ndarray:
+        sims = np.asarray(chunk, dtype=np.float32) @ transposed
+        return np.maximum.reduceat(sims, starts, axis=1) if len(sims) else sims[:, : len(starts)]
+
+    return reduce
+
+
+def _torch_block_max(sorted_queries: np.ndarray, starts: np.ndarray, device: str):
+    import torch
+
+    queries = torch.from_numpy(sorted_queries).to(device)
+    bounds = list(starts) + [len(sorted_queries)]
+
+    def reduce(chunk: np.ndarray) -> np.ndarray:
+        sims = torch.from_numpy(np.asarray(chunk, dtype=np.float32)).to(device) @ queries.T
+        maxima = [sims[:, lo:hi].amax(dim=1) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return torch.stack(maxima, dim=1).cpu().numpy()
+
+    return reduce
 
 
 def round_robin_select(score_columns: np.ndarray, budget: int) -> np.ndarray:

@@ -65,3 +65,29 @@ def test_killed_run_resumes_at_first_missing_shard(tmp_path):
     calls.clear()
     embed.write_embedding_shards(tmp_path, plan, {"model": "other"}, rows)  # new fingerprint: redo all
     assert calls == [0, 3, 6, 9]
+
+
+def test_processes_striding_shards_give_the_single_process_result(tmp_path):
+    data = np.random.default_rng(4).normal(size=(11, 3)).astype(np.float32)
+    plan = embed.ShardPlan(n_rows=11, shard_size=2)
+    fingerprint = {"model": "m"}
+    embed.prepare_shard_dir(tmp_path / "multi", fingerprint)
+    done = []
+    for rank in (0, 1):  # what two accelerate processes do, one after the other here
+        stats = embed.embed_missing_shards(tmp_path / "multi", plan, lambda s, e: done.append(s) or data[s:e],
+                                           rank=rank, world_size=2)
+        assert stats["resumed_shards"] == 0
+    assert sorted(done) == [0, 2, 4, 6, 8, 10]
+    embed.finalize_manifest(tmp_path / "multi", plan, fingerprint, {})
+    single = embed.write_embedding_shards(tmp_path / "single", plan, fingerprint, lambda s, e: data[s:e])
+    assert len(single["shards"]) == 6
+    np.testing.assert_array_equal(np.concatenate(list(embed.iter_shards(tmp_path / "multi"))),
+                                  np.concatenate(list(embed.iter_shards(tmp_path / "single"))))
+
+
+def test_manifest_refuses_missing_shards(tmp_path):
+    plan = embed.ShardPlan(n_rows=4, shard_size=2)
+    embed.prepare_shard_dir(tmp_path, {"model": "m"})
+    embed.embed_missing_shards(tmp_path, plan, lambda s, e: np.zeros((e - s, 2)), rank=0, world_size=2)
+    with pytest.raises(RuntimeError, match="shard 1"):
+        embed.finalize_manifest(tmp_path, plan, {"model": "m"}, {})

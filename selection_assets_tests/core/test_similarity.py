@@ -44,3 +44,13 @@ def test_group_max_matches_dense_computation_across_blocks():
     expected = np.stack([dense[:, groups == g].max(1) for g in ["a", "b", "c"]], axis=1)
     assert labels == ["a", "b", "c"]
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_torch_path_matches_numpy_path():
+    rng = np.random.default_rng(5)
+    pool = rng.normal(size=(50, 6)).astype(np.float16)
+    queries = rng.normal(size=(7, 6)).astype(np.float32)
+    groups = np.array([0, 0, 1, 2, 2, 2, 1])
+    on_numpy, _ = group_max_scores([pool], queries, groups, block_rows=16)
+    on_torch, _ = group_max_scores([pool], queries, groups, block_rows=16, backend="torch", device="cpu")
+    np.testing.assert_allclose(on_numpy, on_torch, rtol=1e-5, atol=1e-5)

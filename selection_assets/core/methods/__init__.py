@@ -32,6 +32,7 @@ class ScoringInputs:
 
     pool: pd.DataFrame  # example_id, source, clean, noise, total_tokens, answer_tokens (pool order)
     seed: int = 0
+    device: str = "cpu"  # where model-free heavy arithmetic (similarity) may run
     max_budget: int | None = None  # largest budget the pool is selected for (budget-ordered methods)
     pool_embedding_blocks: Callable[[], Iterable[np.ndarray]] | None = None
     query_embeddings: np.ndarray | None = None

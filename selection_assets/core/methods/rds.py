@@ -22,7 +22,9 @@ def score(inputs: ScoringInputs) -> pd.DataFrame:
         raise ValueError("rds_plus needs pool and query embeddings")
     tasks = np.asarray(inputs.query_tasks)
     groups = tasks if len(np.unique(tasks)) > 1 else np.asarray(inputs.query_ids)
-    sims, labels = group_max_scores(inputs.pool_embedding_blocks(), inputs.query_embeddings, groups)
+    backend = "torch" if inputs.device.startswith("cuda") else "numpy"
+    sims, labels = group_max_scores(inputs.pool_embedding_blocks(), inputs.query_embeddings, groups,
+                                    backend=backend, device=inputs.device)
     if sims.shape[0] != len(inputs.pool):
         raise ValueError(f"pool has {len(inputs.pool)} rows but embeddings have {sims.shape[0]}")
     frame = base_frame(inputs, sims.max(axis=1) if sims.shape[1] else np.zeros(len(sims)))

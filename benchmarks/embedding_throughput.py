@@ -1,0 +1,97 @@
+"""Embedding throughput: the length-bucketed, padding-aware batched path against a batch-size-1
+loop of the same model on the same data, in one run (tokens/s of real tokens).
+
+    python -m benchmarks.embedding_throughput                  # world-size tiny Llama, 2000 world conversations
+    python -m benchmarks.embedding_throughput --mfu --model-size 1b   # on a GPU: ~1B Llama in bf16, model FLOPs utilisation
+
+Random weights are fine for throughput. MFU = achieved model FLOPs (2 x parameters x tokens per
+second) / the device's dense bf16 peak (--peak-tflops, default 989 for an H100 SXM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaModel
+
+from selection_assets.core import embed, tokenize
+from selection_assets.world import generate
+from selection_assets.world.models import TinyModelShape, train_tokenizer
+
+SIZES = {  # hidden, intermediate, layers, heads
+    "tiny": (192, 512, 4, 4),
+    "1b": (2048, 8192, 16, 32),
+}
+
+
+def world_sequences(n: int, tokenizer) -> list[list[int]]:
+    lines = generate.generate_pool(n, seed=3)
+    conversations = [json.loads(line)["messages"] for line in lines if line.startswith("{\"id\": \"ex")]
+    return [e.input_ids for e in tokenize.encode_conversations(tokenizer, conversations, 256)]
+
+
+def model_of(size: str, vocab: int, device: str, dtype) -> LlamaModel:
+    hidden, intermediate, layers, heads = SIZES[size]
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=intermediate,
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                         max_position_embeddings=4096)
+    return LlamaModel(config).to(device=device, dtype=dtype).eval()
+
+
+def timed(fn, sync) -> float:
+    began = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    from benchmarks._common import save
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--examples", type=int, default=2000)
+    parser.add_argument("--model-size", choices=sorted(SIZES), default="tiny")
+    parser.add_argument("--batch-tokens", type=int, default=16384)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--mfu", action="store_true", help="GPU only: long synthetic sequences, report MFU")
+    parser.add_argument("--peak-tflops", type=float, default=989.0)
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if args.mfu:
+        rng = np.random.default_rng(0)
+        sequences = [rng.integers(10, 32000, size=int(n)).tolist() for n in rng.integers(512, 2048, args.examples)]
+        vocab = 32000
+    else:
+        texts = [tokenize.format_conversation(json.loads(l)["messages"], "<|endoftext|>")
+                 for l in generate.generate_pool(3000, seed=1) if l.startswith("{\"id\": \"ex")]
+        tokenizer = train_tokenizer(texts, 1024, "/tmp/selection_assets_bench_tok")
+        sequences = world_sequences(args.examples, tokenizer)
+        vocab = len(tokenizer)
+    model = model_of(args.model_size, vocab, device, dtype)
+    parameters = sum(p.numel() for p in model.parameters())
+    real_tokens = sum(len(s) for s in sequences)
+    batched = [timed(lambda: embed.embed_token_ids(model, sequences, pad_id=0, batch_tokens=args.batch_tokens,
+                                                   device=device), sync) for _ in range(args.repeats)]
+    result = {"device": device, "dtype": str(dtype), "model_size": args.model_size, "parameters": parameters,
+              "examples": len(sequences), "real_tokens": real_tokens,
+              "batched_tokens_per_s": real_tokens / float(np.median(batched))}
+    if not args.mfu:
+        single = [timed(lambda: embed.embed_token_ids(model, sequences, pad_id=0, batch_tokens=1, device=device),
+                        sync) for _ in range(args.repeats)]
+        result["batch1_tokens_per_s"] = real_tokens / float(np.median(single))
+        result["speedup"] = result["batched_tokens_per_s"] / result["batch1_tokens_per_s"]
+    else:
+        result["mfu"] = 2 * parameters * result["batched_tokens_per_s"] / (args.peak_tflops * 1e12)
+    print(json.dumps(result))
+    save(f"embedding_throughput_{args.model_size}_{device}", result)
+
+
+if __name__ == "__main__":
+    main()
