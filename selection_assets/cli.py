@@ -122,6 +122,32 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def rerun(args: argparse.Namespace) -> int:
+    """Rematerialise what is stale in the instance: changed code versions and their downstream."""
+    if not args.stale:
+        print("rerun needs --stale (rematerialise assets whose code or upstream data changed)")
+        return 2
+    home = prepare_dagster_home(Path(args.dagster_home))
+    from selection_assets.definitions import build_assets, default_resources, defs
+    from selection_assets.operations import stale_plan
+
+    grid = Grid.from_env()
+    assets, resources = build_assets(grid), default_resources()
+    transformers_logging.disable_progress_bar()
+    with DagsterInstance.get() as instance:
+        plan = stale_plan(defs, grid, instance)
+        if not plan:
+            print(f"nothing is stale in {home}")
+            return 0
+        console = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+        for label, keys, partition in plan:
+            print(f"  {label}: {', '.join(k.to_user_string() for k in keys)}")
+            if not args.dry_run:
+                materialize(assets, selection=keys, partition_key=partition, instance=instance,
+                            resources=resources, raise_on_error=True, run_config=console)
+    return 0
+
+
 def embed_ring(args: argparse.Namespace) -> int:
     """One process of a multi-GPU ring embedding, run under `accelerate launch` by pool_embeddings."""
     from accelerate import PartialState
@@ -151,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--log-level", default="WARNING",
                              help="console log level of the Dagster runs (all events reach the UI anyway)")
     demo_parser.set_defaults(func=demo)
+    rerun_parser = commands.add_parser("rerun", help="rematerialise stale assets (changed code or upstream data)")
+    rerun_parser.add_argument("--stale", action="store_true", help="only what is stale, and so its downstream")
+    rerun_parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    rerun_parser.add_argument("--dagster-home", default=".dagster_home")
+    rerun_parser.add_argument("--log-level", default="WARNING")
+    rerun_parser.set_defaults(func=rerun)
     ring_parser = commands.add_parser("embed-ring", help="(internal) one accelerate process of a ring's embedding")
     for flag in ("--storage", "--ring", "--space", "--base-model", "--encoder-model", "--stats-dir"):
         ring_parser.add_argument(flag, required=True)

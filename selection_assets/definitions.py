@@ -10,6 +10,7 @@ import os
 
 from dagster import Definitions
 
+from selection_assets import operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, selections, sources, training
 from selection_assets.partitions import Grid
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
@@ -37,10 +38,15 @@ def default_resources(storage_root: str | None = None) -> dict:
             "training": TrainResource()}
 
 
-def build_definitions(grid: Grid | None = None, resources: dict | None = None) -> Definitions:
-    """Definitions for `grid` (default: from the environment) with `resources` (default: defaults)."""
+def build_definitions(grid: Grid | None = None, resources: dict | None = None, executor=None) -> Definitions:
+    """Definitions for `grid` (default: from the environment) with `resources` (default: defaults)
+    and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default)."""
     grid = grid or Grid.from_env()
-    return Definitions(assets=build_assets(grid), resources=resources or default_resources())
+    assets = build_assets(grid)
+    return Definitions(assets=assets, resources=resources or default_resources(),
+                       jobs=operations.stage_jobs(grid, assets),
+                       sensors=[operations.stale_rerun_sensor(grid, assets)],
+                       executor=executor or operations.executor_from_env())
 
 
 defs = build_definitions()

@@ -2,6 +2,9 @@
 materialisation of the whole lineage into a temporary Dagster instance (both built once per session)."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +49,27 @@ def lineage(tmp_path_factory):
     instance = DagsterInstance.ephemeral()
     results = run_lineage(TINY_GRID, resources, instance, echo=lambda _: None, methods=list(registry()))
     return instance, Path(root / "storage"), resources, results
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(args: list[str], env: dict, cwd: Path) -> str:
+    """Run `selection-assets ARGS` in a subprocess; its stdout (fails the test on a non-zero exit)."""
+    result = subprocess.run([sys.executable, "-m", "selection_assets.cli", *args], env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def small_env(tmp_path_factory):
+    """A demo of two methods over pool sizes 80 and 160, budget 40, in a fresh instance, and the
+    environment to reach it."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "80,160",
+           "SELECTION_ASSETS_BUDGETS": "40", "PYTHONPATH": str(REPO)}
+    cli(["demo", "--methods", "random,rds_plus"], env, REPO)
+    return home, env
+
+

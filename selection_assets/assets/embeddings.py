@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer, source_version
+from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_path, load_tokenizer, source_version
 from selection_assets.core import embed, store, tokenize
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource
@@ -139,7 +139,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
     code = source_version(embed, tokenize)
 
     @asset(name=space.pool_asset, group_name="embeddings", partitions_def=grid.pools_def, pool=GPU_POOL,
-           tags=GPU_TAGS, deps=["raw_pool", *model_deps], kinds={"pytorch", "numpy"}, code_version=code,
+           tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, deps=["raw_pool", *model_deps], kinds={"pytorch", "numpy"}, code_version=code,
            check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.pool_asset,
                                        description="Every stored embedding is finite and has unit L2 norm.")],
            description=f"{space.description}, of one ring of the pool, as float16 .npy shards; a killed run "
@@ -175,7 +175,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
                       "path": MetadataValue.path(str(directory))},
             check_results=[_norm_check(report)])
 
-    @asset(name=space.query_asset, group_name="embeddings", pool=GPU_POOL, tags=GPU_TAGS,
+    @asset(name=space.query_asset, group_name="embeddings", pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
            deps=["eval_tasks", *model_deps], kinds={"pytorch", "numpy"}, code_version=code,
            check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.query_asset,
                                        description="Every query embedding is finite and has unit L2 norm.")],

@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, load_tokenizer, source_version
+from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, load_tokenizer, source_version
 from selection_assets.core import records, store, tokenize, train
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
@@ -41,7 +41,7 @@ def build(grid: Grid) -> list:
         return MaterializeResult(metadata={"vocab_size": len(tok), "eos_token": str(tok.eos_token),
                                            "path": MetadataValue.path(str(layout.tokenizer_dir))})
 
-    @asset(group_name="models", deps=["tokenizer", "source_pool"], pool=GPU_POOL, tags=GPU_TAGS,
+    @asset(group_name="models", deps=["tokenizer", "source_pool"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
            kinds={"pytorch"}, code_version=source_version(world_models, train),
            description="Base causal LM: the world's tiny Llama-style model pre-trained on the pool "
                        "text, or a reference to the named Hugging Face model.")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import load_tokenizer, source_version
+from selection_assets.assets._shared import RING_TAGS, load_tokenizer, source_version
 from selection_assets.core import pool as pool_io
 from selection_assets.core import records, store, tokenize
 from selection_assets.partitions import Grid
@@ -22,7 +22,7 @@ def _counts_table(counts: pd.Series) -> str:
 def build(grid: Grid) -> list:
     ring_mapping = grid.ring_to_pool_mapping()
 
-    @asset(group_name="pool", partitions_def=grid.pools_def, deps=["source_pool"], kinds={"parquet"},
+    @asset(group_name="pool", partitions_def=grid.pools_def, deps=["source_pool"], kinds={"parquet"}, tags=RING_TAGS,
            code_version=source_version(records),
            description="Normalised conversations (id, source, messages) of one ring of the pool; "
                        "malformed records are quarantined with a reason (in = kept + quarantined).")
@@ -51,6 +51,7 @@ def build(grid: Grid) -> list:
         })
 
     @asset(group_name="pool", partitions_def=grid.pools_def, deps=["raw_pool", "tokenizer"], kinds={"parquet"},
+           tags=RING_TAGS,
            code_version=source_version(tokenize),
            description="Token counts per example (chat template applied): total and answer tokens.")
     def tokenized_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:

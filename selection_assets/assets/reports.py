@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer, source_version
+from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer, source_version
 from selection_assets.assets.scores import method_selection_cost
 from selection_assets.core import evaluate, report, store
 from selection_assets.core import pool as pool_io
@@ -19,7 +19,7 @@ from selection_assets.resources import ComputeResource, DataResource, StorageRes
 def _build_one(grid: Grid, spec: MethodSpec):
     @asset(name=f"eval_report_{spec.name}", group_name="reports", partitions_def=grid.grid_def,
            deps=[f"finetuned_{spec.name}", f"selection_{spec.name}", "eval_tasks"], pool=GPU_POOL,
-           tags=GPU_TAGS, kinds={"pytorch", "json"}, code_version=source_version(evaluate),
+           tags=GPU_TAGS, op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"}, code_version=source_version(evaluate),
            description=f"Exact match per eval task of the {spec.name} checkpoint, selection precision, "
                        "per-source counts and cost.")
     def eval_report_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -63,7 +63,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
     return eval_report_asset
 
 
-@asset(group_name="reports", deps=["base_model", "eval_tasks"], pool=GPU_POOL, tags=GPU_TAGS,
+@asset(group_name="reports", deps=["base_model", "eval_tasks"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
        kinds={"pytorch", "json"}, code_version=source_version(evaluate),
        description="The base model evaluated without fine-tuning: the floor every selection must beat.")
 def eval_report_base(context: AssetExecutionContext, storage: StorageResource, data: DataResource,

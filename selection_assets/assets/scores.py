@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer, source_version
+from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_path, load_tokenizer, source_version
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, evaluate, similarity, store
 from selection_assets.core import pool as pool_io
@@ -91,7 +91,8 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
     @asset(name=f"scores_{spec.name}", group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
-           code_version=source_version(spec.module, similarity, f"{spec.space} {sorted(spec.params.items())}"),
+           code_version=source_version(spec.module, *spec.uses, similarity,
+                                       f"{spec.space} {sorted(spec.params.items())}"),
            description=f"{spec.name} ({spec.reference}): {spec.summary}. A score for every example of a pool.")
     def scores_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                      compute: ComputeResource) -> MaterializeResult:
@@ -116,7 +117,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
 def build(grid: Grid) -> list:
     @asset(group_name="scores", partitions_def=grid.pools_def, deps=["raw_pool", "base_model", "tokenizer"],
-           pool=GPU_POOL, tags=GPU_TAGS, kinds={"pytorch", "parquet"}, code_version=source_version(evaluate),
+           pool=GPU_POOL, tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, kinds={"pytorch", "parquet"}, code_version=source_version(evaluate),
            description="The base model's answer cross-entropy per example of one ring: CE(A | Q) (perplexity "
                        "methods) and CE(A) without context (IFD's denominator).")
     def answer_losses(context: AssetExecutionContext, storage: StorageResource, data: DataResource,

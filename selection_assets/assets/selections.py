@@ -17,7 +17,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
               AssetCheckSpec("no_duplicate_ids", asset=name, description="No example is selected twice.")]
 
     @asset(name=name, group_name="selections", partitions_def=grid.grid_def, deps=[f"scores_{spec.name}"],
-           check_specs=checks, kinds={"parquet"}, code_version=source_version(spec.module, f"{sorted(spec.params.items())}"),
+           check_specs=checks, kinds={"parquet"}, code_version=source_version(spec.module, *spec.uses, f"{sorted(spec.params.items())}"),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource):
         layout = storage.layout()

@@ -8,10 +8,12 @@ later run would trust.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,16 +175,33 @@ def temp_dir_beside(final_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
 
 
-def refresh_scores_views(layout: Layout) -> None:
+def refresh_scores_views(layout: Layout, wait_seconds: float = 120.0) -> None:
     """(Re)create the DuckDB views over every per-method score Parquet file.
+
+    Several runs may score at once and DuckDB admits one writer per file, so writers take an
+    exclusive lock on a sidecar file (same host) and retry while another process holds the
+    database (e.g. a reader, or a writer on another host of a shared volume).
 
     `scores_long` has one row per (method, pool_size, example_id, column); `scores` pivots the
     method's main `score` column wide: one row per (pool_size, example_id), one column per method.
     The Parquet files are the source of truth; the DuckDB file only holds views, so concurrent
     score assets never contend for table writes.
     """
-    files = sorted(layout.root.glob("scores/*/*.parquet"))
     layout.scores_db.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
+    with open(layout.scores_db.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        while True:
+            try:
+                return _create_score_views(layout)
+            except duckdb.IOException as err:
+                if "lock" not in str(err).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+
+def _create_score_views(layout: Layout) -> None:
+    files = sorted(layout.root.glob("scores/*/*.parquet"))
     with duckdb.connect(str(layout.scores_db)) as con:
         if not files:
             return

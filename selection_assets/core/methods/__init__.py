@@ -67,6 +67,7 @@ class MethodSpec:
     needs: frozenset[str] = frozenset()
     space: str = "rds"  # embedding space, when `needs` has EMBEDDINGS
     params: dict = field(default_factory=dict)
+    uses: tuple[ModuleType, ...] = ()  # other method modules its code calls (part of its code version)
 
     def score(self, inputs: ScoringInputs) -> pd.DataFrame:
         return self.module.score(inputs, **self.params)
@@ -111,7 +112,8 @@ def registry() -> dict[str, MethodSpec]:
     targeted = frozenset({EMBEDDINGS, QUERIES})
     specs = [
         MethodSpec("random", random, "seeded shuffle, first k", "baseline"),
-        MethodSpec("random_balanced", random_balanced, "round-robin over sources in shuffle order", "baseline"),
+        MethodSpec("random_balanced", random_balanced, "round-robin over sources in shuffle order", "baseline",
+                   uses=(random,)),
         MethodSpec("rds_plus", rds, "position-weighted LM embeddings, max cosine to task queries, "
                    "round-robin over tasks", "Ivison et al. 2025", targeted, "rds"),
         MethodSpec("rds_plus_mean", rds, "RDS+ with plain mean pooling (ablation)", "Ivison et al. 2025",
@@ -138,7 +140,7 @@ def registry() -> dict[str, MethodSpec]:
                    "clusters", "Xia et al. 2024", frozenset({EMBEDDINGS}), "rds", {"algorithm": "kmeans"}),
         MethodSpec("deita_filter", deita, "longest first, skipping examples with cosine > 0.9 to any "
                    "already taken", "Liu et al. 2024 (DEITA)", frozenset({EMBEDDINGS}), "rds",
-                   {"threshold": 0.9}),
+                   {"threshold": 0.9}, uses=(diversity,)),
         MethodSpec("instructmining", instructmining, "published linear rule on indicators, lowest "
                    "predicted eval loss first", "Cao et al. 2023",
                    frozenset({ANSWER_LOSSES, EMBEDDINGS, MESSAGES}), "encoder"),
