@@ -60,9 +60,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mfu", action="store_true", help="GPU only: long synthetic sequences, report MFU")
     parser.add_argument("--peak-tflops", type=float, default=989.0)
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="auto: bfloat16 on a GPU, float32 on the CPU")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    dtype = getattr(torch, args.dtype) if args.dtype != "auto" else (
+        torch.bfloat16 if device == "cuda" else torch.float32)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     if args.mfu:
         rng = np.random.default_rng(0)
@@ -90,7 +93,7 @@ def main() -> None:
     else:
         result["mfu"] = 2 * parameters * result["batched_tokens_per_s"] / (args.peak_tflops * 1e12)
     print(json.dumps(result))
-    save(f"embedding_throughput_{args.model_size}_{device}", result)
+    save(f"embedding_throughput_{args.model_size}_{device}_{str(dtype).removeprefix('torch.')}", result)
 
 
 if __name__ == "__main__":

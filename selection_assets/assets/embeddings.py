@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_path, load_tokenizer, source_version
 from selection_assets.core import embed, store, tokenize
@@ -139,7 +139,8 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
     code = source_version(embed, tokenize)
 
     @asset(name=space.pool_asset, group_name="embeddings", partitions_def=grid.pools_def, pool=GPU_POOL,
-           tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, deps=["raw_pool", *model_deps], kinds={"pytorch", "numpy"}, code_version=code,
+           tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, deps=["raw_pool", *model_deps],
+           backfill_policy=BackfillPolicy.single_run(), kinds={"pytorch", "numpy"}, code_version=code,
            check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.pool_asset,
                                        description="Every stored embedding is finite and has unit L2 norm.")],
            description=f"{space.description}, of one ring of the pool, as float16 .npy shards; a killed run "
@@ -147,32 +148,37 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
     def pool_embeddings_asset(context: AssetExecutionContext, storage: StorageResource, compute: ComputeResource,
                               data: DataResource):
         layout = storage.layout()
-        ring = context.partition_key
-        frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
         if compute.processes > 1:
             run, (model_name, parameters) = None, embedder_identity(space, layout, data)
-        else:
+        else:  # the model loads once, for every ring of a single-run backfill
             run, model_name, parameters = embedder(space, layout, compute, data)
-        fingerprint = {"model": model_name, "space": space.name, "max_length": data.max_length,
-                       "parameters": parameters,
-                       "ids": hashlib.sha256("\n".join(frame["id"]).encode()).hexdigest(),
-                       "base_model": store.read_json(layout.base_model_ref) if model_deps else None}
-        directory = layout.ring_embeddings(ring, space.name)
-        plan = embed.ShardPlan(len(frame), data.shard_size)
-        embed.prepare_shard_dir(directory, fingerprint)
-        if compute.processes > 1:
-            stats = _embed_with_accelerate(storage, compute, data, space, ring)
-        else:
-            stats = embed.embed_missing_shards(
-                directory, plan, lambda start, end: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
-                log=context.log.info)
-        manifest = embed.finalize_manifest(directory, plan, fingerprint, stats)
-        report = embed.norm_report(embed.iter_shards(directory))
+        manifests = []
+        for ring in context.partition_keys:
+            frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
+            fingerprint = {"model": model_name, "space": space.name, "max_length": data.max_length,
+                           "parameters": parameters,
+                           "ids": hashlib.sha256("\n".join(frame["id"]).encode()).hexdigest(),
+                           "base_model": store.read_json(layout.base_model_ref) if model_deps else None}
+            directory = layout.ring_embeddings(ring, space.name)
+            plan = embed.ShardPlan(len(frame), data.shard_size)
+            embed.prepare_shard_dir(directory, fingerprint)
+            if compute.processes > 1:
+                stats = _embed_with_accelerate(storage, compute, data, space, ring)
+            else:
+                stats = embed.embed_missing_shards(
+                    directory, plan,
+                    lambda start, end, frame=frame: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
+                    log=context.log.info)
+            manifests.append(embed.finalize_manifest(directory, plan, fingerprint, stats))
+        rings = list(context.partition_keys)
+        report = embed.norm_report(b for r in rings for b in embed.iter_shards(layout.ring_embeddings(r, space.name)))
         return MaterializeResult(
-            metadata={"rows": manifest["n_rows"], "shards": len(manifest["shards"]),
-                      "resumed_shards": manifest["resumed_shards"], "embed_seconds": manifest["embed_seconds"],
+            metadata={"rings": ", ".join(rings), "rows": sum(m["n_rows"] for m in manifests),
+                      "shards": sum(len(m["shards"]) for m in manifests),
+                      "resumed_shards": sum(m["resumed_shards"] for m in manifests),
+                      "embed_seconds": sum(m["embed_seconds"] for m in manifests),
                       "model": model_name, "device": compute.resolved_device(),
-                      "path": MetadataValue.path(str(directory))},
+                      "path": MetadataValue.path(str(layout.ring_embeddings(rings[0], space.name).parent))},
             check_results=[_norm_check(report)])
 
     @asset(name=space.query_asset, group_name="embeddings", pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,

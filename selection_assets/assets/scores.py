@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from dagster import AssetDep, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_path, load_tokenizer, source_version
 from selection_assets.assets.embeddings import SPACES
@@ -117,7 +117,8 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
 def build(grid: Grid) -> list:
     @asset(group_name="scores", partitions_def=grid.pools_def, deps=["raw_pool", "base_model", "tokenizer"],
-           pool=GPU_POOL, tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, kinds={"pytorch", "parquet"}, code_version=source_version(evaluate),
+           pool=GPU_POOL, tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, backfill_policy=BackfillPolicy.single_run(),
+           kinds={"pytorch", "parquet"}, code_version=source_version(evaluate),
            description="The base model's answer cross-entropy per example of one ring: CE(A | Q) (perplexity "
                        "methods) and CE(A) without context (IFD's denominator).")
     def answer_losses(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -125,21 +126,24 @@ def build(grid: Grid) -> list:
         from transformers import AutoModelForCausalLM
 
         layout = storage.layout()
-        ring = context.partition_key
         device = compute.resolved_device()
-        frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
+        # the model loads once, for every ring of a single-run backfill
         model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
-        began = time.perf_counter()
-        losses = evaluate.answer_losses(model.to(device).eval(), load_tokenizer(layout),
-                                        [json.loads(m) for m in frame["messages"]], max_length=data.max_length,
-                                        batch_tokens=compute.embed_batch_tokens, device=device)
-        seconds = time.perf_counter() - began
-        losses.insert(0, "example_id", frame["id"].to_numpy())
-        path = store.write_parquet(losses, layout.ring_answer_losses(ring))
-        store.write_json({"seconds": seconds, "rows": len(losses)}, path.with_suffix(".json"))
-        return MaterializeResult(metadata={"rows": len(losses), "seconds": seconds,
-                                           "mean_ce_answer": float(losses["ce_answer"].mean()),
-                                           "undefined": int(losses["ce_answer"].isna().sum()),
-                                           "path": MetadataValue.path(str(path))})
+        model, tokenizer = model.to(device).eval(), load_tokenizer(layout)
+        rows, seconds, undefined = 0, 0.0, 0
+        for ring in context.partition_keys:
+            frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
+            began = time.perf_counter()
+            losses = evaluate.answer_losses(model, tokenizer, [json.loads(m) for m in frame["messages"]],
+                                            max_length=data.max_length, batch_tokens=compute.embed_batch_tokens,
+                                            device=device)
+            ring_seconds = time.perf_counter() - began
+            losses.insert(0, "example_id", frame["id"].to_numpy())
+            path = store.write_parquet(losses, layout.ring_answer_losses(ring))
+            store.write_json({"seconds": ring_seconds, "rows": len(losses)}, path.with_suffix(".json"))
+            rows, seconds = rows + len(losses), seconds + ring_seconds
+            undefined += int(losses["ce_answer"].isna().sum())
+        return MaterializeResult(metadata={"rings": ", ".join(context.partition_keys), "rows": rows,
+                                           "seconds": seconds, "undefined": undefined})
 
     return [answer_losses, *(_build_one(grid, spec) for spec in registry().values())]

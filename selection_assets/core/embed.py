@@ -170,15 +170,6 @@ def finalize_manifest(directory: Path, plan: ShardPlan, fingerprint: dict, stats
     return manifest
 
 
-def write_embedding_shards(directory: Path, plan: ShardPlan, fingerprint: dict,
-                           embed_rows: Callable[[int, int], np.ndarray],
-                           log: Callable[[str], None] = lambda _: None) -> dict:
-    """Single-process embedding of a ring: prepare, embed the missing shards, write the manifest."""
-    prepare_shard_dir(directory, fingerprint)
-    stats = embed_missing_shards(directory, plan, embed_rows, log=log)
-    return finalize_manifest(directory, plan, fingerprint, stats)
-
-
 def iter_shards(directory: Path) -> Iterator[np.ndarray]:
     """Memory-mapped float16 shards of one embedding directory, in row order."""
     manifest = store.read_json(Path(directory) / "manifest.json")

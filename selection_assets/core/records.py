@@ -20,7 +20,6 @@ from typing import Any, Iterable
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -183,9 +182,12 @@ def read_raw_source(path_or_name: str) -> list[str]:
             if path.suffix == ".json" and first == "[":
                 return [json.dumps(r, ensure_ascii=False) for r in json.load(handle)]
             return [line.rstrip("\n") for line in handle if line.strip()]
-    if path.suffix == ".parquet":
-        table = pq.read_table(path)
-        return _table_to_json(table)
+    if path.suffix == ".parquet":  # rows to JSON text inside DuckDB, not row by row in Python
+        import duckdb
+
+        with duckdb.connect() as con:
+            rows = con.execute("SELECT to_json(t)::VARCHAR FROM read_parquet(?) t", [str(path)]).fetchall()
+        return [row[0] for row in rows]
     import datasets  # heavy import, only for HF sources
 
     if path.is_dir():
@@ -200,7 +202,3 @@ def read_raw_source(path_or_name: str) -> list[str]:
 def _table_to_json(table: pa.Table) -> list[str]:
     return [json.dumps(row, ensure_ascii=False, default=str) for row in table.to_pylist()]
 
-
-def split_context_answer(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
-    """Context (all turns before the last assistant turn) and the last assistant answer."""
-    return messages[:-1], messages[-1]["content"]

@@ -41,6 +41,13 @@ def test_batched_embeddings_equal_batch_size_one(tiny_model):
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
 
 
+def write_embedding_shards(directory, plan, fingerprint, embed_rows):
+    """The single-process sequence of the pool_embeddings asset."""
+    embed.prepare_shard_dir(directory, fingerprint)
+    stats = embed.embed_missing_shards(directory, plan, embed_rows)
+    return embed.finalize_manifest(directory, plan, fingerprint, stats)
+
+
 def test_killed_run_resumes_at_first_missing_shard(tmp_path):
     data = np.random.default_rng(2).normal(size=(10, 4)).astype(np.float32)
     calls = []
@@ -54,16 +61,16 @@ def test_killed_run_resumes_at_first_missing_shard(tmp_path):
     fail = {"on": True}
     plan = embed.ShardPlan(n_rows=10, shard_size=3)
     with pytest.raises(RuntimeError):
-        embed.write_embedding_shards(tmp_path, plan, {"model": "m"}, rows)
+        write_embedding_shards(tmp_path, plan, {"model": "m"}, rows)
     assert not (tmp_path / "manifest.json").exists()
     fail["on"] = False
     calls.clear()
-    manifest = embed.write_embedding_shards(tmp_path, plan, {"model": "m"}, rows)
+    manifest = write_embedding_shards(tmp_path, plan, {"model": "m"}, rows)
     assert calls == [6, 9] and manifest["resumed_shards"] == 2
     resumed = np.concatenate(list(embed.iter_shards(tmp_path)))
     np.testing.assert_array_equal(resumed, data.astype(np.float16))
     calls.clear()
-    embed.write_embedding_shards(tmp_path, plan, {"model": "other"}, rows)  # new fingerprint: redo all
+    write_embedding_shards(tmp_path, plan, {"model": "other"}, rows)  # new fingerprint: redo all
     assert calls == [0, 3, 6, 9]
 
 
@@ -79,7 +86,7 @@ def test_processes_striding_shards_give_the_single_process_result(tmp_path):
         assert stats["resumed_shards"] == 0
     assert sorted(done) == [0, 2, 4, 6, 8, 10]
     embed.finalize_manifest(tmp_path / "multi", plan, fingerprint, {})
-    single = embed.write_embedding_shards(tmp_path / "single", plan, fingerprint, lambda s, e: data[s:e])
+    single = write_embedding_shards(tmp_path / "single", plan, fingerprint, lambda s, e: data[s:e])
     assert len(single["shards"]) == 6
     np.testing.assert_array_equal(np.concatenate(list(embed.iter_shards(tmp_path / "multi"))),
                                   np.concatenate(list(embed.iter_shards(tmp_path / "single"))))

@@ -41,7 +41,6 @@ class ScoringInputs:
     answer_losses: pd.DataFrame | None = None  # ce_answer (given context), ce_answer_alone; pool order
     messages: Callable[[], list[list[dict]]] | None = None  # conversations in pool order
     reward_scores: np.ndarray | None = None  # reward-model score per example, when one is configured
-    extra: dict = field(default_factory=dict)
 
     def embeddings(self) -> np.ndarray:
         """All pool embeddings as one float32 (N, d) array (diversity methods need random access)."""
