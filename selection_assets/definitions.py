@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions
+from dagster import Definitions, map_asset_specs
 
 from selection_assets import operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, selections, sources, training
@@ -19,9 +19,18 @@ from selection_assets.resources import (ComputeResource, DataResource, StorageRe
 STAGES = (sources, models, pools, embeddings, scores, selections, training, reports)
 
 
+# who answers for each stage, shown as owners in the UI
+OWNERS_BY_GROUP = {"sources": "team:data-engineering", "pool": "team:data-engineering",
+                   "embeddings": "team:data-engineering", "scores": "team:data-engineering",
+                   "selections": "team:data-engineering", "models": "team:ml-research",
+                   "training": "team:ml-research", "reports": "team:ml-research"}
+
+
 def build_assets(grid: Grid) -> list:
-    """Every asset of the lineage for `grid`, in lineage order."""
-    return [asset for stage in STAGES for asset in stage.build(grid)]
+    """Every asset of the lineage for `grid`, in lineage order, with its stage's owner."""
+    assets = [asset for stage in STAGES for asset in stage.build(grid)]
+    return list(map_asset_specs(lambda spec: spec.replace_attributes(owners=[OWNERS_BY_GROUP[spec.group_name]]),
+                                assets))
 
 
 DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVAL_TASKS",

@@ -32,6 +32,8 @@ def test_lineage_shape_partitions_and_gpu_pool():
     embeddings = {f"{kind}_embeddings{suffix}" for kind in ("pool", "query")
                   for suffix in ("", "_mean", "_last_token", "_encoder")}
     assert gpu == {"base_model", "answer_losses", "eval_report_base"} | embeddings | per_method
+    assert graph.get(AssetKey("selection_rds_plus")).owners == ["team:data-engineering"]
+    assert graph.get(AssetKey("finetuned_rds_plus")).owners == ["team:ml-research"]
     pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool")).parent_keys}
     assert pool_parents == {"raw_pool", "tokenized_pool"}
     rds_parents = {k.to_user_string() for k in graph.get(AssetKey("scores_rds_plus")).parent_keys}
