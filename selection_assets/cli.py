@@ -13,10 +13,11 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from dagster import AssetKey, DagsterInstance, MultiPartitionKey, materialize
+from dagster import AssetKey, BetaWarning, DagsterInstance, MultiPartitionKey, materialize
 from transformers.utils import logging as transformers_logging
 
 from selection_assets.core.methods import SPINE_METHODS, registry
@@ -166,6 +167,9 @@ def embed_ring(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # backfill_policy (single-run backfills of the GPU ring assets) is a Dagster beta parameter; the
+    # choice is deliberate, so its warning on every definitions build is noise on the console
+    warnings.filterwarnings("ignore", category=BetaWarning)
     parser = argparse.ArgumentParser(prog="selection-assets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="materialise the whole lineage on the embedded world")
