@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from selection_assets.core import store
+from selection_assets.core.tokenize import pad_batch
 
 
 def position_weighted_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -88,13 +89,7 @@ def embed_token_ids(model: torch.nn.Module, token_ids: Sequence[Sequence[int]], 
     lengths = [len(ids) for ids in token_ids]
     out: np.ndarray | None = None
     for batch in length_buckets(lengths, batch_tokens):
-        width = max(max(lengths[i] for i in batch), 1)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, index in enumerate(batch):
-            seq = token_ids[index]
-            ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-            mask[row, : len(seq)] = 1
+        ids, mask = pad_batch([token_ids[i] for i in batch], pad_id)
         hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
         vectors = pool_fn(hidden, mask.to(device)).cpu().numpy()
         if out is None:

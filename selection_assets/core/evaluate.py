@@ -17,7 +17,11 @@ import pandas as pd
 import torch
 
 from selection_assets.core.embed import length_buckets
-from selection_assets.core.tokenize import ROLE_HEADERS, encode_conversations, format_conversation
+from selection_assets.core.tokenize import ROLE_HEADERS, encode_conversations, format_conversation, pad_batch
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 @torch.inference_mode()
@@ -29,17 +33,12 @@ def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict
     """
     encoded = encode_conversations(tokenizer, conversations, max_length)
     losses = np.full(len(encoded), np.nan, dtype=np.float64)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     for batch_rows in length_buckets([len(e.input_ids) for e in encoded], batch_tokens):
         batch = [encoded[i] for i in batch_rows]
-        width = max(len(e.input_ids) for e in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        target = torch.zeros((len(batch), width), dtype=torch.bool)
+        ids, mask = pad_batch([e.input_ids for e in batch], _pad_id(tokenizer))
+        target = torch.zeros_like(ids, dtype=torch.bool)
         for row, enc in enumerate(batch):
             n = len(enc.input_ids)
-            ids[row, :n] = torch.as_tensor(enc.input_ids)
-            mask[row, :n] = 1
             answer = torch.as_tensor(enc.answer_mask, dtype=torch.bool)
             answer[: enc.last_answer_start] = False
             target[row, :n] = answer
@@ -87,16 +86,11 @@ def greedy_answers(model, tokenizer, prompts: Sequence[Sequence[dict]], *, max_n
     """
     header = tokenizer(ROLE_HEADERS["assistant"], add_special_tokens=False)["input_ids"]
     contexts = [enc.input_ids + header for enc in encode_conversations(tokenizer, prompts)]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = _pad_id(tokenizer)
     answers: list[str] = []
     for begin in range(0, len(contexts), batch_size):
-        batch = contexts[begin : begin + batch_size]
-        width = max(len(c) for c in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, context in enumerate(batch):  # left padding, so every row ends at the prompt
-            ids[row, width - len(context):] = torch.as_tensor(context)
-            mask[row, width - len(context):] = 1
+        ids, mask = pad_batch(contexts[begin : begin + batch_size], pad, left=True)  # rows end at the prompt
+        width = ids.shape[1]
         output = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                 max_new_tokens=max_new_tokens, do_sample=False,
                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)

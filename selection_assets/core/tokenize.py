@@ -81,6 +81,21 @@ def encode_conversations(tokenizer, conversations: Sequence[Sequence[dict[str, s
     return out
 
 
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, left: bool = False):
+    """Token id lists as (ids, attention mask) long tensors padded to the longest (at least 1);
+    right padding by default, left padding (every row ends at its last token) for generation."""
+    import torch
+
+    width = max([len(s) for s in sequences] + [1])
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, seq in enumerate(sequences):
+        span = slice(width - len(seq), width) if left else slice(0, len(seq))
+        ids[row, span] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, span] = 1
+    return ids, mask
+
+
 def token_counts(encoded: Sequence[Encoded]) -> tuple[np.ndarray, np.ndarray]:
     """Total tokens and answer tokens per encoded conversation."""
     total = np.fromiter((len(e.input_ids) for e in encoded), dtype=np.int64, count=len(encoded))
