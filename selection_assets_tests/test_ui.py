@@ -83,9 +83,10 @@ def test_launch_one_partition_from_the_ui(dagster_dev, tmp_path):
         for value in ("20", "160"):  # budget, then pool_size: the one unmaterialised cell
             dialog.get_by_text("Select a partition or create one").first.click(timeout=60_000)
             page.keyboard.type(value)
-            page.get_by_role("menuitem").filter(has_not_text="Select all").first.locator("label").click()
+            option = page.get_by_role("menuitem").filter(has_not_text="Select all").filter(has_text=value).first
+            option.locator("label").click(timeout=60_000)  # waits until the list is filtered to the value
             page.keyboard.press("Escape")
-        dialog.get_by_role("button", name="Launch 1 run").click()
+        dialog.get_by_role("button", name="Launch 1 run").click(timeout=60_000)
 
         status = _wait_for_run(home, "budget", "20", 300)
         assert status == "SUCCESS"
