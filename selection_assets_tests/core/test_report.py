@@ -1,0 +1,98 @@
+"""The comparison report on synthetic per-item tables whose truth is known, and the README
+section rendered from it."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from selection_assets.core import report, results_section
+
+TASKS = ("arithmetic", "fact_lookup")
+N_PER_TASK = 300
+
+
+def _items(correct: np.ndarray, loss: np.ndarray) -> pd.DataFrame:
+    """A per-item table for (seeds, items) matrices of correctness and answer loss."""
+    seeds, n = correct.shape
+    task = np.repeat(TASKS, N_PER_TASK)
+    item = np.tile(np.arange(N_PER_TASK), len(TASKS))
+    return pd.concat([pd.DataFrame({"seed": s, "task": task, "item": item, "prediction": "", "gold": "",
+                                    "correct": correct[s].astype(bool), "answer_loss": loss[s]})
+                      for s in range(seeds)], ignore_index=True)
+
+
+def _world():
+    """random, a clearly better method, a method equal to random; two pool sizes, one budget."""
+    rng = np.random.default_rng(0)
+    n = N_PER_TASK * len(TASKS)
+    tables = {}
+    for pool in (1000, 4000):
+        baseline = rng.random((2, n)) < 0.3
+        better = baseline.copy()
+        for s in range(2):
+            better[s, np.flatnonzero(~baseline[s])[:150]] = True
+        same = rng.random((2, n)) < 0.3
+        loss = rng.random((2, n)) + 1.0
+        tables[("random", pool, 100)] = _items(baseline, loss)
+        tables[("good", pool, 100)] = _items(better, loss - 0.3)
+        tables[("plain", pool, 100)] = _items(same, loss)
+    reports = []
+    for (method, pool, budget), items in tables.items():
+        reports.append({"method": method, "pool_size": pool, "budget": budget, **report.summarise_items(items),
+                        "selection_precision": 0.5, "selection_composition": {"targeted": 0.6, "clean": 0.8},
+                        "selection_flops": 0.0, "training_flops": 1.0})
+    base = _items(np.zeros((1, n), dtype=bool), np.full((1, n), 5.0))
+    return reports, tables, base
+
+
+def test_summary_matches_the_items():
+    reports, tables, _ = _world()
+    good = next(r for r in reports if r["method"] == "good" and r["pool_size"] == 1000)
+    items = tables[("good", 1000, 100)]
+    assert good["exact_match"] == pytest.approx(items["correct"].mean())
+    assert good["n_items"] == N_PER_TASK * len(TASKS) and good["seeds"] == [0, 1]
+    assert good["exact_match_ci"][0] < good["exact_match"] < good["exact_match_ci"][1]
+
+
+def test_comparison_calls_only_resolved_differences():
+    reports, tables, base = _world()
+    comparison = report.compare(reports, lambda m, p, b: tables[(m, p, b)], base, resamples=1000)
+    cells = comparison.cells.set_index(["method", "pool_size"])
+    assert comparison.cell_tests == 4  # two methods x two cells against random
+    assert (cells.loc["good", "em_verdict"] == "better").all()
+    assert (cells.loc["good", "loss_verdict"] == "better").all()  # lower loss is better
+    assert (cells.loc["plain", "em_verdict"] == "no difference").all()
+    methods = comparison.methods.set_index("method")
+    assert methods.loc["good", "verdict"] == "better" and methods.loc["good", "cells_better"] == 2
+    assert methods.loc["plain", "verdict"] == "no difference"
+    assert comparison.methods["method"].iloc[0] == "random"  # the baseline is listed, untested, first
+    gains = comparison.base
+    assert len(gains) == 2 and (gains["em_gain"] > 0).all() and (gains["loss_change"] < 0).all()
+    growth = comparison.pool_growth
+    assert set(growth["method"]) == {"random", "good", "plain"} and (growth["to_pool"] == 4000).all()
+
+
+def test_results_section_states_numbers_and_verdicts():
+    reports, tables, base_items = _world()
+    comparison = report.compare(reports, lambda m, p, b: tables[(m, p, b)], base_items, resamples=1000)
+    document = {"seeds": comparison.seeds, "paired_tests": comparison.cell_tests, "alpha": 0.05,
+                "cells": comparison.cells.to_dict(orient="records"),
+                "methods": comparison.methods.to_dict(orient="records"),
+                "random_vs_base": comparison.base.to_dict(orient="records"),
+                "pool_growth": comparison.pool_growth.to_dict(orient="records"),
+                "base": {**report.summarise_items(base_items)}}
+    run = {"command": "selection-assets demo", "methods": ["random", "good", "plain"], "pool_sizes": [1000, 4000],
+           "budgets": [100], "seeds": [0, 1], "wall_seconds": 125.4, "machine": "2 CPU cores"}
+    text = results_section.render(document, run, "Demo")
+    good = comparison.methods.set_index("method").loc["good"]
+    assert f"Better than random: good ({good['em_vs_random']:+.3f} {good['em_vs_random_ci']})" in text
+    assert "No resolvable difference: plain" in text and "Worse than random: none" in text
+    assert "2 min 05 s" in text and "in 2 of 2 cells" in text
+
+    readme = "intro\n<!-- results:demo begin -->\nold typed table\n<!-- results:demo end -->\nrest\n"
+    replaced = results_section.replace_section(readme, "demo", text, "selection-assets results --section demo")
+    assert "old typed table" not in replaced and replaced.endswith("<!-- results:demo end -->\nrest\n")
+    again = results_section.replace_section(replaced, "demo", text, "selection-assets results --section demo")
+    assert again == replaced  # idempotent: markers survive a rewrite
+    with pytest.raises(ValueError, match="no results:other markers"):
+        results_section.replace_section(readme, "other", text, "x")
