@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import sys
 import time
@@ -102,24 +103,70 @@ def parse_methods(text: str) -> list[str]:
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
+RUN_RECORD = "demo_run.json"  # beside the instance, not in the storage root: timings differ per run
+
+
 def demo(args: argparse.Namespace) -> int:
     home = prepare_dagster_home(Path(args.dagster_home))
+    if args.seeds < 1:
+        print("--seeds must be at least 1")
+        return 2
+    os.environ["SELECTION_ASSETS_SEEDS"] = ",".join(str(s) for s in range(args.seeds))
     from selection_assets.definitions import default_resources
 
     grid = Grid.from_env()
     resources = default_resources()
     storage = resources["storage"].root
+    methods = parse_methods(args.methods)
     print(f"selection_assets demo: pool sizes {grid.pool_sizes} x budgets {grid.budgets}, "
-          f"{len(grid.valid_cells())} valid cells\n  DAGSTER_HOME={home}\n  storage={storage}")
+          f"{len(grid.valid_cells())} valid cells, seeds {resources['training'].seeds}\n"
+          f"  DAGSTER_HOME={home}\n  storage={storage}")
     began = time.perf_counter()
     transformers_logging.disable_progress_bar()
     with DagsterInstance.get() as instance:
-        run_lineage(grid, resources, instance, log_level=args.log_level, methods=parse_methods(args.methods))
+        run_lineage(grid, resources, instance, log_level=args.log_level, methods=methods)
+    seconds = time.perf_counter() - began
+    command = "selection-assets demo" + "".join(
+        f" --{flag} {value}" for flag, value, default in (("methods", args.methods, "spine"), ("seeds", args.seeds, 1))
+        if value != default)
+    record = {"command": command, "methods": methods, "pool_sizes": list(grid.pool_sizes),
+              "budgets": list(grid.budgets), "seeds": resources["training"].seeds, "wall_seconds": seconds,
+              "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch_version()}"}
+    (home / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     table = Path(storage) / "reports" / "comparison" / "comparison.md"
-    print(f"\nDone in {time.perf_counter() - began:.0f}s. Comparison ({table}):\n")
+    print(f"\nDone in {seconds:.0f}s. Comparison ({table}):\n")
     print(table.read_text())
     print("Open the same runs in the UI:\n"
           f"  DAGSTER_HOME={home} dagster dev    # then http://127.0.0.1:3000")
+    return 0
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def results(args: argparse.Namespace) -> int:
+    """Render the results section of a finished demo into the README, between its markers."""
+    from selection_assets.core import results_section, store
+
+    home = Path(os.environ.get("DAGSTER_HOME") or args.dagster_home).resolve()
+    comparison_path = Path(args.storage or home / "storage") / "reports" / "comparison" / "comparison.json"
+    if not comparison_path.exists():
+        print(f"no comparison report at {comparison_path}: run `selection-assets demo` first")
+        return 2
+    run_path = home / RUN_RECORD
+    run = store.read_json(run_path) if run_path.exists() else None
+    body = results_section.render(store.read_json(comparison_path), run, args.title)
+    command = f"selection-assets results --section {args.section}"
+    readme = Path(args.readme)
+    try:
+        readme.write_text(results_section.replace_section(readme.read_text(), args.section, body, command))
+    except ValueError as err:
+        print(f"{readme}: {err}")
+        return 2
+    print(f"wrote the results:{args.section} section of {readme} from {comparison_path}")
     return 0
 
 
@@ -180,7 +227,19 @@ def main(argv: list[str] | None = None) -> int:
                                   "comma-separated method names")
     demo_parser.add_argument("--log-level", default="WARNING",
                              help="console log level of the Dagster runs (all events reach the UI anyway)")
+    demo_parser.add_argument("--seeds", type=int, default=1,
+                             help="replicate seeds 0..N-1 per cell: training seed and random methods' seed "
+                                  "(default 1; published tables use 3)")
     demo_parser.set_defaults(func=demo)
+    results_parser = commands.add_parser("results", help="write a finished demo's results into the README")
+    results_parser.add_argument("--section", required=True,
+                                help="name of the README section, between <!-- results:NAME begin --> and "
+                                     "<!-- results:NAME end -->")
+    results_parser.add_argument("--title", default="Results", help="heading of the section")
+    results_parser.add_argument("--dagster-home", default=".dagster_home", help="the demo's instance directory")
+    results_parser.add_argument("--storage", default=None, help="storage root (default: DAGSTER_HOME/storage)")
+    results_parser.add_argument("--readme", default="README.md")
+    results_parser.set_defaults(func=results)
     rerun_parser = commands.add_parser("rerun", help="rematerialise stale assets (changed code or upstream data)")
     rerun_parser.add_argument("--stale", action="store_true", help="only what is stale, and so its downstream")
     rerun_parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from dagster import Definitions, map_asset_specs
@@ -38,13 +39,43 @@ DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVA
             "reward_model": "SELECTION_ASSETS_REWARD_MODEL"}
 
 
+def replicate_seeds_from_env() -> list[int]:
+    """SELECTION_ASSETS_SEEDS (comma-separated integers), else [0]."""
+    text = os.environ.get("SELECTION_ASSETS_SEEDS", "0")
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"SELECTION_ASSETS_SEEDS must be comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"SELECTION_ASSETS_SEEDS needs at least one seed and no repeats, got {text!r}")
+    return seeds
+
+
+def world_from_env() -> WorldResource:
+    """The world's size: defaults, overridden by SELECTION_ASSETS_WORLD, a JSON object of
+    WorldResource fields (for example '{"corpus_documents": 400, "n_test": 20}' for a quick run)."""
+    text = os.environ.get("SELECTION_ASSETS_WORLD", "")
+    if not text:
+        return WorldResource()
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"SELECTION_ASSETS_WORLD must be a JSON object of WorldResource fields: {err}") from None
+    unknown = set(overrides) - set(WorldResource.model_fields)
+    if not isinstance(overrides, dict) or unknown:
+        raise ValueError(f"SELECTION_ASSETS_WORLD: unknown fields {sorted(unknown)}; known: "
+                         f"{', '.join(WorldResource.model_fields)}")
+    return WorldResource(**overrides)
+
+
 def default_resources(storage_root: str | None = None) -> dict:
     """Resources with their defaults: the embedded world on the best available device, unless
-    SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL name real data and a real model."""
+    SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL name real data and a real model;
+    SELECTION_ASSETS_SEEDS sets the replicate seeds of every cell, SELECTION_ASSETS_WORLD the world's size."""
     data = {field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}
     return {"storage": StorageResource(root=storage_root or default_storage_root()),
-            "compute": ComputeResource(), "data": DataResource(**data), "world": WorldResource(),
-            "training": TrainResource()}
+            "compute": ComputeResource(), "data": DataResource(**data), "world": world_from_env(),
+            "training": TrainResource(seeds=replicate_seeds_from_env())}
 
 
 def build_definitions(grid: Grid | None = None, resources: dict | None = None, executor=None) -> Definitions:

@@ -19,8 +19,11 @@ from selection_assets.world import generate
 from selection_assets.world import models as world_models
 
 TINY_WORLD = WorldResource(vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2,
-                           pretrain_epochs=2.0, n_dev=4, n_test=8)
+                           corpus_documents=400, pretrain_epochs=2.0, n_dev=4, n_test=8)
 TINY_GRID = Grid(pool_sizes=(150, 300), budgets=(40, 150))
+TINY_SEEDS = [0, 1]
+# the default world's shape with a small corpus and test split, for command-line runs in tests
+QUICK_WORLD_JSON = json.dumps({"corpus_documents": 600, "pretrain_epochs": 2.0, "n_dev": 6, "n_test": 20})
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +48,7 @@ def lineage(tmp_path_factory):
     root = tmp_path_factory.mktemp("lineage")
     resources = {"storage": StorageResource(root=str(root / "storage")), "compute": ComputeResource(device="cpu"),
                  "data": DataResource(max_length=128, shard_size=64), "world": TINY_WORLD,
-                 "training": TrainResource(epochs=1.0, batch_size=8)}
+                 "training": TrainResource(epochs=1.0, batch_size=8, seeds=TINY_SEEDS)}
     instance = DagsterInstance.ephemeral()
     results = run_lineage(TINY_GRID, resources, instance, echo=lambda _: None, methods=list(registry()))
     return instance, Path(root / "storage"), resources, results
@@ -68,7 +71,7 @@ def small_env(tmp_path_factory):
     environment to reach it."""
     home = tmp_path_factory.mktemp("dagster_home")
     env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "80,160",
-           "SELECTION_ASSETS_BUDGETS": "40", "PYTHONPATH": str(REPO)}
+           "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO)}
     cli(["demo", "--methods", "random,rds_plus"], env, REPO)
     return home, env
 

@@ -1,4 +1,5 @@
-"""Model assets: the tokenizer and the base causal LM (the world's tiny LM, or a named HF model)."""
+"""Model assets: the tokenizer and the base causal LM (the world's tiny LM pre-trained on its prose
+corpus, or a named HF model)."""
 
 import json
 
@@ -10,6 +11,7 @@ from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, loa
 from selection_assets.core import records, store, tokenize, train
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
+from selection_assets.world import generate
 from selection_assets.world import models as world_models
 
 
@@ -21,17 +23,24 @@ def _pool_texts(layout, eos_token: str) -> list[str]:
     return [tokenize.format_conversation(json.loads(m), eos_token) for m in valid["messages"]]
 
 
+def _corpus(data: DataResource, world: WorldResource, eos_token: str) -> list[str]:
+    """The world's plain-prose pre-training corpus, one document per string, each ending in EOS."""
+    return [document + eos_token for document in generate.generate_corpus(world.corpus_documents, data.seed)]
+
+
 def build(grid: Grid) -> list:
     @asset(group_name="models", deps=["source_pool"], kinds={"huggingface"},
-           code_version=source_version(world_models.train_tokenizer, tokenize),
-           description="Tokenizer: byte-level BPE trained on the world's pool text, or the named "
-                       "base model's own tokenizer.")
+           code_version=source_version(world_models.train_tokenizer, tokenize, generate.generate_corpus,
+                                       generate._corpus_document),
+           description="Tokenizer: byte-level BPE trained on the world's pre-training corpus and pool text, "
+                       "or the named base model's own tokenizer.")
     def tokenizer(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                   world: WorldResource) -> MaterializeResult:
         layout = storage.layout()
         tmp = store.temp_dir_beside(layout.tokenizer_dir)
         if data.base_model == "world":
-            tok = world_models.train_tokenizer(_pool_texts(layout, world_models.EOS), world.vocab_size, tmp)
+            texts = _corpus(data, world, world_models.EOS) + _pool_texts(layout, world_models.EOS)
+            tok = world_models.train_tokenizer(texts, world.vocab_size, tmp)
         else:
             from transformers import AutoTokenizer
 
@@ -42,17 +51,20 @@ def build(grid: Grid) -> list:
                                            "path": MetadataValue.path(str(layout.tokenizer_dir))})
 
     @asset(group_name="models", deps=["tokenizer", "source_pool"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
-           kinds={"pytorch"}, code_version=source_version(world_models, train),
-           description="Base causal LM: the world's tiny Llama-style model pre-trained on the pool "
-                       "text, or a reference to the named Hugging Face model.")
+           kinds={"pytorch"}, code_version=source_version(world_models, train, generate.generate_corpus,
+                                                          generate._corpus_document),
+           description="Base causal LM: the world's tiny Llama-style model pre-trained on the world's "
+                       "plain-prose corpus (knowledge and worked procedures, no chat turns), or a reference "
+                       "to the named Hugging Face model.")
     def base_model(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                    world: WorldResource, compute: ComputeResource) -> MaterializeResult:
         layout = storage.layout()
         if data.base_model == "world":
             tok = load_tokenizer(layout)
             settings = train.TrainSettings(epochs=world.pretrain_epochs, learning_rate=world.pretrain_learning_rate,
-                                           batch_size=16, max_length=data.max_length, seed=data.seed)
-            stats = world_models.pretrain_tiny_llama(tok, _pool_texts(layout, tok.eos_token),
+                                           batch_size=world.pretrain_batch_size, max_length=data.max_length,
+                                           seed=data.seed)
+            stats = world_models.pretrain_tiny_llama(tok, _corpus(data, world, tok.eos_token),
                                                      world.shape(data.max_length), settings,
                                                      layout.base_model_dir, compute.resolved_device())
             reference = {"path": str(layout.base_model_dir), "parameters": stats["parameters"],

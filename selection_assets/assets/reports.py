@@ -1,7 +1,11 @@
-"""Report assets: an eval report per method and grid cell, and one comparison across everything.
+"""Report assets: an eval report per method and grid cell, the base model's, and one comparison
+across everything.
 
-Each eval report holds exact match and answer loss per eval task, selection precision, per-source
-counts and costs; it is written as JSON under the storage root and shown as Dagster metadata."""
+Each eval report scores every seed's checkpoint on every test item and keeps the items
+(`reports/items/`: prediction, gold, correct, answer loss), so any interval or paired test can be
+recomputed; its JSON (exact match and answer loss with 95% intervals, per seed and per task,
+selection precision and composition, per-source counts, costs) is shown as Dagster metadata. The
+comparison pairs every method with random on the same items (core/report.py)."""
 
 import numpy as np
 import pandas as pd
@@ -9,54 +13,75 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer, source_version
 from selection_assets.assets.scores import method_selection_cost
-from selection_assets.core import evaluate, report, store
+from selection_assets.core import evaluate, report, stats, store
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MethodSpec, instructmining, registry
 from selection_assets.partitions import Grid
-from selection_assets.resources import ComputeResource, DataResource, StorageResource
+from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
+
+
+def _summary_metadata(result: dict, per_task: pd.DataFrame) -> dict:
+    return {"exact_match": result["exact_match"],
+            "exact_match_95ci": f"[{result['exact_match_ci'][0]:.3f}, {result['exact_match_ci'][1]:.3f}]",
+            "answer_loss": result["answer_loss"],
+            "answer_loss_95ci": f"[{result['answer_loss_ci'][0]:.3f}, {result['answer_loss_ci'][1]:.3f}]",
+            "seeds": MetadataValue.json(result["seeds"]), "test_items": result["n_items"],
+            "per_task": MetadataValue.md(per_task.to_markdown(index=False))}
 
 
 def _build_one(grid: Grid, spec: MethodSpec):
     @asset(name=f"eval_report_{spec.name}", group_name="reports", partitions_def=grid.grid_def,
            deps=[f"finetuned_{spec.name}", f"selection_{spec.name}", "eval_tasks"], pool=GPU_POOL,
-           tags=GPU_TAGS, op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"}, code_version=source_version(evaluate),
-           description=f"Exact match per eval task of the {spec.name} checkpoint, selection precision, "
-                       "per-source counts and cost.")
+           tags=GPU_TAGS, op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
+           code_version=source_version(evaluate, stats, report.summarise_items, report.item_matrix),
+           description=f"Exact match and answer loss of every {spec.name} checkpoint (one per seed) on every "
+                       "test item, with 95% intervals; selection precision, per-source counts and cost.")
     def eval_report_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
-                          compute: ComputeResource) -> MaterializeResult:
+                          compute: ComputeResource, training: TrainResource) -> MaterializeResult:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         layout = storage.layout()
         pool_size, budget = grid_keys(context)
         rings = grid.rings_of(pool_size)
         device = compute.resolved_device()
-        checkpoint = layout.checkpoint(spec.name, pool_size, budget)
-        model = AutoModelForCausalLM.from_pretrained(checkpoint).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         tasks = store.read_json(layout.eval_tasks)["tasks"]
-        per_task = evaluate.evaluate_tasks(model, tokenizer, tasks, max_length=data.max_length, device=device)
+        frames, train_stats = [], []
+        for seed in training.seeds:
+            checkpoint = layout.seed_checkpoint(spec.name, pool_size, budget, seed)
+            model = AutoModelForCausalLM.from_pretrained(checkpoint).to(device)
+            tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=data.max_length, device=device)
+            frames.append(items.assign(seed=seed))
+            train_stats.append(store.read_json(checkpoint / "train_stats.json"))
+        items = pd.concat(frames, ignore_index=True)
+        store.write_parquet(items, layout.eval_items(spec.name, pool_size, budget))
         selected = pd.read_parquet(layout.selection(spec.name, pool_size, budget))
-        labelled = selected.merge(pool_io.pool_frame(layout, rings)[["example_id", "clean"]], on="example_id")
+        labelled = selected.merge(pool_io.pool_frame(layout, rings)[["example_id", "clean", "noise"]],
+                                  on="example_id")
         targeted = sorted({t.get("skill", t["name"]) for t in tasks})
+        precision = [evaluate.selection_precision(group, targeted) for _, group in labelled.groupby("seed")]
+        composition = []
+        for _, group in labelled.groupby("seed"):
+            answers = [c[-1]["content"] for c in pool_io.records_for(layout, rings, group["example_id"].tolist())]
+            composition.append(evaluate.selection_composition(group, targeted, answers))
         costs = method_selection_cost(layout, grid, spec, pool_size)
-        train_stats = store.read_json(checkpoint / "train_stats.json")
+        first_seed = selected[selected["seed"] == training.seeds[0]]
         result = {
-            "method": spec.name, "pool_size": int(pool_size), "budget": int(budget),
-            "tasks": per_task.to_dict(orient="records"),
-            "avg_exact_match": float(per_task["exact_match"].mean()),
-            "avg_exact_match_stderr": evaluate.average_stderr(per_task),
-            "avg_answer_loss": float(per_task["answer_loss"].mean()),
-            "selection_precision": evaluate.selection_precision(labelled, targeted),
-            "per_source": selected["source"].value_counts().sort_index().to_dict(),
-            **costs, "training_flops": train_stats["training_flops"], "training_seconds": train_stats["seconds"],
+            "method": spec.name, "pool_size": int(pool_size), "budget": int(budget), **report.summarise_items(items),
+            "selection_precision": None if None in precision else float(np.mean(precision)),
+            "selection_composition": None if None in composition else
+            pd.DataFrame(composition).fillna(0.0).mean().to_dict(),
+            "per_source": first_seed["source"].value_counts().sort_index().to_dict(),
+            **costs, "training_flops": float(np.mean([t["training_flops"] for t in train_stats])),
+            "training_seconds": float(np.sum([t["seconds"] for t in train_stats])),
         }
         path = store.write_json(result, layout.eval_report(spec.name, pool_size, budget))
         return MaterializeResult(metadata={
-            "avg_exact_match": result["avg_exact_match"], "avg_answer_loss": result["avg_answer_loss"],
+            **_summary_metadata(result, pd.DataFrame(result["tasks"])),
             "selection_precision": result["selection_precision"],
-            "per_task": MetadataValue.md(per_task.to_markdown(index=False)),
             "per_source": MetadataValue.json(result["per_source"]),
             "selection_flops": costs["selection_flops"], "training_flops": result["training_flops"],
+            "items": MetadataValue.path(str(layout.eval_items(spec.name, pool_size, budget))),
             "path": MetadataValue.path(str(path)),
         })
 
@@ -64,8 +89,9 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
 
 @asset(group_name="reports", deps=["base_model", "eval_tasks"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
-       kinds={"pytorch", "json"}, code_version=source_version(evaluate),
-       description="The base model evaluated without fine-tuning: the floor every selection must beat.")
+       kinds={"pytorch", "json"}, code_version=source_version(evaluate, stats, report.summarise_items, report.item_matrix),
+       description="The base model evaluated without fine-tuning on every test item: the floor every "
+                   "selection must beat.")
 def eval_report_base(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                      compute: ComputeResource) -> MaterializeResult:
     from transformers import AutoModelForCausalLM
@@ -74,16 +100,45 @@ def eval_report_base(context: AssetExecutionContext, storage: StorageResource, d
     device = compute.resolved_device()
     model = AutoModelForCausalLM.from_pretrained(base_model_path(layout)).to(device)
     tasks = store.read_json(layout.eval_tasks)["tasks"]
-    per_task = evaluate.evaluate_tasks(model, load_tokenizer(layout), tasks, max_length=data.max_length, device=device)
-    result = {"method": "base (no fine-tuning)", "tasks": per_task.to_dict(orient="records"),
-              "avg_exact_match": float(per_task["exact_match"].mean()),
-              "avg_exact_match_stderr": evaluate.average_stderr(per_task),
-              "avg_answer_loss": float(per_task["answer_loss"].mean())}
+    items = evaluate.evaluate_items(model, load_tokenizer(layout), tasks, max_length=data.max_length,
+                                    device=device).assign(seed=0)
+    store.write_parquet(items, layout.base_eval_items)
+    result = {"method": "base (no fine-tuning)", **report.summarise_items(items)}
     path = store.write_json(result, layout.base_eval_report)
-    return MaterializeResult(metadata={"avg_exact_match": result["avg_exact_match"],
-                                       "avg_answer_loss": result["avg_answer_loss"],
-                                       "per_task": MetadataValue.md(per_task.to_markdown(index=False)),
+    return MaterializeResult(metadata={**_summary_metadata(result, pd.DataFrame(result["tasks"])),
+                                       "items": MetadataValue.path(str(layout.base_eval_items)),
                                        "path": MetadataValue.path(str(path))})
+
+
+def comparison_document(comparison: report.Comparison, base: dict | None) -> dict:
+    """The comparison as JSON: the source of the README's results section."""
+    return {"seeds": comparison.seeds, "paired_tests": comparison.cell_tests, "alpha": report.ALPHA,
+            "cells": comparison.cells.to_dict(orient="records"),
+            "methods": comparison.methods.to_dict(orient="records"),
+            "random_vs_base": comparison.base.to_dict(orient="records"),
+            "pool_growth": comparison.pool_growth.to_dict(orient="records"),
+            "base": None if base is None else {k: base[k] for k in ("exact_match", "exact_match_ci", "answer_loss",
+                                                                    "answer_loss_ci", "n_items")}}
+
+
+def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str:
+    """The comparison report as markdown (what `selection-assets demo` prints)."""
+    seeds = len(comparison.seeds)
+    parts = [f"Seeds: {comparison.seeds}. Intervals are 95% percentile bootstraps over test items"
+             + (" and seeds" if seeds > 1 else " (one seed: test-item sampling only)")
+             + f"; {comparison.cell_tests} method-vs-random tests, Holm-adjusted, a difference counts at "
+               f"adjusted p < {report.ALPHA}.",
+             "## Methods against random (paired over all cells)", report.markdown_table(comparison.methods),
+             "## Every cell", report.markdown_table(comparison.cells)]
+    if base is not None:
+        parts += [f"## Random subsets against the base model without fine-tuning (exact match "
+                  f"{base['exact_match']:.3f} {report._interval(base['exact_match_ci'])}, answer loss "
+                  f"{base['answer_loss']:.3f})", report.markdown_table(comparison.base)]
+    parts += ["## Each method as its pool grows (larger pool minus the next smaller one, paired)",
+              report.markdown_table(comparison.pool_growth),
+              "## Best budget per method and pool size (subset-size search)",
+              report.markdown_table(report.best_budgets(comparison.cells))]
+    return "\n\n".join(parts) + "\n"
 
 
 def build(grid: Grid) -> list:
@@ -91,34 +146,38 @@ def build(grid: Grid) -> list:
     per_method = [_build_one(grid, spec) for spec in methods]
 
     @asset(group_name="reports", deps=[a.key for a in per_method] + [eval_report_base.key],
-           kinds={"pandas", "matplotlib"},
-           code_version=source_version(report),
-           description="All eval reports side by side: a markdown table and a plot of quality vs pool "
-                       "size per method, written under reports/comparison/.")
+           kinds={"pandas", "matplotlib"}, code_version=source_version(report, stats),
+           description="All eval reports side by side with 95% intervals; every method paired with random on "
+                       "the same test items (Holm-adjusted), random against the un-fine-tuned base model; "
+                       "tables and plots under reports/comparison/.")
     def comparison_report(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
-        found = [store.read_json(p) for p in sorted(layout.eval_reports_dir.glob("*/*/*.json"))]
         known = {m.name for m in methods}
-        frame = report.comparison_frame(r for r in found if r["method"] in known)
+        found = [store.read_json(p) for p in sorted(layout.eval_reports_dir.glob("*/*/*.json"))]
+        found = [r for r in found if r["method"] in known]
+        if not found:
+            raise Failure("no eval report to compare yet: materialise some eval_report_* partitions first")
+        base_items = pd.read_parquet(layout.base_eval_items) if layout.base_eval_items.exists() else None
+        comparison = report.compare(
+            found, lambda m, p, b: pd.read_parquet(layout.eval_items(m, str(p), str(b))), base_items)
         out = layout.comparison_dir
         out.mkdir(parents=True, exist_ok=True)
-        ranked = report.ranking(frame)
-        document = ["## Methods ranked by mean exact match over cells", report.markdown_table(ranked),
-                    "## Every cell", report.markdown_table(frame),
-                    "## Best budget per method and pool size (subset-size search)",
-                    report.markdown_table(report.best_budgets(frame))]
-        if layout.base_eval_report.exists():
-            base = store.read_json(layout.base_eval_report)
-            document.append(f"Base model without fine-tuning: avg_exact_match {base['avg_exact_match']:.3f} "
-                            f"(± {base['avg_exact_match_stderr']:.3f}), avg_answer_loss {base['avg_answer_loss']:.3f}")
-        (out / "comparison.md").write_text("\n\n".join(document) + "\n")
-        frame.to_csv(out / "comparison.csv", index=False)
-        scaling = report.scaling_plot(frame, out / "scaling.png")
-        costs = report.cost_plot(frame, out / "cost.png")
+        base = store.read_json(layout.base_eval_report) if layout.base_eval_report.exists() else None
+        store.write_json(comparison_document(comparison, base), out / "comparison.json")
+        (out / "comparison.md").write_text(comparison_markdown(comparison, base))
+        comparison.cells.to_csv(out / "comparison.csv", index=False)
+        scaling = report.scaling_plot(comparison.cells, out / "scaling.png")
+        differences = report.difference_plot(comparison.cells, out / "vs_random.png")
+        costs = report.cost_plot(comparison.cells, out / "cost.png")
         return MaterializeResult(metadata={
-            "cells": len(frame), "ranking": MetadataValue.md(report.markdown_table(ranked)),
-            "table": MetadataValue.md(report.markdown_table(frame)),
+            "cells": len(comparison.cells), "seeds": MetadataValue.json(comparison.seeds),
+            "paired_tests": comparison.cell_tests,
+            "methods_vs_random": MetadataValue.md(report.markdown_table(comparison.methods)),
+            "random_vs_base": MetadataValue.md(report.markdown_table(comparison.base)),
+            "pool_growth": MetadataValue.md(report.markdown_table(comparison.pool_growth)),
+            "table": MetadataValue.md(report.markdown_table(comparison.cells)),
             "quality_vs_pool_size": MetadataValue.md(report.png_markdown(scaling, "quality vs pool size")),
+            "difference_from_random": MetadataValue.md(report.png_markdown(differences, "difference from random")),
             "quality_vs_cost": MetadataValue.md(report.png_markdown(costs, "quality vs selection cost")),
             "path": MetadataValue.path(str(out)),
         })
@@ -126,7 +185,8 @@ def build(grid: Grid) -> list:
     @asset(group_name="reports", deps=[a.key for a in per_method] + [AssetKey("scores_instructmining")],
            kinds={"numpy", "json"}, code_version=source_version(instructmining.fit_rule),
            description="InstructMining's linear rule fitted by least squares on this project's own results: "
-                       "log eval loss of every fine-tuned subset against its examples' mean indicators.")
+                       "log eval loss of every fine-tuned subset (one per method, cell and seed) against "
+                       "its examples' mean indicators.")
     def instructmining_rule(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
         subsets, losses = [], []
@@ -139,9 +199,11 @@ def build(grid: Grid) -> list:
                     continue
                 table = pd.read_parquet(layout.scores("instructmining", pool_size))
                 indicator_tables[pool_size] = table.set_index("example_id").filter(like="ind_")
-            selected = pd.read_parquet(layout.selection(result["method"], pool_size, budget))["example_id"]
-            subsets.append(indicator_tables[pool_size].loc[selected].mean())
-            losses.append(result["avg_answer_loss"])
+            selected = pd.read_parquet(layout.selection(result["method"], pool_size, budget))
+            for seed, summary in result["by_seed"].items():  # each seed's subset and its own model
+                ids = selected.loc[selected["seed"] == int(seed), "example_id"]
+                subsets.append(indicator_tables[pool_size].loc[ids].mean())
+                losses.append(summary["answer_loss"])
         if not subsets:
             raise Failure("no eval report has instructmining indicators for its pool yet: materialise "
                           "scores_instructmining and some eval reports first")

@@ -17,16 +17,17 @@ from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, MESSAGES, QUERIES,
                                            MethodSpec, ScoringInputs, registry)
 from selection_assets.partitions import Grid
-from selection_assets.resources import ComputeResource, DataResource, StorageResource
+from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 
 def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: DataResource,
-                   device: str) -> ScoringInputs:
+                   device: str, replicate_seeds: tuple[int, ...] = (0,)) -> ScoringInputs:
     """Everything `spec` reads about the pool of size `pool_size`."""
     rings = grid.rings_of(pool_size)
     budgets_below = [b for b in grid.budgets if b < int(pool_size)]
     inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed, device=device,
-                           max_budget=max(budgets_below) if budgets_below else None)
+                           max_budget=max(budgets_below) if budgets_below else None,
+                           replicate_seeds=tuple(replicate_seeds))
     if EMBEDDINGS in spec.needs:
         inputs.pool_embedding_blocks = lambda: pool_io.embedding_blocks(layout, rings, spec.space)
     if QUERIES in spec.needs:
@@ -95,10 +96,11 @@ def _build_one(grid: Grid, spec: MethodSpec):
                                        f"{spec.space} {sorted(spec.params.items())}"),
            description=f"{spec.name} ({spec.reference}): {spec.summary}. A score for every example of a pool.")
     def scores_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
-                     compute: ComputeResource) -> MaterializeResult:
+                     compute: ComputeResource, training: TrainResource) -> MaterializeResult:
         layout = storage.layout()
         pool_size = context.partition_key
-        inputs = scoring_inputs(layout, grid, pool_size, spec, data, compute.resolved_device())
+        inputs = scoring_inputs(layout, grid, pool_size, spec, data, compute.resolved_device(),
+                                tuple(training.seeds))
         began = time.perf_counter()
         scores = spec.score(inputs)
         seconds = time.perf_counter() - began

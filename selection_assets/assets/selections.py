@@ -1,5 +1,7 @@
 """Selection assets, one per method (a factory), partitioned pool_size x budget: the chosen example
-ids in selection order, with checks that the size equals the budget and no id repeats."""
+ids in selection order, one selection per replicate seed (`seed` column; a method that does not
+depend on the seed repeats its one choice), with checks that every replicate's size equals the
+budget and no id repeats within a replicate."""
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
@@ -8,7 +10,7 @@ from selection_assets.assets._shared import grid_keys, source_version
 from selection_assets.core import store
 from selection_assets.core.methods import MethodSpec, registry
 from selection_assets.partitions import Grid
-from selection_assets.resources import StorageResource
+from selection_assets.resources import StorageResource, TrainResource
 
 
 def _build_one(grid: Grid, spec: MethodSpec):
@@ -19,7 +21,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
     @asset(name=name, group_name="selections", partitions_def=grid.grid_def, deps=[f"scores_{spec.name}"],
            check_specs=checks, kinds={"parquet"}, code_version=source_version(spec.module, *spec.uses, f"{sorted(spec.params.items())}"),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
-    def selection_asset(context: AssetExecutionContext, storage: StorageResource):
+    def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
         layout = storage.layout()
         pool_size, budget = grid_keys(context)
         if int(budget) >= int(pool_size):
@@ -29,19 +31,27 @@ def _build_one(grid: Grid, spec: MethodSpec):
         if int(budget) > len(scores):
             raise Failure(f"budget {budget} exceeds the {len(scores)} valid examples of pool {pool_size} "
                           "(the rest were quarantined)")
-        try:
-            chosen = spec.select(scores, int(budget))
-        except ValueError as err:
-            raise Failure(f"{spec.name} cannot fill pool {pool_size} budget {budget}: {err}") from err
+        replicates = []
+        for seed in training.seeds:
+            try:
+                chosen = spec.select(scores, int(budget), seed)
+            except ValueError as err:
+                raise Failure(f"{spec.name} cannot fill pool {pool_size} budget {budget}: {err}") from err
+            replicates.append(chosen.assign(seed=seed))
+        chosen = pd.concat(replicates, ignore_index=True)[["seed", "rank", "example_id", "source"]]
         path = store.write_parquet(chosen, layout.selection(spec.name, pool_size, budget))
-        per_source = chosen["source"].value_counts().sort_index()
-        duplicates = int(chosen["example_id"].duplicated().sum())
+        first = chosen[chosen["seed"] == training.seeds[0]]
+        per_source = first["source"].value_counts().sort_index()
+        sizes = chosen.groupby("seed").size()
+        duplicates = int(chosen.duplicated(["seed", "example_id"]).sum())
         return MaterializeResult(
-            metadata={"selected": len(chosen), "per_source": MetadataValue.json(per_source.to_dict()),
+            metadata={"selected": len(first), "seeds": MetadataValue.json(list(training.seeds)),
+                      "per_source": MetadataValue.json(per_source.to_dict()),
                       "path": MetadataValue.path(str(path))},
             check_results=[
-                AssetCheckResult(check_name="size_equals_budget", passed=len(chosen) == int(budget),
-                                 metadata={"selected": len(chosen), "budget": int(budget)}),
+                AssetCheckResult(check_name="size_equals_budget", passed=bool((sizes == int(budget)).all()),
+                                 metadata={"smallest": int(sizes.min()), "largest": int(sizes.max()),
+                                           "budget": int(budget)}),
                 AssetCheckResult(check_name="no_duplicate_ids", passed=duplicates == 0,
                                  metadata={"duplicates": duplicates}),
             ])

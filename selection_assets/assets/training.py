@@ -1,8 +1,9 @@
 """Fine-tuned checkpoint assets, one per method (a factory), partitioned pool_size x budget:
-supervised fine-tuning of the base LM on the selected subset, loss on assistant tokens only."""
+supervised fine-tuning of the base LM on the selected subset, loss on assistant tokens only, once
+per replicate seed (each seed's own selection and training seed), all with the same recipe."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer, source_version
 from selection_assets.core import cost, store, train
@@ -24,19 +25,34 @@ def _build_one(grid: Grid, spec: MethodSpec):
         layout = storage.layout()
         pool_size, budget = grid_keys(context)
         selected = pd.read_parquet(layout.selection(spec.name, pool_size, budget))
-        conversations = pool_io.records_for(layout, grid.rings_of(pool_size), selected["example_id"].tolist())
         tokenizer = load_tokenizer(layout)
-        settings = training.settings(data.max_length)
-        examples = train.sft_examples(tokenizer, conversations, data.max_length)
-        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout))
-        out = layout.checkpoint(spec.name, pool_size, budget)
-        stats = train.train_causal_lm(model, tokenizer, examples, settings, out, compute.resolved_device())
         parameters = store.read_json(layout.base_model_ref)["parameters"]
-        stats["training_flops"] = cost.training_flops(parameters, stats["tokens"] / max(settings.epochs, 1e-9) / len(examples),
-                                                      len(examples), settings.epochs)
-        store.write_json(stats, out / "train_stats.json")
-        return MaterializeResult(metadata={**stats, "device": compute.resolved_device(),
-                                           "path": MetadataValue.path(str(out))})
+        per_seed = {}
+        for seed in training.seeds:
+            ids = selected.loc[selected["seed"] == seed, "example_id"].tolist()
+            if not ids:
+                raise Failure(f"selection_{spec.name} {pool_size}|{budget} has no subset for seed {seed}: "
+                              "rematerialise it with the same training seeds")
+            conversations = pool_io.records_for(layout, grid.rings_of(pool_size), ids)
+            settings = training.settings(data.max_length, seed)
+            examples = train.sft_examples(tokenizer, conversations, data.max_length)
+            model = AutoModelForCausalLM.from_pretrained(base_model_path(layout))
+            out = layout.seed_checkpoint(spec.name, pool_size, budget, seed)
+            stats = train.train_causal_lm(model, tokenizer, examples, settings, out, compute.resolved_device())
+            stats["training_flops"] = cost.training_flops(parameters, stats["tokens"] / max(settings.epochs, 1e-9)
+                                                          / len(examples), len(examples), settings.epochs)
+            store.write_json(stats, out / "train_stats.json")
+            per_seed[seed] = stats
+            context.log.info(f"seed {seed}: {len(examples)} examples, {stats['steps']} steps, "
+                             f"train loss {stats['train_loss']:.3f} in {stats['seconds']:.0f}s")
+        first = per_seed[training.seeds[0]]
+        return MaterializeResult(metadata={
+            "seeds": MetadataValue.json(list(training.seeds)), "train_loss": first["train_loss"],
+            "train_loss_by_seed": MetadataValue.json({str(k): v["train_loss"] for k, v in per_seed.items()}),
+            "examples": first["examples"], "steps": first["steps"], "training_flops": first["training_flops"],
+            "seconds": sum(v["seconds"] for v in per_seed.values()), "device": compute.resolved_device(),
+            "epochs": training.epochs, "learning_rate": training.learning_rate,
+            "path": MetadataValue.path(str(layout.checkpoint(spec.name, pool_size, budget)))})
 
     return finetuned_asset
 

@@ -2,10 +2,11 @@
 per-example answer losses (perplexity, IFD), reward-model scores, and selection-quality measures.
 
 - Exact match: greedy generation after the chat prompt, compared to the gold answer after
-  stripping surrounding whitespace.
+  stripping surrounding whitespace; kept per test item with the prediction and the gold answer.
 - Answer loss: mean cross-entropy of the gold answer tokens given the prompt (a smooth signal where
   exact match is coarse, and the quantity InstructMining's rule predicts).
-- Selection precision: share of selected examples that are clean and of a targeted skill.
+- Selection precision: share of selected examples that are clean and of a targeted skill; the
+  composition of a selection (targeted, clean, per source, per noise kind) says where it is lost.
 """
 
 from __future__ import annotations
@@ -105,26 +106,39 @@ def exact_match(predictions: Sequence[str], golds: Sequence[str]) -> float:
     return float(np.mean([p.strip() == g.strip() for p, g in zip(predictions, golds)]))
 
 
-def evaluate_tasks(model, tokenizer, tasks: Sequence[dict], *, max_length: int, device: str = "cpu") -> pd.DataFrame:
-    """Exact match and answer loss per eval task's test split."""
-    rows = []
+def evaluate_items(model, tokenizer, tasks: Sequence[dict], *, split: str = "test", max_length: int,
+                   device: str = "cpu") -> pd.DataFrame:
+    """One row per item of each task's `split`: task, item index, prediction, gold, correct
+    (exact match after stripping whitespace) and answer loss (mean CE of the gold answer tokens).
+
+    Keeping every item lets any interval or paired comparison be recomputed from the files."""
+    frames = []
     model.eval()
     for task in tasks:
-        prompts = [ex["messages"] for ex in task["test"]]
-        golds = [ex["answer"] for ex in task["test"]]
+        prompts = [ex["messages"] for ex in task[split]]
+        golds = [ex["answer"] for ex in task[split]]
         predictions = greedy_answers(model, tokenizer, prompts, device=device)
         full = [list(p) + [{"role": "assistant", "content": g}] for p, g in zip(prompts, golds)]
         loss = answer_cross_entropy(model, tokenizer, full, max_length=max_length, device=device)
-        em = exact_match(predictions, golds)
-        rows.append({"task": task["name"], "exact_match": em,
-                     "exact_match_stderr": float(np.sqrt(em * (1 - em) / len(golds))),
-                     "answer_loss": float(np.nanmean(loss)), "n_test": len(golds)})
-    return pd.DataFrame(rows)
+        frames.append(pd.DataFrame({
+            "task": task["name"], "item": np.arange(len(golds), dtype=np.int64),
+            "prediction": [p.strip() for p in predictions], "gold": [g.strip() for g in golds],
+            "correct": [p.strip() == g.strip() for p, g in zip(predictions, golds)], "answer_loss": loss}))
+    return pd.concat(frames, ignore_index=True)
 
 
-def average_stderr(per_task: pd.DataFrame) -> float:
-    """Standard error of the unweighted mean of per-task exact matches (independent tasks)."""
-    return float(np.sqrt((per_task["exact_match_stderr"] ** 2).sum()) / max(len(per_task), 1))
+def task_summary(items: pd.DataFrame) -> pd.DataFrame:
+    """Exact match (with its binomial standard error), answer loss and item count per task."""
+    grouped = items.groupby("task", sort=False)
+    summary = grouped.agg(exact_match=("correct", "mean"), answer_loss=("answer_loss", "mean"),
+                          n_test=("correct", "size")).reset_index()
+    summary["exact_match_stderr"] = np.sqrt(summary["exact_match"] * (1 - summary["exact_match"]) / summary["n_test"])
+    return summary[["task", "exact_match", "exact_match_stderr", "answer_loss", "n_test"]]
+
+
+def evaluate_tasks(model, tokenizer, tasks: Sequence[dict], *, max_length: int, device: str = "cpu") -> pd.DataFrame:
+    """Exact match and answer loss per eval task's test split."""
+    return task_summary(evaluate_items(model, tokenizer, tasks, max_length=max_length, device=device))
 
 
 def selection_precision(selected: pd.DataFrame, targeted_sources: Sequence[str]) -> float | None:
@@ -133,3 +147,37 @@ def selection_precision(selected: pd.DataFrame, targeted_sources: Sequence[str])
         return None
     good = selected["clean"].fillna(False).astype(bool) & selected["source"].isin(list(targeted_sources))
     return float(good.mean())
+
+
+def selection_composition(selected: pd.DataFrame, targeted_sources: Sequence[str],
+                          final_answers: Sequence[str] | None = None) -> dict | None:
+    """What a labelled selection is made of, as shares of the selected rows: targeted sources (any
+    quality), clean rows, each targeted source, and each noise kind; None without labels. Shows
+    whether a method loses precision to off-target or to noisy examples.
+
+    With `final_answers` (the last assistant turn of each selected row, in row order) it also
+    measures how varied the targeted picks are: distinct final answers over the targeted sources,
+    and the mean entropy (bits) of each targeted source's answer distribution. A method that
+    copies its queries' answers covers fewer of them."""
+    if "clean" not in selected or selected["clean"].isna().all() or len(selected) == 0:
+        return None
+    shares = {"targeted": float(selected["source"].isin(list(targeted_sources)).mean()),
+              "clean": float(selected["clean"].fillna(False).astype(bool).mean())}
+    for source in targeted_sources:
+        shares[f"source_{source}"] = float((selected["source"] == source).mean())
+    noise = selected["noise"].dropna() if "noise" in selected else pd.Series(dtype=object)
+    for kind, count in noise.value_counts().sort_index().items():
+        shares[f"noise_{kind}"] = float(count / len(selected))
+    if final_answers is not None:
+        answers = pd.Series(list(final_answers), index=selected.index)
+        targeted = selected["source"].isin(list(targeted_sources))
+        shares["distinct_answers"] = float(answers[targeted].nunique())
+        entropies = []
+        for source in targeted_sources:
+            counts = answers[selected["source"] == source].value_counts().to_numpy(dtype=np.float64)
+            if counts.sum() > 0:
+                probabilities = counts / counts.sum()
+                entropies.append(float(-(probabilities * np.log2(probabilities)).sum()))
+        shares["answer_entropy_bits"] = float(np.mean(entropies)) if entropies else 0.0
+    return shares
+

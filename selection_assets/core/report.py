@@ -88,6 +88,8 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
                "selection_precision": report.get("selection_precision"),
                "targeted_share": (report.get("selection_composition") or {}).get("targeted"),
                "clean_share": (report.get("selection_composition") or {}).get("clean"),
+               "distinct_answers": (report.get("selection_composition") or {}).get("distinct_answers"),
+               "answer_entropy_bits": (report.get("selection_composition") or {}).get("answer_entropy_bits"),
                "selection_flops": report.get("selection_flops"), "training_flops": report.get("training_flops")}
         baseline_key = (BASELINE, key[1], key[2])
         if key[0] != BASELINE and baseline_key in matrices:

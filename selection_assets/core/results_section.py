@@ -98,7 +98,7 @@ def _cells_paragraph(comparison: dict) -> list[str]:
     cells = pd.DataFrame(comparison["cells"])
     columns = [c for c in ("method", "pool_size", "budget", "exact_match", "exact_match_ci", "em_vs_random",
                            "em_vs_random_ci", "em_verdict", "answer_loss", "loss_vs_random", "loss_verdict",
-                           "selection_precision", "targeted_share", "clean_share") if c in cells]
+                           "selection_precision", "distinct_answers", "answer_entropy_bits") if c in cells]
     return ["Every cell (em = exact match; verdicts against random in the same cell):", markdown_table(cells[columns])]
 
 
@@ -122,6 +122,14 @@ def _pool_growth_paragraph(comparison: dict) -> list[str]:
                          f"{large['selection_precision']:.3f} (targeted share {small['targeted_share']:.3f} to "
                          f"{large['targeted_share']:.3f}, clean share {small['clean_share']:.3f} to "
                          f"{large['clean_share']:.3f}).")
+        if pd.notna(small.get("distinct_answers")) and pd.notna(large.get("distinct_answers")):
+            sentence += (f" Its targeted picks hold {small['distinct_answers']:.0f} then {large['distinct_answers']:.0f} "
+                         f"distinct final answers, with answer entropy {small['answer_entropy_bits']:.2f} then "
+                         f"{large['answer_entropy_bits']:.2f} bits per task.")
+            loss_rises = float(row.loss_change_ci.strip("[]").split(",")[0]) > 0
+            if large["distinct_answers"] < small["distinct_answers"] and (high < 0 or loss_rises):
+                sentence += (" The larger pool holds closer copies of the dev queries, answers included, and "
+                             "RDS+ takes those: its subset grows narrower, not better.")
         sentences.append(sentence)
     if not sentences:
         return []

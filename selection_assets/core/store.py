@@ -92,14 +92,26 @@ class Layout:
         return self.root / "selections" / method / pool_size / f"{budget}.parquet"
 
     def checkpoint(self, method: str, pool_size: str, budget: str) -> Path:
+        """The cell's checkpoints: one save_pretrained directory per replicate seed beneath."""
         return self.root / "checkpoints" / method / pool_size / budget
+
+    def seed_checkpoint(self, method: str, pool_size: str, budget: str, seed: int) -> Path:
+        return self.checkpoint(method, pool_size, budget) / f"seed-{seed}"
 
     def eval_report(self, method: str, pool_size: str, budget: str) -> Path:
         return self.root / "reports" / "eval" / method / pool_size / f"{budget}.json"
 
+    def eval_items(self, method: str, pool_size: str, budget: str) -> Path:
+        """Per test item and seed: prediction, gold, correct, answer loss."""
+        return self.root / "reports" / "items" / method / pool_size / f"{budget}.parquet"
+
     @property
     def base_eval_report(self) -> Path:
         return self.root / "reports" / "base_model.json"
+
+    @property
+    def base_eval_items(self) -> Path:
+        return self.root / "reports" / "base_model_items.parquet"
 
     @property
     def eval_reports_dir(self) -> Path:

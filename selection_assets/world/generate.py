@@ -1,10 +1,20 @@
-"""Generate the world's labelled instruction pool and held-out eval tasks, deterministically.
+"""Generate the world deterministically: a pre-training corpus, a labelled instruction pool and
+held-out eval tasks.
 
-Skills (each example's `source`): arithmetic word problems, lookups in a fixed fact table,
-multiple-choice category questions, string transformations, list sorting/counting, chitchat.
-The first three are targeted by eval tasks; the others are distractors. About a quarter of the
-pool is noisy (`clean=False`): wrong answers, truncated or empty replies, junk, near duplicates.
-A small share of raw records is structurally malformed, to exercise quarantine.
+The world mirrors how instruction tuning works on real models. The *pre-training corpus* is plain
+prose (no chat format): it states the world's knowledge (every country's capital, which word
+belongs to which category) and walks through worked procedures (arithmetic stories, string and list
+operations). A base LM pre-trained on it knows the facts but has never seen a chat turn, so it
+cannot answer an instruction in the expected format. The *instruction pool* holds chat-formatted
+examples of six skills (each example's `source`): arithmetic word problems, capital lookups,
+multiple-choice category questions, string transformations, list sorting/counting, chitchat. The
+first three are targeted by eval tasks; the others are distractors. Fine-tuning on clean, on-target
+examples teaches the answer procedure and format, which transfers to fresh test instances. About a
+quarter of the pool is noisy (`clean=False`): wrong answers, truncated or empty replies, junk, near
+duplicates. A small share of raw records is structurally malformed, to exercise quarantine.
+
+Eval tasks are samples of the targeted skills: tens of dev queries per task (RDS+ targets, recipe
+choice) and a test split several hundred items strong, all distinct from each other.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ _SYLLABLES = ["ka", "lo", "mi", "ru", "ten", "vor", "zi", "bel", "dra", "fen", "
               "pel", "qua", "sor", "tal", "ul", "wen"]
 
 
-def fact_table(n_countries: int = 40) -> dict[str, str]:
+def fact_table(n_countries: int = 60) -> dict[str, str]:
     """The world's fixed fact table: invented country -> capital (independent of the pool seed)."""
     rng = random.Random(1234)
     table: dict[str, str] = {}
@@ -60,21 +70,30 @@ class Example:
 def _arithmetic(rng: random.Random, facts) -> Example:
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
     a, b = rng.randint(2, 9), rng.randint(1, 9)
-    c = rng.randint(1, a + b - 1)
-    answer = a + b - c
-    template = rng.choice([
-        "{n} has {a} {i}. {n} gets {b} more and then gives away {c}. How many {i} does {n} have now?",
-        "{n} starts with {a} {i}, finds {b} more, then loses {c}. How many {i} are left?",
-        "There are {a} {i} in a box. {n} adds {b} and removes {c}. How many {i} are in the box?",
-    ])
-    return Example("arithmetic", template.format(n=name, i=item, a=a, b=b, c=c), str(answer),
+    if rng.random() < 0.5:
+        template = rng.choice([
+            "{n} has {a} {i} and gets {b} more. How many {i} does {n} have now?",
+            "{n} starts with {a} {i} and finds {b} more. How many {i} does {n} have?",
+            "There are {a} {i} in a box. {n} adds {b}. How many {i} are in the box?",
+        ])
+        answer = a + b
+    else:
+        b = rng.randint(1, a - 1)
+        template = rng.choice([
+            "{n} has {a} {i} and gives away {b}. How many {i} does {n} have now?",
+            "{n} starts with {a} {i} and loses {b}. How many {i} are left?",
+            "There are {a} {i} in a box. {n} removes {b}. How many {i} are in the box?",
+        ])
+        answer = a - b
+    return Example("arithmetic", template.format(n=name, i=item, a=a, b=b), str(answer),
                    str(answer + rng.choice([-2, -1, 1, 2, 3])))
 
 
 def _fact_lookup(rng: random.Random, facts) -> Example:
     country = rng.choice(sorted(facts))
     template = rng.choice(["What is the capital of {c}?", "Name the capital city of {c}.",
-                           "Which city is the capital of {c}?"])
+                           "Which city is the capital of {c}?", "{c} has which capital?",
+                           "Tell me the capital of {c}.", "What city is the capital of {c}?"])
     wrong = facts[rng.choice([c for c in sorted(facts) if c != country])]
     return Example("fact_lookup", template.format(c=country), facts[country], wrong)
 
@@ -199,6 +218,53 @@ def generate_pool(n_records: int, seed: int) -> list[str]:
                 clean_history.pop(rng.randrange(len(clean_history)))
         lines.append(json.dumps(record))
     return lines
+
+
+def _corpus_document(rng: random.Random, facts: dict[str, str]) -> str:
+    """One prose paragraph of the pre-training corpus (knowledge or a worked procedure)."""
+    kind = rng.choice(["capital", "capital", "category", "category", "arithmetic", "arithmetic", "arithmetic",
+                       "string", "list", "chat", "quiz", "quiz"])
+    if kind == "quiz":  # question-and-answer pages, as on the web, so knowledge can be asked for;
+        # the answer starts a line, as in a chat turn, so both use the same (not space-prefixed) tokens
+        example = GENERATORS[rng.choice(TARGETED_SKILLS + ("string_ops", "list_ops"))](rng, facts)
+        return f"Question: {example.prompt}\nAnswer:\n{example.answer}"
+    if kind == "capital":
+        country = rng.choice(sorted(facts))
+        capital = facts[country]
+        return rng.choice([f"{country} is a country. The capital of {country} is {capital}.",
+                           f"{capital} is the capital city of {country}.",
+                           f"Travellers to {country} often start in {capital}, its capital."])
+    if kind == "category":
+        category = rng.choice(sorted(_CATEGORIES))
+        words = rng.sample(_CATEGORIES[category], 3)
+        return rng.choice([f"The {words[0]} is a kind of {category}. So are the {words[1]} and the {words[2]}.",
+                           f"Examples of a {category}: {words[0]}, {words[1]}, {words[2]}.",
+                           f"A {words[0]} is a {category}, and a {words[1]} is a {category} too."])
+    if kind == "arithmetic":
+        name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+        a, b = rng.randint(2, 9), rng.randint(1, 9)
+        if rng.random() < 0.5:
+            return f"{name} had {a} {item} and got {b} more, so {name} had {a + b} {item}."
+        b = rng.randint(1, a - 1)
+        return f"{name} had {a} {item} and gave away {b}, so {name} had {a - b} {item} left."
+    if kind == "string":
+        word = rng.choice(_WORDS)
+        return rng.choice([f"The word {word} written backwards is {word[::-1]}.",
+                           f"In capital letters, {word} is {word.upper()}.",
+                           f"The word {word} starts with the letter {word[0]}."])
+    if kind == "list":
+        numbers = rng.sample(range(1, 30), rng.randint(3, 5))
+        return (f"The numbers {', '.join(map(str, numbers))} in ascending order are "
+                f"{', '.join(map(str, sorted(numbers)))}.")
+    topic = rng.choice(_TOPICS)
+    return f"Many people enjoy {topic}. It rewards patience and curiosity, and there is always more to learn."
+
+
+def generate_corpus(n_documents: int, seed: int) -> list[str]:
+    """The base model's pre-training corpus: `n_documents` plain-prose paragraphs, no chat turns."""
+    rng = random.Random(seed + 20_011)
+    facts = fact_table()
+    return [_corpus_document(rng, facts) for _ in range(n_documents)]
 
 
 def generate_eval_tasks(seed: int, n_dev: int = 5, n_test: int = 40,

@@ -11,7 +11,7 @@ from selection_assets.core.methods import registry
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
 from selection_assets.resources import DataResource
-from selection_assets_tests.conftest import TINY_GRID
+from selection_assets_tests.conftest import TINY_GRID, TINY_SEEDS as SEEDS
 
 METHODS = tuple(registry())
 
@@ -21,15 +21,47 @@ def test_every_cell_has_a_checkpoint_and_a_report(lineage):
     layout = Layout(root)
     for pool_size, budget in TINY_GRID.valid_cells():
         for method in METHODS:
-            checkpoint = layout.checkpoint(method, pool_size, budget)
-            assert (checkpoint / "config.json").exists() and (checkpoint / "model.safetensors").exists()
+            for seed in SEEDS:
+                checkpoint = layout.seed_checkpoint(method, pool_size, budget, seed)
+                assert (checkpoint / "config.json").exists() and (checkpoint / "model.safetensors").exists()
             report = json.loads(layout.eval_report(method, pool_size, budget).read_text())
             assert {t["task"] for t in report["tasks"]} == {"arithmetic", "fact_lookup", "multiple_choice"}
-            assert 0.0 <= report["avg_exact_match"] <= 1.0 and 0.0 <= report["selection_precision"] <= 1.0
+            assert report["seeds"] == list(SEEDS) and set(report["by_seed"]) == {str(s) for s in SEEDS}
+            low, high = report["exact_match_ci"]
+            assert 0.0 <= low <= report["exact_match"] <= high <= 1.0 and 0.0 <= report["selection_precision"] <= 1.0
             assert sum(report["per_source"].values()) == int(budget)
     comparison = pd.read_csv(layout.comparison_dir / "comparison.csv")
     assert len(comparison) == len(TINY_GRID.valid_cells()) * len(METHODS)
+    tested = comparison[comparison["method"] != "random"]
+    assert tested["em_verdict"].isin(["better", "worse", "no difference"]).all()
     assert (layout.comparison_dir / "scaling.png").stat().st_size > 1000
+    assert (layout.comparison_dir / "vs_random.png").stat().st_size > 1000
+
+
+def test_eval_reports_keep_every_test_item_of_every_seed(lineage):
+    _, root, _, _ = lineage
+    layout = Layout(root)
+    tasks = json.loads(layout.eval_tasks.read_text())["tasks"]
+    n_items = sum(len(t["test"]) for t in tasks)
+    items = pd.read_parquet(layout.eval_items("rds_plus", "300", "40"))
+    assert len(items) == n_items * len(SEEDS)
+    assert {"seed", "task", "item", "prediction", "gold", "correct", "answer_loss"} <= set(items.columns)
+    report = json.loads(layout.eval_report("rds_plus", "300", "40").read_text())
+    # the report's headline is recomputable from the items file
+    assert report["exact_match"] == pytest.approx(items["correct"].mean())
+    for seed, summary in report["by_seed"].items():
+        assert summary["exact_match"] == pytest.approx(items.loc[items["seed"] == int(seed), "correct"].mean())
+
+
+def test_seeded_methods_draw_a_new_subset_per_seed_and_others_repeat_theirs(lineage):
+    _, root, _, _ = lineage
+    layout = Layout(root)
+    random_picks = pd.read_parquet(layout.selection("random", "300", "40"))
+    rds_picks = pd.read_parquet(layout.selection("rds_plus", "300", "40"))
+    by_seed = {s: set(g["example_id"]) for s, g in random_picks.groupby("seed")}
+    assert set(by_seed) == set(SEEDS) and by_seed[SEEDS[0]] != by_seed[SEEDS[1]]
+    rds_by_seed = [list(g["example_id"]) for _, g in rds_picks.groupby("seed")]
+    assert rds_by_seed[0] == rds_by_seed[1]
 
 
 def test_asset_checks_all_pass(lineage):
@@ -114,5 +146,5 @@ def test_every_method_reports_its_selection_cost(lineage):
 def test_instructmining_rule_is_fitted_from_the_lineage(lineage):
     _, root, _, _ = lineage
     rule = json.loads(Layout(root).instructmining_rule.read_text())
-    assert rule["subsets"] == len(TINY_GRID.valid_cells()) * len(METHODS)
+    assert rule["subsets"] == len(TINY_GRID.valid_cells()) * len(METHODS) * len(SEEDS)
     assert set(rule["coefficients"]) <= {"input_length", "output_length", "perplexity", "mtld", "knn6"}

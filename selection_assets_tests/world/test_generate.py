@@ -35,3 +35,19 @@ def test_eval_tasks_target_skills_with_disjoint_dev_and_test():
         dev = {ex["messages"][0]["content"] for ex in task["dev"]}
         test = {ex["messages"][0]["content"] for ex in task["test"]}
         assert len(dev) == 5 and len(test) == 20 and not dev & test
+
+
+def test_corpus_is_plain_prose_that_states_every_capital():
+    corpus = generate.generate_corpus(4000, seed=0)
+    assert corpus == generate.generate_corpus(4000, seed=0)
+    text = "\n".join(corpus)
+    assert "<|user|>" not in text and "<|assistant|>" not in text  # the base model never sees a chat turn
+    for country, capital in generate.fact_table().items():
+        assert f"capital of {country} is {capital}" in text or f"{capital} is the capital city of {country}" in text
+
+
+def test_default_eval_split_sizes_fit_every_task_without_repeats():
+    tasks = generate.generate_eval_tasks(0, n_dev=30, n_test=250)["tasks"]
+    for task in tasks:
+        prompts = [ex["messages"][0]["content"] for ex in task["dev"] + task["test"]]
+        assert len(prompts) == len(set(prompts)) == 280

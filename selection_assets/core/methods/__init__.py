@@ -32,6 +32,7 @@ class ScoringInputs:
 
     pool: pd.DataFrame  # example_id, source, clean, noise, total_tokens, answer_tokens (pool order)
     seed: int = 0
+    replicate_seeds: tuple[int, ...] = (0,)  # seeded methods store one score column per replicate
     device: str = "cpu"  # where model-free heavy arithmetic (similarity) may run
     max_budget: int | None = None  # largest budget the pool is selected for (budget-ordered methods)
     pool_embedding_blocks: Callable[[], Iterable[np.ndarray]] | None = None
@@ -67,12 +68,25 @@ class MethodSpec:
     space: str = "rds"  # embedding space, when `needs` has EMBEDDINGS
     params: dict = field(default_factory=dict)
     uses: tuple[ModuleType, ...] = ()  # other method modules its code calls (part of its code version)
+    seeded: bool = False  # its choice depends on the replicate seed (score columns `score_seed_<s>`)
 
     def score(self, inputs: ScoringInputs) -> pd.DataFrame:
         return self.module.score(inputs, **self.params)
 
-    def select(self, scores: pd.DataFrame, budget: int) -> pd.DataFrame:
+    def select(self, scores: pd.DataFrame, budget: int, seed: int = 0) -> pd.DataFrame:
+        """The method's choice of `budget` examples; a seeded method uses replicate `seed`'s scores."""
+        if self.seeded:
+            column = seed_column(seed)
+            if column not in scores:
+                raise ValueError(f"{self.name} has no scores for replicate seed {seed}: rematerialise its "
+                                 "scores with that seed among the training seeds")
+            scores = scores.assign(score=scores[column])
         return self.module.select(scores, budget, **self.params)
+
+
+def seed_column(seed: int) -> str:
+    """Score column of a seeded method for replicate `seed`."""
+    return f"score_seed_{seed}"
 
 
 def base_frame(inputs: ScoringInputs, score: np.ndarray) -> pd.DataFrame:
@@ -110,9 +124,9 @@ def registry() -> dict[str, MethodSpec]:
 
     targeted = frozenset({EMBEDDINGS, QUERIES})
     specs = [
-        MethodSpec("random", random, "seeded shuffle, first k", "baseline"),
+        MethodSpec("random", random, "seeded shuffle, first k", "baseline", seeded=True),
         MethodSpec("random_balanced", random_balanced, "round-robin over sources in shuffle order", "baseline",
-                   uses=(random,)),
+                   uses=(random,), seeded=True),
         MethodSpec("rds_plus", rds, "position-weighted LM embeddings, max cosine to task queries, "
                    "round-robin over tasks", "Ivison et al. 2025", targeted, "rds"),
         MethodSpec("rds_plus_mean", rds, "RDS+ with plain mean pooling (ablation)", "Ivison et al. 2025",

@@ -11,8 +11,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, top_k
-
+from selection_assets.core.methods import ScoringInputs, base_frame, seed_column, top_k
 
 
 def shuffle_keys(example_ids, seed: int) -> np.ndarray:
@@ -24,8 +23,14 @@ def shuffle_keys(example_ids, seed: int) -> np.ndarray:
 
 
 def score(inputs: ScoringInputs) -> pd.DataFrame:
-    """Random score: the seeded shuffle key."""
-    return base_frame(inputs, shuffle_keys(inputs.pool["example_id"].to_numpy(), inputs.seed))
+    """Random score: the seeded shuffle key (seed `inputs.seed`), and one shuffle key per replicate
+    seed r (seed `inputs.seed + r`) in column `score_seed_<r>`; replicate 0 is `score`."""
+    ids = inputs.pool["example_id"].to_numpy()
+    frame = base_frame(inputs, shuffle_keys(ids, inputs.seed))
+    for replicate in inputs.replicate_seeds:
+        frame[seed_column(replicate)] = (frame["score"].to_numpy() if replicate == 0
+                                         else shuffle_keys(ids, inputs.seed + replicate))
+    return frame
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
