@@ -111,7 +111,7 @@ class TrainResource(ConfigurableResource):
     selection methods (the random baselines), so a cell's spread over seeds is measured."""
 
     epochs: float = 6.0
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     batch_size: int = 16
     seeds: list[int] = Field(default=[0], description="Replicate seeds: one fine-tuned checkpoint per "
                              "seed and cell; seeded methods (random baselines) draw a new subset per seed.")
