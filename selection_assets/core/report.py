@@ -195,8 +195,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
             shown[column] = shown[column].map(lambda v: f"{v:.3g}" if pd.notna(v) else "")
         elif shown[column].dtype.kind == "f":
             shown[column] = shown[column].map(lambda v: f"{v:.3f}" if pd.notna(v) else "")
-        elif shown[column].dtype == object:
-            shown[column] = shown[column].fillna("")
+        elif not pd.api.types.is_numeric_dtype(shown[column]):
+            shown[column] = shown[column].astype(object).where(shown[column].notna(), "")
     return shown.to_markdown(index=False)
 
 

@@ -68,7 +68,8 @@ def _base_paragraph(comparison: dict) -> list[str]:
                 f"and answer loss {base['answer_loss']:.3f}. Fine-tuning on random subsets raises exact match "
                 f"with an interval above zero in {raised} of {len(gains)} cells and lowers answer loss with an "
                 f"interval below zero in {lowered} of {len(gains)} cells (random minus base, paired on items):")
-    return [sentence, markdown_table(gains)]
+    columns = ["pool_size", "budget", "em_gain", "em_gain_ci", "loss_change", "loss_change_ci"]
+    return [sentence, markdown_table(gains[columns])]
 
 
 def _methods_paragraph(comparison: dict) -> list[str]:
@@ -133,9 +134,10 @@ def _pool_growth_paragraph(comparison: dict) -> list[str]:
         sentences.append(sentence)
     if not sentences:
         return []
-    shown = growth[growth["method"].isin([PAPER_METHOD, "random"])]
+    columns = ["method", "budget", "from_pool", "to_pool", "em_change", "em_change_ci", "loss_change",
+               "loss_change_ci", "precision_change"]
     return ["**As the pool grows** (larger pool minus the next smaller one, same method and budget, paired "
-            "on items). " + " ".join(sentences), markdown_table(shown)]
+            "on items). " + " ".join(sentences), markdown_table(growth[columns])]
 
 
 def render(comparison: dict, run: dict | None, title: str) -> str:
