@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_path, load_tokenizer, source_version
+from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_name,
+                                             base_model_path, load_tokenizer, source_version)
 from selection_assets.core import embed, store, tokenize
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource
@@ -77,7 +78,7 @@ def embedder(space: EmbeddingSpace, layout, compute: ComputeResource,
         return embed.embed_token_ids(model, [e.input_ids for e in encoded], pad_id=tokenizer.pad_token_id,
                                      batch_tokens=compute.embed_batch_tokens, device=device, pooling=space.pooling)
 
-    return run_lm, base_model_path(layout), sum(p.numel() for p in model.parameters())
+    return run_lm, base_model_name(layout), sum(p.numel() for p in model.parameters())
 
 
 def embedder_identity(space: EmbeddingSpace, layout, data: DataResource) -> tuple[str, int]:
@@ -89,7 +90,7 @@ def embedder_identity(space: EmbeddingSpace, layout, data: DataResource) -> tupl
 
     with torch.device("meta"):
         model = AutoModel.from_config(AutoConfig.from_pretrained(base_model_path(layout)))
-    return base_model_path(layout), sum(p.numel() for p in model.parameters())
+    return base_model_name(layout), sum(p.numel() for p in model.parameters())
 
 
 def embed_ring_shards(storage_root: str, compute: ComputeResource, data: DataResource, space_name: str, ring: str,

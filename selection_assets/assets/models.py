@@ -7,7 +7,8 @@ import pandas as pd
 import torch
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, load_tokenizer, source_version
+from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer,
+                                             source_version)
 from selection_assets.core import records, store, tokenize, train
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
@@ -67,8 +68,9 @@ def build(grid: Grid) -> list:
             stats = world_models.pretrain_tiny_llama(tok, _corpus(data, world, tok.eos_token),
                                                      world.shape(data.max_length), settings,
                                                      layout.base_model_dir, compute.resolved_device())
-            reference = {"path": str(layout.base_model_dir), "parameters": stats["parameters"],
-                         "pretrain": stats}
+            # relative to the storage root, so a copied or re-rooted storage keeps its fingerprints
+            reference = {"path": str(layout.base_model_dir.relative_to(layout.root)), "in_storage": True,
+                         "parameters": stats["parameters"], "pretrain": stats}
         else:
             from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -77,8 +79,9 @@ def build(grid: Grid) -> list:
                 model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(data.base_model))
             reference = {"path": data.base_model, "parameters": sum(p.numel() for p in model.parameters())}
         store.write_json(reference, layout.base_model_ref)
-        context.log.info(f"base model: {reference['path']} ({reference['parameters']:,} parameters)")
-        return MaterializeResult(metadata={"path": reference["path"], "parameters": reference["parameters"],
+        path = base_model_path(layout)
+        context.log.info(f"base model: {path} ({reference['parameters']:,} parameters)")
+        return MaterializeResult(metadata={"path": path, "parameters": reference["parameters"],
                                            **({"pretrain_loss": reference["pretrain"]["train_loss"],
                                                "pretrain_seconds": reference["pretrain"]["seconds"]}
                                               if "pretrain" in reference else {})})
