@@ -59,11 +59,13 @@ def _build_one(grid: Grid, spec: MethodSpec):
         labelled = selected.merge(pool_io.pool_frame(layout, rings)[["example_id", "clean", "noise"]],
                                   on="example_id")
         targeted = sorted({t.get("skill", t["name"]) for t in tasks})
+        dev_answers = {t.get("skill", t["name"]): [q["answer"] for q in t.get("dev", []) if "answer" in q]
+                       for t in tasks}
         precision = [evaluate.selection_precision(group, targeted) for _, group in labelled.groupby("seed")]
         composition = []
         for _, group in labelled.groupby("seed"):
             answers = [c[-1]["content"] for c in pool_io.records_for(layout, rings, group["example_id"].tolist())]
-            composition.append(evaluate.selection_composition(group, targeted, answers))
+            composition.append(evaluate.selection_composition(group, targeted, answers, dev_answers))
         costs = method_selection_cost(layout, grid, spec, pool_size)
         first_seed = selected[selected["seed"] == training.seeds[0]]
         result = {

@@ -11,7 +11,7 @@ per-example answer losses (perplexity, IFD), reward-model scores, and selection-
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -150,7 +150,8 @@ def selection_precision(selected: pd.DataFrame, targeted_sources: Sequence[str])
 
 
 def selection_composition(selected: pd.DataFrame, targeted_sources: Sequence[str],
-                          final_answers: Sequence[str] | None = None) -> dict | None:
+                          final_answers: Sequence[str] | None = None,
+                          dev_answers: dict[str, Iterable[str]] | None = None) -> dict | None:
     """What a labelled selection is made of, as shares of the selected rows: targeted sources (any
     quality), clean rows, each targeted source, and each noise kind; None without labels. Shows
     whether a method loses precision to off-target or to noisy examples.
@@ -158,7 +159,9 @@ def selection_composition(selected: pd.DataFrame, targeted_sources: Sequence[str
     With `final_answers` (the last assistant turn of each selected row, in row order) it also
     measures how varied the targeted picks are: distinct final answers over the targeted sources,
     and the mean entropy (bits) of each targeted source's answer distribution. A method that
-    copies its queries' answers covers fewer of them."""
+    copies its queries' answers covers fewer of them. With `dev_answers` (per targeted source, the
+    answers of its task's dev queries) it adds the share of targeted picks whose final answer is one
+    of those: how much a selection leans on the queries' own answers."""
     if "clean" not in selected or selected["clean"].isna().all() or len(selected) == 0:
         return None
     shares = {"targeted": float(selected["source"].isin(list(targeted_sources)).mean()),
@@ -179,5 +182,10 @@ def selection_composition(selected: pd.DataFrame, targeted_sources: Sequence[str
                 probabilities = counts / counts.sum()
                 entropies.append(float(-(probabilities * np.log2(probabilities)).sum()))
         shares["answer_entropy_bits"] = float(np.mean(entropies)) if entropies else 0.0
+        if dev_answers is not None:
+            known = {source: {a.strip() for a in dev_answers.get(source, ())} for source in targeted_sources}
+            matches = [answer.strip() in known[source]
+                       for source, answer in zip(selected["source"][targeted], answers[targeted])]
+            shares["dev_answer_share"] = float(np.mean(matches)) if matches else 0.0
     return shares
 

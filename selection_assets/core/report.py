@@ -90,6 +90,7 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
                "clean_share": (report.get("selection_composition") or {}).get("clean"),
                "distinct_answers": (report.get("selection_composition") or {}).get("distinct_answers"),
                "answer_entropy_bits": (report.get("selection_composition") or {}).get("answer_entropy_bits"),
+               "dev_answer_share": (report.get("selection_composition") or {}).get("dev_answer_share"),
                "selection_flops": report.get("selection_flops"), "training_flops": report.get("training_flops")}
         baseline_key = (BASELINE, key[1], key[2])
         if key[0] != BASELINE and baseline_key in matrices:
@@ -120,7 +121,9 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
 
 def _pool_growth(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.DataFrame:
     """Per method and budget, each pool size against the next smaller one (same test items, paired):
-    does a method's quality rise as its pool grows, as Ivison et al. found for RDS+?"""
+    does a method's quality rise as its pool grows, as Ivison et al. found for RDS+? The tests are
+    Holm-adjusted as one family (exact match and loss separately); verdicts say whether the larger
+    pool is better, worse or not resolvably different."""
     rows = []
     for (method, budget), group in cells.groupby(["method", "budget"], sort=False):
         group = group.sort_values("pool_size")
@@ -134,10 +137,18 @@ def _pool_growth(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.Data
                          "to_pool": larger.pool_size, "em_change": em.difference,
                          "em_change_ci": _interval((em.low, em.high)), "em_p": em.p_value,
                          "loss_change": loss.difference, "loss_change_ci": _interval((loss.low, loss.high)),
+                         "loss_p": loss.p_value,
                          "precision_change": (larger.selection_precision - smaller.selection_precision
                                               if pd.notna(larger.selection_precision)
                                               and pd.notna(smaller.selection_precision) else None)})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["em_p_holm"] = stats.holm_adjust(frame["em_p"])
+        frame["loss_p_holm"] = stats.holm_adjust(frame["loss_p"])
+        frame["em_verdict"] = [_verdict(d, p) for d, p in zip(frame["em_change"], frame["em_p_holm"])]
+        frame["loss_verdict"] = [_verdict(d, p, higher_is_better=False)
+                                 for d, p in zip(frame["loss_change"], frame["loss_p_holm"])]
+    return frame
 
 
 def _per_method(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.DataFrame:

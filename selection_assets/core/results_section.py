@@ -38,8 +38,10 @@ def _setting_lines(comparison: dict, run: dict | None) -> list[str]:
         (f"Each model answers the same {n_items} test items; " if n_items else "")
         + "intervals are 95% percentile bootstraps over test items"
         + (" and seeds" if len(comparison["seeds"]) > 1 else " (one seed: test-item sampling only)")
-        + f". Every method is paired with random on the same items; {comparison['paired_tests']} such "
-          f"tests are Holm-adjusted together, and a difference counts only at adjusted p < {comparison['alpha']}.")
+        + f". Every method is paired with random on the same items. The per-cell tests "
+          f"({comparison['paired_tests']} for exact match, as many for answer loss), the per-method tests over "
+          f"all cells and the pool-growth tests are each Holm-adjusted as a family; a difference counts only at "
+          f"adjusted p < {comparison['alpha']}.")
     return lines
 
 
@@ -99,45 +101,73 @@ def _cells_paragraph(comparison: dict) -> list[str]:
     cells = pd.DataFrame(comparison["cells"])
     columns = [c for c in ("method", "pool_size", "budget", "exact_match", "exact_match_ci", "em_vs_random",
                            "em_vs_random_ci", "em_verdict", "answer_loss", "loss_vs_random", "loss_verdict",
-                           "selection_precision", "distinct_answers", "answer_entropy_bits") if c in cells]
+                           "selection_precision", "distinct_answers", "answer_entropy_bits", "dev_answer_share")
+               if c in cells]
     return ["Every cell (em = exact match; verdicts against random in the same cell):", markdown_table(cells[columns])]
+
+
+_GROWTH_EM = {"better": "rises, as Ivison et al. report for RDS+",
+              "worse": "falls, unlike Ivison et al., where RDS+ gains as the pool grows",
+              "no difference": "shows no resolvable change (Ivison et al. report a gain)"}
+_GROWTH_LOSS = {"better": "falls", "worse": "rises", "no difference": "shows no resolvable change"}
+
+
+def _cell(cells: pd.DataFrame, method: str, pool_size: int, budget: int) -> pd.Series | None:
+    found = cells[(cells["method"] == method) & (cells["pool_size"] == pool_size) & (cells["budget"] == budget)]
+    return None if found.empty else found.iloc[0]
+
+
+def _paper_method_growth(row, cells: pd.DataFrame) -> str:
+    """One sentence group on RDS+ between two pool sizes: the paired changes with their verdicts, then
+    what its selection is made of at each size, against random's in the same cells."""
+    small = _cell(cells, PAPER_METHOD, row.from_pool, row.budget)
+    large = _cell(cells, PAPER_METHOD, row.to_pool, row.budget)
+    text = (f"At budget {row.budget}, from pool {row.from_pool} to {row.to_pool}, RDS+ exact match "
+            f"{_GROWTH_EM[row.em_verdict]}: {_signed(row.em_change)} {row.em_change_ci} (Holm p = "
+            f"{row.em_p_holm:.3f}); its answer loss {_GROWTH_LOSS[row.loss_verdict]}: {_signed(row.loss_change)} "
+            f"{row.loss_change_ci} (Holm p = {row.loss_p_holm:.3f}).")
+    if small is None or large is None or pd.isna(small.get("selection_precision")):
+        return text
+    text += (f" Its selection precision goes from {small['selection_precision']:.3f} to "
+             f"{large['selection_precision']:.3f} (targeted share {small['targeted_share']:.3f} to "
+             f"{large['targeted_share']:.3f}, clean share {small['clean_share']:.3f} to {large['clean_share']:.3f}).")
+    if pd.isna(small.get("distinct_answers")):
+        return text
+    text += (f" Its targeted picks hold {small['distinct_answers']:.0f} then {large['distinct_answers']:.0f} "
+             f"distinct final answers (answer entropy {small['answer_entropy_bits']:.2f} then "
+             f"{large['answer_entropy_bits']:.2f} bits per task)")
+    random_small = _cell(cells, "random", row.from_pool, row.budget)
+    random_large = _cell(cells, "random", row.to_pool, row.budget)
+    leans_more = False
+    if pd.notna(small.get("dev_answer_share")) and random_small is not None and random_large is not None:
+        text += (f", and {small['dev_answer_share']:.0%} then {large['dev_answer_share']:.0%} of them end in one "
+                 f"of the dev queries' own answers (random's targeted picks: {random_small['dev_answer_share']:.0%} "
+                 f"then {random_large['dev_answer_share']:.0%})")
+        leans_more = (large["dev_answer_share"] > small["dev_answer_share"]
+                      and large["dev_answer_share"] > random_large["dev_answer_share"])
+    text += "."
+    narrower = large["distinct_answers"] < small["distinct_answers"]
+    if narrower and leans_more and "worse" in (row.em_verdict, row.loss_verdict):
+        text += (" The larger pool lets RDS+ find more examples that share its queries' answers: more precise "
+                 "by the labels, narrower in what it teaches, and worse on fresh test items.")
+    return text
 
 
 def _pool_growth_paragraph(comparison: dict) -> list[str]:
     growth = pd.DataFrame(comparison.get("pool_growth") or [])
+    if growth.empty or "em_verdict" not in growth:
+        return []
     cells = pd.DataFrame(comparison["cells"])
-    if growth.empty:
-        return []
-    sentences = []
-    for row in growth[growth["method"] == PAPER_METHOD].itertuples():
-        low, high = (float(x) for x in row.em_change_ci.strip("[]").split(","))
-        direction = ("rises, as in Ivison et al." if low > 0 else
-                     "falls, unlike Ivison et al., where RDS+ gains as the pool grows" if high < 0 else
-                     "shows no resolvable change (Ivison et al. report a gain)")
-        small = cells[(cells["method"] == PAPER_METHOD) & (cells["pool_size"] == row.from_pool) & (cells["budget"] == row.budget)].iloc[0]
-        large = cells[(cells["method"] == PAPER_METHOD) & (cells["pool_size"] == row.to_pool) & (cells["budget"] == row.budget)].iloc[0]
-        sentence = (f"At budget {row.budget}, RDS+ exact match from pool {row.from_pool} to {row.to_pool} "
-                    f"{direction}: {_signed(row.em_change)} {row.em_change_ci}.")
-        if pd.notna(small.get("selection_precision")) and pd.notna(large.get("selection_precision")):
-            sentence += (f" Its selection precision goes from {small['selection_precision']:.3f} to "
-                         f"{large['selection_precision']:.3f} (targeted share {small['targeted_share']:.3f} to "
-                         f"{large['targeted_share']:.3f}, clean share {small['clean_share']:.3f} to "
-                         f"{large['clean_share']:.3f}).")
-        if pd.notna(small.get("distinct_answers")) and pd.notna(large.get("distinct_answers")):
-            sentence += (f" Its targeted picks hold {small['distinct_answers']:.0f} then {large['distinct_answers']:.0f} "
-                         f"distinct final answers, with answer entropy {small['answer_entropy_bits']:.2f} then "
-                         f"{large['answer_entropy_bits']:.2f} bits per task.")
-            loss_rises = float(row.loss_change_ci.strip("[]").split(",")[0]) > 0
-            if large["distinct_answers"] < small["distinct_answers"] and (high < 0 or loss_rises):
-                sentence += (" The larger pool holds closer copies of the dev queries, answers included, and "
-                             "RDS+ takes those: its subset grows narrower, not better.")
-        sentences.append(sentence)
-    if not sentences:
-        return []
-    columns = ["method", "budget", "from_pool", "to_pool", "em_change", "em_change_ci", "loss_change",
-               "loss_change_ci", "precision_change"]
+    sentences = [_paper_method_growth(row, cells) for row in growth[growth["method"] == PAPER_METHOD].itertuples()]
+    resolved = growth[(growth["em_verdict"] != "no difference") | (growth["loss_verdict"] != "no difference")]
+    listing = "; ".join(f"{r.method} at budget {r.budget} (exact match {_signed(r.em_change)} {r.em_change_ci}, "
+                        f"loss {_signed(r.loss_change)} {r.loss_change_ci})" for r in resolved.itertuples())
+    sentences.append(f"Over all methods, {len(resolved)} of {len(growth)} pool-growth comparisons show a resolvable "
+                     f"change in exact match or answer loss" + (f": {listing}." if listing else "."))
+    columns = ["method", "budget", "from_pool", "to_pool", "em_change", "em_change_ci", "em_verdict",
+               "loss_change", "loss_change_ci", "loss_verdict", "precision_change"]
     return ["**As the pool grows** (larger pool minus the next smaller one, same method and budget, paired "
-            "on items). " + " ".join(sentences), markdown_table(growth[columns])]
+            "on items; verdicts: is the larger pool better). " + " ".join(sentences), markdown_table(growth[columns])]
 
 
 def render(comparison: dict, run: dict | None, title: str) -> str:

@@ -64,10 +64,13 @@ def test_selection_composition_counts_sources_noise_and_answer_variety():
     selected = pd.DataFrame({"source": ["a", "a", "a", "b", "c"],
                              "clean": pd.array([True, False, True, True, True], "boolean"),
                              "noise": [None, "wrong_answer", None, None, None]})
-    composition = evaluate.selection_composition(selected, ["a", "b"], ["7", "7", "8", "x", "zzz"])
+    composition = evaluate.selection_composition(selected, ["a", "b"], ["7", "7", "8", "x", "zzz"],
+                                                 {"a": ["7 ", "9"], "b": ["y"]})
     assert composition["targeted"] == pytest.approx(0.8) and composition["clean"] == pytest.approx(0.8)
     assert composition["source_a"] == pytest.approx(0.6) and composition["noise_wrong_answer"] == pytest.approx(0.2)
     assert composition["distinct_answers"] == 3  # 7, 8 and x; c is not targeted
     # source a: answers 7, 7, 8 -> H = 0.918 bits; source b: one answer -> 0 bits
     expected = -(2 / 3 * np.log2(2 / 3) + 1 / 3 * np.log2(1 / 3)) / 2
     assert composition["answer_entropy_bits"] == pytest.approx(expected)
+    # targeted answers 7, 7, 8 (a) and x (b): the two 7s are answers of a's dev queries
+    assert composition["dev_answer_share"] == pytest.approx(2 / 4)

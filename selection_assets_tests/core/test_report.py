@@ -70,6 +70,9 @@ def test_comparison_calls_only_resolved_differences():
     assert len(gains) == 2 and (gains["em_gain"] > 0).all() and (gains["loss_change"] < 0).all()
     growth = comparison.pool_growth
     assert set(growth["method"]) == {"random", "good", "plain"} and (growth["to_pool"] == 4000).all()
+    # one Holm family over the pool-growth tests: adjusted p never below raw, verdicts from adjusted p
+    assert (growth["em_p_holm"] >= growth["em_p"]).all() and (growth["loss_p_holm"] >= growth["loss_p"]).all()
+    assert set(growth["em_verdict"]) <= {"better", "worse", "no difference"}
 
 
 def test_results_section_states_numbers_and_verdicts():
@@ -88,6 +91,9 @@ def test_results_section_states_numbers_and_verdicts():
     assert f"Better than random: good ({good['em_vs_random']:+.3f} {good['em_vs_random_ci']})" in text
     assert "No resolvable difference: plain" in text and "Worse than random: none" in text
     assert "2 min 05 s" in text and "in 2 of 2 cells" in text
+    resolved = comparison.pool_growth[(comparison.pool_growth["em_verdict"] != "no difference")
+                                      | (comparison.pool_growth["loss_verdict"] != "no difference")]
+    assert f"Over all methods, {len(resolved)} of 3 pool-growth comparisons" in text
 
     readme = "intro\n<!-- results:demo begin -->\nold typed table\n<!-- results:demo end -->\nrest\n"
     replaced = results_section.replace_section(readme, "demo", text, "selection-assets results --section demo")
@@ -96,3 +102,30 @@ def test_results_section_states_numbers_and_verdicts():
     assert again == replaced  # idempotent: markers survive a rewrite
     with pytest.raises(ValueError, match="no results:other markers"):
         results_section.replace_section(readme, "other", text, "x")
+
+
+def _growth_document(large_dev_share: float) -> dict:
+    """A comparison where RDS+ falls from pool 1000 to 4000 while its picks narrow."""
+    def cell(method, pool, distinct, dev_share):
+        return {"method": method, "pool_size": pool, "budget": 100, "selection_precision": 0.8,
+                "targeted_share": 1.0, "clean_share": 0.8, "distinct_answers": distinct,
+                "answer_entropy_bits": distinct / 10, "dev_answer_share": dev_share}
+    growth = {"method": "rds_plus", "budget": 100, "from_pool": 1000, "to_pool": 4000, "em_change": -0.05,
+              "em_change_ci": "[-0.080, -0.020]", "em_p_holm": 0.01, "em_verdict": "worse",
+              "loss_change": 0.2, "loss_change_ci": "[0.100, 0.300]", "loss_p_holm": 0.001,
+              "loss_verdict": "worse", "precision_change": 0.1}
+    return {"cells": [cell("rds_plus", 1000, 40, 0.5), cell("rds_plus", 4000, 30, large_dev_share),
+                      cell("random", 1000, 40, 0.45), cell("random", 4000, 40, 0.45)],
+            "pool_growth": [growth]}
+
+
+def test_pool_growth_explains_a_fall_only_with_its_measurements():
+    text = " ".join(results_section._pool_growth_paragraph(_growth_document(large_dev_share=0.7)))
+    assert "RDS+ exact match falls, unlike Ivison et al." in text and "-0.050 [-0.080, -0.020]" in text
+    assert "40 then 30 distinct final answers" in text and "50% then 70% of them" in text
+    assert "random's targeted picks: 45% then 45%" in text
+    assert "narrower in what it teaches" in text
+    assert "1 of 1 pool-growth comparisons show a resolvable change" in text
+    # the picks narrow but do not lean on the dev answers more than before: no explanation is offered
+    unexplained = " ".join(results_section._pool_growth_paragraph(_growth_document(large_dev_share=0.4)))
+    assert "narrower in what it teaches" not in unexplained
