@@ -14,6 +14,12 @@ import pandas as pd
 from selection_assets.core.report import markdown_table
 
 PAPER_METHOD = "rds_plus"  # the method whose pool-size behaviour Ivison et al. report
+# what the papers report for a method against random; a method found worse here is set beside it
+PAPER_CLAIMS = {
+    "rds_plus": "Ivison et al. (2025) find RDS+ beats random at every scale they test",
+    "token_length": "Xia et al. (2024) find token-length selection holds up at scale",
+    "token_length_response": "Xia et al. (2024) find token-length selection holds up at scale",
+}
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -90,11 +96,37 @@ def _methods_paragraph(comparison: dict) -> list[str]:
     sentence = (f"**Methods against random**, exact match minus random's averaged over every cell, paired on "
                 f"items ({len(tested)} tests, Holm-adjusted). Better than random: {listing(groups['better'])}. "
                 f"Worse than random: {listing(groups['worse'])}. No resolvable difference: "
-                f"{listing(groups['no difference'])}.")
+                f"{listing(groups['no difference'])}. The intervals are each test's own 95% interval; the "
+                f"verdicts use Holm-adjusted p-values, so an interval that only just excludes zero can still "
+                f"be no resolvable difference.")
+    sentences = [sentence, *_against_papers(groups["worse"], pd.DataFrame(comparison["cells"]))]
     columns = [c for c in ("method", "mean_exact_match", "em_vs_random", "em_vs_random_ci", "em_p_holm", "verdict",
                            "cells_better", "cells_worse", "mean_answer_loss", "mean_precision", "selection_flops")
                if c in methods]
-    return [sentence, markdown_table(methods[columns])]
+    return [" ".join(sentences), markdown_table(methods[columns])]
+
+
+def _against_papers(worse: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+    """For each method found worse than random that a paper reports doing well: what it picks here
+    (on-target and clean shares over its cells) beside random's."""
+    if "targeted_share" not in cells or cells["targeted_share"].isna().all():
+        return []
+    shares = cells.groupby("method")[["targeted_share", "clean_share"]].mean()
+    if "random" not in shares.index:
+        return []
+    sentences = []
+    for method in worse["method"]:
+        if method not in PAPER_CLAIMS or method not in shares.index:
+            continue
+        own, base = shares.loc[method], shares.loc["random"]
+        differences = [phrase for phrase, holds in (("fewer on-target", own["targeted_share"] < base["targeted_share"]),
+                                                    ("more noisy", own["clean_share"] < base["clean_share"])) if holds]
+        sentences.append(f"{method} is worse than random here, while {PAPER_CLAIMS[method]}: its picks are "
+                         f"{own['targeted_share']:.0%} on the eval tasks' skills and {own['clean_share']:.0%} "
+                         f"clean (random: {base['targeted_share']:.0%} and {base['clean_share']:.0%})"
+                         + (f", so in this world it picks {' and '.join(differences)} examples than random does."
+                            if differences else "."))
+    return sentences
 
 
 def _cells_paragraph(comparison: dict) -> list[str]:
@@ -147,9 +179,12 @@ def _paper_method_growth(row, cells: pd.DataFrame) -> str:
                       and large["dev_answer_share"] > random_large["dev_answer_share"])
     text += "."
     narrower = large["distinct_answers"] < small["distinct_answers"]
-    if narrower and leans_more and "worse" in (row.em_verdict, row.loss_verdict):
+    worse_on = [name for name, verdict in (("exact match", row.em_verdict), ("answer loss", row.loss_verdict))
+                if verdict == "worse"]
+    if narrower and leans_more and worse_on:
         text += (" The larger pool lets RDS+ find more examples that share its queries' answers: more precise "
-                 "by the labels, narrower in what it teaches, and worse on fresh test items.")
+                 f"by the labels, narrower in what it teaches, and worse on fresh test items by "
+                 f"{' and '.join(worse_on)}.")
     return text
 
 
@@ -159,11 +194,17 @@ def _pool_growth_paragraph(comparison: dict) -> list[str]:
         return []
     cells = pd.DataFrame(comparison["cells"])
     sentences = [_paper_method_growth(row, cells) for row in growth[growth["method"] == PAPER_METHOD].itertuples()]
-    resolved = growth[(growth["em_verdict"] != "no difference") | (growth["loss_verdict"] != "no difference")]
-    listing = "; ".join(f"{r.method} at budget {r.budget} (exact match {_signed(r.em_change)} {r.em_change_ci}, "
-                        f"loss {_signed(r.loss_change)} {r.loss_change_ci})" for r in resolved.itertuples())
-    sentences.append(f"Over all methods, {len(resolved)} of {len(growth)} pool-growth comparisons show a resolvable "
-                     f"change in exact match or answer loss" + (f": {listing}." if listing else "."))
+    verdicts = list(zip(growth["em_verdict"], growth["loss_verdict"]))
+    worse = growth[[("worse" in v) and ("better" not in v) for v in verdicts]]
+    better = growth[[("better" in v) and ("worse" not in v) for v in verdicts]]
+    mixed = growth[[("better" in v) and ("worse" in v) for v in verdicts]]
+
+    def names(frame: pd.DataFrame) -> str:
+        return ", ".join(f"{r.method} at {r.budget}" for r in frame.itertuples()) or "none"
+
+    sentences.append(f"Over all {len(growth)} method-budget pairs, the larger pool is resolvably worse on exact match or "
+                     f"answer loss (and better on neither) in {len(worse)}: {names(worse)}; better in {len(better)}: "
+                     f"{names(better)}; mixed in {len(mixed)}: {names(mixed)} (numbers in the table).")
     columns = ["method", "budget", "from_pool", "to_pool", "em_change", "em_change_ci", "em_verdict",
                "loss_change", "loss_change_ci", "loss_verdict", "precision_change"]
     return ["**As the pool grows** (larger pool minus the next smaller one, same method and budget, paired "

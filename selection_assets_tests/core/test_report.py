@@ -91,9 +91,11 @@ def test_results_section_states_numbers_and_verdicts():
     assert f"Better than random: good ({good['em_vs_random']:+.3f} {good['em_vs_random_ci']})" in text
     assert "No resolvable difference: plain" in text and "Worse than random: none" in text
     assert "2 min 05 s" in text and "in 2 of 2 cells" in text
-    resolved = comparison.pool_growth[(comparison.pool_growth["em_verdict"] != "no difference")
-                                      | (comparison.pool_growth["loss_verdict"] != "no difference")]
-    assert f"Over all methods, {len(resolved)} of 3 pool-growth comparisons" in text
+    growth = comparison.pool_growth
+    worse = ((growth["em_verdict"] == "worse") | (growth["loss_verdict"] == "worse")) & (
+        growth["em_verdict"] != "better") & (growth["loss_verdict"] != "better")
+    assert f"Over all 3 method-budget pairs, the larger pool is resolvably worse" in text
+    assert f"(and better on neither) in {int(worse.sum())}:" in text
 
     readme = "intro\n<!-- results:demo begin -->\nold typed table\n<!-- results:demo end -->\nrest\n"
     replaced = results_section.replace_section(readme, "demo", text, "selection-assets results --section demo")
@@ -124,8 +126,21 @@ def test_pool_growth_explains_a_fall_only_with_its_measurements():
     assert "RDS+ exact match falls, unlike Ivison et al." in text and "-0.050 [-0.080, -0.020]" in text
     assert "40 then 30 distinct final answers" in text and "50% then 70% of them" in text
     assert "random's targeted picks: 45% then 45%" in text
-    assert "narrower in what it teaches" in text
-    assert "1 of 1 pool-growth comparisons show a resolvable change" in text
+    assert "narrower in what it teaches, and worse on fresh test items by exact match and answer loss" in text
+    assert "(and better on neither) in 1: rds_plus at 100;" in text
     # the picks narrow but do not lean on the dev answers more than before: no explanation is offered
     unexplained = " ".join(results_section._pool_growth_paragraph(_growth_document(large_dev_share=0.4)))
     assert "narrower in what it teaches" not in unexplained
+
+
+def test_a_method_a_paper_praises_but_found_worse_is_explained_by_what_it_picks():
+    cells = pd.DataFrame([
+        {"method": "random", "targeted_share": 0.5, "clean_share": 0.75},
+        {"method": "token_length", "targeted_share": 0.1, "clean_share": 0.2},
+        {"method": "plain", "targeted_share": 0.4, "clean_share": 0.7}])
+    worse = pd.DataFrame({"method": ["token_length", "plain"]})
+    sentences = results_section._against_papers(worse, cells)
+    assert len(sentences) == 1  # "plain" has no paper claim to set beside
+    assert sentences[0].startswith("token_length is worse than random here, while Xia et al. (2024)")
+    assert ("its picks are 10% on the eval tasks' skills and 20% clean (random: 50% and 75%), so in this world it "
+            "picks fewer on-target and more noisy examples than random does.") in sentences[0]
