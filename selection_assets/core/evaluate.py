@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from selection_assets.core.embed import length_buckets
 from selection_assets.core.tokenize import ROLE_HEADERS, encode_conversations, format_conversation, pad_batch
@@ -25,12 +26,36 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
+def scored_token_nll(model, ids: torch.Tensor, mask: torch.Tensor, scored: torch.Tensor, *,
+                     logit_rows: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Negative log-likelihood (nats) of each scored token given the tokens before it.
+
+    `scored[b, t]` marks token t of row b as one to score (t >= 1). Vocabulary logits are computed
+    only at the positions that predict a scored token, `logit_rows` at a time, so memory grows with
+    the hidden size and the chunk, not with batch tokens x vocabulary. Returns the batch row of each
+    scored token and its NLL (float32), in row-major order."""
+    hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    head = model.get_output_embeddings()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    rows, positions = scored[:, 1:].nonzero(as_tuple=True)  # position t predicts token t + 1
+    states, targets = hidden[rows, positions], ids[rows, positions + 1]
+    nll = torch.empty(len(rows), dtype=torch.float32, device=ids.device)
+    for begin in range(0, len(rows), logit_rows):
+        logits = head(states[begin : begin + logit_rows]).float()
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        nll[begin : begin + logit_rows] = F.cross_entropy(logits, targets[begin : begin + logit_rows],
+                                                          reduction="none")
+    return rows, nll
+
+
 @torch.inference_mode()
 def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
-                         batch_tokens: int = 16384, device: str = "cpu") -> np.ndarray:
+                         batch_tokens: int = 16384, device: str = "cpu", logit_rows: int = 1024) -> np.ndarray:
     """Per conversation: mean CE (nats/token) of its last assistant turn given everything before it.
 
-    NaN where truncation to `max_length` left no answer token. Batches are length-bucketed.
+    NaN where truncation to `max_length` left no answer token. Batches are length-bucketed; logits
+    are computed only for answer tokens, `logit_rows` at a time (see `scored_token_nll`).
     """
     encoded = encode_conversations(tokenizer, conversations, max_length)
     losses = np.full(len(encoded), np.nan, dtype=np.float64)
@@ -43,12 +68,10 @@ def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict
             answer = torch.as_tensor(enc.answer_mask, dtype=torch.bool)
             answer[: enc.last_answer_start] = False
             target[row, :n] = answer
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        token_nll = -logprobs.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
-        scored = target[:, 1:].to(device)
-        counts = scored.sum(1)
-        sums = (token_nll * scored).sum(1)
+        rows, nll = scored_token_nll(model, ids.to(device), mask.to(device), target.to(device),
+                                     logit_rows=logit_rows)
+        counts = torch.bincount(rows, minlength=len(batch))
+        sums = torch.zeros(len(batch), dtype=torch.float32, device=nll.device).index_add_(0, rows, nll)
         per_example = torch.where(counts > 0, sums / counts.clamp_min(1), torch.nan)
         losses[batch_rows] = per_example.cpu().numpy()
     return losses
