@@ -11,7 +11,7 @@ per-example answer losses (perplexity, IFD), reward-model scores, and selection-
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from selection_assets.core.embed import length_buckets
+from selection_assets.core.progress import Progress
 from selection_assets.core.tokenize import ROLE_HEADERS, encode_conversations, format_conversation, pad_batch
 
 
@@ -51,13 +52,16 @@ def scored_token_nll(model, ids: torch.Tensor, mask: torch.Tensor, scored: torch
 
 @torch.inference_mode()
 def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
-                         batch_tokens: int = 16384, device: str = "cpu", logit_rows: int = 1024) -> np.ndarray:
+                         batch_tokens: int = 16384, device: str = "cpu", logit_rows: int = 1024,
+                         log: Callable[[str], None] | None = None, label: str = "answer losses") -> np.ndarray:
     """Per conversation: mean CE (nats/token) of its last assistant turn given everything before it.
 
     NaN where truncation to `max_length` left no answer token. Batches are length-bucketed; logits
-    are computed only for answer tokens, `logit_rows` at a time (see `scored_token_nll`).
+    are computed only for answer tokens, `logit_rows` at a time (see `scored_token_nll`). With `log`,
+    progress lines (done/total, rate, time left) go to it under `label`.
     """
     encoded = encode_conversations(tokenizer, conversations, max_length)
+    progress = Progress(label, len(encoded), log, unit="conversations") if log else None
     losses = np.full(len(encoded), np.nan, dtype=np.float64)
     for batch_rows in length_buckets([len(e.input_ids) for e in encoded], batch_tokens):
         batch = [encoded[i] for i in batch_rows]
@@ -74,17 +78,21 @@ def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict
         sums = torch.zeros(len(batch), dtype=torch.float32, device=nll.device).index_add_(0, rows, nll)
         per_example = torch.where(counts > 0, sums / counts.clamp_min(1), torch.nan)
         losses[batch_rows] = per_example.cpu().numpy()
+        if progress:
+            progress.advance(len(batch_rows))
     return losses
 
 
 def answer_losses(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
-                  batch_tokens: int = 16384, device: str = "cpu") -> pd.DataFrame:
+                  batch_tokens: int = 16384, device: str = "cpu",
+                  log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """CE(A | Q) and CE(A) (the last answer alone, after only the assistant header) per conversation:
-    the inputs of the perplexity methods and of IFD."""
+    the inputs of the perplexity methods and of IFD. With `log`, each pass reports its progress."""
     alone = [[{"role": "assistant", "content": c[-1]["content"]}] for c in conversations]
-    kwargs = {"max_length": max_length, "batch_tokens": batch_tokens, "device": device}
-    return pd.DataFrame({"ce_answer": answer_cross_entropy(model, tokenizer, conversations, **kwargs),
-                         "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, **kwargs)})
+    kwargs = {"max_length": max_length, "batch_tokens": batch_tokens, "device": device, "log": log}
+    return pd.DataFrame({
+        "ce_answer": answer_cross_entropy(model, tokenizer, conversations, label="CE(answer | question)", **kwargs),
+        "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, label="CE(answer alone)", **kwargs)})
 
 
 @torch.inference_mode()
@@ -130,12 +138,14 @@ def exact_match(predictions: Sequence[str], golds: Sequence[str]) -> float:
 
 
 def evaluate_items(model, tokenizer, tasks: Sequence[dict], *, split: str = "test", max_length: int,
-                   device: str = "cpu") -> pd.DataFrame:
+                   device: str = "cpu", log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """One row per item of each task's `split`: task, item index, prediction, gold, correct
     (exact match after stripping whitespace) and answer loss (mean CE of the gold answer tokens).
 
-    Keeping every item lets any interval or paired comparison be recomputed from the files."""
+    Keeping every item lets any interval or paired comparison be recomputed from the files. With
+    `log`, progress lines go to it after each task."""
     frames = []
+    progress = Progress(f"evaluation ({split})", sum(len(t[split]) for t in tasks), log) if log else None
     model.eval()
     for task in tasks:
         prompts = [ex["messages"] for ex in task[split]]
@@ -147,6 +157,8 @@ def evaluate_items(model, tokenizer, tasks: Sequence[dict], *, split: str = "tes
             "task": task["name"], "item": np.arange(len(golds), dtype=np.int64),
             "prediction": [p.strip() for p in predictions], "gold": [g.strip() for g in golds],
             "correct": [p.strip() == g.strip() for p, g in zip(predictions, golds)], "answer_loss": loss}))
+        if progress:
+            progress.advance(len(golds))
     return pd.concat(frames, ignore_index=True)
 
 

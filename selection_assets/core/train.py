@@ -11,12 +11,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
-from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments, set_seed
+from transformers import (DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
+                          set_seed)
 
 from selection_assets.core import store
+from selection_assets.core.progress import Progress
 from selection_assets.core.tokenize import encode_conversations
 
 IGNORE_INDEX = -100
@@ -50,11 +52,25 @@ def _precision_flags(device: str) -> dict:
     return {}
 
 
+class _ProgressCallback(TrainerCallback):
+    """Reports optimiser steps done out of the run's total to a log function."""
+
+    def __init__(self, log: Callable[[str], None], label: str):
+        self._log, self._label, self._progress = log, label, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._progress = Progress(self._label, state.max_steps, self._log, unit="steps")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._progress.advance()
+
+
 def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSettings, out_dir: Path,
-                    device: str) -> dict:
+                    device: str, log: Callable[[str], None] | None = None, label: str = "fine-tuning") -> dict:
     """Train `model` on `examples` (dicts with input_ids and labels); save model and tokenizer.
 
     Returns training statistics (steps, final loss, seconds). An empty example list is an error.
+    With `log`, progress lines (steps done/total, rate, time left) go to it under `label`.
     """
     if not examples:
         raise ValueError("no training examples")
@@ -84,6 +100,8 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
     trainer = Trainer(model=model, args=args, train_dataset=_ListDataset(examples), data_collator=collator)
     trainer.remove_callback(PrinterCallback)  # the loss history is returned, not printed
+    if log:
+        trainer.add_callback(_ProgressCallback(log, label))
     began = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - began
