@@ -117,7 +117,11 @@ class TrainResource(ConfigurableResource):
     batch_size: int = 16
     seeds: list[int] = Field(default=[0], description="Replicate seeds: one fine-tuned checkpoint per "
                              "seed and cell; seeded methods (random baselines) draw a new subset per seed.")
+    lora_rank: int = Field(default=0, description="0 fine-tunes every weight; r > 0 trains LoRA adapters of "
+                           "rank r on all linear layers (peft) and merges them into each checkpoint, for "
+                           "models too large for full fine-tuning.")
 
     def settings(self, max_length: int, seed: int) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, learning_rate=self.learning_rate,
-                             batch_size=self.batch_size, max_length=max_length, seed=seed)
+                             batch_size=self.batch_size, max_length=max_length, seed=seed,
+                             lora_rank=self.lora_rank)

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from selection_assets.core.embed import length_buckets
 from selection_assets.core.progress import Progress
-from selection_assets.core.tokenize import ROLE_HEADERS, encode_conversations, format_conversation, pad_batch
+from selection_assets.core.tokenize import (encode_conversations, format_conversation, generation_prompt_ids,
+                                            pad_batch)
 
 
 def _pad_id(tokenizer) -> int:
@@ -113,11 +114,11 @@ def greedy_answers(model, tokenizer, prompts: Sequence[Sequence[dict]], *, max_n
                    batch_size: int = 32, device: str = "cpu") -> list[str]:
     """Greedy completions of chat prompts (context turns), decoded up to EOS.
 
-    Prompts are tokenised exactly as training tokenised conversations, then the assistant header
-    is appended, so the model continues where fine-tuning taught it to answer.
+    Prompts are tokenised exactly as training tokenised conversations, then an assistant turn is
+    opened (the Tulu header, or the chat template's generation prompt), so the model continues where
+    fine-tuning taught it to answer.
     """
-    header = tokenizer(ROLE_HEADERS["assistant"], add_special_tokens=False)["input_ids"]
-    contexts = [enc.input_ids + header for enc in encode_conversations(tokenizer, prompts)]
+    contexts = generation_prompt_ids(tokenizer, prompts)
     pad = _pad_id(tokenizer)
     answers: list[str] = []
     for begin in range(0, len(contexts), batch_size):
