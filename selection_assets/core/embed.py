@@ -137,14 +137,13 @@ def embed_missing_shards(directory: Path, plan: ShardPlan, embed_rows: Callable[
     """Embed this process's shards (index % world_size == rank) that are not complete yet.
 
     Each shard is renamed into place when written, so a killed run resumes at its first missing
-    shard; progress over the rows still to embed goes to `log` under `label`. Returns how many shards were
-    skipped as done and the seconds spent embedding."""
+    shard; progress over the rows still to embed goes to `log` under `label`. Returns how many
+    shards were skipped as done and the seconds spent embedding."""
     mine = [(index, start, end) for index, start, end in plan.shards() if index % world_size == rank]
     todo = [(index, start, end) for index, start, end in mine
             if not (shard_path(directory, index).exists()
                     and np.load(shard_path(directory, index), mmap_mode="r").shape[0] == end - start)]
-    progress = Progress(label, sum(end - start for _, start, end in todo), log,
-                        unit="rows")
+    progress = Progress(label, sum(end - start for _, start, end in todo), log, unit="rows")
     seconds = 0.0
     for index, start, end in todo:
         began = time.perf_counter()
