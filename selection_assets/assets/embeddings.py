@@ -169,7 +169,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
                 stats = embed.embed_missing_shards(
                     directory, plan,
                     lambda start, end, frame=frame: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
-                    log=context.log.info)
+                    log=context.log.info, label=f"{space.name} embeddings of ring {ring}")
             manifests.append(embed.finalize_manifest(directory, plan, fingerprint, stats))
         rings = list(context.partition_keys)
         report = embed.norm_report(b for r in rings for b in embed.iter_shards(layout.ring_embeddings(r, space.name)))

@@ -5,11 +5,12 @@ import json
 
 import pandas as pd
 import torch
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer,
                                              source_version)
-from selection_assets.core import records, store, tokenize, train
+from selection_assets import real_material
+from selection_assets.core import preflight, records, store, tokenize, train
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
@@ -29,10 +30,18 @@ def _corpus(data: DataResource, world: WorldResource, eos_token: str) -> list[st
     return [document + eos_token for document in generate.generate_corpus(world.corpus_documents, data.seed)]
 
 
+def _packaged_path(name: str):
+    """The file behind a packaged base-model name; a Failure naming the install command if absent."""
+    try:
+        return real_material.PACKAGED_MODELS[name].path()
+    except FileNotFoundError as error:
+        raise Failure(f"DataResource.base_model={name!r} (SELECTION_ASSETS_BASE_MODEL): {error}") from None
+
+
 def build(grid: Grid) -> list:
     @asset(group_name="models", deps=["source_pool"], kinds={"huggingface"},
            code_version=source_version(world_models.train_tokenizer, tokenize, generate.generate_corpus,
-                                       generate._corpus_document),
+                                       generate._corpus_document, real_material),
            description="Tokenizer: byte-level BPE trained on the world's pre-training corpus and pool text, "
                        "or the named base model's own tokenizer.")
     def tokenizer(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -42,6 +51,9 @@ def build(grid: Grid) -> list:
         if data.base_model == "world":
             texts = _corpus(data, world, world_models.EOS) + _pool_texts(layout, world_models.EOS)
             tok = world_models.train_tokenizer(texts, world.vocab_size, tmp)
+        elif data.base_model in real_material.PACKAGED_MODELS:
+            tok = real_material.load_gguf_tokenizer(_packaged_path(data.base_model))
+            tok.save_pretrained(tmp)
         else:
             from transformers import AutoTokenizer
 
@@ -53,7 +65,7 @@ def build(grid: Grid) -> list:
 
     @asset(group_name="models", deps=["tokenizer", "source_pool"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
            kinds={"pytorch"}, code_version=source_version(world_models, train, generate.generate_corpus,
-                                                          generate._corpus_document),
+                                                          generate._corpus_document, real_material, preflight),
            description="Base causal LM: the world's tiny Llama-style model pre-trained on the world's "
                        "plain-prose corpus (knowledge and worked procedures, no chat turns), or a reference "
                        "to the named Hugging Face model.")
@@ -67,14 +79,22 @@ def build(grid: Grid) -> list:
                                            seed=data.seed)
             stats = world_models.pretrain_tiny_llama(tok, _corpus(data, world, tok.eos_token),
                                                      world.shape(data.max_length), settings,
-                                                     layout.base_model_dir, compute.resolved_device())
+                                                     layout.base_model_dir, compute.resolved_device(),
+                                                     log=context.log.info)
             # relative to the storage root, so a copied or re-rooted storage keeps its fingerprints
             reference = {"path": str(layout.base_model_dir.relative_to(layout.root)), "in_storage": True,
                          "parameters": stats["parameters"], "pretrain": stats}
+        elif data.base_model in real_material.PACKAGED_MODELS:
+            converted = real_material.dequantise_gguf(_packaged_path(data.base_model), layout.base_model_dir)
+            reference = {"path": str(layout.base_model_dir.relative_to(layout.root)), "in_storage": True,
+                         "parameters": converted["parameters"], "packaged": data.base_model}
         else:
             from transformers import AutoConfig, AutoModelForCausalLM
 
-            AutoConfig.from_pretrained(data.base_model)  # fail early on a wrong name or path
+            problem = preflight.base_model_problem(data.base_model)
+            if problem:
+                raise Failure(f"DataResource.base_model={data.base_model!r} (SELECTION_ASSETS_BASE_MODEL) cannot be "
+                              f"fine-tuned: {problem}")
             with torch.device("meta"):
                 model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(data.base_model))
             reference = {"path": data.base_model, "parameters": sum(p.numel() for p in model.parameters())}

@@ -50,7 +50,8 @@ def _build_one(grid: Grid, spec: MethodSpec):
             checkpoint = layout.seed_checkpoint(spec.name, pool_size, budget, seed)
             model = AutoModelForCausalLM.from_pretrained(checkpoint).to(device)
             tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-            items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=data.max_length, device=device)
+            items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=data.max_length, device=device,
+                                            log=context.log.info)
             frames.append(items.assign(seed=seed))
             train_stats.append(store.read_json(checkpoint / "train_stats.json"))
         items = pd.concat(frames, ignore_index=True)
@@ -103,7 +104,7 @@ def eval_report_base(context: AssetExecutionContext, storage: StorageResource, d
     model = AutoModelForCausalLM.from_pretrained(base_model_path(layout)).to(device)
     tasks = store.read_json(layout.eval_tasks)["tasks"]
     items = evaluate.evaluate_items(model, load_tokenizer(layout), tasks, max_length=data.max_length,
-                                    device=device).assign(seed=0)
+                                    device=device, log=context.log.info).assign(seed=0)
     store.write_parquet(items, layout.base_eval_items)
     result = {"method": "base (no fine-tuning)", **report.summarise_items(items)}
     path = store.write_json(result, layout.base_eval_report)

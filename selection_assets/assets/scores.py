@@ -138,7 +138,7 @@ def build(grid: Grid) -> list:
             began = time.perf_counter()
             losses = evaluate.answer_losses(model, tokenizer, [json.loads(m) for m in frame["messages"]],
                                             max_length=data.max_length, batch_tokens=compute.embed_batch_tokens,
-                                            device=device)
+                                            device=device, log=context.log.info)
             ring_seconds = time.perf_counter() - began
             losses.insert(0, "example_id", frame["id"].to_numpy())
             path = store.write_parquet(losses, layout.ring_answer_losses(ring))

@@ -7,6 +7,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import source_version
+from selection_assets import real_material
 from selection_assets.core import records, store
 from selection_assets.partitions import Grid
 from selection_assets.resources import DataResource, StorageResource, WorldResource
@@ -24,7 +25,10 @@ def build(grid: Grid) -> list:
         if data.pool == "world":
             raw = generate.generate_pool(largest, data.seed)
         else:
-            raw = records.read_raw_source(data.pool)
+            try:
+                raw = records.read_raw_source(real_material.pool_source(data.pool))
+            except FileNotFoundError as error:
+                raise Failure(f"DataResource.pool={data.pool!r} (SELECTION_ASSETS_POOL): {error}") from None
         if len(raw) < largest:
             raise Failure(f"pool source {data.pool!r} has {len(raw)} records, fewer than the largest "
                           f"pool size {largest}; lower SELECTION_ASSETS_POOL_SIZES")

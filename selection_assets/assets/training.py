@@ -38,7 +38,8 @@ def _build_one(grid: Grid, spec: MethodSpec):
             examples = train.sft_examples(tokenizer, conversations, data.max_length)
             model = AutoModelForCausalLM.from_pretrained(base_model_path(layout))
             out = layout.seed_checkpoint(spec.name, pool_size, budget, seed)
-            stats = train.train_causal_lm(model, tokenizer, examples, settings, out, compute.resolved_device())
+            stats = train.train_causal_lm(model, tokenizer, examples, settings, out, compute.resolved_device(),
+                                          log=context.log.info, label=f"fine-tuning seed {seed}")
             stats["training_flops"] = cost.training_flops(parameters, stats["tokens"] / max(settings.epochs, 1e-9)
                                                           / len(examples), len(examples), settings.epochs)
             store.write_json(stats, out / "train_stats.json")

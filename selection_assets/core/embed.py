@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from selection_assets.core import store
+from selection_assets.core.progress import Progress
 from selection_assets.core.tokenize import pad_batch
 
 
@@ -132,24 +133,24 @@ def prepare_shard_dir(directory: Path, fingerprint: dict) -> None:
 
 def embed_missing_shards(directory: Path, plan: ShardPlan, embed_rows: Callable[[int, int], np.ndarray], *,
                          rank: int = 0, world_size: int = 1,
-                         log: Callable[[str], None] = lambda _: None) -> dict:
+                         log: Callable[[str], None] = lambda _: None, label: str = "embedding") -> dict:
     """Embed this process's shards (index % world_size == rank) that are not complete yet.
 
     Each shard is renamed into place when written, so a killed run resumes at its first missing
-    shard. Returns how many shards were skipped as done and the seconds spent embedding."""
-    resumed, seconds = 0, 0.0
-    for index, start, end in plan.shards():
-        if index % world_size != rank:
-            continue
-        path = shard_path(directory, index)
-        if path.exists() and np.load(path, mmap_mode="r").shape[0] == end - start:
-            resumed += 1
-            continue
+    shard; progress over the rows still to embed goes to `log` under `label`. Returns how many
+    shards were skipped as done and the seconds spent embedding."""
+    mine = [(index, start, end) for index, start, end in plan.shards() if index % world_size == rank]
+    todo = [(index, start, end) for index, start, end in mine
+            if not (shard_path(directory, index).exists()
+                    and np.load(shard_path(directory, index), mmap_mode="r").shape[0] == end - start)]
+    progress = Progress(label, sum(end - start for _, start, end in todo), log, unit="rows")
+    seconds = 0.0
+    for index, start, end in todo:
         began = time.perf_counter()
-        store.write_npy(embed_rows(start, end).astype(np.float16), path)
+        store.write_npy(embed_rows(start, end).astype(np.float16), shard_path(directory, index))
         seconds += time.perf_counter() - began
-        log(f"shard {index}: rows {start}-{end} embedded")
-    return {"resumed_shards": resumed, "embed_seconds": seconds}
+        progress.advance(end - start)
+    return {"resumed_shards": len(mine) - len(todo), "embed_seconds": seconds}
 
 
 def finalize_manifest(directory: Path, plan: ShardPlan, fingerprint: dict, stats: dict) -> dict:

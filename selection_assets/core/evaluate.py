@@ -11,28 +11,58 @@ per-example answer losses (perplexity, IFD), reward-model scores, and selection-
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from selection_assets.core.embed import length_buckets
-from selection_assets.core.tokenize import ROLE_HEADERS, encode_conversations, format_conversation, pad_batch
+from selection_assets.core.progress import Progress
+from selection_assets.core.tokenize import (encode_conversations, format_conversation, generation_prompt_ids,
+                                            pad_batch)
 
 
 def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
+def scored_token_nll(model, ids: torch.Tensor, mask: torch.Tensor, scored: torch.Tensor, *,
+                     logit_rows: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Negative log-likelihood (nats) of each scored token given the tokens before it.
+
+    `scored[b, t]` marks token t of row b as one to score (t >= 1). Vocabulary logits are computed
+    only at the positions that predict a scored token, `logit_rows` at a time, so memory grows with
+    the hidden size and the chunk, not with batch tokens x vocabulary. Returns the batch row of each
+    scored token and its NLL (float32), in row-major order."""
+    hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    head = model.get_output_embeddings()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    rows, positions = scored[:, 1:].nonzero(as_tuple=True)  # position t predicts token t + 1
+    states, targets = hidden[rows, positions], ids[rows, positions + 1]
+    nll = torch.empty(len(rows), dtype=torch.float32, device=ids.device)
+    for begin in range(0, len(rows), logit_rows):
+        logits = head(states[begin : begin + logit_rows]).float()
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        nll[begin : begin + logit_rows] = F.cross_entropy(logits, targets[begin : begin + logit_rows],
+                                                          reduction="none")
+    return rows, nll
+
+
 @torch.inference_mode()
 def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
-                         batch_tokens: int = 16384, device: str = "cpu") -> np.ndarray:
+                         batch_tokens: int = 16384, device: str = "cpu", logit_rows: int = 1024,
+                         log: Callable[[str], None] | None = None, label: str = "answer losses") -> np.ndarray:
     """Per conversation: mean CE (nats/token) of its last assistant turn given everything before it.
 
-    NaN where truncation to `max_length` left no answer token. Batches are length-bucketed.
+    NaN where truncation to `max_length` left no answer token. Batches are length-bucketed; logits
+    are computed only for answer tokens, `logit_rows` at a time (see `scored_token_nll`). With `log`,
+    progress lines (done/total, rate, time left) go to it under `label`.
     """
     encoded = encode_conversations(tokenizer, conversations, max_length)
+    progress = Progress(label, len(encoded), log, unit="conversations") if log else None
     losses = np.full(len(encoded), np.nan, dtype=np.float64)
     for batch_rows in length_buckets([len(e.input_ids) for e in encoded], batch_tokens):
         batch = [encoded[i] for i in batch_rows]
@@ -43,25 +73,27 @@ def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict
             answer = torch.as_tensor(enc.answer_mask, dtype=torch.bool)
             answer[: enc.last_answer_start] = False
             target[row, :n] = answer
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        token_nll = -logprobs.gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
-        scored = target[:, 1:].to(device)
-        counts = scored.sum(1)
-        sums = (token_nll * scored).sum(1)
+        rows, nll = scored_token_nll(model, ids.to(device), mask.to(device), target.to(device),
+                                     logit_rows=logit_rows)
+        counts = torch.bincount(rows, minlength=len(batch))
+        sums = torch.zeros(len(batch), dtype=torch.float32, device=nll.device).index_add_(0, rows, nll)
         per_example = torch.where(counts > 0, sums / counts.clamp_min(1), torch.nan)
         losses[batch_rows] = per_example.cpu().numpy()
+        if progress:
+            progress.advance(len(batch_rows))
     return losses
 
 
 def answer_losses(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
-                  batch_tokens: int = 16384, device: str = "cpu") -> pd.DataFrame:
+                  batch_tokens: int = 16384, device: str = "cpu",
+                  log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """CE(A | Q) and CE(A) (the last answer alone, after only the assistant header) per conversation:
-    the inputs of the perplexity methods and of IFD."""
+    the inputs of the perplexity methods and of IFD. With `log`, each pass reports its progress."""
     alone = [[{"role": "assistant", "content": c[-1]["content"]}] for c in conversations]
-    kwargs = {"max_length": max_length, "batch_tokens": batch_tokens, "device": device}
-    return pd.DataFrame({"ce_answer": answer_cross_entropy(model, tokenizer, conversations, **kwargs),
-                         "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, **kwargs)})
+    kwargs = {"max_length": max_length, "batch_tokens": batch_tokens, "device": device, "log": log}
+    return pd.DataFrame({
+        "ce_answer": answer_cross_entropy(model, tokenizer, conversations, label="CE(answer | question)", **kwargs),
+        "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, label="CE(answer alone)", **kwargs)})
 
 
 @torch.inference_mode()
@@ -82,11 +114,11 @@ def greedy_answers(model, tokenizer, prompts: Sequence[Sequence[dict]], *, max_n
                    batch_size: int = 32, device: str = "cpu") -> list[str]:
     """Greedy completions of chat prompts (context turns), decoded up to EOS.
 
-    Prompts are tokenised exactly as training tokenised conversations, then the assistant header
-    is appended, so the model continues where fine-tuning taught it to answer.
+    Prompts are tokenised exactly as training tokenised conversations, then an assistant turn is
+    opened (the Tulu header, or the chat template's generation prompt), so the model continues where
+    fine-tuning taught it to answer.
     """
-    header = tokenizer(ROLE_HEADERS["assistant"], add_special_tokens=False)["input_ids"]
-    contexts = [enc.input_ids + header for enc in encode_conversations(tokenizer, prompts)]
+    contexts = generation_prompt_ids(tokenizer, prompts)
     pad = _pad_id(tokenizer)
     answers: list[str] = []
     for begin in range(0, len(contexts), batch_size):
@@ -107,12 +139,14 @@ def exact_match(predictions: Sequence[str], golds: Sequence[str]) -> float:
 
 
 def evaluate_items(model, tokenizer, tasks: Sequence[dict], *, split: str = "test", max_length: int,
-                   device: str = "cpu") -> pd.DataFrame:
+                   device: str = "cpu", log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """One row per item of each task's `split`: task, item index, prediction, gold, correct
     (exact match after stripping whitespace) and answer loss (mean CE of the gold answer tokens).
 
-    Keeping every item lets any interval or paired comparison be recomputed from the files."""
+    Keeping every item lets any interval or paired comparison be recomputed from the files. With
+    `log`, progress lines go to it after each task."""
     frames = []
+    progress = Progress(f"evaluation ({split})", sum(len(t[split]) for t in tasks), log) if log else None
     model.eval()
     for task in tasks:
         prompts = [ex["messages"] for ex in task[split]]
@@ -124,6 +158,8 @@ def evaluate_items(model, tokenizer, tasks: Sequence[dict], *, split: str = "tes
             "task": task["name"], "item": np.arange(len(golds), dtype=np.int64),
             "prediction": [p.strip() for p in predictions], "gold": [g.strip() for g in golds],
             "correct": [p.strip() == g.strip() for p, g in zip(predictions, golds)], "answer_loss": loss}))
+        if progress:
+            progress.advance(len(golds))
     return pd.concat(frames, ignore_index=True)
 
 

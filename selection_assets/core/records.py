@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, TextIO
 
 import pandas as pd
 import pyarrow as pa
@@ -180,7 +180,7 @@ def read_raw_source(path_or_name: str) -> list[str]:
             first = handle.read(1)
             handle.seek(0)
             if path.suffix == ".json" and first == "[":
-                return [json.dumps(r, ensure_ascii=False) for r in json.load(handle)]
+                return list(iter_json_array(handle))
             return [line.rstrip("\n") for line in handle if line.strip()]
     if path.suffix == ".parquet":  # rows to JSON text inside DuckDB, not row by row in Python
         import duckdb
@@ -197,6 +197,52 @@ def read_raw_source(path_or_name: str) -> list[str]:
     if isinstance(dataset, datasets.DatasetDict):
         dataset = dataset["train"]
     return _table_to_json(dataset.data.table if hasattr(dataset.data, "table") else dataset.to_arrow())
+
+
+def iter_json_array(handle: TextIO, chunk_chars: int = 1 << 20) -> Iterator[str]:
+    """The elements of a JSON array, as JSON text one at a time, read `chunk_chars` at a time (a
+    large file is never parsed whole). A file cut off inside an element (a truncated download)
+    ends with that element's partial text, which fails validation and is quarantined with its
+    reason rather than losing the whole file."""
+    decoder = json.JSONDecoder()
+    buffer, position, at_end = "", 0, False
+
+    def fill() -> bool:
+        nonlocal buffer, position
+        chunk = handle.read(chunk_chars)
+        buffer, position = buffer[position:] + chunk, 0
+        return bool(chunk)
+
+    def skip(characters: str) -> None:
+        nonlocal position, at_end
+        while True:
+            while position < len(buffer) and buffer[position] in characters:
+                position += 1
+            if position < len(buffer) or not fill():
+                at_end = at_end or position >= len(buffer)
+                return
+
+    skip(" \t\r\n")
+    if at_end or buffer[position] != "[":
+        raise ValueError("not a JSON array: the file does not start with '['")
+    position += 1
+    while True:
+        skip(" \t\r\n,")
+        if at_end or buffer[position] == "]":
+            return
+        while True:
+            try:
+                value, end = decoder.raw_decode(buffer, position)
+            except json.JSONDecodeError:
+                if fill():
+                    continue
+                yield buffer[position:]  # the file ends inside this element
+                return
+            if end >= len(buffer) and fill():  # a number cut at the chunk's end may go on
+                continue
+            yield json.dumps(value, ensure_ascii=False)
+            position = end
+            break
 
 
 def _table_to_json(table: pa.Table) -> list[str]:

@@ -1,12 +1,16 @@
 """Chat formatting and batched tokenisation of conversations.
 
-All models see conversations in the Tulu chat format used by Ivison et al. (2025):
+A tokenizer with a chat template of its own (a chat model's, e.g. SmolLM2's ChatML) renders every
+conversation with it. A tokenizer without one (a base model, the world's LM) gets the Tulu chat
+format used by Ivison et al. (2025), its role markers being special tokens of the world tokenizer:
 
     <|user|>\\n{content}\\n<|assistant|>\\n{content}<EOS>\\n ...
 
-Each conversation is cut into segments (role headers, contents, EOS) and all segments of a batch are
-tokenised in one call of the fast tokenizer, then stitched back. Assistant contents and their EOS
-are the "answer" tokens: the loss mask for fine-tuning and the A in perplexity/IFD.
+Either way the "answer" tokens are each assistant turn's content and its end-of-turn tokens: the
+loss mask for fine-tuning and the A in perplexity/IFD. With a template they are found by rendering
+each prefix of the conversation (up to a generation prompt, then through the assistant turn) and
+mapping those character spans to tokens; in the Tulu format, each conversation is cut into
+segments (role headers, contents, EOS) tokenised in one batched call and stitched back.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ class Encoded:
     last_answer_start: int  # index of the first token of the last assistant turn
 
 
+def has_chat_template(tokenizer) -> bool:
+    """Whether conversations are rendered with the tokenizer's own chat template."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
 def format_conversation(messages: Sequence[dict[str, str]], eos_token: str) -> str:
     """The conversation as one string in the Tulu chat format (for tokenizer training, display)."""
     parts = []
@@ -41,7 +50,59 @@ def format_conversation(messages: Sequence[dict[str, str]], eos_token: str) -> s
 
 def encode_conversations(tokenizer, conversations: Sequence[Sequence[dict[str, str]]],
                          max_length: int | None = None) -> list[Encoded]:
-    """Tokenise conversations in one batched tokenizer call; truncate each to `max_length`."""
+    """Tokenise conversations (the tokenizer's chat template if it has one, else the Tulu format) in
+    one batched tokenizer call; truncate each to `max_length`."""
+    out = (_encode_with_template(tokenizer, conversations) if has_chat_template(tokenizer)
+           else _encode_tulu(tokenizer, conversations))
+    if max_length is not None:
+        for enc in out:
+            del enc.input_ids[max_length:]
+            del enc.answer_mask[max_length:]
+    return out
+
+
+def generation_prompt_ids(tokenizer, prompts: Sequence[Sequence[dict[str, str]]]) -> list[list[int]]:
+    """Token ids of each prompt (context turns) followed by the opening of an assistant turn, rendered
+    as `encode_conversations` renders conversations, so a model answers where it learned to."""
+    if has_chat_template(tokenizer):
+        texts = [tokenizer.apply_chat_template(list(p), tokenize=False, add_generation_prompt=True) for p in prompts]
+        return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    header = tokenizer(ROLE_HEADERS["assistant"], add_special_tokens=False)["input_ids"]
+    return [enc.input_ids + header for enc in _encode_tulu(tokenizer, prompts)]
+
+
+def _answer_spans(tokenizer, messages: Sequence[dict[str, str]], text: str) -> list[tuple[int, int]]:
+    """Character spans of the assistant turns in `text` (the rendered conversation): from the end of
+    the rendered prefix with a generation prompt to the end of the prefix through that turn."""
+    spans = []
+    for turn, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        opened = tokenizer.apply_chat_template(list(messages[:turn]), tokenize=False, add_generation_prompt=True)
+        closed = tokenizer.apply_chat_template(list(messages[: turn + 1]), tokenize=False)
+        if not (text.startswith(opened) and text.startswith(closed) and len(opened) <= len(closed)):
+            raise ValueError("the tokenizer's chat template does not render a conversation's prefixes as prefixes "
+                             "of the whole; assistant tokens cannot be located")
+        spans.append((len(opened), len(closed)))
+    return spans
+
+
+def _encode_with_template(tokenizer, conversations: Sequence[Sequence[dict[str, str]]]) -> list[Encoded]:
+    texts = [tokenizer.apply_chat_template(list(c), tokenize=False) for c in conversations]
+    if not texts:
+        return []
+    batch = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for messages, text, ids, offsets in zip(conversations, texts, batch["input_ids"], batch["offset_mapping"]):
+        spans = _answer_spans(tokenizer, messages, text)
+        mask = [any(start <= begin < end for start, end in spans) for begin, _ in offsets]
+        last_start = spans[-1][0] if spans else len(text)
+        last_answer_start = next((i for i, (begin, _) in enumerate(offsets) if begin >= last_start), len(ids))
+        out.append(Encoded(list(ids), mask, last_answer_start))
+    return out
+
+
+def _encode_tulu(tokenizer, conversations: Sequence[Sequence[dict[str, str]]]) -> list[Encoded]:
     segments: list[str] = []
     kinds: list[tuple[int, str]] = []  # (conversation index, "prompt" | "answer" | "sep")
     for conv_index, messages in enumerate(conversations):
@@ -74,10 +135,6 @@ def encode_conversations(tokenizer, conversations: Sequence[Sequence[dict[str, s
             enc.last_answer_start = len(enc.input_ids)
         enc.input_ids.extend(ids)
         enc.answer_mask.extend([kind in ("answer", "eos")] * len(ids))
-    if max_length is not None:
-        for enc in out:
-            del enc.input_ids[max_length:]
-            del enc.answer_mask[max_length:]
     return out
 
 

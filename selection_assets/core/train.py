@@ -11,12 +11,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
-from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments, set_seed
+from transformers import (DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
+                          set_seed)
 
 from selection_assets.core import store
+from selection_assets.core.progress import Progress
 from selection_assets.core.tokenize import encode_conversations
 
 IGNORE_INDEX = -100
@@ -33,6 +35,16 @@ class TrainSettings:
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
     seed: int = 0
+    lora_rank: int = 0  # 0: full fine-tuning; r > 0: LoRA adapters of rank r on every linear layer, merged after
+
+
+def _with_lora(model, rank: int):
+    """`model` with trainable LoRA adapters (rank `rank`, alpha 2r) on all linear layers; the base
+    weights are frozen."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                                            target_modules="all-linear", task_type="CAUSAL_LM"))
 
 
 def sft_examples(tokenizer, conversations: Sequence[Sequence[dict]], max_length: int) -> list[dict]:
@@ -50,15 +62,34 @@ def _precision_flags(device: str) -> dict:
     return {}
 
 
+class _ProgressCallback(TrainerCallback):
+    """Reports optimiser steps done out of the run's total to a log function."""
+
+    def __init__(self, log: Callable[[str], None], label: str):
+        self._log, self._label, self._progress = log, label, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._progress = Progress(self._label, state.max_steps, self._log, unit="steps")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._progress.advance()
+
+
 def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSettings, out_dir: Path,
-                    device: str) -> dict:
+                    device: str, log: Callable[[str], None] | None = None, label: str = "fine-tuning") -> dict:
     """Train `model` on `examples` (dicts with input_ids and labels); save model and tokenizer.
 
-    Returns training statistics (steps, final loss, seconds). An empty example list is an error.
+    Returns training statistics (steps, final loss, seconds, trainable parameters). With
+    `settings.lora_rank` > 0 only LoRA adapters train, and they are merged into the saved model, so
+    a checkpoint is always a plain model directory. An empty example list is an error.
+    With `log`, progress lines (steps done/total, rate, time left) go to it under `label`.
     """
     if not examples:
         raise ValueError("no training examples")
     set_seed(settings.seed)
+    if settings.lora_rank > 0:
+        model = _with_lora(model, settings.lora_rank)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     out_dir = Path(out_dir)
     work_dir = store.temp_dir_beside(out_dir)
     steps_per_epoch = max(1, -(-len(examples) // settings.batch_size))
@@ -84,18 +115,21 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
     trainer = Trainer(model=model, args=args, train_dataset=_ListDataset(examples), data_collator=collator)
     trainer.remove_callback(PrinterCallback)  # the loss history is returned, not printed
+    if log:
+        trainer.add_callback(_ProgressCallback(log, label))
     began = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - began
     save_dir = work_dir / "model"
-    trainer.model.save_pretrained(save_dir)
+    trained = trainer.model.merge_and_unload() if settings.lora_rank > 0 else trainer.model
+    trained.save_pretrained(save_dir)
     tokenizer.save_pretrained(save_dir)
     store.replace_dir(save_dir, out_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return {"train_loss": float(result.training_loss), "steps": int(result.global_step),
             "final_logged_loss": float(losses[-1]) if losses else float(result.training_loss),
-            "examples": len(examples), "seconds": seconds,
+            "examples": len(examples), "seconds": seconds, "trainable_parameters": int(trainable),
             "tokens": int(sum(len(e["input_ids"]) for e in examples) * settings.epochs)}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -54,14 +54,16 @@ def build_tiny_llama(vocab_size: int, shape: TinyModelShape, seed: int, eos_id: 
 
 
 def pretrain_tiny_llama(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str], shape: TinyModelShape,
-                        settings: TrainSettings, out_dir: Path, device: str) -> dict:
-    """Pre-train the tiny LM on packed blocks of `texts` (plain next-token loss); save it to `out_dir`."""
+                        settings: TrainSettings, out_dir: Path, device: str,
+                        log: Callable[[str], None] | None = None) -> dict:
+    """Pre-train the tiny LM on packed blocks of `texts` (plain next-token loss); save it to `out_dir`.
+    With `log`, training progress goes to it."""
     model = build_tiny_llama(len(tokenizer), shape, settings.seed, tokenizer.eos_token_id, tokenizer.pad_token_id)
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     stream = [token for seq in ids for token in seq]
     block = shape.max_positions
     blocks = [stream[i : i + block] for i in range(0, len(stream) - block + 1, block)]
     examples = [{"input_ids": b, "labels": b} for b in blocks]
-    stats = train_causal_lm(model, tokenizer, examples, settings, out_dir, device)
+    stats = train_causal_lm(model, tokenizer, examples, settings, out_dir, device, log=log, label="pre-training")
     stats.update(parameters=sum(p.numel() for p in model.parameters()), tokens=len(blocks) * block)
     return stats

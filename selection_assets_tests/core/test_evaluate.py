@@ -31,6 +31,10 @@ def test_answer_losses_match_direct_computation(world_lm):
         alone = [{"role": "assistant", "content": messages[-1]["content"]}]
         assert got["ce_answer"][row] == pytest.approx(_direct_answer_ce(model, tokenizer, messages), abs=1e-4)
         assert got["ce_answer_alone"][row] == pytest.approx(_direct_answer_ce(model, tokenizer, alone), abs=1e-4)
+    # vocabulary logits a few answer tokens at a time give the same losses
+    chunked = evaluate.answer_cross_entropy(model, tokenizer, conversations, max_length=128, batch_tokens=300,
+                                            logit_rows=5)
+    np.testing.assert_allclose(chunked, got["ce_answer"], rtol=1e-5)
 
 
 def test_selection_precision_counts_clean_targeted_rows():

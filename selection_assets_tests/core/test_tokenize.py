@@ -1,6 +1,9 @@
-"""Chat formatting: answer tokens are exactly the assistant contents and their EOS."""
+"""Chat formatting: answer tokens are exactly the assistant contents and their end of turn, in the
+Tulu format and under a tokenizer's own chat template."""
 
-from selection_assets.core.tokenize import encode_conversations, format_conversation
+import copy
+
+from selection_assets.core.tokenize import encode_conversations, format_conversation, generation_prompt_ids
 
 
 def test_answer_mask_covers_assistant_content_and_eos(world_lm):
@@ -23,3 +26,33 @@ def test_truncation_cuts_ids_and_mask_together(world_lm):
     messages = [{"role": "user", "content": "word " * 50}, {"role": "assistant", "content": "ok"}]
     enc = encode_conversations(tokenizer, [messages], max_length=10)[0]
     assert len(enc.input_ids) == len(enc.answer_mask) == 10 and not any(enc.answer_mask)
+
+
+# ChatML with a default system turn, as SmolLM2's template renders it (the assistant turns include
+# their closing marker and newline)
+CHATML = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\nBe brief.<|im_end|>\n{% endif %}"
+          "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def test_a_chat_template_is_used_and_its_assistant_turns_are_the_answer_tokens(world_lm):
+    tokenizer, _, _ = world_lm
+    chat = copy.deepcopy(tokenizer)
+    chat.chat_template = CHATML
+    messages = [{"role": "user", "content": "What is the capital of Kalovia?"},
+                {"role": "assistant", "content": "Tenmar"},
+                {"role": "user", "content": "Thanks!"},
+                {"role": "assistant", "content": "You are welcome."}]
+    enc = encode_conversations(chat, [messages])[0]
+    rendered = ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is the capital of Kalovia?"
+                "<|im_end|>\n<|im_start|>assistant\nTenmar<|im_end|>\n<|im_start|>user\nThanks!<|im_end|>\n"
+                "<|im_start|>assistant\nYou are welcome.<|im_end|>\n")
+    assert chat.decode(enc.input_ids) == rendered
+    answer = chat.decode([t for t, is_answer in zip(enc.input_ids, enc.answer_mask) if is_answer])
+    assert answer == "Tenmar<|im_end|>\nYou are welcome.<|im_end|>\n"
+    assert chat.decode(enc.input_ids[enc.last_answer_start:]) == "You are welcome.<|im_end|>\n"
+    prompt = generation_prompt_ids(chat, [messages[:1]])[0]
+    assert chat.decode(prompt) == rendered[: rendered.index("Tenmar")]
+    # without a template, the Tulu format and its header are unchanged
+    tulu_prompt = generation_prompt_ids(tokenizer, [messages[:1]])[0]
+    assert tokenizer.decode(tulu_prompt) == format_conversation(messages[:1], tokenizer.eos_token) + "<|assistant|>\n"

@@ -1,0 +1,43 @@
+"""The packaged real material: ShareGPT's truncated JSON read as a stream with its broken tail
+quarantined, and SmolLM2's GGUF turned into a float model directory that can be fine-tuned."""
+
+import json
+
+import pytest
+
+from selection_assets import real_material
+from selection_assets.core import records
+from selection_assets.core.preflight import base_model_problem
+
+
+def test_a_missing_package_names_its_install_command():
+    missing = real_material.PackagedFile("no_such_package_here", "data.json", "pip install no-such-package")
+    with pytest.raises(FileNotFoundError, match="pip install no-such-package"):
+        missing.path()
+
+
+def test_sharegpt_cut_mid_record_keeps_every_complete_conversation(tmp_path):
+    # the packaged file itself ends inside a record; its first 200 kB do the same, faster
+    head = real_material.SHAREGPT_JSON.path().read_bytes()[:200_000].decode("utf-8", errors="ignore")
+    cut = tmp_path / "sharegpt_head.json"
+    cut.write_text(head, encoding="utf-8")
+    raw = records.read_raw_source(str(cut))
+    complete = raw[:-1]
+    assert all(isinstance(json.loads(text), dict) for text in complete)
+    assert raw[-1].startswith("{") and head.endswith(raw[-1])  # the tail: the file's own last, partial text
+    validated = records.validate_raw(raw, range(len(raw)), records.first_occurrence(records.declared_ids(raw)))
+    assert len(validated.kept) + len(validated.quarantined) == len(raw)
+    tail = validated.quarantined[validated.quarantined["source_index"] == len(raw) - 1]
+    assert len(tail) == 1 and tail["reason"].iloc[0].startswith("not valid JSON")
+    # ShareGPT's human/gpt turns arrive as user/assistant messages
+    first = json.loads(validated.kept["messages"].iloc[0])
+    assert first[0]["role"] == "user" and first[-1]["role"] == "assistant"
+
+
+def test_smollm2_gguf_becomes_a_float_model_directory_that_can_be_fine_tuned(tmp_path):
+    converted = real_material.dequantise_gguf(real_material.SMOLLM2_GGUF.path(), tmp_path / "smollm2")
+    assert converted["parameters"] == 134_515_008 and converted["architecture"] == "LlamaForCausalLM"
+    config = json.loads((tmp_path / "smollm2" / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert base_model_problem(str(tmp_path / "smollm2")) is None
+    assert (tmp_path / "smollm2" / "chat_template.jinja").exists()
