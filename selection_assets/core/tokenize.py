@@ -8,8 +8,8 @@ format used by Ivison et al. (2025), its role markers being special tokens of th
 
 Either way the "answer" tokens are each assistant turn's content and its end-of-turn tokens: the
 loss mask for fine-tuning and the A in perplexity/IFD. With a template they are found by rendering
-each prefix of the conversation (up to a generation prompt, then through the assistant turn) and
-mapping those character spans to tokens; in the Tulu format, each conversation is cut into
+each prefix of the conversation (the assistant turn with a marker for its content, then through the
+turn) and mapping those character spans to tokens; in the Tulu format, each conversation is cut into
 segments (role headers, contents, EOS) tokenised in one batched call and stitched back.
 """
 
@@ -71,14 +71,21 @@ def generation_prompt_ids(tokenizer, prompts: Sequence[Sequence[dict[str, str]]]
     return [enc.input_ids + header for enc in _encode_tulu(tokenizer, prompts)]
 
 
+_CONTENT_MARK = "\u2063selection-assets-answer\u2063"  # stands in for an assistant turn's content
+
+
 def _answer_spans(tokenizer, messages: Sequence[dict[str, str]], text: str) -> list[tuple[int, int]]:
-    """Character spans of the assistant turns in `text` (the rendered conversation): from the end of
-    the rendered prefix with a generation prompt to the end of the prefix through that turn."""
+    """Character spans of the assistant turns in `text` (the rendered conversation): each starts where
+    the turn's content starts (found by rendering the turn with a marker for its content, which also
+    works for a first turn) and ends where the prefix through that turn ends (end-of-turn tokens
+    included)."""
     spans = []
     for turn, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        opened = tokenizer.apply_chat_template(list(messages[:turn]), tokenize=False, add_generation_prompt=True)
+        marked = tokenizer.apply_chat_template([*messages[:turn], {**message, "content": _CONTENT_MARK}],
+                                               tokenize=False)
+        opened = marked[: marked.index(_CONTENT_MARK)]
         closed = tokenizer.apply_chat_template(list(messages[: turn + 1]), tokenize=False)
         if not (text.startswith(opened) and text.startswith(closed) and len(opened) <= len(closed)):
             raise ValueError("the tokenizer's chat template does not render a conversation's prefixes as prefixes "

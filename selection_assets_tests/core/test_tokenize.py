@@ -51,6 +51,10 @@ def test_a_chat_template_is_used_and_its_assistant_turns_are_the_answer_tokens(w
     answer = chat.decode([t for t, is_answer in zip(enc.input_ids, enc.answer_mask) if is_answer])
     assert answer == "Tenmar<|im_end|>\nYou are welcome.<|im_end|>\n"
     assert chat.decode(enc.input_ids[enc.last_answer_start:]) == "You are welcome.<|im_end|>\n"
+    # an answer alone (the CE(A) of IFD) is a first turn: its content is found all the same
+    alone = encode_conversations(chat, [[{"role": "assistant", "content": "Tenmar"}]])[0]
+    assert chat.decode([t for t, is_answer in zip(alone.input_ids, alone.answer_mask) if is_answer]) == (
+        "Tenmar<|im_end|>\n")
     prompt = generation_prompt_ids(chat, [messages[:1]])[0]
     assert chat.decode(prompt) == rendered[: rendered.index("Tenmar")]
     # without a template, the Tulu format and its header are unchanged
