@@ -2,7 +2,8 @@
 model: SmolLM2-135M-Instruct (vocabulary 49,152) on real ShareGPT conversations.
 
 Goal (issue 9): peak RSS at most the model's size plus 2 GB. `--mode full` runs, for comparison, a
-plain restatement of the earlier pass (float32 log-softmax over the whole vocabulary of a batch).
+plain restatement of the earlier pass (batches capped by tokens only, float32 log-softmax over the
+whole vocabulary of a batch).
 
     python -m benchmarks.answer_loss_memory            # both modes, each in a fresh process
     python -m benchmarks.answer_loss_memory --mode chunked --conversations 64
@@ -21,7 +22,8 @@ MODEL_DIR = Path("/tmp/selection_assets_bench/smollm2_float")
 
 
 def _full_vocabulary_losses(model, tokenizer, conversations, max_length: int, batch_tokens: int) -> list[float]:
-    """The earlier pass, restated: whole-batch logits, float32 log-softmax, gather."""
+    """The earlier pass, restated: batches capped by tokens only, whole-batch logits, float32
+    log-softmax, gather."""
     import torch
 
     from selection_assets.core.embed import length_buckets
@@ -30,7 +32,7 @@ def _full_vocabulary_losses(model, tokenizer, conversations, max_length: int, ba
     encoded = encode_conversations(tokenizer, conversations, max_length)
     losses = [float("nan")] * len(encoded)
     with torch.inference_mode():
-        for rows in length_buckets([len(e.input_ids) for e in encoded], batch_tokens):
+        for rows in length_buckets([len(e.input_ids) for e in encoded], batch_tokens, attention_cells=None):
             ids, mask = pad_batch([encoded[i].input_ids for i in rows], tokenizer.pad_token_id)
             target = torch.zeros_like(ids, dtype=torch.bool)
             for row, i in enumerate(rows):

@@ -56,8 +56,17 @@ POOLINGS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
-def length_buckets(lengths: Sequence[int], batch_tokens: int, max_batch_size: int = 256) -> list[np.ndarray]:
-    """Group example indices into batches of similar length whose padded size fits `batch_tokens`.
+# Attention scores per batch (rows x length^2): CPU attention with a padding mask materialises
+# rows x heads x length^2 of them, which at length 1,024 outgrows the model itself. 2^22 leaves every
+# batch of sequences up to 256 tokens at 16,384 batch tokens as it was.
+ATTENTION_CELLS = 1 << 22
+
+
+def length_buckets(lengths: Sequence[int], batch_tokens: int, max_batch_size: int = 256,
+                   attention_cells: int | None = ATTENTION_CELLS) -> list[np.ndarray]:
+    """Group example indices into batches of similar length whose padded size fits `batch_tokens`
+    and whose rows x length^2 fits `attention_cells` (None: no such cap); a single longer sequence
+    still gets a batch of its own.
 
     Longest first, so a batch that would not fit in memory fails at the start, not at the end.
     """
@@ -66,7 +75,9 @@ def length_buckets(lengths: Sequence[int], batch_tokens: int, max_batch_size: in
     for index in order:
         length = max(int(lengths[index]), 1)
         new_max = max(current_max, length)
-        if current and (new_max * (len(current) + 1) > batch_tokens or len(current) >= max_batch_size):
+        rows = len(current) + 1
+        if current and (new_max * rows > batch_tokens or len(current) >= max_batch_size
+                        or (attention_cells is not None and new_max * new_max * rows > attention_cells)):
             batches.append(np.asarray(current))
             current, new_max = [], length
         current.append(index)

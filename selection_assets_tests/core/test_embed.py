@@ -24,6 +24,17 @@ def test_length_buckets_respect_token_budget_and_cover_everything():
         assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 100
 
 
+def test_length_buckets_cap_attention_cells_for_long_sequences():
+    lengths = [1000, 990, 980, 970, 300, 290, 280, 270, 5000]
+    batches = embed.length_buckets(lengths, batch_tokens=100_000, attention_cells=2_000_000)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert [len(b) for b in batches] == [1, 2, 2, 4]  # 5,000 alone; 2 x 1,000^2; 2 x 980^2; 4 x 300^2
+    for batch in batches[1:]:
+        assert max(lengths[i] for i in batch) ** 2 * len(batch) <= 2_000_000
+    uncapped = embed.length_buckets(lengths, batch_tokens=100_000, attention_cells=None)
+    assert [len(b) for b in uncapped] == [9]
+
+
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
