@@ -39,20 +39,23 @@ def grid_keys(context: AssetExecutionContext) -> tuple[str, str]:
     return dims[POOL_DIM], dims[BUDGET_DIM]
 
 
-def base_model_path(layout: Layout) -> str:
-    """The base model's name or path, as recorded by the base_model asset (a model the lineage trained
-    itself is recorded relative to the storage root and resolved here)."""
+def _base_model_reference(layout: Layout) -> dict:
     if not layout.base_model_ref.exists():
         raise Failure("base_model has not been materialised: materialise it first")
-    reference = store.read_json(layout.base_model_ref)
+    return store.read_json(layout.base_model_ref)
+
+
+def base_model_path(layout: Layout) -> str:
+    """The base model's name or path, as recorded by the base_model asset (a model the lineage made
+    itself is recorded relative to the storage root and resolved here)."""
+    reference = _base_model_reference(layout)
     return str(layout.root / reference["path"]) if reference.get("in_storage") else reference["path"]
 
 
 def base_model_name(layout: Layout) -> str:
     """The base model as recorded (a Hugging Face name or path, or a path inside the storage root):
     what fingerprints name, so they survive a moved storage root."""
-    base_model_path(layout)  # fails clearly when base_model is not materialised
-    return store.read_json(layout.base_model_ref)["path"]
+    return _base_model_reference(layout)["path"]
 
 
 def load_tokenizer(layout: Layout):

@@ -72,6 +72,8 @@ def build(grid: Grid) -> list:
     def base_model(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                    world: WorldResource, compute: ComputeResource) -> MaterializeResult:
         layout = storage.layout()
+        # a model made here is recorded relative to the storage root, so a moved storage keeps its fingerprints
+        in_storage = {"path": str(layout.base_model_dir.relative_to(layout.root)), "in_storage": True}
         if data.base_model == "world":
             tok = load_tokenizer(layout)
             settings = train.TrainSettings(epochs=world.pretrain_epochs, learning_rate=world.pretrain_learning_rate,
@@ -81,13 +83,10 @@ def build(grid: Grid) -> list:
                                                      world.shape(data.max_length), settings,
                                                      layout.base_model_dir, compute.resolved_device(),
                                                      log=context.log.info)
-            # relative to the storage root, so a copied or re-rooted storage keeps its fingerprints
-            reference = {"path": str(layout.base_model_dir.relative_to(layout.root)), "in_storage": True,
-                         "parameters": stats["parameters"], "pretrain": stats}
+            reference = {**in_storage, "parameters": stats["parameters"], "pretrain": stats}
         elif data.base_model in real_material.PACKAGED_MODELS:
             converted = real_material.dequantise_gguf(_packaged_path(data.base_model), layout.base_model_dir)
-            reference = {"path": str(layout.base_model_dir.relative_to(layout.root)), "in_storage": True,
-                         "parameters": converted["parameters"], "packaged": data.base_model}
+            reference = {**in_storage, "parameters": converted["parameters"], "packaged": data.base_model}
         else:
             from transformers import AutoConfig, AutoModelForCausalLM
 

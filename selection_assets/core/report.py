@@ -65,6 +65,12 @@ def _verdict(difference: float, adjusted_p: float, higher_is_better: bool = True
     return "better" if (difference > 0) == higher_is_better else "worse"
 
 
+def _holm_verdicts(differences, p_values, higher_is_better: bool = True) -> tuple[np.ndarray, list[str]]:
+    """One Holm family: the adjusted p-values and each test's verdict from its adjusted p."""
+    adjusted = np.asarray(stats.holm_adjust(p_values))
+    return adjusted, [_verdict(d, p, higher_is_better) for d, p in zip(differences, adjusted)]
+
+
 def _interval(values) -> str:
     return f"[{values[0]:.3f}, {values[1]:.3f}]"
 
@@ -82,15 +88,15 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
     rows = []
     for report in reports:
         key = (report["method"], report["pool_size"], report["budget"])
+        composition = report.get("selection_composition") or {}
         row = {"method": key[0], "pool_size": key[1], "budget": key[2], "seeds": len(report["seeds"]),
                "exact_match": report["exact_match"], "exact_match_ci": _interval(report["exact_match_ci"]),
                "answer_loss": report["answer_loss"], "answer_loss_ci": _interval(report["answer_loss_ci"]),
                "selection_precision": report.get("selection_precision"),
-               "targeted_share": (report.get("selection_composition") or {}).get("targeted"),
-               "clean_share": (report.get("selection_composition") or {}).get("clean"),
-               "distinct_answers": (report.get("selection_composition") or {}).get("distinct_answers"),
-               "answer_entropy_bits": (report.get("selection_composition") or {}).get("answer_entropy_bits"),
-               "dev_answer_share": (report.get("selection_composition") or {}).get("dev_answer_share"),
+               "targeted_share": composition.get("targeted"), "clean_share": composition.get("clean"),
+               "distinct_answers": composition.get("distinct_answers"),
+               "answer_entropy_bits": composition.get("answer_entropy_bits"),
+               "dev_answer_share": composition.get("dev_answer_share"),
                "selection_flops": report.get("selection_flops"), "training_flops": report.get("training_flops")}
         baseline_key = (BASELINE, key[1], key[2])
         if key[0] != BASELINE and baseline_key in matrices:
@@ -107,12 +113,11 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
     cells = pd.DataFrame(rows)
     tested = cells["em_p"].notna() if "em_p" in cells else pd.Series(False, index=cells.index)
     if tested.any():
-        cells.loc[tested, "em_p_holm"] = stats.holm_adjust(cells.loc[tested, "em_p"])
-        cells.loc[tested, "loss_p_holm"] = stats.holm_adjust(cells.loc[tested, "loss_p"])
-        cells.loc[tested, "em_verdict"] = [_verdict(d, p) for d, p in
-                                           zip(cells.loc[tested, "em_vs_random"], cells.loc[tested, "em_p_holm"])]
-        cells.loc[tested, "loss_verdict"] = [_verdict(d, p, higher_is_better=False) for d, p in
-                                             zip(cells.loc[tested, "loss_vs_random"], cells.loc[tested, "loss_p_holm"])]
+        em_adjusted, em_verdicts = _holm_verdicts(cells.loc[tested, "em_vs_random"], cells.loc[tested, "em_p"])
+        loss_adjusted, loss_verdicts = _holm_verdicts(cells.loc[tested, "loss_vs_random"], cells.loc[tested, "loss_p"],
+                                                      higher_is_better=False)
+        cells.loc[tested, "em_p_holm"], cells.loc[tested, "loss_p_holm"] = em_adjusted, loss_adjusted
+        cells.loc[tested, "em_verdict"], cells.loc[tested, "loss_verdict"] = em_verdicts, loss_verdicts
     seeds = sorted({s for r in reports for s in r["seeds"]})
     return Comparison(cells=cells, methods=_per_method(cells, matrices, resamples), seeds=seeds,
                       base=_against_base(matrices, base_items, resamples),
@@ -143,11 +148,10 @@ def _pool_growth(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.Data
                                               and pd.notna(smaller.selection_precision) else None)})
     frame = pd.DataFrame(rows)
     if not frame.empty:
-        frame["em_p_holm"] = stats.holm_adjust(frame["em_p"])
-        frame["loss_p_holm"] = stats.holm_adjust(frame["loss_p"])
-        frame["em_verdict"] = [_verdict(d, p) for d, p in zip(frame["em_change"], frame["em_p_holm"])]
-        frame["loss_verdict"] = [_verdict(d, p, higher_is_better=False)
-                                 for d, p in zip(frame["loss_change"], frame["loss_p_holm"])]
+        em_adjusted, em_verdicts = _holm_verdicts(frame["em_change"], frame["em_p"])
+        loss_adjusted, loss_verdicts = _holm_verdicts(frame["loss_change"], frame["loss_p"], higher_is_better=False)
+        frame["em_p_holm"], frame["loss_p_holm"] = em_adjusted, loss_adjusted
+        frame["em_verdict"], frame["loss_verdict"] = em_verdicts, loss_verdicts
     return frame
 
 
@@ -172,9 +176,8 @@ def _per_method(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.DataF
     frame = pd.DataFrame(rows)
     if "em_p" in frame and frame["em_p"].notna().any():
         tested = frame["em_p"].notna()
-        frame.loc[tested, "em_p_holm"] = stats.holm_adjust(frame.loc[tested, "em_p"])
-        frame.loc[tested, "verdict"] = [_verdict(d, p) for d, p in
-                                        zip(frame.loc[tested, "em_vs_random"], frame.loc[tested, "em_p_holm"])]
+        frame.loc[tested, "em_p_holm"], frame.loc[tested, "verdict"] = _holm_verdicts(
+            frame.loc[tested, "em_vs_random"], frame.loc[tested, "em_p"])
         frame = frame.sort_values("em_vs_random", ascending=False, kind="stable", na_position="first")
     return frame.reset_index(drop=True)
 
