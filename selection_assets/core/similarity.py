@@ -18,11 +18,17 @@ def group_max_scores(pool_blocks: Iterable[np.ndarray], queries: np.ndarray, que
 
     `queries` is (Q, d) unit rows; `query_groups` (Q,) labels each query with its group (a task,
     or the query itself for single-task selection). Returns an (N, G) float32 array whose columns
-    follow the sorted unique group labels, and those labels. backend "numpy" multiplies in numpy
-    float32 on the CPU; "torch" multiplies on `device` (cuda for a GPU) in float32, block by block.
+    follow the groups in order of first appearance (the configured task order, or the queries'
+    own order: round-robin visits them so, as the reference does), and those labels. backend
+    "numpy" multiplies in numpy float32 on the CPU; "torch" multiplies on `device` (cuda for a GPU)
+    in float32, block by block.
     """
     query_groups = np.asarray(query_groups)
-    labels, inverse = np.unique(query_groups, return_inverse=True)
+    sorted_labels, first_index, sorted_inverse = np.unique(query_groups, return_index=True, return_inverse=True)
+    appearance = np.argsort(first_index, kind="stable")  # sorted-label indices in order of first appearance
+    rank = np.empty_like(appearance)
+    rank[appearance] = np.arange(len(appearance))
+    labels, inverse = sorted_labels[appearance], rank[sorted_inverse]
     order = np.argsort(inverse, kind="stable")
     sorted_queries = np.ascontiguousarray(queries[order], dtype=np.float32)
     starts = np.searchsorted(inverse[order], np.arange(len(labels)))

@@ -41,8 +41,8 @@ def test_group_max_matches_dense_computation_across_blocks():
     blocks = [pool[:10].astype(np.float16), pool[10:].astype(np.float16)]
     got, labels = group_max_scores(blocks, queries, groups, block_rows=4)
     dense = pool.astype(np.float16).astype(np.float32) @ queries.T
-    expected = np.stack([dense[:, groups == g].max(1) for g in ["a", "b", "c"]], axis=1)
-    assert labels == ["a", "b", "c"]
+    expected = np.stack([dense[:, groups == g].max(1) for g in ["b", "a", "c"]], axis=1)
+    assert labels == ["b", "a", "c"]  # in order of first appearance, not sorted
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
@@ -54,3 +54,32 @@ def test_torch_path_matches_numpy_path():
     on_numpy, _ = group_max_scores([pool], queries, groups, block_rows=16)
     on_torch, _ = group_max_scores([pool], queries, groups, block_rows=16, backend="torch", device="cpu")
     np.testing.assert_allclose(on_numpy, on_torch, rtol=1e-5, atol=1e-5)
+
+
+def _reference_single_task_rds(pool: np.ndarray, queries: np.ndarray, budget: int) -> list[int]:
+    """Restated from the reference (hamishivi/automated-instruction-selection, one task): in round r,
+    each query in its given order offers its r-th most similar example (lower index on ties); an
+    example already taken adds nothing and that query loses its turn; stop at exactly the budget."""
+    similarity = pool @ queries.T
+    rankings = [sorted(range(len(pool)), key=lambda row: (-similarity[row, q], row)) for q in range(len(queries))]
+    taken: list[int] = []
+    for round_index in range(len(pool)):
+        for ranking in rankings:
+            if ranking[round_index] not in taken and len(taken) < budget:
+                taken.append(ranking[round_index])
+    return taken
+
+
+def test_single_task_rds_visits_queries_in_their_order_past_ten_queries():
+    # query ids "q/0" ... "q/11": text order would put "q/10" and "q/11" before "q/2"
+    mismatches = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        pool = np.round(rng.random((30, 4)), 1).astype(np.float32)  # rounding makes ties common
+        queries = np.round(rng.random((12, 4)), 1).astype(np.float32)
+        ids = np.array([f"q/{i}" for i in range(12)])
+        scores, labels = group_max_scores([pool], queries, ids)
+        assert labels == list(ids)
+        budget = int(rng.integers(1, 30))
+        mismatches += round_robin_select(scores, budget).tolist() != _reference_single_task_rds(pool, queries, budget)
+    assert mismatches == 0
