@@ -43,7 +43,8 @@ def build(grid: Grid) -> list:
            code_version=source_version(world_models.train_tokenizer, tokenize, generate.generate_corpus,
                                        generate._corpus_document, real_material),
            description="Tokenizer: byte-level BPE trained on the world's pre-training corpus and pool text, "
-                       "or the named base model's own tokenizer.")
+                       "or the named base model's own tokenizer (with the Tulu role markers as special "
+                       "tokens when it has no chat template).")
     def tokenizer(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                   world: WorldResource) -> MaterializeResult:
         layout = storage.layout()
@@ -58,6 +59,9 @@ def build(grid: Grid) -> list:
             from transformers import AutoTokenizer
 
             tok = AutoTokenizer.from_pretrained(data.base_model)
+            added = tokenize.add_role_tokens(tok)  # a base model without a chat template gets Tulu's markers
+            if added:
+                context.log.info(f"added the Tulu role markers {added} as special tokens (no chat template)")
             tok.save_pretrained(tmp)
         store.replace_dir(tmp, layout.tokenizer_dir)
         return MaterializeResult(metadata={"vocab_size": len(tok), "eos_token": str(tok.eos_token),
@@ -67,8 +71,9 @@ def build(grid: Grid) -> list:
            kinds={"pytorch"}, code_version=source_version(world_models, train, generate.generate_corpus,
                                                           generate._corpus_document, real_material, preflight),
            description="Base causal LM: the world's tiny Llama-style model pre-trained on the world's "
-                       "plain-prose corpus (knowledge and worked procedures, no chat turns), or a reference "
-                       "to the named Hugging Face model.")
+                       "plain-prose corpus (knowledge and worked procedures, no chat turns), or the named "
+                       "Hugging Face model (a reference to it; a copy with grown embeddings when its tokenizer "
+                       "gained the Tulu role markers).")
     def base_model(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                    world: WorldResource, compute: ComputeResource) -> MaterializeResult:
         layout = storage.layout()
@@ -94,9 +99,23 @@ def build(grid: Grid) -> list:
             if problem:
                 raise Failure(f"DataResource.base_model={data.base_model!r} (SELECTION_ASSETS_BASE_MODEL) cannot be "
                               f"fine-tuned: {problem}")
-            with torch.device("meta"):
-                model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(data.base_model))
-            reference = {"path": data.base_model, "parameters": sum(p.numel() for p in model.parameters())}
+            config = AutoConfig.from_pretrained(data.base_model)
+            tok = load_tokenizer(layout)
+            if len(tok) > config.get_text_config().vocab_size:
+                # the tokenizer gained the Tulu role markers: a copy whose embeddings cover them
+                # (new rows start at the mean embedding) becomes the base model
+                model = AutoModelForCausalLM.from_pretrained(data.base_model, dtype=torch.float32)
+                model.resize_token_embeddings(len(tok), mean_resizing=True)
+                work = store.temp_dir_beside(layout.base_model_dir)
+                model.save_pretrained(work)
+                tok.save_pretrained(work)
+                store.replace_dir(work, layout.base_model_dir)
+                reference = {**in_storage, "parameters": sum(p.numel() for p in model.parameters()),
+                             "from": data.base_model, "added_tokens": len(tok) - config.get_text_config().vocab_size}
+            else:
+                with torch.device("meta"):
+                    model = AutoModelForCausalLM.from_config(config)
+                reference = {"path": data.base_model, "parameters": sum(p.numel() for p in model.parameters())}
         store.write_json(reference, layout.base_model_ref)
         path = base_model_path(layout)
         context.log.info(f"base model: {path} ({reference['parameters']:,} parameters)")

@@ -38,6 +38,19 @@ def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+def add_role_tokens(tokenizer) -> list[str]:
+    """Make the Tulu role markers special tokens of a tokenizer without a chat template (a base
+    model's), so each header is one token that is never split or merged with the text around it.
+    Returns the markers that were added (the model's embeddings must then grow to cover them)."""
+    if has_chat_template(tokenizer):
+        return []
+    vocabulary = tokenizer.get_vocab()
+    missing = [marker for marker in CHAT_SPECIAL_TOKENS if marker not in vocabulary]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+    return missing
+
+
 def format_conversation(messages: Sequence[dict[str, str]], eos_token: str) -> str:
     """The conversation as one string in the Tulu chat format (for tokenizer training, display)."""
     parts = []
@@ -61,14 +74,14 @@ def encode_conversations(tokenizer, conversations: Sequence[Sequence[dict[str, s
     return out
 
 
-def generation_prompt_ids(tokenizer, prompts: Sequence[Sequence[dict[str, str]]]) -> list[list[int]]:
-    """Token ids of each prompt (context turns) followed by the opening of an assistant turn, rendered
-    as `encode_conversations` renders conversations, so a model answers where it learned to."""
+def generation_prompt_text(tokenizer, messages: Sequence[dict[str, str]]) -> str:
+    """The prompt (context turns) followed by the opening of an assistant turn, as one string rendered
+    as `encode_conversations` renders conversations (chat template, or the Tulu format with the BOS
+    token written out), so a model asked to continue it answers where it learned to."""
     if has_chat_template(tokenizer):
-        texts = [tokenizer.apply_chat_template(list(p), tokenize=False, add_generation_prompt=True) for p in prompts]
-        return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-    header = tokenizer(ROLE_HEADERS["assistant"], add_special_tokens=False)["input_ids"]
-    return [enc.input_ids + header for enc in _encode_tulu(tokenizer, prompts)]
+        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    bos = tokenizer.bos_token if getattr(tokenizer, "bos_token_id", None) is not None else ""
+    return bos + format_conversation(messages, tokenizer.eos_token or "") + ROLE_HEADERS["assistant"]
 
 
 _CONTENT_MARK = "\u2063selection-assets-answer\u2063"  # stands in for an assistant turn's content

@@ -56,3 +56,43 @@ def test_a_quantized_base_model_is_refused_before_any_fine_tuning(lineage, tmp_p
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message
     assert "SELECTION_ASSETS_BASE_MODEL" in message and "quantized (gptq)" in message
+
+
+def _base_model_without_chat_markers(directory):
+    """A tiny Llama-style model directory whose tokenizer knows nothing of the Tulu role markers."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(["the user asks and the assistant answers 12 + 30 = 42"] * 20,
+                            trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<pad>", "</s>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return len(tokenizer)
+
+
+def test_a_base_model_without_chat_template_gets_role_markers_as_special_tokens(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    vocabulary = _base_model_without_chat_markers(tmp_path / "base")
+    resources = {"storage": StorageResource(root=str(tmp_path / "storage")), "compute": ComputeResource(device="cpu"),
+                 "data": DataResource(base_model=str(tmp_path / "base"), max_length=128), "world": TINY_WORLD,
+                 "training": TrainResource(epochs=1.0, batch_size=8)}
+    materialize(build_assets(Grid((100,), (30,))), resources=resources, selection=["tokenizer", "base_model"])
+    layout = Layout(tmp_path / "storage")
+    reference = json.loads(layout.base_model_ref.read_text())
+    assert reference["in_storage"] and reference["added_tokens"] == 3 and reference["from"] == str(tmp_path / "base")
+    from selection_assets.assets._shared import load_tokenizer
+
+    tokenizer = load_tokenizer(layout)
+    marker = tokenizer.convert_tokens_to_ids("<|user|>")
+    assert tokenizer("<|user|>\nthe user", add_special_tokens=False)["input_ids"][0] == marker  # one token
+    assert set(tokenizer.all_special_tokens) >= {"<|system|>", "<|user|>", "<|assistant|>"}
+    model = AutoModelForCausalLM.from_pretrained(layout.base_model_dir)
+    assert model.get_input_embeddings().num_embeddings == len(tokenizer) == vocabulary + 3
