@@ -7,9 +7,15 @@ materialisation, its metadata and checks.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+
+# Every long step logs its own progress lines (done/total, rate, time left); the libraries' bars
+# (GGUF conversion, datasets) would interleave with them. tqdm reads this when it is first
+# imported, so it is set before anything imports it; TQDM_DISABLE=0 brings them back.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
 import platform
 import shutil
 import sys
@@ -23,6 +29,7 @@ from transformers.utils import logging as transformers_logging
 
 from selection_assets.core.methods import SPINE_METHODS, registry
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM, Grid
+from selection_assets.profiles import PROFILE_ENV, PROFILES
 
 REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
@@ -111,14 +118,19 @@ def demo(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         print("--seeds must be at least 1")
         return 2
+    if args.profile not in PROFILES:
+        print(f"--profile {args.profile!r}: known profiles are {', '.join(PROFILES)}")
+        return 2
     os.environ["SELECTION_ASSETS_SEEDS"] = ",".join(str(s) for s in range(args.seeds))
+    os.environ[PROFILE_ENV] = args.profile
     from selection_assets.definitions import default_resources
 
     grid = Grid.from_env()
     resources = default_resources()
     storage = resources["storage"].root
-    methods = parse_methods(args.methods)
-    print(f"selection_assets demo: pool sizes {grid.pool_sizes} x budgets {grid.budgets}, "
+    methods_text = args.methods or PROFILES[args.profile].methods
+    methods = parse_methods(methods_text)
+    print(f"selection_assets demo (profile {args.profile}): pool sizes {grid.pool_sizes} x budgets {grid.budgets}, "
           f"{len(grid.valid_cells())} valid cells, seeds {resources['training'].seeds}\n"
           f"  DAGSTER_HOME={home}\n  storage={storage}")
     began = time.perf_counter()
@@ -127,17 +139,19 @@ def demo(args: argparse.Namespace) -> int:
         run_lineage(grid, resources, instance, log_level=args.log_level, methods=methods)
     seconds = time.perf_counter() - began
     command = "selection-assets demo" + "".join(
-        f" --{flag} {value}" for flag, value, default in (("methods", args.methods, "spine"), ("seeds", args.seeds, 1))
+        f" --{flag} {value}" for flag, value, default in (("profile", args.profile, "world"),
+                                                          ("methods", args.methods, None), ("seeds", args.seeds, 1))
         if value != default)
-    record = {"command": command, "methods": methods, "pool_sizes": list(grid.pool_sizes),
+    record = {"command": command, "profile": args.profile, "methods": methods, "pool_sizes": list(grid.pool_sizes),
               "budgets": list(grid.budgets), "seeds": resources["training"].seeds, "wall_seconds": seconds,
               "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch_version()}"}
     (home / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     table = Path(storage) / "reports" / "comparison" / "comparison.md"
     print(f"\nDone in {seconds:.0f}s. Comparison ({table}):\n")
     print(table.read_text())
+    profile = "" if args.profile == "world" else f"{PROFILE_ENV}={args.profile} "
     print("Open the same runs in the UI:\n"
-          f"  DAGSTER_HOME={home} dagster dev    # then http://127.0.0.1:3000")
+          f"  {profile}DAGSTER_HOME={home} dagster dev    # then http://127.0.0.1:3000")
     return 0
 
 
@@ -222,9 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser = commands.add_parser("demo", help="materialise the whole lineage on the embedded world")
     demo_parser.add_argument("--dagster-home", default=".dagster_home",
                              help="instance directory when DAGSTER_HOME is unset (default: ./.dagster_home)")
-    demo_parser.add_argument("--methods", default="spine",
-                             help="'spine' (random, random_balanced, rds_plus; the default), 'all', or "
-                                  "comma-separated method names")
+    demo_parser.add_argument("--profile", default="world",
+                             help="'world' (the embedded default) or 'smol' (SmolLM2-135M-Instruct, ShareGPT V3 "
+                                  "and GSM8K from the package index); see selection_assets/profiles.py")
+    demo_parser.add_argument("--methods", default=None,
+                             help="'spine' (random, random_balanced, rds_plus; the world's default), 'all', or "
+                                  "comma-separated method names (default: the profile's)")
     demo_parser.add_argument("--log-level", default="WARNING",
                              help="console log level of the Dagster runs (all events reach the UI anyway)")
     demo_parser.add_argument("--seeds", type=int, default=1,

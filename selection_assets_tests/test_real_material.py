@@ -1,5 +1,6 @@
 """The packaged real material: ShareGPT's truncated JSON read as a stream with its broken tail
-quarantined, and SmolLM2's GGUF turned into a float model directory that can be fine-tuned."""
+quarantined, GSM8K split into dev and test, and SmolLM2's GGUF turned into a float model directory
+that can be fine-tuned."""
 
 import json
 
@@ -32,6 +33,19 @@ def test_sharegpt_cut_mid_record_keeps_every_complete_conversation(tmp_path):
     # ShareGPT's human/gpt turns arrive as user/assistant messages
     first = json.loads(validated.kept["messages"].iloc[0])
     assert first[0]["role"] == "user" and first[-1]["role"] == "assistant"
+
+
+def test_gsm8k_splits_into_disjoint_seeded_dev_and_test_items_scored_as_gsm8k():
+    tasks = real_material.gsm8k_tasks(seed=3, n_dev=5, n_test=20, max_new_tokens=64)["tasks"]
+    assert len(tasks) == 1 and tasks[0]["scoring"] == "gsm8k" and tasks[0]["max_new_tokens"] == 64
+    dev, test = tasks[0]["dev"], tasks[0]["test"]
+    assert (len(dev), len(test)) == (5, 20)
+    questions = [ex["messages"][0]["content"] for ex in dev + test]
+    assert len(set(questions)) == 25  # no question in both splits
+    assert all(ex["answer"].rsplit("####", 1)[1].strip().replace(",", "").lstrip("-").isdigit() for ex in dev + test)
+    assert real_material.gsm8k_tasks(seed=3, n_dev=5, n_test=20)["tasks"][0]["test"] == test  # seeded
+    with pytest.raises(ValueError, match="1319 questions"):
+        real_material.gsm8k_tasks(seed=0, n_dev=1000, n_test=1000)
 
 
 def test_smollm2_gguf_becomes_a_float_model_directory_that_can_be_fine_tuned(tmp_path):

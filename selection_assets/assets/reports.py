@@ -13,11 +13,16 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer, source_version
 from selection_assets.assets.scores import method_selection_cost
-from selection_assets.core import evaluate, report, stats, store
+from selection_assets.core import evaluate, harness, report, stats, store
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MethodSpec, instructmining, registry
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
+
+
+# what scores a checkpoint: the evaluation code, the harness wiring and the task configurations it ships
+EVAL_CODE_VERSION = source_version(evaluate, harness, stats, report.summarise_items, report.item_matrix,
+                                   report.headline_items, *harness.shipped_config_texts())
 
 
 def _summary_metadata(result: dict, per_task: pd.DataFrame) -> dict:
@@ -33,7 +38,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
     @asset(name=f"eval_report_{spec.name}", group_name="reports", partitions_def=grid.grid_def,
            deps=[f"finetuned_{spec.name}", f"selection_{spec.name}", "eval_tasks"], pool=GPU_POOL,
            tags=GPU_TAGS, op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
-           code_version=source_version(evaluate, stats, report.summarise_items, report.item_matrix),
+           code_version=EVAL_CODE_VERSION,
            description=f"Exact match and answer loss of every {spec.name} checkpoint (one per seed) on every "
                        "test item, with 95% intervals; selection precision, per-source counts and cost.")
     def eval_report_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -51,7 +56,8 @@ def _build_one(grid: Grid, spec: MethodSpec):
             model = AutoModelForCausalLM.from_pretrained(checkpoint).to(device)
             tokenizer = AutoTokenizer.from_pretrained(checkpoint)
             items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=data.max_length, device=device,
-                                            log=context.log.info)
+                                            batch_size=compute.eval_batch_size,
+                                            harness_include=data.harness_include, log=context.log.info)
             frames.append(items.assign(seed=seed))
             train_stats.append(store.read_json(checkpoint / "train_stats.json"))
         items = pd.concat(frames, ignore_index=True)
@@ -92,7 +98,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
 
 @asset(group_name="reports", deps=["base_model", "eval_tasks"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
-       kinds={"pytorch", "json"}, code_version=source_version(evaluate, stats, report.summarise_items, report.item_matrix),
+       kinds={"pytorch", "json"}, code_version=EVAL_CODE_VERSION,
        description="The base model evaluated without fine-tuning on every test item: the floor every "
                    "selection must beat.")
 def eval_report_base(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -104,7 +110,8 @@ def eval_report_base(context: AssetExecutionContext, storage: StorageResource, d
     model = AutoModelForCausalLM.from_pretrained(base_model_path(layout)).to(device)
     tasks = store.read_json(layout.eval_tasks)["tasks"]
     items = evaluate.evaluate_items(model, load_tokenizer(layout), tasks, max_length=data.max_length,
-                                    device=device, log=context.log.info).assign(seed=0)
+                                    device=device, batch_size=compute.eval_batch_size,
+                                    harness_include=data.harness_include, log=context.log.info).assign(seed=0)
     store.write_parquet(items, layout.base_eval_items)
     result = {"method": "base (no fine-tuning)", **report.summarise_items(items)}
     path = store.write_json(result, layout.base_eval_report)

@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from selection_assets.assets._shared import source_version
 from selection_assets import real_material
-from selection_assets.core import records, store
+from selection_assets.core import harness, records, store
 from selection_assets.partitions import Grid
 from selection_assets.resources import DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
@@ -41,21 +41,41 @@ def build(grid: Grid) -> list:
         return MaterializeResult(metadata={"records": len(frame), "source": data.pool,
                                            "path": MetadataValue.path(str(layout.source_pool))})
 
-    @asset(group_name="sources", kinds={"json"}, code_version=source_version(generate),
-           description="Eval tasks: per task a few dev queries (prompt + gold answer, RDS+ targets) "
-                       "and a test split scored by exact match.")
+    @asset(group_name="sources", kinds={"json"}, code_version=source_version(generate, harness.named_task_entries, real_material.gsm8k_tasks),
+           description="Eval tasks: per task a few dev queries (prompt + gold answer, RDS+ targets) and a "
+                       "test split scored through lm-evaluation-harness; harness tasks named in "
+                       "SELECTION_ASSETS_HARNESS_TASKS add their few-shot split as dev queries.")
     def eval_tasks(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                    world: WorldResource) -> MaterializeResult:
         layout = storage.layout()
         if data.eval_tasks == "world":
             tasks = generate.generate_eval_tasks(data.seed, n_dev=world.n_dev, n_test=world.n_test)
+        elif data.eval_tasks in real_material.PACKAGED_EVAL_TASKS:
+            try:
+                tasks = real_material.gsm8k_tasks(data.seed, n_dev=world.n_dev, n_test=world.n_test,
+                                                  max_new_tokens=data.max_new_tokens)
+            except (FileNotFoundError, ValueError) as error:
+                raise Failure(f"DataResource.eval_tasks={data.eval_tasks!r} (SELECTION_ASSETS_EVAL_TASKS): "
+                              f"{error}") from None
         else:
-            with open(data.eval_tasks, encoding="utf-8") as handle:
-                tasks = json.load(handle)
+            try:
+                with open(data.eval_tasks, encoding="utf-8") as handle:
+                    tasks = json.load(handle)
+            except (OSError, ValueError) as error:
+                raise Failure(f"DataResource.eval_tasks={data.eval_tasks!r} (SELECTION_ASSETS_EVAL_TASKS) "
+                              f"cannot be read: {error}") from None
         _validate_tasks(tasks, data.eval_tasks)
+        named = [n.strip() for n in data.harness_tasks.split(",") if n.strip()]
+        if named:
+            try:
+                tasks["tasks"].extend(harness.named_task_entries(named, data.harness_include, n_dev=world.n_dev))
+            except ValueError as error:
+                raise Failure(f"DataResource.harness_tasks={data.harness_tasks!r} (SELECTION_ASSETS_HARNESS_TASKS): "
+                              f"{error}") from None
         store.write_json(tasks, layout.eval_tasks)
         table = "| task | dev | test |\n|---|---|---|\n" + "\n".join(
-            f"| {t['name']} | {len(t['dev'])} | {len(t['test'])} |" for t in tasks["tasks"])
+            f"| {t['name']} | {len(t['dev'])} | {'the harness test split' if 'harness_task' in t else len(t['test'])} |"
+            for t in tasks["tasks"])
         return MaterializeResult(metadata={"tasks": MetadataValue.md(table),
                                            "path": MetadataValue.path(str(layout.eval_tasks))})
 
@@ -68,11 +88,15 @@ def _validate_tasks(tasks: dict, origin: str) -> None:
         raise Failure(f"eval tasks from {origin!r}: expected {{'tasks': [...]}} with at least one task")
     for position, task in enumerate(tasks["tasks"]):
         name = task.get("name", f"#{position}")
+        if task.get("scoring", "exact_answer") not in harness.SCORINGS:
+            raise Failure(f"eval task {name!r}: scoring {task['scoring']!r} is not one of {harness.SCORINGS}")
         for split in ("dev", "test"):
             rows = task.get(split)
             if not isinstance(rows, list) or not rows:
                 raise Failure(f"eval task {name!r}: '{split}' must be a non-empty list")
             for row_index, row in enumerate(rows):
+                if not isinstance(row, dict):
+                    raise Failure(f"eval task {name!r} {split}[{row_index}]: expected an object, got {type(row).__name__}")
                 if not isinstance(row.get("messages"), list) or not isinstance(row.get("answer"), str):
                     raise Failure(f"eval task {name!r} {split}[{row_index}]: needs 'messages' (list) "
                                   "and 'answer' (text)")

@@ -1,8 +1,9 @@
 """Model passes that score text: evaluation of a (fine-tuned) causal LM on the eval tasks,
 per-example answer losses (perplexity, IFD), reward-model scores, and selection-quality measures.
 
-- Exact match: greedy generation after the chat prompt, compared to the gold answer after
-  stripping surrounding whitespace; kept per test item with the prediction and the gold answer.
+- Task scores: lm-evaluation-harness runs every checkpoint on the eval tasks (core/harness.py:
+  greedy generation after the chat prompt, exact match or GSM8K's number matching) and on any
+  harness task the user names; kept per item with the prediction and the gold answer.
 - Answer loss: mean cross-entropy of the gold answer tokens given the prompt (a smooth signal where
   exact match is coarse, and the quantity InstructMining's rule predicts).
 - Selection precision: share of selected examples that are clean and of a targeted skill; the
@@ -20,8 +21,8 @@ import torch.nn.functional as F
 
 from selection_assets.core.embed import length_buckets
 from selection_assets.core.progress import Progress
-from selection_assets.core.tokenize import (encode_conversations, format_conversation, generation_prompt_ids,
-                                            pad_batch)
+from selection_assets.core import harness
+from selection_assets.core.tokenize import encode_conversations, format_conversation, has_chat_template, pad_batch
 
 
 def _pad_id(tokenizer) -> int:
@@ -109,72 +110,50 @@ def reward_scores(model, tokenizer, conversations: Sequence[Sequence[dict]], *, 
     return scores
 
 
-@torch.inference_mode()
-def greedy_answers(model, tokenizer, prompts: Sequence[Sequence[dict]], *, max_new_tokens: int = 24,
-                   batch_size: int = 32, device: str = "cpu") -> list[str]:
-    """Greedy completions of chat prompts (context turns), decoded up to EOS.
-
-    Prompts are tokenised exactly as training tokenised conversations, then an assistant turn is
-    opened (the Tulu header, or the chat template's generation prompt), so the model continues where
-    fine-tuning taught it to answer.
-    """
-    contexts = generation_prompt_ids(tokenizer, prompts)
-    pad = _pad_id(tokenizer)
-    answers: list[str] = []
-    for begin in range(0, len(contexts), batch_size):
-        ids, mask = pad_batch(contexts[begin : begin + batch_size], pad, left=True)  # rows end at the prompt
-        width = ids.shape[1]
-        output = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                max_new_tokens=max_new_tokens, do_sample=False,
-                                eos_token_id=tokenizer.eos_token_id, pad_token_id=pad)
-        answers.extend(tokenizer.batch_decode(output[:, width:], skip_special_tokens=True))
-    return answers
-
-
-def exact_match(predictions: Sequence[str], golds: Sequence[str]) -> float:
-    """Share of predictions equal to the gold answer after stripping whitespace."""
-    if not golds:
-        return float("nan")
-    return float(np.mean([p.strip() == g.strip() for p, g in zip(predictions, golds)]))
-
-
 def evaluate_items(model, tokenizer, tasks: Sequence[dict], *, split: str = "test", max_length: int,
-                   device: str = "cpu", log: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """One row per item of each task's `split`: task, item index, prediction, gold, correct
-    (exact match after stripping whitespace) and answer loss (mean CE of the gold answer tokens).
+                   device: str = "cpu", batch_size: int = 32, harness_include: str = "",
+                   log: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """One row per scored item, every score from lm-evaluation-harness (core/harness.py).
 
-    Keeping every item lets any interval or paired comparison be recomputed from the files. With
-    `log`, progress lines go to it after each task."""
-    frames = []
-    progress = Progress(f"evaluation ({split})", sum(len(t[split]) for t in tasks), log) if log else None
+    The project's tasks (`split` of each): task, item, prediction, gold, `correct` (the task's primary
+    metric: exact match, or GSM8K's flexible-extract match), every other metric/filter of the task as
+    a `metric,filter` column, and `answer_loss` (mean CE of the gold answer tokens given the prompt,
+    the smooth extra signal). Tasks named for the harness itself (entries with `harness_task`) are
+    scored on their own test split when `split` is "test", with the model's chat template if it has
+    one; they have no answer loss. `suite` says which kind a row is. Keeping every item lets any
+    interval or paired comparison be recomputed from the files."""
     model.eval()
-    for task in tasks:
-        prompts = [ex["messages"] for ex in task[split]]
-        golds = [ex["answer"] for ex in task[split]]
-        predictions = greedy_answers(model, tokenizer, prompts, device=device)
-        full = [list(p) + [{"role": "assistant", "content": g}] for p, g in zip(prompts, golds)]
-        loss = answer_cross_entropy(model, tokenizer, full, max_length=max_length, device=device)
-        frames.append(pd.DataFrame({
-            "task": task["name"], "item": np.arange(len(golds), dtype=np.int64),
-            "prediction": [p.strip() for p in predictions], "gold": [g.strip() for g in golds],
-            "correct": [p.strip() == g.strip() for p, g in zip(predictions, golds)], "answer_loss": loss}))
-        if progress:
-            progress.advance(len(golds))
+    project = [t for t in tasks if "harness_task" not in t]
+    named = [t["harness_task"] for t in tasks if "harness_task" in t]
+    frames = []
+    if project:
+        items = harness.evaluate_project_tasks(model, tokenizer, project, split=split, batch_size=batch_size, log=log)
+        losses = []
+        for task in project:
+            full = [list(ex["messages"]) + [{"role": "assistant", "content": ex["answer"]}] for ex in task[split]]
+            loss = answer_cross_entropy(model, tokenizer, full, max_length=max_length, device=device, log=log,
+                                        label=f"answer loss ({task['name']})")
+            losses.append(pd.DataFrame({"task": task["name"], "item": np.arange(len(full), dtype=np.int64),
+                                        "answer_loss": loss}))
+        frames.append(items.merge(pd.concat(losses), on=["task", "item"], how="left").assign(suite="project"))
+    if named and split == "test":
+        items = harness.run_harness(model, tokenizer, named, include_path=harness_include or None,
+                                    chat_template=has_chat_template(tokenizer), batch_size=batch_size, log=log)
+        frames.append(items.assign(answer_loss=np.nan, suite="harness"))
     return pd.concat(frames, ignore_index=True)
 
 
 def task_summary(items: pd.DataFrame) -> pd.DataFrame:
-    """Exact match (with its binomial standard error), answer loss and item count per task."""
+    """Per task: the primary score (`exact_match`, with its binomial standard error), answer loss,
+    item count, and the mean of every other harness metric/filter column."""
     grouped = items.groupby("task", sort=False)
     summary = grouped.agg(exact_match=("correct", "mean"), answer_loss=("answer_loss", "mean"),
                           n_test=("correct", "size")).reset_index()
     summary["exact_match_stderr"] = np.sqrt(summary["exact_match"] * (1 - summary["exact_match"]) / summary["n_test"])
-    return summary[["task", "exact_match", "exact_match_stderr", "answer_loss", "n_test"]]
-
-
-def evaluate_tasks(model, tokenizer, tasks: Sequence[dict], *, max_length: int, device: str = "cpu") -> pd.DataFrame:
-    """Exact match and answer loss per eval task's test split."""
-    return task_summary(evaluate_items(model, tokenizer, tasks, max_length=max_length, device=device))
+    metric_columns = [c for c in items.columns if "," in c]
+    extra = grouped[metric_columns].mean().reset_index() if metric_columns else summary[["task"]]
+    summary = summary.merge(extra, on="task", how="left")
+    return summary[["task", "exact_match", "exact_match_stderr", "answer_loss", "n_test", *metric_columns]]
 
 
 def selection_precision(selected: pd.DataFrame, targeted_sources: Sequence[str]) -> float | None:

@@ -28,9 +28,16 @@ BASELINE = "random"
 ALPHA = 0.05
 
 
+def headline_items(items: pd.DataFrame) -> pd.DataFrame:
+    """The rows behind the headline numbers and paired tests: the project's eval tasks when there are
+    any (tasks named for the harness itself, which have no answer loss, are reported per task)."""
+    project = items["suite"] == "project" if "suite" in items else pd.Series(True, index=items.index)
+    return items[project] if project.any() else items
+
+
 def item_matrix(items: pd.DataFrame, column: str) -> np.ndarray:
-    """A (seeds, test items) matrix of `column` from a per-item table, items in (task, item) order."""
-    ordered = items.sort_values(["seed", "task", "item"], kind="stable")
+    """A (seeds, test items) matrix of `column` over the headline rows, items in (task, item) order."""
+    ordered = headline_items(items).sort_values(["seed", "task", "item"], kind="stable")
     return ordered[column].to_numpy(dtype=np.float64).reshape(ordered["seed"].nunique(), -1)
 
 
@@ -39,8 +46,9 @@ def summarise_items(items: pd.DataFrame) -> dict:
     over seeds) with 95% bootstrap intervals over items and seeds, per seed and per task."""
     em = stats.mean_interval(item_matrix(items, "correct"))
     loss = stats.mean_interval(item_matrix(items, "answer_loss"))
-    by_seed = items.groupby("seed").agg(exact_match=("correct", "mean"), answer_loss=("answer_loss", "mean"))
-    return {"seeds": [int(s) for s in by_seed.index], "n_items": int(items.groupby("seed").size().iloc[0]),
+    headline = headline_items(items)
+    by_seed = headline.groupby("seed").agg(exact_match=("correct", "mean"), answer_loss=("answer_loss", "mean"))
+    return {"seeds": [int(s) for s in by_seed.index], "n_items": int(headline.groupby("seed").size().iloc[0]),
             "exact_match": em.estimate, "exact_match_ci": [em.low, em.high],
             "answer_loss": loss.estimate, "answer_loss_ci": [loss.low, loss.high],
             "by_seed": {str(k): v for k, v in by_seed.to_dict(orient="index").items()},

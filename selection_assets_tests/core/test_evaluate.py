@@ -8,8 +8,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from selection_assets.core import evaluate
-from selection_assets.core.tokenize import encode_conversations
+from selection_assets.core import evaluate, harness
+from selection_assets.core.tokenize import encode_conversations, generation_prompt_text
+from selection_assets.world import generate
 
 
 def _direct_answer_ce(model, tokenizer, messages) -> float:
@@ -44,9 +45,90 @@ def test_selection_precision_counts_clean_targeted_rows():
     assert evaluate.selection_precision(unlabelled, ["a"]) is None
 
 
-def test_exact_match_strips_whitespace_only():
-    assert evaluate.exact_match([" 5 ", "Tenmar", "b"], ["5", "tenmar", "b"]) == pytest.approx(2 / 3)
-    assert np.isnan(evaluate.exact_match([], []))
+def _plain_greedy_exact_match(model, tokenizer, task) -> list[float]:
+    """Restated without the harness: each prompt rendered as fine-tuning renders it, decoded greedily
+    one item at a time until EOS (24 tokens at most), right if equal to the gold after stripping."""
+    scores = []
+    for ex in task["test"]:
+        ids = torch.tensor([tokenizer(generation_prompt_text(tokenizer, ex["messages"]),
+                                      add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, max_new_tokens=24, do_sample=False,
+                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        answer = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        scores.append(float(answer.strip() == ex["answer"].strip()))
+    return scores
+
+
+def test_harness_exact_match_equals_plain_greedy_decoding(world_lm):
+    tokenizer, model_dir, _ = world_lm
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tasks = generate.generate_eval_tasks(3, n_dev=2, n_test=6)["tasks"]
+    # the model's own answers as the gold of half the items, so both outcomes are exercised
+    for task in tasks:
+        for ex in task["test"][::2]:
+            ids = torch.tensor([tokenizer(generation_prompt_text(tokenizer, ex["messages"]),
+                                          add_special_tokens=False)["input_ids"]])
+            out = model.generate(input_ids=ids, max_new_tokens=24, do_sample=False,
+                                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+            ex["answer"] = " " + tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True) + " "
+    items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=128, batch_size=4)
+    for task in tasks:
+        got = items[items["task"] == task["name"]].sort_values("item")
+        assert got["correct"].tolist() == _plain_greedy_exact_match(model, tokenizer, task)
+        assert got["correct"].iloc[::2].all()
+        assert np.isfinite(got["answer_loss"]).all() and (got["suite"] == "project").all()
+    summary = evaluate.task_summary(items)
+    assert summary["n_test"].tolist() == [6, 6, 6]
+
+
+def test_gsm8k_scoring_extracts_numbers_as_the_harness_defines(world_lm):
+    tokenizer, model_dir, _ = world_lm
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    question = [{"role": "user", "content": "Janet has 3 eggs and buys 15 more. How many eggs?"}]
+    task = {"name": "gsm8k", "scoring": "gsm8k", "max_new_tokens": 8,
+            "dev": [{"messages": question, "answer": "3 + 15 = 18\n#### 18"}],
+            "test": [{"messages": question, "answer": "3 + 15 = 18\n#### 18"}]}
+    items = evaluate.evaluate_items(model, tokenizer, [task], max_length=128)
+    assert {"exact_match,flexible-extract", "exact_match,strict-match"} <= set(items.columns)
+    assert items["correct"].tolist() == items["exact_match,flexible-extract"].tolist()
+    # the filters themselves, as the harness applies them to a worked answer
+    frame = harness.sample_rows("t", [
+        {"doc_id": 0, "target": "#### 18", "filter": "flexible-extract", "metrics": ["exact_match"],
+         "filtered_resps": ["18"], "exact_match": 1.0},
+        {"doc_id": 0, "target": "#### 18", "filter": "strict-match", "metrics": ["exact_match"],
+         "filtered_resps": ["[invalid]"], "exact_match": 0.0}])
+    assert frame.loc[0, "correct"] == 1.0 and frame.loc[0, "exact_match,strict-match"] == 0.0
+    assert frame.loc[0, "prediction"] == "18"
+
+
+def test_named_harness_task_scores_its_own_test_split_and_gives_dev_queries(world_lm, tmp_path):
+    tokenizer, model_dir, _ = world_lm
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    rows = [{"q": f"Which is a fruit? {i}", "choices": ["mango", "drill"], "label": 0} for i in range(5)]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "my_choice.yaml").write_text(
+        "task: my_choice\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    train: {tmp_path / 'data.jsonl'}\n    test: {tmp_path / 'data.jsonl'}\n"
+        "test_split: test\nfewshot_split: train\noutput_type: multiple_choice\n"
+        "doc_to_text: '{{q}}'\ndoc_to_choice: '{{choices}}'\ndoc_to_target: '{{label}}'\n"
+        "metric_list:\n  - metric: acc\n")
+    entries = harness.named_task_entries(["my_choice"], str(tmp_path), n_dev=3)
+    assert entries[0]["dev"][0] == {"messages": [{"role": "user", "content": "Which is a fruit? 0"}],
+                                    "answer": "mango"}
+    assert len(entries[0]["dev"]) == 3 and entries[0]["test"] == []
+    items = evaluate.evaluate_items(model, tokenizer, entries, max_length=128, harness_include=str(tmp_path))
+    assert len(items) == 5 and set(items["suite"]) == {"harness"} and items["answer_loss"].isna().all()
+    assert set(items["correct"]) <= {0.0, 1.0} and "acc,none" in items
+    with pytest.raises(ValueError, match="no_such_task: not a task"):
+        harness.named_task_entries(["no_such_task"], str(tmp_path))
+
+
+def test_selection_precision_counts_clean_targeted_rows():
+    selected = pd.DataFrame({"source": ["a", "a", "b", "c"], "clean": pd.array([True, False, True, True], "boolean")})
+    assert evaluate.selection_precision(selected, ["a", "b"]) == pytest.approx(0.5)
+    unlabelled = pd.DataFrame({"source": ["a"], "clean": pd.array([pd.NA], "boolean")})
+    assert evaluate.selection_precision(unlabelled, ["a"]) is None
 
 
 def test_reward_scores_are_the_first_logit_per_conversation(world_lm, tmp_path):

@@ -3,7 +3,7 @@ Tulu format and under a tokenizer's own chat template."""
 
 import copy
 
-from selection_assets.core.tokenize import encode_conversations, format_conversation, generation_prompt_ids
+from selection_assets.core.tokenize import encode_conversations, format_conversation, generation_prompt_text
 
 
 def test_answer_mask_covers_assistant_content_and_eos(world_lm):
@@ -55,8 +55,11 @@ def test_a_chat_template_is_used_and_its_assistant_turns_are_the_answer_tokens(w
     alone = encode_conversations(chat, [[{"role": "assistant", "content": "Tenmar"}]])[0]
     assert chat.decode([t for t, is_answer in zip(alone.input_ids, alone.answer_mask) if is_answer]) == (
         "Tenmar<|im_end|>\n")
-    prompt = generation_prompt_ids(chat, [messages[:1]])[0]
-    assert chat.decode(prompt) == rendered[: rendered.index("Tenmar")]
-    # without a template, the Tulu format and its header are unchanged
-    tulu_prompt = generation_prompt_ids(tokenizer, [messages[:1]])[0]
-    assert tokenizer.decode(tulu_prompt) == format_conversation(messages[:1], tokenizer.eos_token) + "<|assistant|>\n"
+    prompt = generation_prompt_text(chat, messages[:1])
+    assert prompt == rendered[: rendered.index("Tenmar")]
+    # without a template, the Tulu format; its tokens are the ones fine-tuning saw before the answer
+    tulu_prompt = generation_prompt_text(tokenizer, messages[:1])
+    assert tulu_prompt == format_conversation(messages[:1], tokenizer.eos_token) + "<|assistant|>\n"
+    trained = encode_conversations(tokenizer, [messages[:2]])[0]
+    assert tokenizer(tulu_prompt, add_special_tokens=False)["input_ids"] == (
+        trained.input_ids[: trained.last_answer_start])
