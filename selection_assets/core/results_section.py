@@ -135,7 +135,26 @@ def _cells_paragraph(comparison: dict) -> list[str]:
                            "em_vs_random_ci", "em_verdict", "answer_loss", "loss_vs_random", "loss_verdict",
                            "selection_precision", "distinct_answers", "answer_entropy_bits", "dev_answer_share")
                if c in cells]
-    return ["Every cell (em = exact match; verdicts against random in the same cell):", markdown_table(cells[columns])]
+    return [" ".join(["Every cell (em = exact match; verdicts against random in the same cell).",
+                      *_cell_verdict_counts(cells)]), markdown_table(cells[columns])]
+
+
+def _cell_verdict_counts(cells: pd.DataFrame) -> list[str]:
+    """How many method cells each per-cell test family finds better or worse than random, naming them
+    (the answer-loss verdicts matter where exact match is too coarse to resolve anything)."""
+    sentences = []
+    for label, column in (("exact match", "em_verdict"), ("answer loss", "loss_verdict")):
+        tested = cells[cells[column].notna()] if column in cells else cells.iloc[0:0]
+        if tested.empty:
+            continue
+        parts = []
+        for verdict in ("better", "worse"):
+            chosen = tested[tested[column] == verdict]
+            listed = ", ".join(f"{r.method} at {r.pool_size}/{r.budget}" for r in chosen.itertuples())
+            parts.append(f"{verdict} in {len(chosen)}" + (f" ({listed})" if listed else ""))
+        sentences.append(f"On {label}, of {len(tested)} method cells tested against random: {', '.join(parts)}; "
+                         f"no resolvable difference in the rest.")
+    return sentences
 
 
 _GROWTH_EM = {"better": "rises, as Ivison et al. report for RDS+",
@@ -188,6 +207,23 @@ def _paper_method_growth(row, cells: pd.DataFrame) -> str:
     return text
 
 
+def _random_growth_caveat(growth: pd.DataFrame, seeds: int) -> list[str]:
+    """Random's own 'pool growth' is a fresh draw of the same kind of subset: where it is resolvable,
+    the intervals miss the draw-to-draw variation, and differences of that size are not findings."""
+    moved = growth[(growth["method"] == "random")
+                   & ((growth["em_verdict"] != "no difference") | (growth["loss_verdict"] != "no difference"))]
+    if moved.empty:
+        return []
+    changes = [f"at budget {r.budget}: exact match {_signed(r.em_change)}, answer loss {_signed(r.loss_change)}"
+               for r in moved.itertuples()]
+    size = float(moved["loss_change"].abs().max())
+    return [f"Random itself changes resolvably between pool sizes ({'; '.join(changes)}), although a random "
+            f"subset of a larger pool is the same kind of subset: with {seeds} seed{'s' if seeds > 1 else ''} the "
+            f"intervals cover the test items, not the draw of the subset and its training. Random's draws alone "
+            f"already differ by up to {size:.3f} in answer loss, so differences of that order are not findings; "
+            f"more seeds (`--seeds N`) measure that variation."]
+
+
 def _pool_growth_paragraph(comparison: dict) -> list[str]:
     growth = pd.DataFrame(comparison.get("pool_growth") or [])
     if growth.empty or "em_verdict" not in growth:
@@ -205,6 +241,7 @@ def _pool_growth_paragraph(comparison: dict) -> list[str]:
     sentences.append(f"Over all {len(growth)} method-budget pairs, the larger pool is resolvably worse on exact match or "
                      f"answer loss (and better on neither) in {len(worse)}: {names(worse)}; better in {len(better)}: "
                      f"{names(better)}; mixed in {len(mixed)}: {names(mixed)} (numbers in the table).")
+    sentences += _random_growth_caveat(growth, len(comparison.get("seeds", ())))
     columns = ["method", "budget", "from_pool", "to_pool", "em_change", "em_change_ci", "em_verdict",
                "loss_change", "loss_change_ci", "loss_verdict", "precision_change"]
     return ["**As the pool grows** (larger pool minus the next smaller one, same method and budget, paired "

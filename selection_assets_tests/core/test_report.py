@@ -94,6 +94,8 @@ def test_results_section_states_numbers_and_verdicts():
     growth = comparison.pool_growth
     worse = ((growth["em_verdict"] == "worse") | (growth["loss_verdict"] == "worse")) & (
         growth["em_verdict"] != "better") & (growth["loss_verdict"] != "better")
+    assert ("On exact match, of 4 method cells tested against random: better in 2 (good at 1000/100, good at "
+            "4000/100), worse in 0; no resolvable difference in the rest.") in text
     assert f"Over all 3 method-budget pairs, the larger pool is resolvably worse" in text
     assert f"(and better on neither) in {int(worse.sum())}:" in text
 
@@ -131,6 +133,22 @@ def test_pool_growth_explains_a_fall_only_with_its_measurements():
     # the picks narrow but do not lean on the dev answers more than before: no explanation is offered
     unexplained = " ".join(results_section._pool_growth_paragraph(_growth_document(large_dev_share=0.4)))
     assert "narrower in what it teaches" not in unexplained
+
+
+def test_random_changing_with_the_pool_is_named_draw_variation_not_a_finding():
+    document = _growth_document(large_dev_share=0.4)
+    document["seeds"] = [0]
+    document["pool_growth"].append({"method": "random", "budget": 100, "from_pool": 1000, "to_pool": 4000,
+                                    "em_change": -0.01, "em_change_ci": "[-0.030, 0.010]", "em_p_holm": 0.5,
+                                    "em_verdict": "no difference", "loss_change": 0.004,
+                                    "loss_change_ci": "[0.002, 0.006]", "loss_p_holm": 0.001,
+                                    "loss_verdict": "worse", "precision_change": None})
+    text = " ".join(results_section._pool_growth_paragraph(document))
+    assert ("Random itself changes resolvably between pool sizes (at budget 100: exact match -0.010, answer loss "
+            "+0.004)") in text
+    assert "with 1 seed the intervals cover the test items" in text and "differ by up to 0.004" in text
+    document["pool_growth"][-1]["loss_verdict"] = "no difference"  # random steady: nothing to warn about
+    assert "Random itself" not in " ".join(results_section._pool_growth_paragraph(document))
 
 
 def test_a_method_a_paper_praises_but_found_worse_is_explained_by_what_it_picks():
