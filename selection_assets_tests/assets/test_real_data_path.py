@@ -96,3 +96,20 @@ def test_a_base_model_without_chat_template_gets_role_markers_as_special_tokens(
     assert set(tokenizer.all_special_tokens) >= {"<|system|>", "<|user|>", "<|assistant|>"}
     model = AutoModelForCausalLM.from_pretrained(layout.base_model_dir)
     assert model.get_input_embeddings().num_embeddings == len(tokenizer) == vocabulary + 3
+
+
+def _failure_message(resources: dict, selection: list[str]) -> str:
+    result = materialize(build_assets(Grid((100,), (30,))), resources=resources, selection=selection,
+                         raise_on_error=False)
+    return next(e for e in result.all_events if e.is_step_failure).step_failure_data.error.message
+
+
+def test_unreadable_eval_tasks_and_unknown_harness_tasks_are_refused_naming_the_setting(tmp_path):
+    common = {"storage": StorageResource(root=str(tmp_path / "storage")), "world": TINY_WORLD,
+              "compute": ComputeResource(device="cpu"), "training": TrainResource()}
+    missing = _failure_message({**common, "data": DataResource(eval_tasks=str(tmp_path / "no_tasks.json"))},
+                               ["eval_tasks"])
+    assert "SELECTION_ASSETS_EVAL_TASKS" in missing and "cannot be read" in missing
+    unknown = _failure_message({**common, "data": DataResource(harness_tasks="no_such_harness_task")},
+                               ["eval_tasks"])
+    assert "SELECTION_ASSETS_HARNESS_TASKS" in unknown and "no_such_harness_task: not a task" in unknown
