@@ -122,7 +122,8 @@ def build(grid: Grid) -> list:
            pool=GPU_POOL, tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, backfill_policy=BackfillPolicy.single_run(),
            kinds={"pytorch", "parquet"}, code_version=source_version(evaluate),
            description="The base model's answer cross-entropy per example of one ring: CE(A | Q) (perplexity "
-                       "methods) and CE(A) without context (IFD's denominator).")
+                       "methods) and CE(A) without context (IFD's denominator), and whether the example was "
+                       "cut at max_length (IFD skips those, as Cherry LLM does).")
     def answer_losses(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                       compute: ComputeResource) -> MaterializeResult:
         from transformers import AutoModelForCausalLM
@@ -132,7 +133,7 @@ def build(grid: Grid) -> list:
         # the model loads once, for every ring of a single-run backfill
         model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
         model, tokenizer = model.to(device).eval(), load_tokenizer(layout)
-        rows, seconds, undefined = 0, 0.0, 0
+        rows, seconds, undefined, truncated = 0, 0.0, 0, 0
         for ring in context.partition_keys:
             frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
             began = time.perf_counter()
@@ -145,7 +146,9 @@ def build(grid: Grid) -> list:
             store.write_json({"seconds": ring_seconds, "rows": len(losses)}, path.with_suffix(".json"))
             rows, seconds = rows + len(losses), seconds + ring_seconds
             undefined += int(losses["ce_answer"].isna().sum())
+            truncated += int(losses["truncated"].sum())
         return MaterializeResult(metadata={"rings": ", ".join(context.partition_keys), "rows": rows,
-                                           "seconds": seconds, "undefined": undefined})
+                                           "seconds": seconds, "undefined": undefined,
+                                           "truncated (no IFD)": truncated})
 
     return [answer_losses, *(_build_one(grid, spec) for spec in registry().values())]

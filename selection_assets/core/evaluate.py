@@ -89,12 +89,17 @@ def answer_losses(model, tokenizer, conversations: Sequence[Sequence[dict]], *, 
                   batch_tokens: int = 16384, device: str = "cpu",
                   log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """CE(A | Q) and CE(A) (the last answer alone, after only the assistant header) per conversation:
-    the inputs of the perplexity methods and of IFD. With `log`, each pass reports its progress."""
+    the inputs of the perplexity methods and of IFD; `truncated` marks a conversation longer than
+    `max_length`, whose CE(A | Q) covers only the answer tokens that fit. With `log`, each pass
+    reports its progress."""
     alone = [[{"role": "assistant", "content": c[-1]["content"]}] for c in conversations]
     kwargs = {"max_length": max_length, "batch_tokens": batch_tokens, "device": device, "log": log}
+    lengths = np.fromiter((len(e.input_ids) for e in encode_conversations(tokenizer, conversations)),
+                          dtype=np.int64, count=len(conversations))
     return pd.DataFrame({
         "ce_answer": answer_cross_entropy(model, tokenizer, conversations, label="CE(answer | question)", **kwargs),
-        "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, label="CE(answer alone)", **kwargs)})
+        "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, label="CE(answer alone)", **kwargs),
+        "truncated": lengths > max_length})
 
 
 @torch.inference_mode()

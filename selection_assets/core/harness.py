@@ -100,7 +100,6 @@ def sample_rows(task: str, samples: Sequence[dict]) -> pd.DataFrame:
             row[f"{metric},{filter_name}"] = float(sample[metric])
     frame = pd.DataFrame([by_doc[d] for d in sorted(by_doc)])
     frame["correct"] = frame[f"{primary[0]},{primary[1]}"]
-    frame.attrs["primary"] = f"{primary[0]},{primary[1]}"
     return frame
 
 

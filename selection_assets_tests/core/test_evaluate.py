@@ -32,6 +32,10 @@ def test_answer_losses_match_direct_computation(world_lm):
         alone = [{"role": "assistant", "content": messages[-1]["content"]}]
         assert got["ce_answer"][row] == pytest.approx(_direct_answer_ce(model, tokenizer, messages), abs=1e-4)
         assert got["ce_answer_alone"][row] == pytest.approx(_direct_answer_ce(model, tokenizer, alone), abs=1e-4)
+    lengths = [len(e.input_ids) for e in encode_conversations(tokenizer, conversations)]
+    short = evaluate.answer_losses(model, tokenizer, conversations, max_length=24, batch_tokens=300)
+    assert short["truncated"].tolist() == [n > 24 for n in lengths] and not got["truncated"].any()
+    assert 0 < short["truncated"].sum() < len(conversations)  # both kinds present
     # vocabulary logits a few answer tokens at a time give the same losses
     chunked = evaluate.answer_cross_entropy(model, tokenizer, conversations, max_length=128, batch_tokens=300,
                                             logit_rows=5)

@@ -1,7 +1,13 @@
 """Instruction-Following Difficulty (Li et al. 2023, Cherry LLM): IFD = CE(A | Q) / CE(A).
 
-CE(A) is the answer's cross-entropy without its context. IFD >= 1 means the context does not help
-predict the answer; those examples are dropped (score -inf). The rest are taken highest first.
+CE(A) is the answer's cross-entropy without its context. IFD > 1 means the context makes the answer
+harder to predict; those examples are dropped (score -inf), as in Cherry LLM. So are examples that do not fit in
+`max_length` whole: CE(A | Q) would cover only the answer tokens left after the question while CE(A)
+covers the whole answer, and Cherry LLM's `cherry_seletion/data_by_IFD.py` skips such examples
+(`instruct_i_len + len_1 > max_length`). The rest are taken highest first; among equal IFDs the
+earlier pool row first. Known departure: the reference sorts (IFD, index) ascending and keeps its
+end, so it breaks ties the other way (duplicated examples tie exactly); aligning it changes the
+world's IFD selections and waits for the 16-method results to be regenerated.
 """
 
 from __future__ import annotations
@@ -21,14 +27,16 @@ def ifd_values(ce_with_context: np.ndarray, ce_alone: np.ndarray) -> np.ndarray:
 
 
 def score(inputs: ScoringInputs) -> pd.DataFrame:
-    """IFD as the score, -inf where IFD >= 1 or undefined."""
+    """IFD as the score, -inf where IFD > 1 or undefined (NaN, as for an example cut by truncation)."""
     losses = inputs.require_answer_losses()
     values = ifd_values(losses["ce_answer"], losses["ce_answer_alone"])
-    frame = base_frame(inputs, np.where(np.isfinite(values) & (values < 1.0), values, -np.inf))
+    if "truncated" in losses:
+        values = np.where(losses["truncated"].to_numpy(dtype=bool), np.nan, values)
+    frame = base_frame(inputs, np.where(np.isfinite(values) & (values <= 1.0), values, -np.inf))
     frame["ifd"] = values
     return frame
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """Highest IFD first among examples with IFD < 1; fails if fewer than `budget` remain."""
+    """Highest IFD first among examples with IFD <= 1; fails if fewer than `budget` remain."""
     return top_k(scores, budget)

@@ -35,12 +35,42 @@ def test_perplexity_variants(variant, expected):
 
 
 def test_ifd_divides_and_drops_unhelpful_context():
-    losses = pd.DataFrame({"ce_answer": [1.0, 2.0, 0.9, 3.0], "ce_answer_alone": [2.0, 2.0, 1.0, 4.0]})
-    scores = ifd.score(_inputs(4, answer_losses=losses))
-    np.testing.assert_allclose(scores["ifd"], [0.5, 1.0, 0.9, 0.75])
-    assert _ids(ifd.select(scores, 3)) == ["e2", "e3", "e0"]  # e1 (IFD = 1) is dropped
-    with pytest.raises(ValueError, match="only 3 examples are eligible"):
-        ifd.select(scores, 4)
+    losses = pd.DataFrame({"ce_answer": [1.0, 2.0, 0.9, 3.0, 3.0], "ce_answer_alone": [2.0, 2.0, 1.0, 4.0, 2.0]})
+    scores = ifd.score(_inputs(5, answer_losses=losses))
+    np.testing.assert_allclose(scores["ifd"], [0.5, 1.0, 0.9, 0.75, 1.5])
+    assert _ids(ifd.select(scores, 3)) == ["e1", "e2", "e3"]  # e4 (IFD > 1) is dropped; IFD = 1 is kept
+    with pytest.raises(ValueError, match="only 4 examples are eligible"):
+        ifd.select(scores, 5)
+
+
+def _reference_ifd_selection(ce_with_context, ce_alone, truncated, budget) -> set[str]:
+    """Restated from Cherry LLM (cherry_seletion/data_by_IFD.py): skip an example that does not fit
+    whole, skip IFD = mean CE(A|Q) / mean CE(A) > 1, keep the highest IFDs. Ties: earlier row first
+    (the reference keeps the later row; a known departure, see ifd.py)."""
+    kept = []
+    for index, (with_context, alone, cut) in enumerate(zip(ce_with_context, ce_alone, truncated)):
+        if cut or not alone > 0:
+            continue
+        if with_context / alone > 1:
+            continue
+        kept.append((with_context / alone, index))
+    return {f"e{i}" for _, i in sorted(kept, key=lambda pair: (-pair[0], pair[1]))[:budget]}
+
+
+def test_ifd_matches_a_restatement_of_cherry_llm_on_random_losses_with_truncation():
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        n = 40
+        losses = pd.DataFrame({"ce_answer": np.round(rng.uniform(0.1, 3.0, n), 1),  # rounding makes ties
+                               "ce_answer_alone": np.round(rng.uniform(0.5, 3.0, n), 1),
+                               "truncated": rng.random(n) < 0.3})
+        scores = ifd.score(_inputs(n, answer_losses=losses))
+        eligible = int(np.isfinite(scores["score"]).sum())
+        for budget in (1, max(1, eligible // 2), eligible):
+            expected = _reference_ifd_selection(losses["ce_answer"], losses["ce_answer_alone"], losses["truncated"],
+                                                budget)
+            assert set(_ids(ifd.select(scores, budget))) == expected
+        assert scores.loc[losses["truncated"].to_numpy(), "ifd"].isna().all()
 
 
 def test_token_length_total_and_response():
