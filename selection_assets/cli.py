@@ -30,6 +30,7 @@ from transformers.utils import logging as transformers_logging
 from selection_assets.core.methods import SPINE_METHODS, registry
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM, Grid
 from selection_assets.profiles import PROFILE_ENV, PROFILES
+from selection_assets.runs import owner_tags, reap_dead_runs
 
 REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
@@ -78,6 +79,12 @@ def stage_plan(grid: Grid, assets: list, methods: Sequence[str]) -> list[tuple[s
     return plan
 
 
+def reap(instance: DagsterInstance, echo=print) -> None:
+    """Before new runs: fail the runs a killed process left STARTED and free their slots (runs.py)."""
+    for run_id in reap_dead_runs(instance):
+        echo(f"  run {run_id[:8]} had lost its process (killed?): marked failed, its slots freed")
+
+
 def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=print,
                 log_level: str = "INFO", methods: Sequence[str] = SPINE_METHODS) -> list:
     """Materialise `methods` over every valid cell of `grid`, stage by stage; the runs' results.
@@ -91,11 +98,12 @@ def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=pri
         raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(registry())}")
     assets = build_assets(grid)
     console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    reap(instance, echo)
     results = []
     for label, keys, partition in stage_plan(grid, assets, methods):
         began = time.perf_counter()
         result = materialize(assets, selection=keys, partition_key=partition, instance=instance,
-                             resources=resources, raise_on_error=True, run_config=console)
+                             resources=resources, raise_on_error=True, run_config=console, tags=owner_tags())
         echo(f"  {label}: {len(keys)} assets in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
         results.append(result)
     return results
@@ -197,6 +205,7 @@ def rerun(args: argparse.Namespace) -> int:
     assets, resources = build_assets(grid), default_resources()
     transformers_logging.disable_progress_bar()
     with DagsterInstance.get() as instance:
+        reap(instance)
         plan = stale_plan(defs, grid, instance)
         if not plan:
             print(f"nothing is stale in {home}")
@@ -206,7 +215,7 @@ def rerun(args: argparse.Namespace) -> int:
             print(f"  {label}: {', '.join(k.to_user_string() for k in keys)}")
             if not args.dry_run:
                 materialize(assets, selection=keys, partition_key=partition, instance=instance,
-                            resources=resources, raise_on_error=True, run_config=console)
+                            resources=resources, raise_on_error=True, run_config=console, tags=owner_tags())
     return 0
 
 

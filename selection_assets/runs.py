@@ -1,0 +1,56 @@
+"""Runs whose process died without ending them (SIGKILL, the OOM killer): found, marked failed, and
+their concurrency slots freed.
+
+A SIGKILLed run cannot record its own end: it stays STARTED in the instance and keeps the slot of
+the `gpu` concurrency pool it held, so the next run waits for that slot forever. Every run the
+command line starts is tagged with its process id and host; before starting new runs the command
+line reaps those tagged runs whose process is gone, as Dagster's run monitoring does for launchers
+that can check their workers, and frees the slots of every run that has ended."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+PID_TAG = "selection_assets/pid"
+HOST_TAG = "selection_assets/host"
+UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming this process as the owner of a run (what `reap_dead_runs` checks)."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def reap_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed every unfinished run owned by a process of this host that no longer exists, then
+    free the concurrency slots of every run that has ended. Returns the reaped run ids."""
+    host = socket.gethostname()
+    reaped = []
+    for run in instance.get_runs(filters=RunsFilter(statuses=UNFINISHED)):
+        pid = run.tags.get(PID_TAG)
+        if pid is None or run.tags.get(HOST_TAG) != host or _process_alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"its process (pid {pid} on {host}) ended without ending the run "
+                                        "(killed, e.g. by the OOM killer); marked failed by selection-assets")
+        reaped.append(run.run_id)
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        for run_id in storage.get_concurrency_run_ids():
+            run = instance.get_run_by_id(run_id)
+            if run is None or run.is_finished:
+                storage.free_concurrency_slots_for_run(run_id)
+    return reaped

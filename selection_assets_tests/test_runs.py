@@ -1,0 +1,45 @@
+"""A run killed with SIGKILL (as the OOM killer does) does not block the pipeline: the next command
+marks it failed, frees its concurrency slot, and runs to the end."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from dagster import DagsterInstance, DagsterRunStatus
+
+from selection_assets.runs import PID_TAG, reap_dead_runs
+from selection_assets_tests.conftest import QUICK_WORLD_JSON, REPO, cli
+
+
+def _gpu_slot_holders(home) -> set[str]:
+    with DagsterInstance.from_config(str(home)) as instance:
+        return set(instance.event_log_storage.get_concurrency_run_ids())
+
+
+def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_rerun_finishes(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "80",
+           "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "selection_assets.cli", "demo", "--methods", "random"]
+    victim = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (home / "history").exists() or not _gpu_slot_holders(home):  # a GPU-pool step holds the slot
+        assert victim.poll() is None and time.monotonic() < deadline, "the run never claimed a gpu slot"
+        time.sleep(0.5)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        stuck = [r for r in instance.get_runs() if r.status == DagsterRunStatus.STARTED]
+        assert len(stuck) == 1 and stuck[0].tags[PID_TAG] == str(victim.pid)
+    assert _gpu_slot_holders(home) == {stuck[0].run_id}  # what made the rerun wait forever
+
+    # the same command, rerun, reaps the dead run first and goes to the end
+    output = cli(["demo", "--methods", "random"], env, tmp_path)
+    assert f"run {stuck[0].run_id[:8]} had lost its process" in output and "Done in" in output
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(stuck[0].run_id).status == DagsterRunStatus.FAILURE
+        assert not instance.event_log_storage.get_concurrency_run_ids()
+        assert reap_dead_runs(instance) == []
