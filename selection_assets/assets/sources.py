@@ -88,8 +88,10 @@ def _validate_tasks(tasks: dict, origin: str) -> None:
         raise Failure(f"eval tasks from {origin!r}: expected {{'tasks': [...]}} with at least one task")
     for position, task in enumerate(tasks["tasks"]):
         name = task.get("name", f"#{position}")
-        if task.get("scoring", "exact_answer") not in harness.SCORINGS:
-            raise Failure(f"eval task {name!r}: scoring {task['scoring']!r} is not one of {harness.SCORINGS}")
+        try:
+            harness.scoring_of(task)
+        except ValueError as error:
+            raise Failure(str(error)) from None
         for split in ("dev", "test"):
             rows = task.get(split)
             if not isinstance(rows, list) or not rows:

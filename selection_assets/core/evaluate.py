@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from selection_assets.core.embed import length_buckets
 from selection_assets.core.progress import Progress
 from selection_assets.core import harness
-from selection_assets.core.tokenize import encode_conversations, format_conversation, has_chat_template, pad_batch
+from selection_assets.core.tokenize import (Encoded, encode_conversations, format_conversation, has_chat_template,
+                                            pad_batch, truncate)
 
 
 def _pad_id(tokenizer) -> int:
@@ -52,7 +53,6 @@ def scored_token_nll(model, ids: torch.Tensor, mask: torch.Tensor, scored: torch
     return rows, nll
 
 
-@torch.inference_mode()
 def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
                          batch_tokens: int = 16384, device: str = "cpu", logit_rows: int = 1024,
                          log: Callable[[str], None] | None = None, label: str = "answer losses") -> np.ndarray:
@@ -62,7 +62,16 @@ def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict
     are computed only for answer tokens, `logit_rows` at a time (see `scored_token_nll`). With `log`,
     progress lines (done/total, rate, time left) go to it under `label`.
     """
-    encoded = encode_conversations(tokenizer, conversations, max_length)
+    return encoded_answer_cross_entropy(model, tokenizer, encode_conversations(tokenizer, conversations, max_length),
+                                        batch_tokens=batch_tokens, device=device, logit_rows=logit_rows, log=log,
+                                        label=label)
+
+
+@torch.inference_mode()
+def encoded_answer_cross_entropy(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens: int = 16384,
+                                 device: str = "cpu", logit_rows: int = 1024, log: Callable[[str], None] | None = None,
+                                 label: str = "answer losses") -> np.ndarray:
+    """`answer_cross_entropy` of conversations already encoded (and truncated)."""
     progress = Progress(label, len(encoded), log, unit="conversations") if log else None
     losses = np.full(len(encoded), np.nan, dtype=np.float64)
     for batch_rows in length_buckets([len(e.input_ids) for e in encoded], batch_tokens):
@@ -93,13 +102,15 @@ def answer_losses(model, tokenizer, conversations: Sequence[Sequence[dict]], *, 
     `max_length`, whose CE(A | Q) covers only the answer tokens that fit. With `log`, each pass
     reports its progress."""
     alone = [[{"role": "assistant", "content": c[-1]["content"]}] for c in conversations]
-    kwargs = {"max_length": max_length, "batch_tokens": batch_tokens, "device": device, "log": log}
-    lengths = np.fromiter((len(e.input_ids) for e in encode_conversations(tokenizer, conversations)),
-                          dtype=np.int64, count=len(conversations))
+    kwargs = {"batch_tokens": batch_tokens, "device": device, "log": log}
+    whole = encode_conversations(tokenizer, conversations)  # encoded once: lengths, then the CE pass
+    truncated = np.fromiter((len(e.input_ids) > max_length for e in whole), dtype=bool, count=len(whole))
     return pd.DataFrame({
-        "ce_answer": answer_cross_entropy(model, tokenizer, conversations, label="CE(answer | question)", **kwargs),
-        "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, label="CE(answer alone)", **kwargs),
-        "truncated": lengths > max_length})
+        "ce_answer": encoded_answer_cross_entropy(model, tokenizer, truncate(whole, max_length),
+                                                  label="CE(answer | question)", **kwargs),
+        "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, max_length=max_length,
+                                                label="CE(answer alone)", **kwargs),
+        "truncated": truncated})
 
 
 @torch.inference_mode()

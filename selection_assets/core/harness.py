@@ -38,6 +38,15 @@ def shipped_config_texts() -> list[str]:
     return [(SHIPPED_CONFIGS / f"{scoring}.yaml").read_text() for scoring in SCORINGS]
 
 
+def scoring_of(task: dict) -> str:
+    """A project task's scoring (one of SCORINGS; `exact_answer` when it names none); ValueError
+    naming the task otherwise."""
+    scoring = task.get("scoring", "exact_answer")
+    if scoring not in SCORINGS:
+        raise ValueError(f"eval task {task.get('name')!r}: scoring {scoring!r} is not one of {SCORINGS}")
+    return scoring
+
+
 def harness_task_name(task: dict) -> str:
     """The harness task name of a project task."""
     return TASK_PREFIX + task["name"]
@@ -50,9 +59,7 @@ def write_project_tasks(tasks: Sequence[dict], tokenizer, directory: Path, split
     directory.mkdir(parents=True, exist_ok=True)
     names = []
     for task in tasks:
-        scoring = task.get("scoring", "exact_answer")
-        if scoring not in SCORINGS:
-            raise ValueError(f"eval task {task['name']!r}: scoring {scoring!r} is not one of {SCORINGS}")
+        scoring = scoring_of(task)
         files = {}
         for part in dict.fromkeys((split, "dev")):
             path = directory / f"{task['name']}.{part}.jsonl"

@@ -144,9 +144,9 @@ def _cell_verdict_counts(cells: pd.DataFrame) -> list[str]:
     (the answer-loss verdicts matter where exact match is too coarse to resolve anything)."""
     sentences = []
     for label, column in (("exact match", "em_verdict"), ("answer loss", "loss_verdict")):
-        tested = cells[cells[column].notna()] if column in cells else cells.iloc[0:0]
-        if tested.empty:
+        if column not in cells or cells[column].isna().all():
             continue
+        tested = cells[cells[column].notna()]
         parts = []
         for verdict in ("better", "worse"):
             chosen = tested[tested[column] == verdict]

@@ -67,11 +67,15 @@ def encode_conversations(tokenizer, conversations: Sequence[Sequence[dict[str, s
     one batched tokenizer call; truncate each to `max_length`."""
     out = (_encode_with_template(tokenizer, conversations) if has_chat_template(tokenizer)
            else _encode_tulu(tokenizer, conversations))
-    if max_length is not None:
-        for enc in out:
-            del enc.input_ids[max_length:]
-            del enc.answer_mask[max_length:]
-    return out
+    return out if max_length is None else truncate(out, max_length)
+
+
+def truncate(encoded: list[Encoded], max_length: int) -> list[Encoded]:
+    """Cut every encoded conversation to its first `max_length` tokens, in place; returns them."""
+    for enc in encoded:
+        del enc.input_ids[max_length:]
+        del enc.answer_mask[max_length:]
+    return encoded
 
 
 def generation_prompt_text(tokenizer, messages: Sequence[dict[str, str]]) -> str:
