@@ -9,8 +9,10 @@ format used by Ivison et al. (2025), its role markers being special tokens of th
 Either way the "answer" tokens are each assistant turn's content and its end-of-turn tokens: the
 loss mask for fine-tuning and the A in perplexity/IFD. With a template they are found by rendering
 each prefix of the conversation (the assistant turn with a marker for its content, then through the
-turn) and mapping those character spans to tokens; in the Tulu format, each conversation is cut into
-segments (role headers, contents, EOS) tokenised in one batched call and stitched back.
+turn) and mapping those character spans to tokens; in the Tulu format the spans are known as the
+string is built. Either way each conversation is tokenised as one string, as open-instruct's
+`encode_with_messages_format` does (segment-wise tokenisation would let a SentencePiece tokenizer add
+word-start pieces at the joins), and, as there, with no newline after the last turn.
 """
 
 from __future__ import annotations
@@ -52,13 +54,10 @@ def add_role_tokens(tokenizer) -> list[str]:
 
 
 def format_conversation(messages: Sequence[dict[str, str]], eos_token: str) -> str:
-    """The conversation as one string in the Tulu chat format (for tokenizer training, display)."""
-    parts = []
-    for msg in messages:
-        parts.append(ROLE_HEADERS[msg["role"]])
-        parts.append(msg["content"])
-        parts.append(eos_token + "\n" if msg["role"] == "assistant" else "\n")
-    return "".join(parts)
+    """The conversation as one string in the Tulu chat format, each turn ending in a newline (the
+    world's pre-training text, encoder input, and the context of a generation prompt)."""
+    text, _ = tulu_text(messages, eos_token)
+    return text + "\n" if messages else ""
 
 
 def encode_conversations(tokenizer, conversations: Sequence[Sequence[dict[str, str]]],
@@ -126,39 +125,37 @@ def _encode_with_template(tokenizer, conversations: Sequence[Sequence[dict[str, 
     return out
 
 
-def _encode_tulu(tokenizer, conversations: Sequence[Sequence[dict[str, str]]]) -> list[Encoded]:
-    segments: list[str] = []
-    kinds: list[tuple[int, str]] = []  # (conversation index, "prompt" | "answer" | "sep")
-    for conv_index, messages in enumerate(conversations):
-        for msg in messages:
-            segments.append(ROLE_HEADERS[msg["role"]])
-            kinds.append((conv_index, "prompt"))
-            if msg["role"] == "assistant":
-                segments.append(msg["content"])
-                kinds.append((conv_index, "answer"))
-                kinds.append((conv_index, "eos"))
-                segments.append("")
-                segments.append("\n")
-                kinds.append((conv_index, "prompt"))
-            else:
-                segments.append(msg["content"] + "\n")
-                kinds.append((conv_index, "prompt"))
-    # drop the EOS placeholders from the tokenizer call; they become the eos id below
-    texts = [s for s, (_, kind) in zip(segments, kinds) if kind != "eos"]
-    pieces = iter(tokenizer(texts, add_special_tokens=False)["input_ids"]) if texts else iter(())
-    eos_id = tokenizer.eos_token_id
-    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "bos_token_id", None) is not None else []
-    out = [Encoded(list(bos), [False] * len(bos), 0) for _ in conversations]
-    for conv_index, kind in kinds:
-        enc = out[conv_index]
-        if kind == "eos":
-            ids = [eos_id]
+def tulu_text(messages: Sequence[dict[str, str]], eos_token: str) -> tuple[str, list[tuple[int, int]]]:
+    """The conversation in the Tulu format as it is encoded (no newline after the last turn, as
+    open-instruct's `encode_with_messages_format` strips it) and the character span of each assistant
+    turn's content with its EOS."""
+    text, spans = "", []
+    for msg in messages:
+        text += ROLE_HEADERS[msg["role"]]
+        if msg["role"] == "assistant":
+            start = len(text)
+            text += msg["content"] + eos_token
+            spans.append((start, len(text)))
+            text += "\n"
         else:
-            ids = next(pieces)
-        if kind == "answer":
-            enc.last_answer_start = len(enc.input_ids)
-        enc.input_ids.extend(ids)
-        enc.answer_mask.extend([kind in ("answer", "eos")] * len(ids))
+            text += msg["content"] + "\n"
+    return (text[:-1] if text.endswith("\n") else text), spans
+
+
+def _encode_tulu(tokenizer, conversations: Sequence[Sequence[dict[str, str]]]) -> list[Encoded]:
+    """Each conversation tokenised as one string (so a SentencePiece tokenizer adds no word-start
+    piece at segment joins), answer tokens found from the character spans of the assistant turns."""
+    rendered = [tulu_text(c, tokenizer.eos_token or "") for c in conversations]
+    if not rendered:
+        return []
+    batch = tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
+    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "bos_token_id", None) is not None else []
+    out = []
+    for (text, spans), ids, offsets in zip(rendered, batch["input_ids"], batch["offset_mapping"]):
+        mask = [any(start <= begin < end for start, end in spans) for begin, _ in offsets]
+        last_start = spans[-1][0] if spans else len(text)
+        last_answer_start = next((i for i, (begin, _) in enumerate(offsets) if begin >= last_start), len(ids))
+        out.append(Encoded(bos + list(ids), [False] * len(bos) + mask, len(bos) + last_answer_start))
     return out
 
 

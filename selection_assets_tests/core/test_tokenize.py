@@ -3,7 +3,11 @@ Tulu format and under a tokenizer's own chat template."""
 
 import copy
 
-from selection_assets.core.tokenize import encode_conversations, format_conversation, generation_prompt_text
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from selection_assets.core.tokenize import (CHAT_SPECIAL_TOKENS, encode_conversations, format_conversation,
+                                            generation_prompt_text, tulu_text)
 
 
 def test_answer_mask_covers_assistant_content_and_eos(world_lm):
@@ -18,7 +22,9 @@ def test_answer_mask_covers_assistant_content_and_eos(world_lm):
     first, second = tokenizer.decode([t for t in answer_ids if t != eos]), answer_ids.count(eos)
     assert first == "TenmarYou are welcome." and second == 2
     assert tokenizer.decode(enc.input_ids[enc.last_answer_start:]).startswith("You are welcome.")
-    assert tokenizer.decode(enc.input_ids) == format_conversation(messages, tokenizer.eos_token)
+    # the text as open-instruct encodes it: no newline after the last EOS
+    assert tokenizer.decode(enc.input_ids) == format_conversation(messages, tokenizer.eos_token)[:-1]
+    assert enc.input_ids[-1] == eos
 
 
 def test_truncation_cuts_ids_and_mask_together(world_lm):
@@ -63,3 +69,36 @@ def test_a_chat_template_is_used_and_its_assistant_turns_are_the_answer_tokens(w
     trained = encode_conversations(tokenizer, [messages[:2]])[0]
     assert tokenizer(tulu_prompt, add_special_tokens=False)["input_ids"] == (
         trained.input_ids[: trained.last_answer_start])
+
+
+def sentencepiece_like_tokenizer() -> PreTrainedTokenizerFast:
+    """A small BPE tokenizer with Llama 2's Metaspace pre-tokenizer: every string it is given starts
+    a word, so tokenising a conversation in segments would insert word-start pieces at the joins."""
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    texts = ["What is the capital of Kalovia?", "Tenmar", "Thanks!", "You are welcome."]
+    trainer = trainers.BpeTrainer(vocab_size=200, special_tokens=["<unk>", "<s>", "</s>", *CHAT_SPECIAL_TOKENS],
+                                  show_progress=False)
+    tokenizer.train_from_iterator(texts * 20, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   additional_special_tokens=list(CHAT_SPECIAL_TOKENS))
+
+
+def test_a_sentencepiece_tokenizer_sees_each_conversation_as_one_string():
+    tokenizer = sentencepiece_like_tokenizer()
+    messages = [{"role": "user", "content": "What is the capital of Kalovia?"},
+                {"role": "assistant", "content": "Tenmar"},
+                {"role": "user", "content": "Thanks!"},
+                {"role": "assistant", "content": "You are welcome."}]
+    enc = encode_conversations(tokenizer, [messages])[0]
+    text, spans = tulu_text(messages, tokenizer.eos_token)
+    assert [text[a:b] for a, b in spans] == ["Tenmar</s>", "You are welcome.</s>"]
+    whole = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert enc.input_ids == [tokenizer.bos_token_id] + whole
+    # segment-wise tokenisation would differ: "Tenmar" alone gets a word-start piece it lacks after "\n"
+    assert tokenizer("Tenmar", add_special_tokens=False)["input_ids"] != tokenizer(
+        "<|assistant|>\nTenmar", add_special_tokens=False)["input_ids"][1:]
+    answer = [t for t, is_answer in zip(enc.input_ids, enc.answer_mask) if is_answer]
+    assert answer.count(tokenizer.eos_token_id) == 2
+    assert tokenizer.decode(enc.input_ids[enc.last_answer_start:]).replace(" ", "") == "Youarewelcome.</s>"
