@@ -104,8 +104,9 @@ def selection_frame(scores: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
                          "source": chosen["source"].to_numpy()})
 
 
-def top_k(scores: pd.DataFrame, budget: int, column: str = "score") -> pd.DataFrame:
-    """The `budget` highest-scoring rows (ties: earlier pool row first); NaN and -inf never count.
+def top_k(scores: pd.DataFrame, budget: int, column: str = "score", later_rows_first: bool = False) -> pd.DataFrame:
+    """The `budget` highest-scoring rows; NaN and -inf never count. Ties: earlier pool row first, or
+    the later one with `later_rows_first` (a reference that sorts ascending and keeps the end).
 
     Raises ValueError naming the shortfall when fewer than `budget` rows are eligible."""
     values = scores[column].to_numpy(dtype=np.float64)
@@ -113,7 +114,11 @@ def top_k(scores: pd.DataFrame, budget: int, column: str = "score") -> pd.DataFr
     if eligible.sum() < budget:
         raise ValueError(f"only {int(eligible.sum())} examples are eligible under '{column}', "
                          f"fewer than the budget {budget}")
-    order = np.argsort(-np.where(eligible, values, -np.inf), kind="stable")[:budget]
+    key = -np.where(eligible, values, -np.inf)
+    if later_rows_first:
+        order = len(key) - 1 - np.argsort(key[::-1], kind="stable")[:budget]
+    else:
+        order = np.argsort(key, kind="stable")[:budget]
     return selection_frame(scores, order)
 
 

@@ -4,10 +4,9 @@ CE(A) is the answer's cross-entropy without its context. IFD > 1 means the conte
 harder to predict; those examples are dropped (score -inf), as in Cherry LLM. So are examples that do not fit in
 `max_length` whole: CE(A | Q) would cover only the answer tokens left after the question while CE(A)
 covers the whole answer, and Cherry LLM's `cherry_seletion/data_by_IFD.py` skips such examples
-(`instruct_i_len + len_1 > max_length`). The rest are taken highest first; among equal IFDs the
-earlier pool row first. Known departure: the reference sorts (IFD, index) ascending and keeps its
-end, so it breaks ties the other way (duplicated examples tie exactly); aligning it changes the
-world's IFD selections and waits for the 16-method results to be regenerated.
+(`instruct_i_len + len_1 > max_length`). The rest are taken highest first; among equal IFDs (duplicated
+examples tie exactly) the later pool row first, as the reference sorts (IFD, index) ascending and
+keeps the end of the list.
 """
 
 from __future__ import annotations
@@ -38,5 +37,6 @@ def score(inputs: ScoringInputs) -> pd.DataFrame:
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """Highest IFD first among examples with IFD <= 1; fails if fewer than `budget` remain."""
-    return top_k(scores, budget)
+    """Highest IFD first among examples with IFD <= 1 (ties: later row first); fails if fewer than
+    `budget` remain."""
+    return top_k(scores, budget, later_rows_first=True)

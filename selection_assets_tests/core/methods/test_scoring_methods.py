@@ -43,10 +43,9 @@ def test_ifd_divides_and_drops_unhelpful_context():
         ifd.select(scores, 5)
 
 
-def _reference_ifd_selection(ce_with_context, ce_alone, truncated, budget) -> set[str]:
+def _reference_ifd_selection(ce_with_context, ce_alone, truncated, budget) -> list[str]:
     """Restated from Cherry LLM (cherry_seletion/data_by_IFD.py): skip an example that does not fit
-    whole, skip IFD = mean CE(A|Q) / mean CE(A) > 1, keep the highest IFDs. Ties: earlier row first
-    (the reference keeps the later row; a known departure, see ifd.py)."""
+    whole, skip IFD = mean CE(A|Q) / mean CE(A) > 1, sort (IFD, index) ascending and keep the end."""
     kept = []
     for index, (with_context, alone, cut) in enumerate(zip(ce_with_context, ce_alone, truncated)):
         if cut or not alone > 0:
@@ -54,7 +53,8 @@ def _reference_ifd_selection(ce_with_context, ce_alone, truncated, budget) -> se
         if with_context / alone > 1:
             continue
         kept.append((with_context / alone, index))
-    return {f"e{i}" for _, i in sorted(kept, key=lambda pair: (-pair[0], pair[1]))[:budget]}
+    kept.sort()
+    return [f"e{i}" for _, i in reversed(kept[len(kept) - budget:])]
 
 
 def test_ifd_matches_a_restatement_of_cherry_llm_on_random_losses_with_truncation():
@@ -69,7 +69,7 @@ def test_ifd_matches_a_restatement_of_cherry_llm_on_random_losses_with_truncatio
         for budget in (1, max(1, eligible // 2), eligible):
             expected = _reference_ifd_selection(losses["ce_answer"], losses["ce_answer_alone"], losses["truncated"],
                                                 budget)
-            assert set(_ids(ifd.select(scores, budget))) == expected
+            assert _ids(ifd.select(scores, budget)) == expected
         assert scores.loc[losses["truncated"].to_numpy(), "ifd"].isna().all()
 
 
