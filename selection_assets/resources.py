@@ -15,6 +15,7 @@ from pydantic import Field
 
 from selection_assets.core.store import Layout
 from selection_assets.real_material import GSM8K_MAX_NEW_TOKENS
+from selection_assets.core.less import LessSettings
 from selection_assets.core.train import TrainSettings
 from selection_assets.world.models import TinyModelShape
 
@@ -131,6 +132,22 @@ class TrainResource(ConfigurableResource):
     lora_rank: int = Field(default=0, description="0 fine-tunes every weight; r > 0 trains LoRA adapters of "
                            "rank r on all linear layers (peft) and merges them into each checkpoint, for "
                            "models too large for full fine-tuning.")
+    less_lora_rank: int = Field(default=8, description="LESS warm-up LoRA rank (alpha is 4x the rank, as "
+                                "LESS's 128/512). LESS uses 128 on 7B models; 8 suits the world's 192-wide LM.")
+    less_projection_dim: int = Field(default=1024, description="Dimensions of LESS's random projection per "
+                                     "checkpoint (LESS: 8192; 1024 keeps the world's projection in memory).")
+    less_warmup_fraction: float = Field(default=0.05, description="Share of the largest pool LESS warms up on, "
+                                        "drawn at random from the smallest pool (LESS: 5% of its pool).")
+    less_epochs: int = Field(default=4, description="LESS warm-up epochs, one checkpoint each (LESS: 4).")
+
+    def less_settings(self, max_length: int, seed: int) -> LessSettings:
+        """LESS's warm-up and feature settings: its own LoRA shape and schedule (linear, 3% warm-up,
+        dropout 0.1), at this resource's learning rate and batch size (LESS warms up with its
+        fine-tuning recipe)."""
+        return LessSettings(lora_rank=self.less_lora_rank, lora_alpha=4 * self.less_lora_rank,
+                            epochs=self.less_epochs, learning_rate=self.learning_rate, batch_size=self.batch_size,
+                            warmup_fraction=self.less_warmup_fraction, projection_dim=self.less_projection_dim,
+                            max_length=max_length, seed=seed)
 
     def settings(self, max_length: int, seed: int) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, learning_rate=self.learning_rate,

@@ -1,7 +1,8 @@
 """Embedding assets, one pair per embedding space: every pool example (once, per ring) and the eval
 queries. Spaces: `rds` (RDS+ position-weighted pooling of the base LM, assets `pool_embeddings`
-and `query_embeddings`), its pooling ablations `rds_mean` and `rds_last_token`, and `encoder`
-(a sentence-transformers model)."""
+and `query_embeddings`), its pooling ablations `rds_mean` and `rds_last_token`, `encoder` (a
+sentence-transformers model), and `less` (LESS gradient features, `pool_less_features` and
+`query_less_features`, after the `less_warmup` asset's LoRA warm-up)."""
 
 import hashlib
 import json
@@ -18,9 +19,10 @@ from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecu
 
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_name,
                                              base_model_path, load_tokenizer, source_version)
-from selection_assets.core import embed, store, tokenize
+from selection_assets.core import embed, less, records, store, tokenize, train
+from selection_assets.core import pool as pool_io
 from selection_assets.partitions import Grid
-from selection_assets.resources import ComputeResource, DataResource, StorageResource
+from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 NORM_TOLERANCE = 1e-2  # float16 storage keeps row norms within ~1e-3 of 1
 
@@ -30,11 +32,14 @@ class EmbeddingSpace:
     """An embedding space: the base LM with a pooling, or a sentence encoder."""
 
     name: str
-    pooling: str | None  # None: sentence encoder
+    pooling: str | None  # None: sentence encoder; LESS_FEATURES: LESS gradient features
     description: str
+    asset_stem: str = ""  # pool asset "pool_<stem>" (default: pool_embeddings[_<space>])
 
     @property
     def pool_asset(self) -> str:
+        if self.asset_stem:
+            return f"pool_{self.asset_stem}"
         return "pool_embeddings" + ("" if self.name == "rds" else f"_{self.name.removeprefix('rds_')}")
 
     @property
@@ -48,14 +53,22 @@ SPACES = {s.name: s for s in [
     EmbeddingSpace("rds_mean", "mean", "Mean-pooled base-LM embeddings (RDS+ pooling ablation)"),
     EmbeddingSpace("rds_last_token", "last_token", "Last-token base-LM embeddings (RDS+ pooling ablation)"),
     EmbeddingSpace("encoder", None, "Sentence-encoder embeddings (the paper's GTR / NV-Embed baseline)"),
+    EmbeddingSpace("less", "less_features", "LESS gradient features: per warm-up checkpoint, the LoRA gradient "
+                   "(Adam update direction for pool examples, plain gradient for queries), randomly projected and "
+                   "L2-normalised, weighted by the square root of the epoch's share of learning rate",
+                   asset_stem="less_features"),
 ]}
+LESS_FEATURES = "less_features"
 
 
-def embedder(space: EmbeddingSpace, layout, compute: ComputeResource,
-             data: DataResource) -> tuple[Callable[[list[list[dict]]], np.ndarray], str, int]:
+def embedder(space: EmbeddingSpace, layout, compute: ComputeResource, data: DataResource,
+             role: str = "pool") -> tuple[Callable[[list[list[dict]]], np.ndarray], str, int]:
     """A function from conversations to float32 unit embeddings with the model loaded once, the
-    name of that model and its parameter count (for the cost model)."""
+    name of that model and its parameter count (for the cost model). `role` ("pool" or "query")
+    matters to LESS only: Adam directions for the pool, plain gradients for queries."""
     device = compute.resolved_device()
+    if space.pooling == LESS_FEATURES:
+        return _less_featurizer(layout, device, data, optimizer_aware=role == "pool")
     if space.pooling is None:
         if not data.encoder_model:
             raise Failure("the encoder embedding space needs a sentence encoder: set DataResource.encoder_model "
@@ -79,6 +92,23 @@ def embedder(space: EmbeddingSpace, layout, compute: ComputeResource,
                                      batch_tokens=compute.embed_batch_tokens, device=device, pooling=space.pooling)
 
     return run_lm, base_model_name(layout), sum(p.numel() for p in model.parameters())
+
+
+def _less_featurizer(layout, device: str, data: DataResource, optimizer_aware: bool):
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(layout)
+    # gradients in float32 on the CPU; LESS loads its model in bfloat16 on a GPU
+    model = AutoModelForCausalLM.from_pretrained(base_model_path(layout),
+                                                 dtype=torch.float32 if device == "cpu" else torch.bfloat16)
+    parameters = sum(p.numel() for p in model.parameters())
+    featurizer = less.GradientFeaturizer(model, layout.less_warmup, device)
+
+    def run_less(conversations: list[list[dict]]) -> np.ndarray:
+        examples = train.sft_examples(tokenizer, conversations, data.max_length)
+        return featurizer.features(examples, optimizer_aware=optimizer_aware)
+
+    return run_less, base_model_name(layout), parameters
 
 
 def embedder_identity(space: EmbeddingSpace, layout, data: DataResource) -> tuple[str, int]:
@@ -138,6 +168,9 @@ def _norm_check(report: dict) -> AssetCheckResult:
 def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
     model_deps = [] if space.pooling is None else ["base_model", "tokenizer"]
     code = source_version(embed, tokenize)
+    if space.pooling == LESS_FEATURES:
+        model_deps.append("less_warmup")
+        code = source_version(embed, tokenize, less, train.sft_examples)
 
     @asset(name=space.pool_asset, group_name="embeddings", partitions_def=grid.pools_def, pool=GPU_POOL,
            tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, deps=["raw_pool", *model_deps],
@@ -160,6 +193,8 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
                            "parameters": parameters,
                            "ids": hashlib.sha256("\n".join(frame["id"]).encode()).hexdigest(),
                            "base_model": store.read_json(layout.base_model_ref) if model_deps else None}
+            if space.pooling == LESS_FEATURES:  # features of an older warm-up are never reused
+                fingerprint["less_warmup"] = store.read_json(layout.less_warmup / "manifest.json")["checkpoints"]
             directory = layout.ring_embeddings(ring, space.name)
             plan = embed.ShardPlan(len(frame), data.shard_size)
             embed.prepare_shard_dir(directory, fingerprint)
@@ -196,7 +231,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
             for index, example in enumerate(task["dev"]):
                 rows.append({"query_id": f"{task['name']}/{index}", "task": task["name"]})
                 conversations.append(list(example["messages"]) + [{"role": "assistant", "content": example["answer"]}])
-        run, model_name, _ = embedder(space, layout, compute, data)
+        run, model_name, _ = embedder(space, layout, compute, data, role="query")
         vectors = run(conversations)
         out = layout.query_embeddings(space.name)
         store.write_npy(vectors.astype(np.float32), out / "embeddings.npy")
@@ -208,5 +243,38 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
     return [pool_embeddings_asset, query_embeddings_asset]
 
 
+def _build_less_warmup(grid: Grid):
+    @asset(group_name="embeddings", deps=["source_pool", "base_model", "tokenizer"], pool=GPU_POOL, tags=GPU_TAGS,
+           op_tags=GPU_OP_TAGS, kinds={"pytorch", "safetensors"}, code_version=source_version(less, train.sft_examples),
+           description="LESS's LoRA warm-up: a random share of the pool (drawn from the smallest pool, so every "
+                       "pool holds it) fine-tuned for a few epochs; per epoch the LoRA weights, Adam's moments "
+                       "and the mean learning rate, which LESS's gradient features are computed from.")
+    def less_warmup(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                    compute: ComputeResource, training: TrainResource) -> MaterializeResult:
+        from transformers import AutoModelForCausalLM
+
+        layout = storage.layout()
+        smallest, largest = min(grid.pool_sizes), max(grid.pool_sizes)
+        source = pool_io.read_source_slice(layout, 0, smallest)
+        kept = records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept
+        settings = training.less_settings(data.max_length, data.seed)
+        count = min(max(1, round(settings.warmup_fraction * largest)), len(kept))
+        chosen = np.random.default_rng(data.seed).permutation(len(kept))[:count]
+        conversations = [json.loads(kept["messages"].iloc[i]) for i in chosen]
+        device = compute.resolved_device()
+        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=torch.float32)
+        tokenizer = load_tokenizer(layout)
+        examples = train.sft_examples(tokenizer, conversations, data.max_length)
+        manifest = less.warm_up(model, tokenizer, examples, settings, layout.less_warmup, device, log=context.log.info)
+        return MaterializeResult(metadata={
+            "examples": count, "drawn_from_pool": smallest, "epochs": settings.epochs,
+            "lora_rank": settings.lora_rank, "trainable_parameters": manifest["trainable_parameters"],
+            "train_loss": manifest["train_loss"], "seconds": manifest["seconds"],
+            "epoch_learning_rates": ", ".join(f"{c['mean_learning_rate']:.3g}" for c in manifest["checkpoints"]),
+            "path": MetadataValue.path(str(layout.less_warmup))})
+
+    return less_warmup
+
+
 def build(grid: Grid) -> list:
-    return [a for space in SPACES.values() for a in _build_space(grid, space)]
+    return [_build_less_warmup(grid)] + [a for space in SPACES.values() for a in _build_space(grid, space)]

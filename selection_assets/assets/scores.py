@@ -14,8 +14,8 @@ from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RIN
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, evaluate, similarity, store
 from selection_assets.core import pool as pool_io
-from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, MESSAGES, QUERIES,
-                                           MethodSpec, ScoringInputs, registry)
+from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, GRADIENTS, MESSAGES,
+                                           QUERIES, MethodSpec, ScoringInputs, registry)
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
@@ -72,9 +72,14 @@ def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str) 
         n_queries = len(pd.read_parquet(layout.query_embeddings(spec.space) / "queries.parquet"))
     if spec.needs & {ANSWER_LOSSES, ANSWER_LOSSES_ALONE}:
         seconds += sum(store.read_json(layout.ring_answer_losses(r).with_suffix(".json"))["seconds"] for r in rings)
+    warmup = {"checkpoints": [], "tokens": 0, "seconds": 0.0}
+    if GRADIENTS in spec.needs:
+        warmup = store.read_json(layout.less_warmup / "manifest.json")
+        seconds += warmup["seconds"]
     flops = cost.selection_flops(spec.needs, lm_parameters=lm_parameters, embedding_parameters=embedding_parameters,
                                  tokens_per_example=manifest["mean_tokens"], pool_size=manifest["examples"],
-                                 n_queries=n_queries)
+                                 n_queries=n_queries, gradient_checkpoints=len(warmup["checkpoints"]),
+                                 warmup_tokens=warmup["tokens"])
     return {"selection_flops": flops, "model_pass_seconds": seconds}
 
 

@@ -16,14 +16,26 @@ def training_flops(n_params: int, tokens_per_example: float, n_selected: int, ep
     return 6.0 * n_params * tokens_per_example * n_selected * epochs
 
 
+def less_flops(n_params: int, tokens_per_example: float, n_featurised: int, checkpoints: int,
+               warmup_tokens: float) -> float:
+    """LESS: the LoRA warm-up (6 N_p per trained token) and a forward and backward pass per
+    featurised example (pool and queries) and checkpoint, 6 N_p L each."""
+    return 6.0 * n_params * (warmup_tokens + tokens_per_example * n_featurised * checkpoints)
+
+
 def selection_flops(needs: frozenset[str], *, lm_parameters: int, embedding_parameters: int,
-                    tokens_per_example: float, pool_size: int, n_queries: int) -> float:
+                    tokens_per_example: float, pool_size: int, n_queries: int, gradient_checkpoints: int = 0,
+                    warmup_tokens: float = 0.0) -> float:
     """What a method spends choosing, by what it reads: an embedding pass over the pool (and the
-    queries), one LM pass for CE(A | Q), a second for CE(A) (IFD), nothing for counts or shuffles."""
-    from selection_assets.core.methods import ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, QUERIES
+    queries), or LESS's warm-up and gradient passes; one LM pass for CE(A | Q), a second for CE(A)
+    (IFD); nothing for counts or shuffles."""
+    from selection_assets.core.methods import ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, GRADIENTS, QUERIES
 
     flops = 0.0
-    if EMBEDDINGS in needs:
+    if GRADIENTS in needs:
+        featurised = pool_size + (n_queries if QUERIES in needs else 0)
+        flops += less_flops(lm_parameters, tokens_per_example, featurised, gradient_checkpoints, warmup_tokens)
+    elif EMBEDDINGS in needs:
         embedded = pool_size + (n_queries if QUERIES in needs else 0)
         flops += forward_flops(embedding_parameters, tokens_per_example, embedded)
     for need in (ANSWER_LOSSES, ANSWER_LOSSES_ALONE):

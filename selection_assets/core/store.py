@@ -55,6 +55,11 @@ class Layout:
         """JSON naming the base model actually used (world checkpoint, HF name or path)."""
         return self.root / "models" / "base_model.json"
 
+    @property
+    def less_warmup(self) -> Path:
+        """LESS's LoRA warm-up: per-epoch LoRA weights, Adam moments and learning rates."""
+        return self.root / "models" / "less_warmup"
+
     # per ring ---------------------------------------------------------------------------------
     def ring_dir(self, ring: str) -> Path:
         return self.root / "pool" / "rings" / ring

@@ -92,28 +92,12 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     out_dir = Path(out_dir)
     work_dir = store.temp_dir_beside(out_dir)
-    steps_per_epoch = max(1, -(-len(examples) // settings.batch_size))
-    args = TrainingArguments(
-        output_dir=str(work_dir / "trainer"),
-        per_device_train_batch_size=settings.batch_size,
-        num_train_epochs=settings.epochs,
-        learning_rate=settings.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=int(settings.warmup_ratio * steps_per_epoch * settings.epochs),
-        weight_decay=settings.weight_decay,
-        logging_steps=max(1, steps_per_epoch // 2),
-        save_strategy="no",
-        report_to=[],
-        seed=settings.seed,
-        data_seed=settings.seed,
-        use_cpu=device == "cpu",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        train_sampling_strategy="group_by_length",
-        **_precision_flags(device),
-    )
+    args = training_arguments(work_dir / "trainer", epochs=settings.epochs, learning_rate=settings.learning_rate,
+                              batch_size=settings.batch_size, warmup_ratio=settings.warmup_ratio,
+                              weight_decay=settings.weight_decay, seed=settings.seed, device=device,
+                              n_examples=len(examples), scheduler="cosine")
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
-    trainer = Trainer(model=model, args=args, train_dataset=_ListDataset(examples), data_collator=collator)
+    trainer = Trainer(model=model, args=args, train_dataset=ListDataset(examples), data_collator=collator)
     trainer.remove_callback(PrinterCallback)  # the loss history is returned, not printed
     if log:
         trainer.add_callback(_ProgressCallback(log, label))
@@ -133,7 +117,36 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
             "tokens": int(sum(len(e["input_ids"]) for e in examples) * settings.epochs)}
 
 
-class _ListDataset(torch.utils.data.Dataset):
+def training_arguments(output_dir: Path, *, epochs: float, learning_rate: float, batch_size: int,
+                       warmup_ratio: float, weight_decay: float, seed: int, device: str, n_examples: int,
+                       scheduler: str) -> TrainingArguments:
+    """The Trainer settings every training run here shares (seeded, no checkpoints or reports,
+    length-grouped batches), with its optimisation settings and learning-rate `scheduler`."""
+    steps_per_epoch = max(1, -(-n_examples // batch_size))
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=batch_size,
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        lr_scheduler_type=scheduler,
+        warmup_steps=int(warmup_ratio * steps_per_epoch * epochs),
+        weight_decay=weight_decay,
+        logging_steps=max(1, steps_per_epoch // 2),
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length",
+        **_precision_flags(device),
+    )
+
+
+class ListDataset(torch.utils.data.Dataset):
+    """A list of example dicts as a torch dataset."""
+
     def __init__(self, rows: list[dict]):
         self.rows = rows
 

@@ -24,6 +24,7 @@ import pandas as pd
 EMBEDDINGS, QUERIES, MESSAGES = "embeddings", "queries", "messages"
 ANSWER_LOSSES = "answer_losses"  # CE(A | Q): one forward pass per example
 ANSWER_LOSSES_ALONE = "answer_losses_alone"  # CE(A) without context: a second, shorter pass
+GRADIENTS = "gradients"  # its "embeddings" are LESS gradient features (a warm-up, then backward passes)
 
 
 @dataclass
@@ -124,7 +125,7 @@ def top_k(scores: pd.DataFrame, budget: int, column: str = "score", later_rows_f
 
 def registry() -> dict[str, MethodSpec]:
     """Every selection method by name, in report order."""
-    from selection_assets.core.methods import (deita, diversity, ifd, instructmining, perplexity, random,
+    from selection_assets.core.methods import (deita, diversity, ifd, instructmining, less, perplexity, random,
                                                random_balanced, rds, token_length)
 
     targeted = frozenset({EMBEDDINGS, QUERIES})
@@ -140,6 +141,12 @@ def registry() -> dict[str, MethodSpec]:
                    targeted, "rds_last_token"),
         MethodSpec("embed_encoder", rds, "RDS+ selection in a sentence-encoder space (GTR/NV-Embed baseline)",
                    "Ivison et al. 2025", targeted, "encoder"),
+        MethodSpec("less", less, "LoRA gradient features after a warm-up (Adam-preconditioned, randomly "
+                   "projected), max cosine to task queries, round-robin over tasks", "Xia, Malladi et al. 2024 (LESS)",
+                   targeted | {GRADIENTS}, "less", {"aggregate": "max"}, uses=(rds,)),
+        MethodSpec("less_mean", less, "LESS with the mean over a task's queries (princeton-nlp/LESS matching.py)",
+                   "Xia, Malladi et al. 2024 (LESS)", targeted | {GRADIENTS}, "less", {"aggregate": "mean"},
+                   uses=(rds,)),
         MethodSpec("top_ppl", perplexity, "highest answer perplexity first", "Xia et al. 2024",
                    frozenset({ANSWER_LOSSES}), params={"variant": "top"}),
         MethodSpec("mid_ppl", perplexity, "answer perplexity from the 33rd percentile down", "Xia et al. 2024",

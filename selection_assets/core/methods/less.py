@@ -1,0 +1,59 @@
+"""LESS selection (Xia, Malladi et al. 2024) on the gradient features of core/less.py.
+
+Each feature is the concatenation over warm-up checkpoints of sqrt(w_i) * unit projected gradient,
+so a dot product is LESS's sum_i w_i cos_i (less/data_selection/matching.py). Per eval task:
+
+- `less`: the max over the task's queries, as the RDS+ paper uses LESS and SCIENCE.md states;
+- `less_mean`: the mean over the task's queries, as matching.py combines a subtask's validation
+  examples (`.mean(-1)` before the max over subtasks; each project task is one subtask), computed
+  as the dot product with the mean query feature.
+
+With several tasks, round-robin over tasks as RDS+ does (LESS itself targets one task at a time,
+where this is its top-k of less/data_selection/write_selected_data.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from selection_assets.core.methods import ScoringInputs, base_frame
+from selection_assets.core.methods.rds import GROUP_PREFIX
+from selection_assets.core.methods.rds import select as round_robin_over_groups
+from selection_assets.core.similarity import group_max_scores
+
+AGGREGATES = ("max", "mean")
+
+
+def task_query_features(queries: np.ndarray, tasks: np.ndarray, aggregate: str) -> tuple[np.ndarray, np.ndarray]:
+    """The query rows and their task labels to take a per-task max over: every query for "max", one
+    mean query feature per task (first-appearance order) for "mean"."""
+    if aggregate == "max":
+        return queries, tasks
+    if aggregate != "mean":
+        raise ValueError(f"unknown LESS aggregate {aggregate!r} ({', '.join(AGGREGATES)})")
+    labels = list(dict.fromkeys(tasks.tolist()))
+    means = np.stack([queries[tasks == label].astype(np.float64).mean(axis=0) for label in labels])
+    return means.astype(np.float32), np.asarray(labels)
+
+
+def score(inputs: ScoringInputs, aggregate: str) -> pd.DataFrame:
+    """Per task, the checkpoint-weighted cosine of each pool example to the task's queries (max or mean)."""
+    if inputs.query_embeddings is None or inputs.pool_embedding_blocks is None:
+        raise ValueError("LESS needs pool and query gradient features")
+    queries, groups = task_query_features(np.asarray(inputs.query_embeddings, dtype=np.float32),
+                                          np.asarray(inputs.query_tasks), aggregate)
+    backend = "torch" if inputs.device.startswith("cuda") else "numpy"
+    sims, labels = group_max_scores(inputs.pool_embedding_blocks(), queries, groups, backend=backend,
+                                    device=inputs.device)
+    if sims.shape[0] != len(inputs.pool):
+        raise ValueError(f"pool has {len(inputs.pool)} rows but gradient features have {sims.shape[0]}")
+    frame = base_frame(inputs, sims.max(axis=1) if sims.shape[1] else np.zeros(len(sims)))
+    for column, label in enumerate(labels):
+        frame[f"{GROUP_PREFIX}{label}"] = sims[:, column]
+    return frame
+
+
+def select(scores: pd.DataFrame, budget: int, aggregate: str) -> pd.DataFrame:
+    """Round-robin over tasks, each taking its highest-scoring remaining example (one task: top-k)."""
+    return round_robin_over_groups(scores, budget)
