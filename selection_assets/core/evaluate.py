@@ -67,47 +67,75 @@ def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict
                                         label=label)
 
 
-@torch.inference_mode()
 def encoded_answer_cross_entropy(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens: int = 16384,
                                  device: str = "cpu", logit_rows: int = 1024, log: Callable[[str], None] | None = None,
                                  label: str = "answer losses") -> np.ndarray:
     """`answer_cross_entropy` of conversations already encoded (and truncated)."""
+    return _encoded_cross_entropies(model, tokenizer, encoded, whole_sequence=False, batch_tokens=batch_tokens,
+                                    device=device, logit_rows=logit_rows, log=log, label=label)[0]
+
+
+def answer_and_sequence_cross_entropy(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens: int = 16384,
+                                      device: str = "cpu", logit_rows: int = 1024,
+                                      log: Callable[[str], None] | None = None,
+                                      label: str = "answer losses") -> tuple[np.ndarray, np.ndarray]:
+    """In one pass over encoded (and truncated) conversations: the mean CE of the last answer given
+    everything before it, and the mean CE of every token given the ones before it (the whole-sequence
+    loss, `labels=input_ids`, of Ivison et al.'s perplexity baselines)."""
+    return _encoded_cross_entropies(model, tokenizer, encoded, whole_sequence=True, batch_tokens=batch_tokens,
+                                    device=device, logit_rows=logit_rows, log=log, label=label)
+
+
+@torch.inference_mode()
+def _encoded_cross_entropies(model, tokenizer, encoded: Sequence[Encoded], *, whole_sequence: bool,
+                             batch_tokens: int, device: str, logit_rows: int, log: Callable[[str], None] | None,
+                             label: str) -> tuple[np.ndarray, np.ndarray | None]:
     progress = Progress(label, len(encoded), log, unit="conversations") if log else None
-    losses = np.full(len(encoded), np.nan, dtype=np.float64)
+    answer_losses = np.full(len(encoded), np.nan, dtype=np.float64)
+    sequence_losses = np.full(len(encoded), np.nan, dtype=np.float64) if whole_sequence else None
     for batch_rows in length_buckets([len(e.input_ids) for e in encoded], batch_tokens):
         batch = [encoded[i] for i in batch_rows]
         ids, mask = pad_batch([e.input_ids for e in batch], _pad_id(tokenizer))
-        target = torch.zeros_like(ids, dtype=torch.bool)
+        answer_target = torch.zeros_like(ids, dtype=torch.bool)
         for row, enc in enumerate(batch):
-            n = len(enc.input_ids)
             answer = torch.as_tensor(enc.answer_mask, dtype=torch.bool)
             answer[: enc.last_answer_start] = False
-            target[row, :n] = answer
-        rows, nll = scored_token_nll(model, ids.to(device), mask.to(device), target.to(device),
-                                     logit_rows=logit_rows)
-        counts = torch.bincount(rows, minlength=len(batch))
-        sums = torch.zeros(len(batch), dtype=torch.float32, device=nll.device).index_add_(0, rows, nll)
-        per_example = torch.where(counts > 0, sums / counts.clamp_min(1), torch.nan)
-        losses[batch_rows] = per_example.cpu().numpy()
+            answer_target[row, : len(enc.input_ids)] = answer
+        scored = mask.bool() if whole_sequence else answer_target
+        rows, nll = scored_token_nll(model, ids.to(device), mask.to(device), scored.to(device), logit_rows=logit_rows)
+        is_answer = answer_target[:, 1:][scored[:, 1:]].to(nll.device)  # same row-major order as `nll`
+        answer_losses[batch_rows] = _row_means(rows[is_answer], nll[is_answer], len(batch))
+        if whole_sequence:
+            sequence_losses[batch_rows] = _row_means(rows, nll, len(batch))
         if progress:
             progress.advance(len(batch_rows))
-    return losses
+    return answer_losses, sequence_losses
+
+
+def _row_means(rows: torch.Tensor, values: torch.Tensor, n_rows: int) -> np.ndarray:
+    """Mean of `values` per batch row (NaN for a row with none)."""
+    counts = torch.bincount(rows, minlength=n_rows)
+    sums = torch.zeros(n_rows, dtype=torch.float32, device=values.device).index_add_(0, rows, values)
+    return torch.where(counts > 0, sums / counts.clamp_min(1), torch.nan).cpu().numpy()
 
 
 def answer_losses(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
                   batch_tokens: int = 16384, device: str = "cpu",
                   log: Callable[[str], None] | None = None) -> pd.DataFrame:
     """CE(A | Q) and CE(A) (the last answer alone, after only the assistant header) per conversation:
-    the inputs of the perplexity methods and of IFD; `truncated` marks a conversation longer than
+    the inputs of the perplexity methods and of IFD; CE of the whole sequence (Ivison et al.'s
+    perplexity), from the same pass as CE(A | Q); `truncated` marks a conversation longer than
     `max_length`, whose CE(A | Q) covers only the answer tokens that fit. With `log`, each pass
     reports its progress."""
     alone = [[{"role": "assistant", "content": c[-1]["content"]}] for c in conversations]
     kwargs = {"batch_tokens": batch_tokens, "device": device, "log": log}
     whole = encode_conversations(tokenizer, conversations)  # encoded once: lengths, then the CE pass
     truncated = np.fromiter((len(e.input_ids) > max_length for e in whole), dtype=bool, count=len(whole))
+    ce_answer, ce_sequence = answer_and_sequence_cross_entropy(model, tokenizer, truncate(whole, max_length),
+                                                               label="CE(answer | question), CE(sequence)", **kwargs)
     return pd.DataFrame({
-        "ce_answer": encoded_answer_cross_entropy(model, tokenizer, truncate(whole, max_length),
-                                                  label="CE(answer | question)", **kwargs),
+        "ce_answer": ce_answer,
+        "ce_sequence": ce_sequence,
         "ce_answer_alone": answer_cross_entropy(model, tokenizer, alone, max_length=max_length,
                                                 label="CE(answer alone)", **kwargs),
         "truncated": truncated})

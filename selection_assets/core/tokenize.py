@@ -175,7 +175,10 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, left: bool = Fals
 
 
 def token_counts(encoded: Sequence[Encoded]) -> tuple[np.ndarray, np.ndarray]:
-    """Total tokens and answer tokens per encoded conversation."""
+    """Total tokens and answer tokens per encoded conversation. The answer is the last assistant
+    turn (its content and end of turn), as in CE(A | Q) and in Xia et al.'s `response_token`
+    (token_length/compute_token_num.py); earlier turns count as context."""
     total = np.fromiter((len(e.input_ids) for e in encoded), dtype=np.int64, count=len(encoded))
-    answer = np.fromiter((sum(e.answer_mask) for e in encoded), dtype=np.int64, count=len(encoded))
+    answer = np.fromiter((sum(e.answer_mask[e.last_answer_start:]) for e in encoded), dtype=np.int64,
+                         count=len(encoded))
     return total, answer

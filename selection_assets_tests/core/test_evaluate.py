@@ -32,6 +32,10 @@ def test_answer_losses_match_direct_computation(world_lm):
         alone = [{"role": "assistant", "content": messages[-1]["content"]}]
         assert got["ce_answer"][row] == pytest.approx(_direct_answer_ce(model, tokenizer, messages), abs=1e-4)
         assert got["ce_answer_alone"][row] == pytest.approx(_direct_answer_ce(model, tokenizer, alone), abs=1e-4)
+        # Ivison et al.'s perplexity: the model's own loss with labels = input_ids
+        ids = torch.tensor([encode_conversations(tokenizer, [messages])[0].input_ids])
+        with torch.no_grad():
+            assert got["ce_sequence"][row] == pytest.approx(float(model(input_ids=ids, labels=ids).loss), abs=1e-4)
     lengths = [len(e.input_ids) for e in encode_conversations(tokenizer, conversations)]
     short = evaluate.answer_losses(model, tokenizer, conversations, max_length=24, batch_tokens=300)
     assert short["truncated"].tolist() == [n > 24 for n in lengths] and not got["truncated"].any()
@@ -126,13 +130,6 @@ def test_named_harness_task_scores_its_own_test_split_and_gives_dev_queries(worl
     assert set(items["correct"]) <= {0.0, 1.0} and "acc,none" in items
     with pytest.raises(ValueError, match="no_such_task: not a task"):
         harness.named_task_entries(["no_such_task"], str(tmp_path))
-
-
-def test_selection_precision_counts_clean_targeted_rows():
-    selected = pd.DataFrame({"source": ["a", "a", "b", "c"], "clean": pd.array([True, False, True, True], "boolean")})
-    assert evaluate.selection_precision(selected, ["a", "b"]) == pytest.approx(0.5)
-    unlabelled = pd.DataFrame({"source": ["a"], "clean": pd.array([pd.NA], "boolean")})
-    assert evaluate.selection_precision(unlabelled, ["a"]) is None
 
 
 def test_reward_scores_are_the_first_logit_per_conversation(world_lm, tmp_path):

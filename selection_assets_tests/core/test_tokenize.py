@@ -7,7 +7,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from selection_assets.core.tokenize import (CHAT_SPECIAL_TOKENS, encode_conversations, format_conversation,
-                                            generation_prompt_text, tulu_text)
+                                            generation_prompt_text, token_counts, tulu_text)
 
 
 def test_answer_mask_covers_assistant_content_and_eos(world_lm):
@@ -25,6 +25,10 @@ def test_answer_mask_covers_assistant_content_and_eos(world_lm):
     # the text as open-instruct encodes it: no newline after the last EOS
     assert tokenizer.decode(enc.input_ids) == format_conversation(messages, tokenizer.eos_token)[:-1]
     assert enc.input_ids[-1] == eos
+    # the answer that token counts, CE(A | Q) and token-length selection see is the last turn only
+    total, answer = token_counts([enc])
+    assert total[0] == len(enc.input_ids) and answer[0] == len(enc.input_ids) - enc.last_answer_start < sum(
+        enc.answer_mask)
 
 
 def test_truncation_cuts_ids_and_mask_together(world_lm):

@@ -1,11 +1,18 @@
-"""Perplexity family (Xia et al. 2024; Ivison et al. 2025): rank by the base model's answer-token
-cross-entropy CE(A | Q) = -(1/|A|) sum_t log p(a_t | Q, a_<t).
+"""Perplexity family: rank by the base model's cross-entropy of each example, either
 
+- `loss="answer"` (Xia et al. 2024, SFT-DataSelection-at-scale cross_entropy/entropy_response.py):
+  CE(A | Q) = -(1/|A|) sum_t log p(a_t | Q, a_<t) over the last assistant turn, the earlier turns
+  as context (that script scores logits unshifted, against token t instead of t + 1; not followed);
+- `loss="sequence"` (Ivison et al. 2025, automated-instruction-selection
+  minimal_multitask/compute_influence_perplexity.py): the model's loss with labels = input_ids,
+  the mean CE of every token of the Tulu-formatted conversation.
+
+Orders (scripts/ppl_selections.py for top and mid):
 - top: highest CE first;
 - mid: the descending list from its 33rd percentile on;
 - bottom: lowest CE first.
-The stored `score` is a rank key (higher = taken earlier) so that top-k selects; `ce_answer` holds
-the cross-entropy itself.
+The stored `score` is a rank key (higher = taken earlier) so that top-k selects; `ce_answer` or
+`ce_sequence` holds the cross-entropy itself.
 """
 
 from __future__ import annotations
@@ -36,14 +43,19 @@ def order_key(ce: np.ndarray, variant: str) -> np.ndarray:
     raise ValueError(f"unknown perplexity variant {variant!r} (top, mid, bottom)")
 
 
-def score(inputs: ScoringInputs, variant: str) -> pd.DataFrame:
-    """Rank key of the variant, with the answer cross-entropy alongside."""
-    ce = inputs.require_answer_losses()["ce_answer"].to_numpy(dtype=np.float64)
+LOSS_COLUMNS = {"answer": "ce_answer", "sequence": "ce_sequence"}
+
+
+def score(inputs: ScoringInputs, variant: str, loss: str = "answer") -> pd.DataFrame:
+    """Rank key of the variant, with the cross-entropy it ranks alongside."""
+    if loss not in LOSS_COLUMNS:
+        raise ValueError(f"unknown perplexity loss {loss!r} ({', '.join(LOSS_COLUMNS)})")
+    ce = inputs.require_answer_losses()[LOSS_COLUMNS[loss]].to_numpy(dtype=np.float64)
     frame = base_frame(inputs, order_key(np.nan_to_num(ce, nan=-np.inf if variant == "top" else np.inf), variant))
-    frame["ce_answer"] = ce
+    frame[LOSS_COLUMNS[loss]] = ce
     return frame
 
 
-def select(scores: pd.DataFrame, budget: int, variant: str) -> pd.DataFrame:
+def select(scores: pd.DataFrame, budget: int, variant: str, loss: str = "answer") -> pd.DataFrame:
     """The first `budget` examples in the variant's order."""
     return top_k(scores, budget)

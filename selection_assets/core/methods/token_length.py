@@ -1,5 +1,9 @@
 """Token-length selection (Xia et al. 2024): the k longest examples under the base model's
-tokenizer, by total tokens (chat template applied) or by response (answer) tokens."""
+tokenizer, by total tokens (the whole conversation, chat format applied: `total_token`) or by
+response tokens (the last assistant turn: `response_token`), the two counts of
+SFT-DataSelection-at-scale token_length/compute_token_num.py. That repository holds no selection
+script, so which count the paper ranked by is not settled by its code: both are offered. Ties:
+earlier pool row first."""
 
 from __future__ import annotations
 

@@ -34,6 +34,37 @@ def test_perplexity_variants(variant, expected):
     np.testing.assert_array_equal(scores["ce_answer"], CE)
 
 
+def _reference_ppl_selection(nlls, budget, variant) -> list[str]:
+    """Restated from automated-instruction-selection scripts/ppl_selections.py: sort the losses
+    descending (earlier row first on ties), top takes the first `budget`, mid the `budget` from
+    position int(0.33 n); bottom (Xia et al.) is the ascending list's start."""
+    descending = sorted(range(len(nlls)), key=lambda row: -nlls[row])
+    if variant == "top":
+        chosen = descending[:budget]
+    elif variant == "mid":
+        start = int(len(nlls) * 0.33)
+        chosen = descending[start : start + budget]
+    else:
+        chosen = sorted(range(len(nlls)), key=lambda row: nlls[row])[:budget]
+    return [f"e{row}" for row in chosen]
+
+
+@pytest.mark.parametrize("loss", ["answer", "sequence"])
+def test_perplexity_matches_a_restatement_of_the_references_with_ties(loss):
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(3, 50))
+        nlls = np.round(rng.uniform(0.5, 3.0, n), 1)  # rounding makes ties
+        other = rng.uniform(0.5, 3.0, n)  # the loss not asked for must not matter
+        losses = pd.DataFrame({"ce_answer": nlls if loss == "answer" else other,
+                               "ce_sequence": nlls if loss == "sequence" else other})
+        for variant in ("top", "mid", "bottom"):
+            scores = perplexity.score(_inputs(n, answer_losses=losses), variant, loss)
+            for budget in (1, (n - int(n * 0.33)) // 2 + 1, n - int(n * 0.33)):
+                assert _ids(perplexity.select(scores, budget, variant, loss)) == _reference_ppl_selection(
+                    nlls, budget, variant)
+
+
 def test_ifd_divides_and_drops_unhelpful_context():
     losses = pd.DataFrame({"ce_answer": [1.0, 2.0, 0.9, 3.0, 3.0], "ce_answer_alone": [2.0, 2.0, 1.0, 4.0, 2.0]})
     scores = ifd.score(_inputs(5, answer_losses=losses))
