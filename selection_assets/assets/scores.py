@@ -27,6 +27,7 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
     budgets_below = [b for b in grid.budgets if b < int(pool_size)]
     inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed, device=device,
                            max_budget=max(budgets_below) if budgets_below else None,
+                           budgets=tuple(budgets_below),
                            replicate_seeds=tuple(replicate_seeds))
     if EMBEDDINGS in spec.needs:
         inputs.pool_embedding_blocks = lambda: pool_io.embedding_blocks(layout, rings, spec.space)
@@ -112,7 +113,10 @@ def _build_one(grid: Grid, spec: MethodSpec):
         path = store.write_parquet(scores, layout.scores(spec.name, pool_size))
         store.refresh_scores_views(layout)
         costs = method_selection_cost(layout, grid, spec, pool_size)
-        return MaterializeResult(metadata={
+        notes = spec.report_notes(scores)
+        for name, note in notes.items():
+            context.log.warning(f"{spec.name}: {name}: {note}")
+        return MaterializeResult(metadata={**notes,
             "examples": len(scores), "score_seconds": seconds, **costs,
             "score_columns": ", ".join(c for c in scores.columns if c not in ("example_id", "source")),
             "preview": MetadataValue.md(scores.head(5).to_markdown(index=False)),

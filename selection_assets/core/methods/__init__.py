@@ -36,6 +36,7 @@ class ScoringInputs:
     replicate_seeds: tuple[int, ...] = (0,)  # seeded methods store one score column per replicate
     device: str = "cpu"  # where model-free heavy arithmetic (similarity) may run
     max_budget: int | None = None  # largest budget the pool is selected for (budget-ordered methods)
+    budgets: tuple[int, ...] = ()  # every budget the pool is selected for (per-budget methods)
     pool_embedding_blocks: Callable[[], Iterable[np.ndarray]] | None = None
     query_embeddings: np.ndarray | None = None
     query_tasks: np.ndarray | None = None  # task name of each query row
@@ -70,6 +71,7 @@ class MethodSpec:
     params: dict = field(default_factory=dict)
     uses: tuple[ModuleType, ...] = ()  # other method modules its code calls (part of its code version)
     seeded: bool = False  # its choice depends on the replicate seed (score columns `score_seed_<s>`)
+    per_budget: bool = False  # its choice for one budget is no prefix of a larger one (`score_budget_<b>`)
 
     def score(self, inputs: ScoringInputs) -> pd.DataFrame:
         return self.module.score(inputs, **self.params)
@@ -82,12 +84,29 @@ class MethodSpec:
                 raise ValueError(f"{self.name} has no scores for replicate seed {seed}: rematerialise its "
                                  "scores with that seed among the training seeds")
             scores = scores.assign(score=scores[column])
+        if self.per_budget:
+            column = budget_column(budget)
+            if column not in scores:
+                raise ValueError(f"{self.name} has no order for budget {budget}: rematerialise its scores with "
+                                 "that budget in the grid")
+            scores = scores.assign(score=scores[column])
         return self.module.select(scores, budget, **self.params)
+
+    def report_notes(self, scores: pd.DataFrame) -> dict[str, str]:
+        """What the method's module says a reader of its results must know (e.g. an indicator it
+        could not compute); empty for most methods."""
+        notes = getattr(self.module, "report_notes", None)
+        return notes(scores) if notes else {}
 
 
 def seed_column(seed: int) -> str:
     """Score column of a seeded method for replicate `seed`."""
     return f"score_seed_{seed}"
+
+
+def budget_column(budget: int) -> str:
+    """Score column of a per-budget method for `budget`."""
+    return f"score_budget_{budget}"
 
 
 def base_frame(inputs: ScoringInputs, score: np.ndarray) -> pd.DataFrame:
@@ -165,8 +184,12 @@ def registry() -> dict[str, MethodSpec]:
                    "Xia et al. 2024", params={"count": "response"}),
         MethodSpec("kcenter", diversity, "k-center greedy on LM embeddings", "Sener & Savarese 2018",
                    frozenset({EMBEDDINGS}), "rds", {"algorithm": "kcenter"}),
-        MethodSpec("kmeans", diversity, "k-means clusters, nearest-to-centroid first, round-robin over "
-                   "clusters", "Xia et al. 2024", frozenset({EMBEDDINGS}), "rds", {"algorithm": "kmeans"}),
+        MethodSpec("kmeans_round_robin", diversity, "sqrt(N) k-means clusters, round-robin over clusters "
+                   "(largest first), nearest-to-centroid first", "this project (a prefix-consistent k-means order)",
+                   frozenset({EMBEDDINGS}), "rds", {"algorithm": "kmeans"}),
+        MethodSpec("kmeans_xia", diversity, "k-means with as many clusters as the budget, the example nearest "
+                   "each centroid, on mean-pooled LM embeddings", "Xia et al. 2024", frozenset({EMBEDDINGS}),
+                   "rds_mean", {"algorithm": "kmeans_per_budget"}, per_budget=True),
         MethodSpec("deita_filter", deita, "longest first, skipping examples with cosine > 0.9 to any "
                    "already taken", "Liu et al. 2024 (DEITA)", frozenset({EMBEDDINGS}), "rds",
                    {"threshold": 0.9}, uses=(diversity,)),

@@ -1,13 +1,23 @@
 """Diversity selection on embeddings: k-center greedy and k-means (faiss).
 
-Both orders are prefix-consistent (the selection for a smaller budget is a prefix of a larger
-one), so the stored score is the order itself: score = -position, and -inf past the largest budget.
+- kcenter (Sener & Savarese 2018's greedy k-center): start from a seeded random example, then
+  repeatedly add argmax_x min_s ||e_x - e_s||, keeping a running min-distance vector (O(N) memory,
+  O(N k d) time). Xia et al.'s k-center is DiverseEvol's iterative one (fine-tune, re-embed, add
+  the farthest points, repeat), not implemented here.
+- kmeans (`kmeans_round_robin`, this project's prefix-consistent order): cluster into C = sqrt(N)
+  clusters, rank each cluster's members by distance to its centroid, then round-robin over clusters
+  (largest first) taking each one's nearest remaining. The best of several restarts is kept.
+- kmeans_per_budget (`kmeans_xia`, SFT-DataSelection-at-scale token_length/kmeans_sample.py): for
+  each budget k, k-means with k clusters and the example nearest each centroid (squared L2).
+  Departures: faiss's Lloyd iterations from a plain k-means++ seeding instead of scikit-learn's
+  KMeans (greedy k-means++, random_state 0); the embeddings
+  are mean-pooled over real tokens and L2-normalised (the reference averages padding positions in,
+  and does not normalise); if two centroids share a nearest example, the later takes its nearest
+  example not yet taken, so exactly k are chosen.
 
-- kcenter: start from a seeded random example, then repeatedly add argmax_x min_s ||e_x - e_s||,
-  keeping a running min-distance vector (O(N) memory, O(N k d) time).
-- kmeans: cluster into C clusters (faiss), rank each cluster's members by distance to its
-  centroid, then round-robin over clusters (largest first) taking each one's nearest remaining.
-  The best of several k-means restarts is kept (a single run can merge two clusters).
+kcenter and kmeans orders are prefix-consistent (the selection for a smaller budget is a prefix of
+a larger one), so the stored score is the order itself: score = -position, -inf past the largest
+budget. kmeans_per_budget stores one such column per budget (`score_budget_<k>`).
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, top_k
+from selection_assets.core.methods import ScoringInputs, base_frame, budget_column, top_k
 
 
 def kcenter_order(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -66,6 +76,42 @@ def kmeans_order(embeddings: np.ndarray, n_clusters: int, seed: int, iterations:
     return np.lexsort((cluster_turn[assignment], rank_in_cluster))
 
 
+def kmeans_plus_plus(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k initial centroids by k-means++ (D^2 sampling; Arthur & Vassilvitskii 2007), seeded."""
+    rng = np.random.default_rng(seed)
+    centres = [int(rng.integers(len(x)))]
+    squared = ((x - x[centres[0]]) ** 2).sum(axis=1).astype(np.float64)
+    for _ in range(1, k):
+        total = squared.sum()
+        pick = int(rng.choice(len(x), p=squared / total)) if total > 0 else int(rng.integers(len(x)))
+        centres.append(pick)
+        np.minimum(squared, ((x - x[pick]) ** 2).sum(axis=1), out=squared)
+    return np.ascontiguousarray(x[centres], dtype=np.float32)
+
+
+def kmeans_nearest_to_centroids(embeddings: np.ndarray, k: int, seed: int, iterations: int = 20) -> np.ndarray:
+    """Indices of the k examples nearest the centroids of a k-means with k clusters (k-means++
+    seeding, Lloyd iterations), in centroid order; a centroid whose nearest example is taken
+    already gets its nearest one not taken."""
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    k = min(k, len(x))
+    kmeans = faiss.Kmeans(x.shape[1], k, niter=iterations, seed=seed, verbose=False, min_points_per_centroid=1)
+    kmeans.train(x, init_centroids=kmeans_plus_plus(x, k, seed))
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    _, nearest = index.search(kmeans.centroids, min(len(x), k + 1))
+    chosen: list[int] = []
+    taken: set[int] = set()
+    for centroid, candidates in enumerate(nearest):
+        pick = next((int(c) for c in candidates if c >= 0 and int(c) not in taken), None)
+        if pick is None:  # all k + 1 nearest taken: search this centroid's whole list
+            distances = ((x - kmeans.centroids[centroid]) ** 2).sum(axis=1)
+            pick = next(int(c) for c in np.argsort(distances, kind="stable") if int(c) not in taken)
+        chosen.append(pick)
+        taken.add(pick)
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def order_to_score(order: np.ndarray, n: int) -> np.ndarray:
     """Score = -position in `order`; -inf for rows not in it."""
     score = np.full(n, -np.inf)
@@ -80,8 +126,16 @@ def score(inputs: ScoringInputs, algorithm: str) -> pd.DataFrame:
         order = kcenter_order(x, inputs.max_budget or len(x), inputs.seed)
     elif algorithm == "kmeans":
         order = kmeans_order(x, default_clusters(len(x)), inputs.seed)
+    elif algorithm == "kmeans_per_budget":
+        budgets = sorted(inputs.budgets) or [len(x)]
+        columns = {budget_column(b): order_to_score(kmeans_nearest_to_centroids(x, b, inputs.seed), len(x))
+                   for b in budgets}
+        frame = base_frame(inputs, columns[budget_column(budgets[-1])])
+        for name, values in columns.items():
+            frame[name] = values
+        return frame
     else:
-        raise ValueError(f"unknown diversity algorithm {algorithm!r} (kcenter, kmeans)")
+        raise ValueError(f"unknown diversity algorithm {algorithm!r} (kcenter, kmeans, kmeans_per_budget)")
     return base_frame(inputs, order_to_score(order, len(x)))
 
 

@@ -2,13 +2,14 @@
 linear rule that predicts the log eval loss of a model fine-tuned on such data; lowest first.
 
 Indicators computed here: input length and output length (tokens), response perplexity under the
-base model, MTLD lexical diversity of the response, KNN-6 distance (mean L2 distance to the six
-nearest other examples in an embedding space, faiss), and a reward-model score when one is
-configured. The published rule (v1) is
+base model, MTLD lexical diversity of the response, KNN-6 (as the paper defines KNN-i: the
+distance to the i-th nearest neighbour in a SentenceBERT embedding space; here the `encoder` space,
+exact search with faiss), and a reward-model score when one is configured. The published rule (v1) is
 
     log L = 1.0694 - 0.1498 Rew + 8.257e-5 Len - 0.9350 Knn6
 
-with Len the output length. Without a reward model the Rew term is left out (reported). The
+with Len the output length. Without a reward model the Rew term is left out and `report_notes`
+says so (the scores asset puts it in its metadata): the ranking is then by KNN-6 and length only. The
 project can also fit its own rule by least squares from its (selection -> eval loss) results:
 `fit_rule` takes the mean indicators of each selected subset and the subset's eval loss.
 """
@@ -55,7 +56,8 @@ def mtld(text: str, threshold: float = MTLD_THRESHOLD) -> float:
 
 
 def knn_distance(embeddings: np.ndarray, k: int = 6) -> np.ndarray:
-    """Mean L2 distance of each row to its k nearest other rows (exact search, faiss)."""
+    """L2 distance of each row to its k-th nearest other row (exact search, faiss); with fewer than
+    k other rows, to the farthest one."""
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     if len(x) < 2:
         return np.zeros(len(x))
@@ -67,8 +69,7 @@ def knn_distance(embeddings: np.ndarray, k: int = 6) -> np.ndarray:
     own = found == np.arange(len(x))[:, None]
     distances[own] = np.nan  # drop each row itself (wherever ties placed it)
     kept = np.where(np.isnan(distances), np.inf, distances)
-    nearest = np.sort(kept, axis=1)[:, : neighbours - 1]
-    return nearest.mean(axis=1)
+    return np.sort(kept, axis=1)[:, neighbours - 2]
 
 
 def indicators(inputs: ScoringInputs) -> pd.DataFrame:
@@ -134,6 +135,17 @@ def score(inputs: ScoringInputs) -> pd.DataFrame:
     for column in table.columns:
         frame[f"ind_{column}"] = table[column].to_numpy()
     return frame
+
+
+def report_notes(scores: pd.DataFrame) -> dict[str, str]:
+    """What a reader of this method's results must know: the published rule's terms it could not
+    compute."""
+    missing = [term for term in published_rule().coefficients if f"ind_{term}" not in scores]
+    if not missing:
+        return {}
+    return {"missing_indicators": f"{', '.join(missing)}: no reward model is configured "
+            "(DataResource.reward_model), so the rule's -0.1498 Rew term is left out and examples are ranked "
+            "by KNN-6 and output length alone"}
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:

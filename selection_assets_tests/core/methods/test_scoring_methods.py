@@ -140,6 +140,32 @@ def test_kmeans_round_robins_clusters_nearest_first():
     assert cluster_of[order[-5:]].tolist() == [0] * 5  # the largest cluster is the last to run out
 
 
+def _reference_kmeans_sample(x: np.ndarray, centroids: np.ndarray) -> set[int]:
+    """Restated from SFT-DataSelection-at-scale token_length/kmeans_sample.py (find_nearest): for each
+    centroid, the real example with the smallest squared L2 distance to it."""
+    return {int(((x - c) ** 2).sum(axis=1).argmin()) for c in centroids}
+
+
+def test_kmeans_xia_takes_the_example_nearest_each_of_budget_many_centroids():
+    from selection_assets.core.methods import registry
+
+    spec = registry()["kmeans_xia"]
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        blobs = rng.normal(scale=20.0, size=(6, 4))  # six far-apart clusters: any k-means finds them
+        members = [b + rng.normal(scale=0.5, size=(int(rng.integers(5, 15)), 4)) for b in blobs]
+        x = np.concatenate(members).astype(np.float32)
+        inputs = ScoringInputs(pool=pd.DataFrame({"example_id": [f"e{i}" for i in range(len(x))], "source": "s"}),
+                               pool_embedding_blocks=lambda x=x: [x], budgets=(3, 6), seed=seed)
+        scores = spec.score(inputs)
+        chosen = {int(e[1:]) for e in spec.select(scores, 6)["example_id"]}
+        assert chosen == _reference_kmeans_sample(x, np.stack([m.mean(axis=0) for m in members]))
+        three = spec.select(scores, 3)["example_id"]
+        assert len(set(three)) == 3  # its own clustering, not a prefix of the six
+        with pytest.raises(ValueError, match="no order for budget 4"):
+            spec.select(scores, 4)
+
+
 def test_deita_filter_skips_near_duplicates_of_taken_examples():
     x = np.array([[1, 0], [0.99, 0.141], [0, 1], [0.6, 0.8]], dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -154,10 +180,24 @@ def test_mtld_by_hand():
     assert instructmining.mtld("") == 0.0
 
 
-def test_knn6_distance_by_hand():
+def _reference_knn(x: np.ndarray, i: int) -> np.ndarray:
+    """Cao et al.'s KNN-i, restated: each example's distance to its i-th nearest other example."""
+    return np.array([sorted(np.linalg.norm(x[j] - x[other]) for other in range(len(x)) if other != j)[i - 1]
+                     for j in range(len(x))])
+
+
+def test_knn6_is_the_distance_to_the_sixth_nearest_neighbour():
     x = np.array([[float(i), 0.0] for i in range(8)], dtype=np.float32)
-    # point 0's six nearest others are 1..6
-    assert instructmining.knn_distance(x)[0] == pytest.approx(np.mean([1, 2, 3, 4, 5, 6]))
+    assert instructmining.knn_distance(x)[0] == pytest.approx(6.0)  # point 0's sixth nearest is point 6
+    for seed in range(10):
+        points = np.round(np.random.default_rng(seed).normal(size=(40, 3)), 1).astype(np.float32)  # ties
+        np.testing.assert_allclose(instructmining.knn_distance(points), _reference_knn(points, 6), rtol=1e-5)
+
+
+def test_instructmining_says_when_a_rule_term_is_missing():
+    without_reward = pd.DataFrame({"ind_output_length": [1.0], "ind_knn6": [0.5]})
+    assert "reward" in instructmining.report_notes(without_reward)["missing_indicators"]
+    assert instructmining.report_notes(without_reward.assign(ind_reward=[0.1])) == {}
 
 
 def test_published_rule_prediction_by_hand():
