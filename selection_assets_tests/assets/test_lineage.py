@@ -7,13 +7,10 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, MultiPartitionKey, materialize
 
-from selection_assets.core.methods import registry
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
 from selection_assets.resources import DataResource
-from selection_assets_tests.conftest import TINY_GRID, TINY_SEEDS as SEEDS
-
-METHODS = tuple(registry())
+from selection_assets_tests.conftest import LINEAGE_METHODS as METHODS, TINY_GRID, TINY_SEEDS as SEEDS
 
 
 def test_every_cell_has_a_checkpoint_and_a_report(lineage):

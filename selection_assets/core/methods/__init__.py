@@ -24,6 +24,7 @@ import pandas as pd
 EMBEDDINGS, QUERIES, MESSAGES = "embeddings", "queries", "messages"
 ANSWER_LOSSES = "answer_losses"  # CE(A | Q): one forward pass per example
 ANSWER_LOSSES_ALONE = "answer_losses_alone"  # CE(A) without context: a second, shorter pass
+DEITA_SCORES = "deita_scores"  # DEITA's complexity and quality scorer models, per turn
 GRADIENTS = "gradients"  # its "embeddings" are LESS gradient features (a warm-up, then backward passes)
 
 
@@ -44,6 +45,7 @@ class ScoringInputs:
     answer_losses: pd.DataFrame | None = None  # ce_answer (given context), ce_answer_alone; pool order
     messages: Callable[[], list[list[dict]]] | None = None  # conversations in pool order
     reward_scores: np.ndarray | None = None  # reward-model score per example, when one is configured
+    deita_scores: np.ndarray | None = None  # DEITA evol score per example (sum of complexity x quality)
 
     def embeddings(self) -> np.ndarray:
         """All pool embeddings as one float32 (N, d) array (diversity methods need random access)."""
@@ -72,6 +74,7 @@ class MethodSpec:
     uses: tuple[ModuleType, ...] = ()  # other method modules its code calls (part of its code version)
     seeded: bool = False  # its choice depends on the replicate seed (score columns `score_seed_<s>`)
     per_budget: bool = False  # its choice for one budget is no prefix of a larger one (`score_budget_<b>`)
+    requires: tuple[str, ...] = ()  # DataResource settings it cannot run without (external models)
 
     def score(self, inputs: ScoringInputs) -> pd.DataFrame:
         return self.module.score(inputs, **self.params)
@@ -190,9 +193,14 @@ def registry() -> dict[str, MethodSpec]:
         MethodSpec("kmeans_xia", diversity, "k-means with as many clusters as the budget, the example nearest "
                    "each centroid, on mean-pooled LM embeddings", "Xia et al. 2024", frozenset({EMBEDDINGS}),
                    "rds_mean", {"algorithm": "kmeans_per_budget"}, per_budget=True),
-        MethodSpec("deita_filter", deita, "longest first, skipping examples with cosine > 0.9 to any "
-                   "already taken", "Liu et al. 2024 (DEITA)", frozenset({EMBEDDINGS}), "rds",
-                   {"threshold": 0.9}, uses=(diversity,)),
+        MethodSpec("deita", deita, "evol score (complexity x quality from DEITA's scorer models) first, skipping "
+                   "examples with cosine > 0.9 to any already taken (last-token embeddings)", "Liu et al. 2024 (DEITA)",
+                   frozenset({EMBEDDINGS, MESSAGES, DEITA_SCORES}), "rds_last_token",
+                   {"threshold": 0.9, "ranking": "evol"}, uses=(diversity,), requires=("deita_scorers",)),
+        MethodSpec("deita_length_filter", deita, "longest first, skipping examples with cosine > 0.9 to any "
+                   "already taken (DEITA's filter with length as the quality)", "Liu et al. 2024 (DEITA), length "
+                   "variant", frozenset({EMBEDDINGS}), "rds", {"threshold": 0.9, "ranking": "length"},
+                   uses=(diversity,)),
         MethodSpec("instructmining", instructmining, "published linear rule on indicators, lowest "
                    "predicted eval loss first", "Cao et al. 2023",
                    frozenset({ANSWER_LOSSES, EMBEDDINGS, MESSAGES}), "encoder"),

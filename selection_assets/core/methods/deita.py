@@ -1,20 +1,66 @@
-"""DEITA-style representation filter (Liu et al. 2024): walk down a quality ranking and take an
-example only if its cosine similarity to everything already taken is at most a threshold (0.9).
-Quality here is total token length, the cheap score that holds up at scale (Xia et al. 2024).
+"""DEITA (Liu et al. 2024, hkust-nlp/deita): walk down a quality ranking and take an example only if
+its cosine similarity to everything already taken is at most a threshold (0.9;
+deita/selection/filter/base.py keeps a row unless some similarity exceeds it). Two rankings:
 
-The accepted sequence is prefix-consistent, so the score is -acceptance position. When the filter
-runs out of examples before the largest budget is filled (templated data can be that redundant),
-the rest of the budget is filled with the rejected examples in quality order, flagged in the
-`redundant` column, so the budget stays exact and the shortfall is visible.
+- `deita` (published): the evol score, the sum over an example's turns of complexity x quality
+  (deita/selection/filter/combined_filter.py), each the expected 1-6 score its scorer model gives
+  (deita/selection/scorer/base.py; complexity from the instruction alone, quality from the
+  instruction and its response; deita/pipeline/score_pipeline.py), with the scorers configurable
+  (DataResource.deita_scorers). Embeddings are last-token hidden states of the base LM
+  (deita/selection/embedder/clm_embedder.py; DEITA's default embedder is Mistral-7B).
+- `deita_length_filter` (this project's variant): total token length as the quality, the cheap
+  score that holds up at scale (Xia et al. 2024), on RDS+ embeddings.
+
+The accepted sequence is prefix-consistent, so the score is -acceptance position (ties in the
+ranking: earlier pool row first). When the filter runs out of examples before the largest budget
+is filled (templated data can be that redundant), the rest of the budget is filled with the
+rejected examples in ranking order, flagged in the `redundant` column, so the budget stays exact
+and the shortfall is visible (DEITA itself would return fewer).
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from selection_assets.core.methods import ScoringInputs, base_frame, top_k
 from selection_assets.core.methods.diversity import order_to_score
+
+# the scorers' prompts, as deita/selection/scorer/llama_scorer.py writes them
+COMPLEXITY_PROMPT = ("You are a helpful assistant. Please identify the complexity score of the following user "
+                     "query. \n##Query: {instruction}  \n##Complexity: ")
+QUALITY_PROMPT = ("You are a helpful assistant. Please identify the quality score of the Response corresponding "
+                  "to the Question. \n #Question#:\n{instruction}\n#Response#:\n{output} \n##Quality: ")
+RANKINGS = ("evol", "length")
+
+
+def turns(messages: Sequence[dict]) -> list[tuple[str, str]]:
+    """(instruction, response) per user turn; a last unanswered instruction gets an empty response."""
+    pairs = []
+    for index, message in enumerate(messages):
+        if message["role"] == "user":
+            following = messages[index + 1] if index + 1 < len(messages) else None
+            response = following["content"] if following and following["role"] == "assistant" else ""
+            pairs.append((message["content"], response))
+    return pairs
+
+
+def scorer_prompts(conversations: Sequence[Sequence[dict]]) -> tuple[list[str], list[str], np.ndarray]:
+    """Complexity prompts, quality prompts (one each per turn) and the conversation of each turn."""
+    complexity, quality, owner = [], [], []
+    for row, messages in enumerate(conversations):
+        for instruction, response in turns(messages):
+            complexity.append(COMPLEXITY_PROMPT.format(instruction=instruction))
+            quality.append(QUALITY_PROMPT.format(instruction=instruction, output=response))
+            owner.append(row)
+    return complexity, quality, np.asarray(owner, dtype=np.int64)
+
+
+def evol_scores(complexity: np.ndarray, quality: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Per conversation, the sum over its turns of complexity x quality (0 without a user turn)."""
+    return np.bincount(owner, weights=np.asarray(complexity) * np.asarray(quality), minlength=n)
 
 
 def redundancy_filter(embeddings: np.ndarray, ranking: np.ndarray, k: int, threshold: float) -> np.ndarray:
@@ -31,18 +77,28 @@ def redundancy_filter(embeddings: np.ndarray, ranking: np.ndarray, k: int, thres
     return np.asarray(accepted, dtype=np.int64)
 
 
-def score(inputs: ScoringInputs, threshold: float) -> pd.DataFrame:
-    """Acceptance order of the filter over the length ranking."""
+def score(inputs: ScoringInputs, threshold: float, ranking: str) -> pd.DataFrame:
+    """Acceptance order of the filter over the evol-score or length ranking."""
+    if ranking == "evol":
+        if inputs.deita_scores is None:
+            raise ValueError("deita needs the scorers' evol scores (DataResource.deita_scorers)")
+        quality = np.asarray(inputs.deita_scores, dtype=np.float64)
+    elif ranking == "length":
+        quality = inputs.pool["total_tokens"].to_numpy()
+    else:
+        raise ValueError(f"unknown DEITA ranking {ranking!r} ({', '.join(RANKINGS)})")
     x = inputs.embeddings()
-    ranking = np.argsort(-inputs.pool["total_tokens"].to_numpy(), kind="stable")
+    order = np.argsort(-quality, kind="stable")
     k = inputs.max_budget or len(x)
-    accepted = redundancy_filter(x, ranking, k, threshold)
-    rejected = ranking[~np.isin(ranking, accepted)][: max(k - len(accepted), 0)]
+    accepted = redundancy_filter(x, order, k, threshold)
+    rejected = order[~np.isin(order, accepted)][: max(k - len(accepted), 0)]
     frame = base_frame(inputs, order_to_score(np.concatenate([accepted, rejected]), len(x)))
     frame["redundant"] = np.isin(np.arange(len(x)), rejected)
+    if ranking == "evol":
+        frame["evol_score"] = quality
     return frame
 
 
-def select(scores: pd.DataFrame, budget: int, threshold: float) -> pd.DataFrame:
+def select(scores: pd.DataFrame, budget: int, threshold: float, ranking: str) -> pd.DataFrame:
     """The first `budget` examples of the filter's order (accepted first, then redundant fill)."""
     return top_k(scores, budget)
