@@ -178,9 +178,14 @@ def torch_version() -> str:
 
 
 def results(args: argparse.Namespace) -> int:
-    """Render the results section of a finished demo into the README, between its markers."""
+    """Render the results section of a finished demo into the README, between its markers; section
+    `methods` is the method table, rendered from the registry and each method's provenance."""
     from selection_assets.core import results_section, store
 
+    if args.section == "methods":
+        from selection_assets.core.methods.references import method_table
+
+        return _write_section(Path(args.readme), "methods", method_table(registry()), "the method registry")
     home = Path(os.environ.get("DAGSTER_HOME") or args.dagster_home).resolve()
     comparison_path = Path(args.storage or home / "storage") / "reports" / "comparison" / "comparison.json"
     if not comparison_path.exists():
@@ -189,14 +194,20 @@ def results(args: argparse.Namespace) -> int:
     run_path = home / RUN_RECORD
     run = store.read_json(run_path) if run_path.exists() else None
     body = results_section.render(store.read_json(comparison_path), run, args.title)
-    command = f"selection-assets results --section {args.section}"
-    readme = Path(args.readme)
+    return _write_section(Path(args.readme), args.section, body, str(comparison_path))
+
+
+def _write_section(readme: Path, section: str, body: str, source: str) -> int:
+    """Replace README section `section` with `body` (a generated text from `source`)."""
+    from selection_assets.core import results_section
+
+    command = f"selection-assets results --section {section}"
     try:
-        readme.write_text(results_section.replace_section(readme.read_text(), args.section, body, command))
+        readme.write_text(results_section.replace_section(readme.read_text(), section, body, command))
     except ValueError as err:
         print(f"{readme}: {err}")
         return 2
-    print(f"wrote the results:{args.section} section of {readme} from {comparison_path}")
+    print(f"wrote the results:{section} section of {readme} from {source}")
     return 0
 
 
@@ -268,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     results_parser = commands.add_parser("results", help="write a finished demo's results into the README")
     results_parser.add_argument("--section", required=True,
                                 help="name of the README section, between <!-- results:NAME begin --> and "
-                                     "<!-- results:NAME end -->")
+                                     "<!-- results:NAME end -->; 'methods' writes the method table")
     results_parser.add_argument("--title", default="Results", help="heading of the section")
     results_parser.add_argument("--dagster-home", default=".dagster_home", help="the demo's instance directory")
     results_parser.add_argument("--storage", default=None, help="storage root (default: DAGSTER_HOME/storage)")
