@@ -73,7 +73,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
         for _, group in labelled.groupby("seed"):
             answers = [c[-1]["content"] for c in pool_io.records_for(layout, rings, group["example_id"].tolist())]
             composition.append(evaluate.selection_composition(group, targeted, answers, dev_answers))
-        costs = method_selection_cost(layout, grid, spec, pool_size)
+        costs = method_selection_cost(layout, grid, spec, pool_size, training.epochs)
         first_seed = selected[selected["seed"] == training.seeds[0]]
         result = {
             "method": spec.name, "pool_size": int(pool_size), "budget": int(budget), **report.summarise_items(items),

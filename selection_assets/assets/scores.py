@@ -4,7 +4,9 @@ example of a pool, stored as Parquet per (method, pool size) and queryable throu
 (`scores`, `scores_long`). Each score asset reports its selection cost (FLOPs and seconds)."""
 
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,17 +14,20 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, Ma
 
 from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_path, load_tokenizer, source_version
 from selection_assets.assets.embeddings import SPACES
-from selection_assets.core import cost, evaluate, similarity, store
+from selection_assets.core import cost, embed, evaluate, similarity, store, tokenize, train
 from selection_assets.core import pool as pool_io
-from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, DEITA_SCORES, EMBEDDINGS, GRADIENTS,
-                                           MESSAGES, QUERIES, MethodSpec, ScoringInputs, deita, registry)
+from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, DEITA_SCORES, EMBEDDINGS,
+                                           FINETUNE_ROUNDS, GRADIENTS, MESSAGES, MODEL_PASSES, QUERIES, MethodSpec,
+                                           ScoringInputs, deita, registry)
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 
 def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: DataResource,
-                   device: str, replicate_seeds: tuple[int, ...] = (0,)) -> ScoringInputs:
-    """Everything `spec` reads about the pool of size `pool_size`."""
+                   device: str, replicate_seeds: tuple[int, ...] = (0,), training: TrainResource | None = None,
+                   compute: ComputeResource | None = None, log=None) -> ScoringInputs:
+    """Everything `spec` reads about the pool of size `pool_size` (`training` and `compute` for a
+    method that fine-tunes while it selects)."""
     rings = grid.rings_of(pool_size)
     budgets_below = [b for b in grid.budgets if b < int(pool_size)]
     inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed, device=device,
@@ -46,7 +51,35 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
             inputs.reward_scores = _reward_scores(data, inputs.messages(), device)
     if DEITA_SCORES in spec.needs:
         inputs.deita_scores = _deita_scores(data, inputs.messages(), device)
+    if FINETUNE_ROUNDS in spec.needs:
+        inputs.train_and_embed = _train_and_embed(layout, pool_io.messages(layout, rings), data,
+                                                  training or TrainResource(), compute or ComputeResource(), log)
     return inputs
+
+
+def _train_and_embed(layout, conversations: list, data: DataResource, training: TrainResource,
+                     compute: ComputeResource, log=None):
+    """rows -> every pool example's mean-pooled embedding under a fresh base model fine-tuned on
+    those rows (DiverseEvol's round); the round's checkpoint lives in a temporary directory inside
+    the storage root and is removed after."""
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(layout)
+    pool_ids = [e.input_ids for e in tokenize.encode_conversations(tokenizer, conversations, data.max_length)]
+    settings = training.settings(data.max_length, data.seed)
+    device = compute.resolved_device()
+
+    def train_and_embed(rows: np.ndarray) -> np.ndarray:
+        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
+        examples = train.sft_examples(tokenizer, [conversations[i] for i in rows], data.max_length)
+        with tempfile.TemporaryDirectory(prefix=".diverse-evol-", dir=layout.root) as work:
+            train.train_causal_lm(model, tokenizer, examples, settings, Path(work) / "round", device, log=log,
+                                  label=f"DiverseEvol round on {len(rows)} examples")
+            trained = AutoModel.from_pretrained(Path(work) / "round", dtype=compute.resolved_dtype()).to(device).eval()
+            return embed.embed_token_ids(trained, pool_ids, pad_id=tokenizer.pad_token_id,
+                                         batch_tokens=compute.embed_batch_tokens, device=device, pooling="mean")
+
+    return train_and_embed
 
 
 def deita_scorer_names(data: DataResource) -> tuple[str, str]:
@@ -82,7 +115,7 @@ def _reward_scores(data: DataResource, conversations: list, device: str) -> np.n
     return evaluate.reward_scores(model, tokenizer, conversations, max_length=data.max_length, device=device)
 
 
-def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str) -> dict:
+def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str, epochs: float = 0.0) -> dict:
     """FLOPs (SCIENCE.md's cost model) and measured seconds of the model passes a method's choice
     needs; the method's own scoring seconds are reported separately."""
     rings = grid.rings_of(pool_size)
@@ -105,7 +138,8 @@ def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str) 
     flops = cost.selection_flops(spec.needs, lm_parameters=lm_parameters, embedding_parameters=embedding_parameters,
                                  tokens_per_example=manifest["mean_tokens"], pool_size=manifest["examples"],
                                  n_queries=n_queries, gradient_checkpoints=len(warmup["checkpoints"]),
-                                 warmup_tokens=warmup["tokens"])
+                                 warmup_tokens=warmup["tokens"], budgets=[b for b in grid.budgets if b < int(pool_size)],
+                                 epochs=epochs)
     return {"selection_flops": flops, "model_pass_seconds": seconds}
 
 
@@ -118,27 +152,33 @@ def _build_one(grid: Grid, spec: MethodSpec):
         deps.append(SPACES[spec.space].query_asset)
     if spec.needs & {ANSWER_LOSSES, ANSWER_LOSSES_ALONE}:
         deps.append(AssetDep("answer_losses", partition_mapping=ring_mapping))
-    if MESSAGES in spec.needs:
+    if spec.needs & {MESSAGES, FINETUNE_ROUNDS, DEITA_SCORES}:
         deps.append(AssetDep("raw_pool", partition_mapping=ring_mapping))
+    if FINETUNE_ROUNDS in spec.needs:
+        deps += ["base_model", "tokenizer"]
+    runs_models = bool(spec.needs & MODEL_PASSES)
 
     @asset(name=f"scores_{spec.name}", group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
            code_version=source_version(spec.module, *spec.uses, similarity,
                                        *([evaluate.expected_digit_scores] if DEITA_SCORES in spec.needs else []),
+                                       *([train, embed, _train_and_embed] if FINETUNE_ROUNDS in spec.needs else []),
                                        f"{spec.space} {sorted(spec.params.items())}"),
+           pool=GPU_POOL if runs_models else None, tags=GPU_TAGS if runs_models else None,
+           op_tags=GPU_OP_TAGS if runs_models else None,
            description=f"{spec.name} ({spec.reference}): {spec.summary}. A score for every example of a pool.")
     def scores_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                      compute: ComputeResource, training: TrainResource) -> MaterializeResult:
         layout = storage.layout()
         pool_size = context.partition_key
         inputs = scoring_inputs(layout, grid, pool_size, spec, data, compute.resolved_device(),
-                                tuple(training.seeds))
+                                tuple(training.seeds), training, compute, context.log.info)
         began = time.perf_counter()
         scores = spec.score(inputs)
         seconds = time.perf_counter() - began
         path = store.write_parquet(scores, layout.scores(spec.name, pool_size))
         store.refresh_scores_views(layout)
-        costs = method_selection_cost(layout, grid, spec, pool_size)
+        costs = method_selection_cost(layout, grid, spec, pool_size, training.epochs)
         notes = spec.report_notes(scores)
         for name, note in notes.items():
             context.log.warning(f"{spec.name}: {name}: {note}")

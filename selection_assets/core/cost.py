@@ -23,15 +23,32 @@ def less_flops(n_params: int, tokens_per_example: float, n_featurised: int, chec
     return 6.0 * n_params * (warmup_tokens + tokens_per_example * n_featurised * checkpoints)
 
 
-def selection_flops(needs: frozenset[str], *, lm_parameters: int, embedding_parameters: int,
-                    tokens_per_example: float, pool_size: int, n_queries: int, gradient_checkpoints: int = 0,
-                    warmup_tokens: float = 0.0) -> float:
-    """What a method spends choosing, by what it reads: an embedding pass over the pool (and the
-    queries), or LESS's warm-up and gradient passes; one LM pass for CE(A | Q), a second for CE(A)
-    (IFD); nothing for counts or shuffles."""
-    from selection_assets.core.methods import ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, GRADIENTS, QUERIES
+def diverse_evol_flops(n_params: int, tokens_per_example: float, pool_size: int, budgets, epochs: float) -> float:
+    """DiverseEvol, for every budget: each round fine-tunes on the choice so far and embeds the pool."""
+    from selection_assets.core.methods.diverse_evol import round_sizes
 
     flops = 0.0
+    for budget in budgets:
+        sizes = round_sizes(budget)
+        for round_index in range(1, len(sizes)):
+            flops += training_flops(n_params, tokens_per_example, sum(sizes[:round_index]), epochs)
+            flops += forward_flops(n_params, tokens_per_example, pool_size)
+    return flops
+
+
+def selection_flops(needs: frozenset[str], *, lm_parameters: int, embedding_parameters: int,
+                    tokens_per_example: float, pool_size: int, n_queries: int, gradient_checkpoints: int = 0,
+                    warmup_tokens: float = 0.0, budgets=(), epochs: float = 0.0) -> float:
+    """What a method spends choosing, by what it reads: an embedding pass over the pool (and the
+    queries), or LESS's warm-up and gradient passes; one LM pass for CE(A | Q), a second for CE(A)
+    (IFD); DiverseEvol's fine-tuning rounds and re-embeddings for each of `budgets`; nothing for
+    counts or shuffles."""
+    from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, FINETUNE_ROUNDS,
+                                               GRADIENTS, QUERIES)
+
+    flops = 0.0
+    if FINETUNE_ROUNDS in needs:
+        flops += diverse_evol_flops(lm_parameters, tokens_per_example, pool_size, budgets, epochs)
     if GRADIENTS in needs:
         featurised = pool_size + (n_queries if QUERIES in needs else 0)
         flops += less_flops(lm_parameters, tokens_per_example, featurised, gradient_checkpoints, warmup_tokens)

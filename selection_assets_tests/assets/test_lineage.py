@@ -72,7 +72,7 @@ def test_asset_checks_all_pass(lineage):
 def test_long_steps_report_progress_in_the_run_log(lineage):
     instance, _, _, results = lineage
     messages = [entry.user_message for result in results for entry in instance.all_logs(result.run_id)]
-    for step in ("pre-training: ", "rds embeddings of ring 150: ", "CE(answer | question): ",
+    for step in ("pre-training: ", "rds embeddings of ring 150: ", "CE(answer | question), CE(sequence): ",
                  "fine-tuning seed 0: ", "harness evaluation: ", "answer loss (arithmetic): "):
         lines = [m for m in messages if step in m]
         assert lines and any("(100%)" in m and m.endswith("done") for m in lines), step

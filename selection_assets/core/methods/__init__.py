@@ -25,6 +25,8 @@ EMBEDDINGS, QUERIES, MESSAGES = "embeddings", "queries", "messages"
 ANSWER_LOSSES = "answer_losses"  # CE(A | Q): one forward pass per example
 ANSWER_LOSSES_ALONE = "answer_losses_alone"  # CE(A) without context: a second, shorter pass
 DEITA_SCORES = "deita_scores"  # DEITA's complexity and quality scorer models, per turn
+FINETUNE_ROUNDS = "finetune_rounds"  # fine-tunes the base model on its choices so far, then re-embeds the pool
+MODEL_PASSES = frozenset({DEITA_SCORES, FINETUNE_ROUNDS})  # scoring itself runs models (the gpu pool)
 GRADIENTS = "gradients"  # its "embeddings" are LESS gradient features (a warm-up, then backward passes)
 
 
@@ -46,6 +48,8 @@ class ScoringInputs:
     messages: Callable[[], list[list[dict]]] | None = None  # conversations in pool order
     reward_scores: np.ndarray | None = None  # reward-model score per example, when one is configured
     deita_scores: np.ndarray | None = None  # DEITA evol score per example (sum of complexity x quality)
+    # fine-tune a fresh base model on pool rows, return every pool example's embedding under it
+    train_and_embed: Callable[[np.ndarray], np.ndarray] | None = None
 
     def embeddings(self) -> np.ndarray:
         """All pool embeddings as one float32 (N, d) array (diversity methods need random access)."""
@@ -147,8 +151,8 @@ def top_k(scores: pd.DataFrame, budget: int, column: str = "score", later_rows_f
 
 def registry() -> dict[str, MethodSpec]:
     """Every selection method by name, in report order."""
-    from selection_assets.core.methods import (deita, diversity, ifd, instructmining, less, perplexity, random,
-                                               random_balanced, rds, token_length)
+    from selection_assets.core.methods import (deita, diverse_evol, diversity, ifd, instructmining, less, perplexity,
+                                               random, random_balanced, rds, token_length)
 
     targeted = frozenset({EMBEDDINGS, QUERIES})
     specs = [
@@ -187,6 +191,10 @@ def registry() -> dict[str, MethodSpec]:
                    "Xia et al. 2024", params={"count": "response"}),
         MethodSpec("kcenter", diversity, "k-center greedy on LM embeddings", "Sener & Savarese 2018",
                    frozenset({EMBEDDINGS}), "rds", {"algorithm": "kcenter"}),
+        MethodSpec("kcenter_diverseevol", diverse_evol, "iterative k-center: 10% random, then 3 rounds of fine-tuning "
+                   "on the choice so far, re-embedding the pool and adding the farthest examples",
+                   "Wu et al. 2023 (DiverseEvol), as Xia et al. 2024 run it", frozenset({FINETUNE_ROUNDS}),
+                   per_budget=True),
         MethodSpec("kmeans_round_robin", diversity, "sqrt(N) k-means clusters, round-robin over clusters "
                    "(largest first), nearest-to-centroid first", "this project (a prefix-consistent k-means order)",
                    frozenset({EMBEDDINGS}), "rds", {"algorithm": "kmeans"}),

@@ -61,9 +61,16 @@ PROVENANCE = {
                                "0 (tokenisation)"),
     "token_length_response": Provenance(f"{XIA}: token_length/compute_token_num.py (response_token, the last "
                                         "turn)", "as token_length", "0 (tokenisation)"),
-    "kcenter": Provenance("Sener & Savarese 2018 (greedy k-center)", "not Xia et al.'s k-center, which is "
-                          "DiverseEvol's iterative one (diverse/train.py; not implemented)",
+    "kcenter": Provenance("Sener & Savarese 2018 (greedy k-center)", "one pass on the base model's RDS+ "
+                          "embeddings; Xia et al.'s k-center is DiverseEvol's iterative one: `kcenter_diverseevol`",
                           "2 N_p L y + O(N k d)"),
+    "kcenter_diverseevol": Provenance("OFA-Sys/DiverseEvol: train.py, evol_schedules/kcenter_sampling.py; "
+                                      f"{XIA}: diverse/train.py (1,000 random, then 3 rounds of 3,000)",
+                                      "greedy additions within a round (Xia's code takes a round's n farthest at "
+                                      "once); every round fine-tunes from the base model (Xia's keeps training "
+                                      "one); mean pooling over real tokens, L2-normalised; the project's "
+                                      "fine-tuning recipe", "per budget, 3 rounds of 6 N_p L x_r epochs + "
+                                      "2 N_p L y"),
     "kmeans_round_robin": Provenance("this project", "a prefix-consistent order: sqrt(N) clusters, round-robin, "
                                      "nearest to centroid first", "2 N_p L y + O(N C d)"),
     "kmeans_xia": Provenance(f"{XIA}: token_length/kmeans_sample.py, token_length/embedding.py",

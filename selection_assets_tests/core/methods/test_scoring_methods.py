@@ -218,3 +218,44 @@ def test_fitted_rule_recovers_known_coefficients():
     assert rule.coefficients["mtld"] == pytest.approx(0.01, abs=1e-3)
     with pytest.raises(ValueError, match="needs more than 3 subsets"):
         instructmining.fit_rule(subsets.head(3), np.ones(3))
+
+
+def _reference_diverse_evol(n, budget, seed, train_and_embed) -> list[int]:
+    """Restated from OFA-Sys/DiverseEvol (train.py, evol_schedules/kcenter_sampling.py) with Xia et
+    al.'s proportions: 10% at random, then 3 rounds of 30%; each round trains on the labelled set,
+    re-embeds the pool and adds points greedily, each the farthest from all labelled points."""
+    initial = max(1, round(0.1 * budget))
+    rest = budget - initial
+    labelled = [int(i) for i in np.random.default_rng(seed).permutation(n)[:initial]]
+    for round_index in range(3):
+        embeddings = train_and_embed(np.array(labelled))
+        for _ in range(rest // 3 + (1 if round_index < rest % 3 else 0)):
+            distance = [min(float(np.sum((embeddings[i] - embeddings[j]) ** 2)) for j in labelled)
+                        if i not in labelled else -1.0 for i in range(n)]
+            labelled.append(int(np.argmax(distance)))
+    return labelled
+
+
+def test_diverse_evol_matches_a_restatement_with_a_stand_in_trainer():
+    from selection_assets.core.methods import diverse_evol, registry
+
+    base = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    calls = []
+
+    def train_and_embed(rows):  # the "fine-tuned model" moves every embedding by the mean of what it saw
+        calls.append(len(rows))
+        return base + 0.5 * base[rows].mean(axis=0)
+
+    for budget in (4, 10, 23):
+        calls.clear()
+        expected = _reference_diverse_evol(50, budget, 3, train_and_embed)
+        calls.clear()
+        got = diverse_evol.diverse_evol_order(50, budget, 3, train_and_embed)
+        assert got.tolist() == expected and len(set(expected)) == budget
+        assert len(calls) == 3 and calls[0] == diverse_evol.round_sizes(budget)[0]  # a fine-tune per round
+    spec = registry()["kcenter_diverseevol"]
+    inputs = ScoringInputs(pool=pd.DataFrame({"example_id": [f"e{i}" for i in range(50)], "source": "s"}),
+                           budgets=(10, 23), seed=3, train_and_embed=train_and_embed)
+    scores = spec.score(inputs)
+    assert [int(e[1:]) for e in spec.select(scores, 10)["example_id"]] == _reference_diverse_evol(
+        50, 10, 3, train_and_embed)

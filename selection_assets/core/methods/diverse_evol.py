@@ -1,0 +1,90 @@
+"""DiverseEvol k-center (Wu et al. 2023), the iterative k-center of Xia et al. 2024
+(SFT-DataSelection-at-scale diverse/train.py and diverse/evol_schedules/kcenter_sampling.py;
+OFA-Sys/DiverseEvol evol_schedules/kcenter_sampling.py).
+
+For a budget k: start from a seeded random 10% of k; then in each of 3 rounds, fine-tune a fresh
+copy of the base model on the examples chosen so far, embed the whole pool with it (mean of the
+last hidden states), and add the examples farthest from the chosen ones, greedily one at a time
+(each addition becomes a centre), until the round's 30% of k is added (Xia's configs: 1,000 random
+then 3 rounds of 3,000 for 10,000).
+
+Departures, named: within a round the additions are DiverseEvol's greedy k-center (Xia's
+kcenter_sampling.py takes the round's n farthest points at once, without updating distances);
+each round fine-tunes from the base model, as DiverseEvol does (Xia's train.py keeps training the
+round-0 model); embeddings are mean-pooled over real tokens and L2-normalised (neither reference
+normalises); the fine-tuning recipe is the project's (TrainResource), not 3 epochs at 7e-6.
+
+The choice for one budget is no prefix of another's, so one order column per budget is stored
+(`score_budget_<k>`): the initial random draw first, then each round's additions in order.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from selection_assets.core.methods import ScoringInputs, base_frame, budget_column, top_k
+from selection_assets.core.methods.diversity import order_to_score
+
+INITIAL_SHARE = 0.1
+ROUNDS = 3
+
+
+def round_sizes(budget: int) -> list[int]:
+    """The random initial draw, then each round's additions (together exactly `budget`)."""
+    initial = max(1, round(INITIAL_SHARE * budget))
+    rest = budget - initial
+    return [initial] + [rest // ROUNDS + (1 if r < rest % ROUNDS else 0) for r in range(ROUNDS)]
+
+
+def farthest_additions(embeddings: np.ndarray, centres: list[int], count: int) -> list[int]:
+    """Greedy k-center: `count` examples, each the one farthest (L2) from every centre so far."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    squared_norms = np.einsum("ij,ij->i", x, x)
+    min_dist = np.full(len(x), np.inf, dtype=np.float32)
+    for centre in centres:
+        np.minimum(min_dist, np.maximum(squared_norms - 2.0 * (x @ x[centre]) + squared_norms[centre], 0.0),
+                   out=min_dist)
+    min_dist[centres] = -1.0
+    added: list[int] = []
+    for _ in range(count):
+        pick = int(np.argmax(min_dist))
+        added.append(pick)
+        np.minimum(min_dist, np.maximum(squared_norms - 2.0 * (x @ x[pick]) + squared_norms[pick], 0.0),
+                   out=min_dist)
+        min_dist[pick] = -1.0
+    return added
+
+
+def diverse_evol_order(n_pool: int, budget: int, seed: int,
+                       train_and_embed: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The examples DiverseEvol chooses for `budget`, in the order they were chosen.
+    `train_and_embed(rows)` fine-tunes a fresh base model on pool rows `rows` and returns the
+    embedding of every pool example under it."""
+    sizes = round_sizes(min(budget, n_pool))
+    chosen = [int(i) for i in np.random.default_rng(seed).permutation(n_pool)[: sizes[0]]]
+    for count in sizes[1:]:
+        if count:
+            chosen += farthest_additions(train_and_embed(np.asarray(chosen, dtype=np.int64)), chosen, count)
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def score(inputs: ScoringInputs) -> pd.DataFrame:
+    """One DiverseEvol order per budget of the pool, as score columns."""
+    if inputs.train_and_embed is None:
+        raise ValueError("DiverseEvol needs to fine-tune and embed (ScoringInputs.train_and_embed)")
+    n = len(inputs.pool)
+    budgets = sorted(inputs.budgets) or [n]
+    columns = {budget_column(b): order_to_score(diverse_evol_order(n, b, inputs.seed, inputs.train_and_embed), n)
+               for b in budgets}
+    frame = base_frame(inputs, columns[budget_column(budgets[-1])])
+    for name, values in columns.items():
+        frame[name] = values
+    return frame
+
+
+def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """The budget's DiverseEvol choice, in the order it was made."""
+    return top_k(scores, budget)
