@@ -13,6 +13,7 @@ from dagster import Definitions, map_asset_specs
 
 from selection_assets import operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, selections, sources, training
+from selection_assets.core.methods import registry
 from selection_assets.partitions import Grid
 from selection_assets.profiles import active_profile
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
@@ -95,8 +96,11 @@ def build_definitions(grid: Grid | None = None, resources: dict | None = None, e
     and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default)."""
     grid = grid or Grid.from_env()
     assets = build_assets(grid)
-    return Definitions(assets=assets, resources=resources or default_resources(),
-                       jobs=operations.stage_jobs(grid, assets),
+    resources = resources or default_resources()
+    unrunnable = {name for name, spec in registry().items()
+                  if any(not getattr(resources["data"], setting) for setting in spec.requires)}
+    return Definitions(assets=assets, resources=resources,
+                       jobs=operations.stage_jobs(grid, assets, leave_out=unrunnable),
                        sensors=[operations.stale_rerun_sensor(grid, assets)],
                        executor=executor or operations.executor_from_env())
 

@@ -18,15 +18,19 @@ def _is_ring(asset_def) -> bool:
     return all(asset_def.tags_by_key[k].get("partitioned_by") == "ring" for k in asset_def.keys)
 
 
-def stage_jobs(grid: Grid, assets: list) -> list:
+def stage_jobs(grid: Grid, assets: list, leave_out: set[str] = frozenset()) -> list:
     """One job per stage, for job backfills (`dagster job backfill`, or the Jobs page), in this
     order: ring_stage_job (validate, tokenize, embed, answer losses; rings are independent, so
     their runs may go in parallel), pool_stage_job (pool views and scores, which read every ring
     up to their size), cell_stage_job (selections, checkpoints, eval reports). An asset backfill
-    from the asset graph orders partitions by itself."""
-    ring_keys = [k for a in assets if a.partitions_def == grid.pools_def and _is_ring(a) for k in a.keys]
-    pool_keys = [k for a in assets if a.partitions_def == grid.pools_def and not _is_ring(a) for k in a.keys]
-    cell_keys = [k for a in assets if a.partitions_def == grid.grid_def for k in a.keys]
+    from the asset graph orders partitions by itself. The assets of the methods in `leave_out`
+    (those whose external models are not configured) are in no job."""
+    left_out = {f"{stage}_{method}" for method in leave_out
+                for stage in ("scores", "selection", "finetuned", "eval_report")}
+    kept = [a for a in assets if not {k.to_user_string() for k in a.keys} & left_out]
+    ring_keys = [k for a in kept if a.partitions_def == grid.pools_def and _is_ring(a) for k in a.keys]
+    pool_keys = [k for a in kept if a.partitions_def == grid.pools_def and not _is_ring(a) for k in a.keys]
+    cell_keys = [k for a in kept if a.partitions_def == grid.grid_def for k in a.keys]
     return [define_asset_job(RING_JOB, AssetSelection.assets(*ring_keys), partitions_def=grid.pools_def,
                              description="Per-ring stage: validate, tokenize, embed and score each example once."),
             define_asset_job(POOL_JOB, AssetSelection.assets(*pool_keys), partitions_def=grid.pools_def,

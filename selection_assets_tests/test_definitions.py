@@ -7,7 +7,8 @@ import pytest
 from dagster import AssetKey, Definitions, MultiPartitionsDefinition
 
 from selection_assets.core.methods import registry
-from selection_assets.definitions import build_definitions
+from selection_assets.definitions import build_definitions, default_resources
+from selection_assets.resources import DataResource
 from selection_assets.partitions import Grid
 
 
@@ -32,7 +33,9 @@ def test_lineage_shape_partitions_and_gpu_pool():
     per_method = {f"{stage}_{m}" for m in registry() for stage in ("finetuned", "eval_report")}
     embeddings = {f"{kind}_embeddings{suffix}" for kind in ("pool", "query")
                   for suffix in ("", "_mean", "_last_token", "_encoder")}
-    assert gpu == {"base_model", "answer_losses", "eval_report_base"} | embeddings | per_method
+    less = {"less_warmup", "pool_less_features", "query_less_features"}
+    scoring_runs_models = {"scores_deita", "scores_kcenter_diverseevol"}
+    assert gpu == {"base_model", "answer_losses", "eval_report_base"} | embeddings | less | scoring_runs_models | per_method
     assert graph.get(AssetKey("selection_rds_plus")).owners == ["team:data-engineering"]
     assert graph.get(AssetKey("finetuned_rds_plus")).owners == ["team:ml-research"]
     pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool")).parent_keys}
@@ -71,3 +74,16 @@ def test_a_profile_supplies_defaults_that_the_environment_overrides(monkeypatch)
     monkeypatch.setenv("SELECTION_ASSETS_PROFILE", "huge")
     with pytest.raises(ValueError, match="SELECTION_ASSETS_PROFILE='huge' is not a profile; known: world, smol"):
         Grid.from_env()
+
+
+def test_stage_jobs_leave_out_methods_whose_scorer_models_are_not_set():
+    grid = Grid((100, 1000), (10,))
+
+    def pool_job_keys(resources) -> set[str]:
+        job = build_definitions(grid, resources).resolve_job_def("pool_stage_job")
+        return {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+
+    unset = pool_job_keys(default_resources())
+    assert "scores_rds_plus" in unset and "scores_deita" not in unset
+    configured = pool_job_keys({**default_resources(), "data": DataResource(deita_scorers="c-scorer,q-scorer")})
+    assert "scores_deita" in configured

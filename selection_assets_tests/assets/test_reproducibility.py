@@ -12,9 +12,9 @@ from selection_assets.cli import run_lineage
 from selection_assets.resources import StorageResource
 from selection_assets_tests.conftest import TINY_GRID
 
-METHODS = ["random", "random_balanced", "rds_plus", "top_ppl"]
+METHODS = ["random", "random_balanced", "rds_plus", "top_ppl", "less"]
 # what both runs hold: everything upstream of the methods, and the methods' own artefacts
-COMPARED = ["source", "models", "pool/rings", "embeddings/rds", "reports/base_model.json",
+COMPARED = ["source", "models", "pool/rings", "embeddings/rds", "embeddings/less", "reports/base_model.json",
             "reports/base_model_items.parquet",
             *[f"{stage}/{method}" for method in METHODS
               for stage in ("scores", "selections", "checkpoints", "reports/eval", "reports/items")]]
