@@ -34,3 +34,28 @@ def test_balanced_round_robins_sources_and_spreads_exhausted_budget():
     # rounds: x1 y1 z1 | x2 y2 z2 | (x exhausted) y3 z3
     assert chosen["example_id"].tolist() == ["x1", "y1", "z1", "x2", "y2", "z2", "y3", "z3"]
     assert chosen["rank"].tolist() == list(range(8))
+
+
+def _reference_balanced(keys, sources, budget):
+    """Source-balanced random, restated: each source's examples in descending key order (earlier
+    row on ties); sources take turns in name order, an exhausted one drops out."""
+    queues = {s: sorted([i for i, t in enumerate(sources) if t == s], key=lambda i: (-keys[i], i))
+              for s in sorted(set(sources))}
+    taken = []
+    while len(taken) < budget:
+        for queue in queues.values():
+            if queue and len(taken) < budget:
+                taken.append(queue.pop(0))
+    return taken
+
+
+def test_balanced_matches_a_restatement_on_random_keys_with_ties():
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(2, 40))
+        sources = list(rng.choice(["a", "b", "c"], n))
+        keys = np.round(rng.random(n), 1)  # ties
+        scores = pd.DataFrame({"example_id": [f"e{i}" for i in range(n)], "source": sources, "score": keys})
+        budget = int(rng.integers(1, n + 1))
+        chosen = [int(e[1:]) for e in random_balanced.select(scores, budget)["example_id"]]
+        assert chosen == _reference_balanced(keys, sources, budget)

@@ -259,3 +259,30 @@ def test_diverse_evol_matches_a_restatement_with_a_stand_in_trainer():
     scores = spec.score(inputs)
     assert [int(e[1:]) for e in spec.select(scores, 10)["example_id"]] == _reference_diverse_evol(
         50, 10, 3, train_and_embed)
+
+
+@pytest.mark.parametrize("count, column", [("total", "total_tokens"), ("response", "answer_tokens")])
+def test_token_length_matches_a_restatement_with_ties(count, column):
+    """Xia et al.'s counts (compute_token_num.py) ranked longest first, earlier row on ties."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(2, 40))
+        counts = {"total": rng.integers(5, 12, n), "answer": rng.integers(1, 6, n)}  # few values: ties
+        scores = token_length.score(_inputs(n, **counts), count)
+        budget = int(rng.integers(1, n + 1))
+        values = counts["total" if count == "total" else "answer"]
+        expected = [f"e{i}" for i in sorted(range(n), key=lambda i: (-values[i], i))[:budget]]
+        assert _ids(token_length.select(scores, budget, count)) == expected
+
+
+def test_instructmining_ranks_by_the_published_rule_restated():
+    """Cao et al.'s v1 rule, log L = 1.0694 - 0.1498 Rew + 8.257e-5 Len - 0.9350 Knn6, lowest first."""
+    rng = np.random.default_rng(4)
+    n = 30
+    table = pd.DataFrame({"reward": rng.normal(size=n), "output_length": rng.integers(1, 400, n).astype(float),
+                          "knn6": np.round(rng.uniform(0.2, 1.2, n), 1)})
+    predicted = 1.0694 - 0.1498 * table["reward"] + 8.257e-5 * table["output_length"] - 0.9350 * table["knn6"]
+    frame = pd.DataFrame({"example_id": [f"e{i}" for i in range(n)], "source": "s",
+                          "score": -instructmining.published_rule().predict(table)})
+    expected = [f"e{i}" for i in sorted(range(n), key=lambda i: (predicted[i], i))[:12]]
+    assert _ids(instructmining.select(frame, 12)) == expected
