@@ -60,12 +60,11 @@ def measure(mode: str, conversations: int, max_length: int, batch_tokens: int) -
     torch.set_num_threads(2)
     model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
-    with open(SHAREGPT_JSON.path(), encoding="utf-8") as handle:
-        raw = []
-        for text in records.iter_json_array(handle):
-            raw.append(text)
-            if len(raw) >= conversations * 3:
-                break
+    raw = []
+    for record in records.iter_raw_records(str(SHAREGPT_JSON.path())):
+        raw.append(record)
+        if len(raw) >= conversations * 3:
+            break
     kept = records.validate_raw(raw, range(len(raw)), records.first_occurrence(records.declared_ids(raw))).kept
     chats = [json.loads(m) for m in kept["messages"].iloc[:conversations]]
     loaded_mb = peak_rss_mb()

@@ -49,6 +49,10 @@ class Grid:
     def __post_init__(self) -> None:
         object.__setattr__(self, "pool_sizes", tuple(sorted(set(self.pool_sizes))))
         object.__setattr__(self, "budgets", tuple(sorted(set(self.budgets))))
+        unusable = [b for b in self.budgets if b >= max(self.pool_sizes)]
+        if unusable:
+            raise ValueError(f"budgets {unusable} (SELECTION_ASSETS_BUDGETS) are not below any pool size (the largest "
+                             f"is {max(self.pool_sizes)}, SELECTION_ASSETS_POOL_SIZES): selecting would take a whole pool")
         pools = StaticPartitionsDefinition([str(p) for p in self.pool_sizes])
         budgets = StaticPartitionsDefinition([str(b) for b in self.budgets])
         object.__setattr__(self, "pools_def", pools)

@@ -47,6 +47,8 @@ def test_lineage_shape_partitions_and_gpu_pool():
 
 
 def test_grid_rings_and_invalid_cells():
+    with pytest.raises(ValueError, match=r"budgets \[100\] \(SELECTION_ASSETS_BUDGETS\) are not below any pool size"):
+        Grid((50, 100), (10, 100))
     grid = Grid((1000, 100, 10_000), (500, 5000))
     assert grid.pool_sizes == (100, 1000, 10_000)
     assert grid.ring_bounds("1000") == (100, 1000)

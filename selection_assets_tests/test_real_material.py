@@ -22,10 +22,10 @@ def test_sharegpt_cut_mid_record_keeps_every_complete_conversation(tmp_path):
     head = real_material.SHAREGPT_JSON.path().read_bytes()[:200_000].decode("utf-8", errors="ignore")
     cut = tmp_path / "sharegpt_head.json"
     cut.write_text(head, encoding="utf-8")
-    raw = records.read_raw_source(str(cut))
+    raw = list(records.iter_raw_records(str(cut)))
     complete = raw[:-1]
     assert all(isinstance(json.loads(text), dict) for text in complete)
-    assert raw[-1].startswith("{") and head.endswith(raw[-1])  # the tail: the file's own last, partial text
+    assert raw[-1].startswith(b"{") and head.encode().endswith(raw[-1])  # the file's own last, partial text
     validated = records.validate_raw(raw, range(len(raw)), records.first_occurrence(records.declared_ids(raw)))
     assert len(validated.kept) + len(validated.quarantined) == len(raw)
     tail = validated.quarantined[validated.quarantined["source_index"] == len(raw) - 1]

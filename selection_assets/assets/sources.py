@@ -2,13 +2,11 @@
 
 import json
 
-import numpy as np
-import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import source_version
 from selection_assets import real_material
-from selection_assets.core import harness, records, store
+from selection_assets.core import harness, ingest, records, store
 from selection_assets.partitions import Grid
 from selection_assets.resources import DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
@@ -17,28 +15,23 @@ from selection_assets.world import generate
 def build(grid: Grid) -> list:
     largest = max(grid.pool_sizes)
 
-    @asset(group_name="sources", kinds={"parquet"}, code_version=source_version(generate, records),
+    @asset(group_name="sources", kinds={"parquet"}, code_version=source_version(generate, records, ingest),
            description="The whole source pool as raw JSON records in one seeded shuffle; pool size p is "
                        "its first p records. 'world' generates the embedded default pool.")
     def source_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:
         layout = storage.layout()
         if data.pool == "world":
-            raw = generate.generate_pool(largest, data.seed)
+            raw = (record.encode("utf-8") for record in generate.generate_pool(largest, data.seed))
         else:
             try:
-                raw = records.read_raw_source(real_material.pool_source(data.pool))
+                raw = records.iter_raw_records(real_material.pool_source(data.pool))
             except FileNotFoundError as error:
                 raise Failure(f"DataResource.pool={data.pool!r} (SELECTION_ASSETS_POOL): {error}") from None
-        if len(raw) < largest:
-            raise Failure(f"pool source {data.pool!r} has {len(raw)} records, fewer than the largest "
-                          f"pool size {largest}; lower SELECTION_ASSETS_POOL_SIZES")
-        order = np.random.default_rng(data.seed).permutation(len(raw))
-        shuffled = [raw[i] for i in order]
-        frame = pd.DataFrame({"position": np.arange(len(raw), dtype=np.int64), "file_index": order,
-                              "raw": shuffled,
-                              "duplicate_of": records.first_occurrence(records.declared_ids(shuffled))})
-        store.write_parquet(frame, layout.source_pool)
-        return MaterializeResult(metadata={"records": len(frame), "source": data.pool,
+        try:
+            count = ingest.write_shuffled_source(raw, layout.source_pool, data.seed, minimum=largest)
+        except ValueError as error:
+            raise Failure(f"pool source {data.pool!r}: {error}; lower SELECTION_ASSETS_POOL_SIZES") from None
+        return MaterializeResult(metadata={"records": count, "source": data.pool,
                                            "path": MetadataValue.path(str(layout.source_pool))})
 
     @asset(group_name="sources", kinds={"json"}, code_version=source_version(generate, harness.named_task_entries, real_material.gsm8k_tasks),

@@ -13,15 +13,18 @@ Accepted input shapes, detected per record:
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, BinaryIO, Iterable, Iterator
 
 import pandas as pd
 import pyarrow as pa
 
 ROLES = ("system", "user", "assistant")
+STREAM_ROWS = 10_000  # rows per batch when streaming a Parquet or Hugging Face source
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "system": "system"}
 
@@ -35,7 +38,7 @@ class ValidatedPool:
     """Outcome of validating a slice of raw records."""
 
     kept: pd.DataFrame  # id, source, messages (JSON string), clean, noise, source_index
-    quarantined: pd.DataFrame  # source_index, id, reason, raw
+    quarantined: pd.DataFrame  # source_index, id, reason, raw (the record's exact bytes)
 
     @property
     def n_in(self) -> int:
@@ -94,9 +97,17 @@ def normalize_record(record: Any, source_index: int, default_source: str = "unkn
     if not any(m["role"] == "user" for m in messages):
         raise RecordError("conversation has no user turn")
     record_id = record.get("id")
+    if record_id is not None and not isinstance(record_id, (str, int)):
+        raise RecordError(f"'id' is not a string or integer but {type(record_id).__name__}")
     record_id = f"src-{source_index}" if record_id in (None, "") else str(record_id)
     source = record.get("source") or record.get("dataset") or default_source
+    if not isinstance(source, str):
+        raise RecordError(f"'source' is not text but {type(source).__name__}")
     clean = record.get("clean")
+    if clean is not None and not isinstance(clean, bool):
+        raise RecordError(f"'clean' is not a boolean but {type(clean).__name__}")
+    if record.get("noise") is not None and not isinstance(record["noise"], str):
+        raise RecordError(f"'noise' is not text but {type(record['noise']).__name__}")
     return {
         "id": record_id,
         "source": str(source),
@@ -107,9 +118,36 @@ def normalize_record(record: Any, source_index: int, default_source: str = "unkn
     }
 
 
-def validate_raw(raw_json: Iterable[str], source_indices: Iterable[int], duplicate_of: Iterable[int],
+def parse_raw(raw: bytes | str) -> Any:
+    """The JSON value of one raw record, or RecordError naming why it has none: bytes that are not
+    UTF-8, text that is not JSON (a NUL byte, a cut-off record), nesting too deep to parse. A
+    leading byte-order mark is ignored."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise RecordError(f"invalid UTF-8 at byte {err.start} ({err.reason})") from None
+    if not isinstance(raw, str):
+        raise RecordError(f"not valid JSON (a {type(raw).__name__}, not text)")
+    try:
+        return json.loads(raw.removeprefix("\ufeff"))
+    except json.JSONDecodeError as err:
+        raise RecordError(f"not valid JSON ({err})") from None
+    except RecursionError:
+        raise RecordError("nested too deeply to parse") from None
+
+
+def raw_bytes(raw: bytes | str) -> bytes:
+    """A raw record as the bytes it arrived as (text is UTF-8 encoded, invalid bytes restored)."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        return bytes(raw)
+    return str(raw).encode("utf-8", "surrogateescape")
+
+
+def validate_raw(raw_json: Iterable[bytes | str], source_indices: Iterable[int], duplicate_of: Iterable[int],
                  default_source: str = "unknown") -> ValidatedPool:
-    """Parse and normalise raw JSON strings; quarantine what fails with its reason.
+    """Parse and normalise raw records (bytes or text); quarantine what fails with its reason and
+    the record's exact bytes (`raw`).
 
     `duplicate_of` gives, per record, the source position of an earlier record with the same id
     (-1 when the id is new); such repeats are quarantined. See `declared_ids`/`first_occurrence`.
@@ -119,10 +157,7 @@ def validate_raw(raw_json: Iterable[str], source_indices: Iterable[int], duplica
     for text, index, earlier in zip(raw_json, source_indices, duplicate_of):
         record = None
         try:
-            try:
-                record = json.loads(text)
-            except (TypeError, json.JSONDecodeError) as err:
-                raise RecordError(f"not valid JSON ({err})") from None
+            record = parse_raw(text)
             row = normalize_record(record, int(index), default_source)
             if earlier >= 0 or row["id"] in seen:
                 where = f" (first at source position {earlier})" if earlier >= 0 else ""
@@ -132,20 +167,20 @@ def validate_raw(raw_json: Iterable[str], source_indices: Iterable[int], duplica
         except RecordError as err:
             rid = record.get("id") if isinstance(record, dict) else None
             quarantined.append({"source_index": int(index), "id": None if rid is None else str(rid),
-                                "reason": str(err), "raw": text if isinstance(text, str) else repr(text)})
+                                "reason": str(err), "raw": raw_bytes(text) if text is not None else b""})
     kept_df = pd.DataFrame(kept, columns=["id", "source", "messages", "clean", "noise", "source_index"])
     kept_df["clean"] = kept_df["clean"].astype("boolean")
     q_df = pd.DataFrame(quarantined, columns=["source_index", "id", "reason", "raw"])
     return ValidatedPool(kept=kept_df, quarantined=q_df)
 
 
-def declared_ids(raw_json: Iterable[str]) -> list[str | None]:
+def declared_ids(raw_json: Iterable[bytes | str]) -> list[str | None]:
     """The `id` each raw record declares (None when unparseable or absent), for duplicate checks."""
     ids: list[str | None] = []
     for text in raw_json:
         try:
-            record = json.loads(text)
-        except (TypeError, json.JSONDecodeError):
+            record = parse_raw(text)
+        except RecordError:
             record = None
         value = record.get("id") if isinstance(record, dict) else None
         ids.append(None if value in (None, "") else str(value))
@@ -167,84 +202,140 @@ def first_occurrence(ids: list[str | None]) -> list[int]:
     return out
 
 
-def read_raw_source(path_or_name: str) -> list[str]:
-    """Read a pool source as a list of raw JSON strings, one per record, in file order.
+def iter_raw_records(path_or_name: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """Stream a pool source as raw records, the exact bytes of each, in file order.
 
     Accepts a local .jsonl/.json file, a .parquet file, a directory saved with
-    `datasets.Dataset.save_to_disk`, or a Hugging Face dataset name (its "train" split).
-    Records stay raw so that malformed ones can still be quarantined downstream.
+    `datasets.Dataset.save_to_disk`, or a Hugging Face dataset name (its "train" split). Nothing is
+    decoded or parsed here beyond finding where each record ends, so a record with invalid UTF-8,
+    a NUL byte or nesting too deep to parse still arrives and is quarantined with its reason by
+    `validate_raw`. JSON lines: one record per non-blank line (its CR of a CRLF ending dropped); a
+    file cut off mid-line ends with that partial record. JSON array: one record per element; a file
+    cut off inside an element ends with that element's partial text. Memory is bounded by
+    `chunk_bytes` and the longest record, not by the file. A missing local file is refused at once
+    (FileNotFoundError), before any record is read.
     """
     path = Path(path_or_name)
-    if path.suffix == ".jsonl" or (path.suffix == ".json" and path.is_file()):
-        with open(path, encoding="utf-8") as handle:
-            first = handle.read(1)
+    if path.suffix in (".jsonl", ".json", ".parquet") and not path.is_file():
+        raise FileNotFoundError(f"no pool file at {path}")
+    return _stream_records(path, path_or_name, chunk_bytes)
+
+
+def _stream_records(path: Path, path_or_name: str, chunk_bytes: int) -> Iterator[bytes]:
+    if path.suffix in (".jsonl", ".json"):
+        with open(path, "rb") as handle:
+            head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
             handle.seek(0)
-            if path.suffix == ".json" and first == "[":
-                return list(iter_json_array(handle))
-            return [line.rstrip("\n") for line in handle if line.strip()]
-    if path.suffix == ".parquet":  # rows to JSON text inside DuckDB, not row by row in Python
+            if path.suffix == ".json" and head.startswith(b"["):
+                yield from iter_json_array(handle, chunk_bytes)
+            else:
+                yield from iter_json_lines(handle, chunk_bytes)
+        return
+    if path.suffix == ".parquet":  # rows to JSON text inside DuckDB, a batch at a time
         import duckdb
 
         with duckdb.connect() as con:
-            rows = con.execute("SELECT to_json(t)::VARCHAR FROM read_parquet(?) t", [str(path)]).fetchall()
-        return [row[0] for row in rows]
+            cursor = con.execute("SELECT to_json(t)::VARCHAR FROM read_parquet(?) t", [str(path)])
+            while rows := cursor.fetchmany(STREAM_ROWS):
+                yield from (row[0].encode("utf-8") for row in rows)
+        return
     import datasets  # heavy import, only for HF sources
 
-    if path.is_dir():
-        dataset = datasets.load_from_disk(str(path))
-    else:
-        dataset = datasets.load_dataset(path_or_name, split="train")
+    dataset = datasets.load_from_disk(str(path)) if path.is_dir() else datasets.load_dataset(path_or_name,
+                                                                                            split="train")
     if isinstance(dataset, datasets.DatasetDict):
         dataset = dataset["train"]
-    return _table_to_json(dataset.data.table if hasattr(dataset.data, "table") else dataset.to_arrow())
+    table = dataset.data.table if hasattr(dataset.data, "table") else dataset.to_arrow()
+    for batch in table.to_batches(max_chunksize=STREAM_ROWS):
+        for row in batch.to_pylist():
+            yield json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
 
 
-def iter_json_array(handle: TextIO, chunk_chars: int = 1 << 20) -> Iterator[str]:
-    """The elements of a JSON array, as JSON text one at a time, read `chunk_chars` at a time (a
-    large file is never parsed whole). A file cut off inside an element (a truncated download)
-    ends with that element's partial text, which fails validation and is quarantined with its
-    reason rather than losing the whole file."""
+def iter_json_lines(handle: BinaryIO, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The non-blank lines of a binary stream, without their line endings, `chunk_bytes` at a time."""
+    pending = b""
+    while chunk := handle.read(chunk_bytes):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            line = line[:-1] if line.endswith(b"\r") else line
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending[:-1] if pending.endswith(b"\r") else pending
+
+
+def iter_json_array(handle: BinaryIO, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """The elements of a JSON array, the exact bytes of each, read `chunk_bytes` at a time (a large
+    file is never parsed whole). Invalid UTF-8 is carried through (surrogate escapes) so that only
+    its own element fails; an element nested too deeply for the parser is delimited by bracket
+    counting instead; a file cut off inside an element ends with that element's partial text."""
     decoder = json.JSONDecoder()
-    buffer, position, at_end = "", 0, False
+    reader = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    buffer, position, exhausted = "", 0, False
 
     def fill() -> bool:
-        nonlocal buffer, position
-        chunk = handle.read(chunk_chars)
-        buffer, position = buffer[position:] + chunk, 0
+        nonlocal buffer, position, exhausted
+        if exhausted:
+            return False
+        chunk = handle.read(chunk_bytes)
+        exhausted = not chunk
+        buffer, position = buffer[position:] + reader.decode(chunk, final=exhausted), 0
         return bool(chunk)
 
-    def skip(characters: str) -> None:
-        nonlocal position, at_end
+    def skip(characters: str) -> bool:
+        """Skip `characters`; False at the end of the input."""
+        nonlocal position
         while True:
             while position < len(buffer) and buffer[position] in characters:
                 position += 1
-            if position < len(buffer) or not fill():
-                at_end = at_end or position >= len(buffer)
-                return
+            if position < len(buffer):
+                return True
+            if not fill():
+                return False
 
-    skip(" \t\r\n")
-    if at_end or buffer[position] != "[":
+    if not skip("\ufeff \t\r\n") or buffer[position] != "[":
         raise ValueError("not a JSON array: the file does not start with '['")
     position += 1
-    while True:
-        skip(" \t\r\n,")
-        if at_end or buffer[position] == "]":
-            return
+    while skip(" \t\r\n,") and buffer[position] != "]":
         while True:
             try:
-                value, end = decoder.raw_decode(buffer, position)
+                end = decoder.raw_decode(buffer, position)[1]
             except json.JSONDecodeError:
                 if fill():
                     continue
-                yield buffer[position:]  # the file ends inside this element
-                return
+                end = len(buffer)  # the file ends inside this element
+            except RecursionError:
+                end = _bracketed_end(buffer, position)
+                if end is None:
+                    if fill():
+                        continue
+                    end = len(buffer)
             if end >= len(buffer) and fill():  # a number cut at the chunk's end may go on
                 continue
-            yield json.dumps(value, ensure_ascii=False)
+            yield buffer[position:end].encode("utf-8", "surrogateescape")
             position = end
             break
 
 
-def _table_to_json(table: pa.Table) -> list[str]:
-    return [json.dumps(row, ensure_ascii=False, default=str) for row in table.to_pylist()]
-
+def _bracketed_end(text: str, start: int) -> int | None:
+    """End of the bracketed JSON value starting at `start`, by counting brackets outside strings
+    (for values nested too deeply for the parser); None if `text` ends first."""
+    depth, index, in_string = 0, start, False
+    special = re.compile(r'["\\\[\]{}]')
+    while match := special.search(text, index):
+        char, index = match.group(), match.end()
+        if in_string:
+            if char == "\\":
+                index += 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return index
+    return None

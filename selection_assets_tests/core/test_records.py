@@ -37,7 +37,7 @@ def test_malformed_records_are_quarantined_with_reason(raw, reason):
     result = _validate([raw])
     assert len(result.kept) == 0 and len(result.quarantined) == 1
     assert reason in result.quarantined["reason"][0]
-    assert result.quarantined["raw"][0] == raw
+    assert result.quarantined["raw"][0] == raw.encode()  # the record's exact bytes
 
 
 def test_repeated_id_is_quarantined_and_counts_add_up():
@@ -60,5 +60,5 @@ def test_reads_jsonl_and_parquet_sources(tmp_path):
     parquet = tmp_path / "pool.parquet"
     pd.DataFrame(rows).to_parquet(parquet)
     for path in (jsonl, parquet):
-        result = _validate(records.read_raw_source(str(path)))
+        result = _validate(list(records.iter_raw_records(str(path))))
         assert result.kept["id"].tolist() == ["0", "1", "2"], path

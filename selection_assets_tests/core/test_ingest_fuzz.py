@@ -1,0 +1,147 @@
+"""Ingestion fuzz: a seeded generator writes over 10,000 malformed records (invalid UTF-8, cut-off
+records, NUL bytes, deep nesting, a huge line, wrong types, unknown roles, empty conversations,
+duplicate ids, BOMs and CRLF endings) among valid ones, as JSON lines and as a JSON array; every
+record that comes in is kept or quarantined with a reason and its exact bytes."""
+
+import json
+import random
+
+import pandas as pd
+import pytest
+
+from selection_assets.core import ingest, records
+
+N_MALFORMED = 10_500
+
+
+def _valid(rng: random.Random, index: int) -> dict:
+    turns = [{"role": "user", "content": f"question {index} " + "x" * rng.randrange(20)},
+             {"role": "assistant", "content": f"answer {index}"}]
+    return {"id": f"ok-{index}", "source": rng.choice(["a", "b"]), "messages": turns, "extra_field": index}
+
+
+def _malformed(rng: random.Random, index: int) -> tuple[bytes, str]:
+    """One malformed record's bytes and the words its quarantine reason must contain."""
+    good = json.dumps(_valid(rng, index)).encode()
+    kind = rng.randrange(12)
+    if kind == 0:
+        cut = rng.randrange(1, len(good) - 1)
+        return good[:cut] + bytes([rng.choice([0x80, 0xC3, 0xFF, 0xFE])]) + good[cut:], "invalid UTF-8"
+    if kind == 1:
+        return good[: rng.randrange(1, len(good) - 1)], "not valid JSON"
+    if kind == 2:
+        return good.replace(b"question", b"ques\x00tion", 1), "not valid JSON"
+    if kind == 3:
+        depth = rng.choice([2_000, 20_000, 100_000])
+        return b"[" * depth + b"]" * depth, "nested too deeply"
+    if kind == 4:
+        record = _valid(rng, index)
+        record["messages"][0]["content"] = rng.choice([7, None, ["list"], {"a": 1}, 2.5, True])
+        return json.dumps(record).encode(), "not text"
+    if kind == 5:
+        record = _valid(rng, index)
+        record["messages"][0]["role"] = rng.choice(["robot", "", "USER!", 3])
+        return json.dumps(record).encode(), "unknown role"
+    if kind == 6:
+        return json.dumps({"id": f"e-{index}", "messages": []}).encode(), "no turns"
+    if kind == 7:
+        return json.dumps(rng.choice([[1, 2], "text", 42, None, True])).encode(), "not an object"
+    if kind == 8:
+        record = _valid(rng, index)
+        record["messages"] = rng.choice(["oops", {"role": "user"}, 5])
+        return json.dumps(record).encode(), "not a list"
+    if kind == 9:
+        record = _valid(rng, index)
+        record[rng.choice(["clean", "noise"])] = {"nested": [1, 2]}
+        return json.dumps(record).encode(), "is not"
+    if kind == 10:
+        record = _valid(rng, index)
+        record["messages"] = record["messages"][:1]
+        return json.dumps(record).encode(), "last turn is not from the assistant"
+    garbage = bytes(rng.choice(range(33, 256)) for _ in range(rng.randrange(1, 40)))  # no blank, CR or LF
+    return garbage, ""
+
+
+def _corpus(seed: int):
+    """Lines of the fuzz file: (bytes, expected reason or None for a kept record)."""
+    rng = random.Random(seed)
+    lines = []
+    for index in range(N_MALFORMED + 2_000):
+        if index % 6 == 0:
+            good = json.dumps(_valid(rng, index)).encode()
+            variant = rng.randrange(3)
+            lines.append(((b"\xef\xbb\xbf" + good) if variant == 0 else good, None))
+        else:
+            lines.append(_malformed(rng, index))
+    duplicate = json.dumps(_valid(rng, 0)).encode()  # id ok-0 again
+    lines.append((duplicate, "duplicate id"))
+    huge = _valid(rng, 10**6)
+    huge["messages"][1]["content"] = "y" * 30_000_000  # a 30 MB line
+    lines.append((json.dumps(huge).encode(), None))
+    return lines
+
+
+def _ingest(path, tmp_path):
+    out = tmp_path / "source.parquet"
+    count = ingest.write_shuffled_source(records.iter_raw_records(str(path)), out, seed=3)
+    source = pd.read_parquet(out)
+    result = records.validate_raw(source["raw"], source["position"], source["duplicate_of"])
+    return count, source, result
+
+
+def test_every_fuzzed_jsonl_record_is_kept_or_quarantined_with_its_bytes(tmp_path):
+    lines = _corpus(seed=11)
+    malformed = sum(reason is not None for _, reason in lines)
+    assert malformed >= 10_000
+    path = tmp_path / "pool.jsonl"
+    with open(path, "wb") as handle:
+        for index, (raw, _) in enumerate(lines):
+            handle.write(raw + (b"\r\n" if index % 5 == 0 else b"\n"))
+        handle.write(b'{"id": "cut-at-the-end", "messages": [{"role": "us')  # a file cut off mid-record
+    count, source, result = _ingest(path, tmp_path)
+    assert count == len(lines) + 1 == result.n_in == len(result.kept) + len(result.quarantined)
+    by_bytes = {raw: reason for raw, reason in lines}
+    for raw, reason in zip(result.quarantined["raw"], result.quarantined["reason"]):
+        assert reason, "every quarantined record says why"
+        if "duplicate id 'ok-0'" in reason:  # whichever of the two comes later in the shuffle
+            continue
+        expected = by_bytes.get(raw, "not valid JSON")  # the cut-off last record is not in `lines`
+        assert expected is not None and expected in reason, (raw[:80], reason)
+    assert result.quarantined["reason"].str.contains("duplicate id 'ok-0'").sum() == 1
+    kept_ids = set(result.kept["id"])
+    assert kept_ids == {json.loads(raw.removeprefix(b"\xef\xbb\xbf"))["id"] for raw, reason in lines
+                        if reason is None}
+    assert len(result.kept.loc[result.kept["id"] == "ok-1000000", "messages"].iloc[0]) > 30_000_000
+
+
+def test_a_json_array_with_bad_elements_and_a_cut_off_end_loses_nothing(tmp_path):
+    rng = random.Random(5)
+    elements = [json.dumps(_valid(rng, i)).encode() if i % 3 else _malformed(rng, i)[0] for i in range(3000)]
+    # elements that break the array's own syntax cannot be delimited: keep those a JSON array can hold
+    elements = [e for e in elements if _delimitable(e)]
+    path = tmp_path / "pool.json"
+    path.write_bytes(b"\xef\xbb\xbf[\r\n" + b",\r\n".join(elements) + b',\n{"id": "cut", "messa')
+    count, _, result = _ingest(path, tmp_path)
+    assert count == len(elements) + 1 == len(result.kept) + len(result.quarantined)
+    assert set(result.quarantined["raw"]) - set(elements) == {b'{"id": "cut", "messa'}
+
+
+def _delimitable(element: bytes) -> bool:
+    """Whether an element keeps a JSON array parseable around it (valid JSON, possibly nested too
+    deep, possibly with bytes that are not UTF-8 inside its strings)."""
+    try:
+        json.loads(element.decode("utf-8", "surrogateescape"))
+        return True
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n"])
+def test_an_empty_source_has_no_records(tmp_path, content):
+    path = tmp_path / "pool.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="0 records, fewer than the largest pool size 5"):
+        ingest.write_shuffled_source(records.iter_raw_records(str(path)), tmp_path / "s.parquet", 0, minimum=5)
+    assert not list(tmp_path.glob(".s.parquet.*")) and not (tmp_path / "s.parquet").exists()
