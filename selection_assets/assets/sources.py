@@ -1,6 +1,7 @@
 """Source assets: the shuffled raw pool every pool size is a prefix of, and the eval tasks."""
 
 import json
+import re
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
@@ -75,12 +76,18 @@ def build(grid: Grid) -> list:
     return [source_pool, eval_tasks]
 
 
+TASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+
 def _validate_tasks(tasks: dict, origin: str) -> None:
     """Fail with the task and field at fault if an eval-task file is malformed."""
     if not isinstance(tasks, dict) or not isinstance(tasks.get("tasks"), list) or not tasks["tasks"]:
         raise Failure(f"eval tasks from {origin!r}: expected {{'tasks': [...]}} with at least one task")
     for position, task in enumerate(tasks["tasks"]):
         name = task.get("name", f"#{position}")
+        if not isinstance(name, str) or not TASK_NAME.fullmatch(name):
+            raise Failure(f"eval task #{position} from {origin!r}: name {name!r} must be letters, digits, '_', "
+                          "'-' or '.' (not starting with '.'); it names files, which must stay inside their folder")
         try:
             harness.scoring_of(task)
         except ValueError as error:

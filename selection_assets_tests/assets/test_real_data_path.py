@@ -113,3 +113,10 @@ def test_unreadable_eval_tasks_and_unknown_harness_tasks_are_refused_naming_the_
     unknown = _failure_message({**common, "data": DataResource(harness_tasks="no_such_harness_task")},
                                ["eval_tasks"])
     assert "SELECTION_ASSETS_HARNESS_TASKS" in unknown and "no_such_harness_task: not a task" in unknown
+    # a task name becomes a file name: one that could leave its folder is refused
+    escaping = tmp_path / "escaping_tasks.json"
+    tasks = generate.generate_eval_tasks(3, n_dev=3, n_test=4, skills=("fact_lookup",))
+    tasks["tasks"][0]["name"] = "../../outside"
+    escaping.write_text(json.dumps(tasks))
+    refused = _failure_message({**common, "data": DataResource(eval_tasks=str(escaping))}, ["eval_tasks"])
+    assert "name '../../outside' must be letters" in refused
