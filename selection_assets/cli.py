@@ -30,7 +30,7 @@ from transformers.utils import logging as transformers_logging
 from selection_assets.core.methods import SPINE_METHODS, registry
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM, Grid
 from selection_assets.profiles import PROFILE_ENV, PROFILES
-from selection_assets.runs import owner_tags, reap_dead_runs
+from selection_assets.runs import StorageBusy, exclusive_storage, owner_tags, reap_dead_runs
 
 REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 
@@ -100,12 +100,13 @@ def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=pri
     console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     reap(instance, echo)
     results = []
-    for label, keys, partition in stage_plan(grid, assets, methods):
-        began = time.perf_counter()
-        result = materialize(assets, selection=keys, partition_key=partition, instance=instance,
-                             resources=resources, raise_on_error=True, run_config=console, tags=owner_tags())
-        echo(f"  {label}: {len(keys)} assets in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
-        results.append(result)
+    with exclusive_storage(Path(resources["storage"].root), instance):
+        for label, keys, partition in stage_plan(grid, assets, methods):
+            began = time.perf_counter()
+            result = materialize(assets, selection=keys, partition_key=partition, instance=instance,
+                                 resources=resources, raise_on_error=True, run_config=console, tags=owner_tags())
+            echo(f"  {label}: {len(keys)} assets in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
+            results.append(result)
     return results
 
 
@@ -152,7 +153,11 @@ def demo(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     transformers_logging.disable_progress_bar()
     with DagsterInstance.get() as instance:
-        run_lineage(grid, resources, instance, log_level=args.log_level, methods=methods)
+        try:
+            run_lineage(grid, resources, instance, log_level=args.log_level, methods=methods)
+        except StorageBusy as busy:
+            print(f"not started: {busy}")
+            return 2
     seconds = time.perf_counter() - began
     command = "selection-assets demo" + "".join(
         f" --{flag} {value}" for flag, value, default in (("profile", args.profile, "world"),
@@ -230,11 +235,16 @@ def rerun(args: argparse.Namespace) -> int:
             print(f"nothing is stale in {home}")
             return 0
         console = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
-        for label, keys, partition in plan:
-            print(f"  {label}: {', '.join(k.to_user_string() for k in keys)}")
-            if not args.dry_run:
-                materialize(assets, selection=keys, partition_key=partition, instance=instance,
-                            resources=resources, raise_on_error=True, run_config=console, tags=owner_tags())
+        try:
+            with exclusive_storage(Path(resources["storage"].root), instance):
+                for label, keys, partition in plan:
+                    print(f"  {label}: {', '.join(k.to_user_string() for k in keys)}")
+                    if not args.dry_run:
+                        materialize(assets, selection=keys, partition_key=partition, instance=instance,
+                                    resources=resources, raise_on_error=True, run_config=console, tags=owner_tags())
+        except StorageBusy as busy:
+            print(f"not started: {busy}")
+            return 2
     return 0
 
 

@@ -1,16 +1,26 @@
 """Runs whose process died without ending them (SIGKILL, the OOM killer): found, marked failed, and
-their concurrency slots freed.
+their concurrency slots freed; and one command at a time per storage root.
 
 A SIGKILLed run cannot record its own end: it stays STARTED in the instance and keeps the slot of
 the `gpu` concurrency pool it held, so the next run waits for that slot forever. Every run the
 command line starts is tagged with its process id and host; before starting new runs the command
 line reaps those tagged runs whose process is gone, as Dagster's run monitoring does for launchers
-that can check their workers, and frees the slots of every run that has ended."""
+that can check their workers, and frees the slots of every run that has ended.
+
+Two commands on one storage root would redo each other's work and race on the same files, so a
+command holds an exclusive lock on the root (`exclusive_storage`) and refuses to start while the
+instance has runs in progress from elsewhere (the UI, a daemon's backfill). The lock is an flock:
+the kernel drops it when its process dies, however it dies, so a killed command leaves none."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
@@ -54,3 +64,41 @@ def reap_dead_runs(instance: DagsterInstance) -> list[str]:
             if run is None or run.is_finished:
                 storage.free_concurrency_slots_for_run(run_id)
     return reaped
+
+
+LOCK_FILE = ".selection-assets.lock"
+
+
+class StorageBusy(RuntimeError):
+    """Another command, or runs launched elsewhere, are using the storage root."""
+
+
+@contextmanager
+def exclusive_storage(root: Path, instance: DagsterInstance) -> Iterator[None]:
+    """Hold storage root `root` for one command. Raises StorageBusy, naming the holder, if another
+    command holds it or if `instance` has unfinished runs (reap dead ones first)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_FILE, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise StorageBusy(f"storage root {root} is in use by another selection-assets command "
+                              f"({handle.read().strip() or 'holder unknown'}); wait for it to finish, or give this "
+                              "command another DAGSTER_HOME / SELECTION_ASSETS_STORAGE") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            handle.flush()
+            active = instance.get_runs(filters=RunsFilter(statuses=UNFINISHED))
+            if active:
+                raise StorageBusy(f"the instance has {len(active)} run(s) in progress "
+                                  f"({', '.join(r.run_id[:8] for r in active)}), launched from the UI or another "
+                                  "process; wait for them, or cancel them in the UI, before starting this command")
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)

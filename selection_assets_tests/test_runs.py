@@ -1,5 +1,6 @@
 """A run killed with SIGKILL (as the OOM killer does) does not block the pipeline: the next command
-marks it failed, frees its concurrency slot, and runs to the end."""
+marks it failed, frees its concurrency slot, and runs to the end. A second command on the same
+storage root while one runs is refused at once, naming the holder."""
 
 import os
 import signal
@@ -18,6 +19,14 @@ def _gpu_slot_holders(home) -> set[str]:
         return set(instance.event_log_storage.get_concurrency_run_ids())
 
 
+def _gpu_slot_holders_once_ready(home) -> set[str]:
+    """`_gpu_slot_holders`, or nothing while the other process is still creating the instance's tables."""
+    try:
+        return _gpu_slot_holders(home)
+    except Exception:  # its schema migration is under way; ask again
+        return set()
+
+
 def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_rerun_finishes(tmp_path):
     home = tmp_path / "home"
     env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "80",
@@ -25,9 +34,12 @@ def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_rerun_finishes(tmp_pat
     command = [sys.executable, "-m", "selection_assets.cli", "demo", "--methods", "random"]
     victim = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while not (home / "history").exists() or not _gpu_slot_holders(home):  # a GPU-pool step holds the slot
+    while not (home / "history").exists() or not _gpu_slot_holders_once_ready(home):  # a GPU-pool step holds it
         assert victim.poll() is None and time.monotonic() < deadline, "the run never claimed a gpu slot"
         time.sleep(0.5)
+    # a second command on the same storage root is refused at once, naming the holder
+    second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 2 and f"in use by another selection-assets command (pid {victim.pid}" in second.stdout
     victim.send_signal(signal.SIGKILL)
     victim.wait()
 
