@@ -86,17 +86,11 @@ class MethodSpec:
     def select(self, scores: pd.DataFrame, budget: int, seed: int = 0) -> pd.DataFrame:
         """The method's choice of `budget` examples; a seeded method uses replicate `seed`'s scores."""
         if self.seeded:
-            column = seed_column(seed)
-            if column not in scores:
-                raise ValueError(f"{self.name} has no scores for replicate seed {seed}: rematerialise its "
-                                 "scores with that seed among the training seeds")
-            scores = scores.assign(score=scores[column])
+            scores = _scored_by(scores, seed_column(seed), f"{self.name} has no scores for replicate seed {seed}: "
+                                "rematerialise its scores with that seed among the training seeds")
         if self.per_budget:
-            column = budget_column(budget)
-            if column not in scores:
-                raise ValueError(f"{self.name} has no order for budget {budget}: rematerialise its scores with "
-                                 "that budget in the grid")
-            scores = scores.assign(score=scores[column])
+            scores = _scored_by(scores, budget_column(budget), f"{self.name} has no order for budget {budget}: "
+                                "rematerialise its scores with that budget in the grid")
         return self.module.select(scores, budget, **self.params)
 
     def report_notes(self, scores: pd.DataFrame) -> dict[str, str]:
@@ -104,6 +98,13 @@ class MethodSpec:
         could not compute); empty for most methods."""
         notes = getattr(self.module, "report_notes", None)
         return notes(scores) if notes else {}
+
+
+def _scored_by(scores: pd.DataFrame, column: str, missing: str) -> pd.DataFrame:
+    """`scores` with `column` as its `score`; ValueError(`missing`) without that column."""
+    if column not in scores:
+        raise ValueError(missing)
+    return scores.assign(score=scores[column])
 
 
 def seed_column(seed: int) -> str:

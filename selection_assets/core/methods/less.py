@@ -17,10 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame
-from selection_assets.core.methods.rds import GROUP_PREFIX
+from selection_assets.core.methods import ScoringInputs
+from selection_assets.core.methods.rds import group_score_frame
 from selection_assets.core.methods.rds import select as round_robin_over_groups
-from selection_assets.core.similarity import group_max_scores
 
 AGGREGATES = ("max", "mean")
 
@@ -43,15 +42,7 @@ def score(inputs: ScoringInputs, aggregate: str) -> pd.DataFrame:
         raise ValueError("LESS needs pool and query gradient features")
     queries, groups = task_query_features(np.asarray(inputs.query_embeddings, dtype=np.float32),
                                           np.asarray(inputs.query_tasks), aggregate)
-    backend = "torch" if inputs.device.startswith("cuda") else "numpy"
-    sims, labels = group_max_scores(inputs.pool_embedding_blocks(), queries, groups, backend=backend,
-                                    device=inputs.device)
-    if sims.shape[0] != len(inputs.pool):
-        raise ValueError(f"pool has {len(inputs.pool)} rows but gradient features have {sims.shape[0]}")
-    frame = base_frame(inputs, sims.max(axis=1) if sims.shape[1] else np.zeros(len(sims)))
-    for column, label in enumerate(labels):
-        frame[f"{GROUP_PREFIX}{label}"] = sims[:, column]
-    return frame
+    return group_score_frame(inputs, queries, groups, "gradient features")
 
 
 def select(scores: pd.DataFrame, budget: int, aggregate: str) -> pd.DataFrame:

@@ -22,11 +22,18 @@ def score(inputs: ScoringInputs) -> pd.DataFrame:
         raise ValueError("rds_plus needs pool and query embeddings")
     tasks = np.asarray(inputs.query_tasks)
     groups = tasks if len(np.unique(tasks)) > 1 else np.asarray(inputs.query_ids)
+    return group_score_frame(inputs, inputs.query_embeddings, groups, "embeddings")
+
+
+def group_score_frame(inputs: ScoringInputs, queries: np.ndarray, groups: np.ndarray, what: str) -> pd.DataFrame:
+    """A score table with one `group__<label>` column per query group (each pool row's max cosine to
+    the group's queries, in the groups' order of first appearance) and their max as `score`.
+    `what` names the pool vectors in the error raised when their count differs from the pool's."""
     backend = "torch" if inputs.device.startswith("cuda") else "numpy"
-    sims, labels = group_max_scores(inputs.pool_embedding_blocks(), inputs.query_embeddings, groups,
-                                    backend=backend, device=inputs.device)
+    sims, labels = group_max_scores(inputs.pool_embedding_blocks(), queries, groups, backend=backend,
+                                    device=inputs.device)
     if sims.shape[0] != len(inputs.pool):
-        raise ValueError(f"pool has {len(inputs.pool)} rows but embeddings have {sims.shape[0]}")
+        raise ValueError(f"pool has {len(inputs.pool)} rows but {what} have {sims.shape[0]}")
     frame = base_frame(inputs, sims.max(axis=1) if sims.shape[1] else np.zeros(len(sims)))
     for column, label in enumerate(labels):
         frame[f"{GROUP_PREFIX}{label}"] = sims[:, column]
