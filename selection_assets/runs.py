@@ -10,7 +10,8 @@ that can check their workers, and frees the slots of every run that has ended.
 Two commands on one storage root would redo each other's work and race on the same files, so a
 command holds an exclusive lock on the root (`exclusive_storage`) and refuses to start while the
 instance has runs in progress from elsewhere (the UI, a daemon's backfill). The lock is an flock:
-the kernel drops it when its process dies, however it dies, so a killed command leaves none."""
+the kernel drops it when its process dies, however it dies, so a killed command leaves none. Holding
+it with no run in progress, a command also deletes the temporary files that killed writes left."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Iterator
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from selection_assets.core import store
 
 PID_TAG = "selection_assets/pid"
 HOST_TAG = "selection_assets/host"
@@ -97,6 +100,7 @@ def exclusive_storage(root: Path, instance: DagsterInstance) -> Iterator[None]:
                 raise StorageBusy(f"the instance has {len(active)} run(s) in progress "
                                   f"({', '.join(r.run_id[:8] for r in active)}), launched from the UI or another "
                                   "process; wait for them, or cancel them in the UI, before starting this command")
+            store.remove_partial_writes(root)  # left by killed writes; nothing else can be writing now
             yield
         finally:
             handle.seek(0)

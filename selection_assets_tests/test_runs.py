@@ -48,6 +48,12 @@ def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_rerun_finishes(tmp_pat
         assert len(stuck) == 1 and stuck[0].tags[PID_TAG] == str(victim.pid)
     assert _gpu_slot_holders(home) == {stuck[0].run_id}  # what made the rerun wait forever
 
+    # writes the kill cut short leave temporary names behind (planted here, wherever the kill fell)
+    storage = home / "storage"
+    (storage / "pool" / ".records.parquet.k1ll3d.tmp").parent.mkdir(parents=True, exist_ok=True)
+    (storage / "pool" / ".records.parquet.k1ll3d.tmp").write_bytes(b"half a file")
+    (storage / "models" / ".base.k1ll3d.partial").mkdir(parents=True)
+
     # the same command, rerun, reaps the dead run first and goes to the end
     output = cli(["demo", "--methods", "random"], env, tmp_path)
     assert f"run {stuck[0].run_id[:8]} had lost its process" in output and "Done in" in output
@@ -55,3 +61,5 @@ def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_rerun_finishes(tmp_pat
         assert instance.get_run_by_id(stuck[0].run_id).status == DagsterRunStatus.FAILURE
         assert not instance.event_log_storage.get_concurrency_run_ids()
         assert reap_dead_runs(instance) == []
+    assert not [p for p in storage.rglob(".*") if p.name.endswith((".tmp", ".partial"))]  # no partial writes left
+    assert (storage / ".selection-assets.lock").read_text() == ""  # released, holder cleared

@@ -72,7 +72,7 @@ def _train_and_embed(layout, conversations: list, data: DataResource, training: 
     def train_and_embed(rows: np.ndarray) -> np.ndarray:
         model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
         examples = train.sft_examples(tokenizer, [conversations[i] for i in rows], data.max_length)
-        with tempfile.TemporaryDirectory(prefix=".diverse-evol-", dir=layout.root) as work:
+        with tempfile.TemporaryDirectory(prefix=".diverse-evol-", suffix=store.PARTIAL_DIR_SUFFIX, dir=layout.root) as work:
             train.train_causal_lm(model, tokenizer, examples, settings, Path(work) / "round", device, log=log,
                                   label=f"DiverseEvol round on {len(rows)} examples")
             trained = AutoModel.from_pretrained(Path(work) / "round", dtype=compute.resolved_dtype()).to(device).eval()

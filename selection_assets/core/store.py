@@ -131,9 +131,26 @@ class Layout:
         return self.root / "reports" / "comparison"
 
 
+PARTIAL_FILE_SUFFIX, PARTIAL_DIR_SUFFIX = ".tmp", ".partial"  # what a write in progress is called
+
+
+def remove_partial_writes(root: Path) -> list[Path]:
+    """Delete the temporary files and directories that writes killed midway left under `root` (a
+    dot-name ending in .tmp or .partial); returns them. Call only while no run can be writing."""
+    root = Path(root)
+    leftovers = sorted(p for pattern in (f".*{PARTIAL_FILE_SUFFIX}", f".*{PARTIAL_DIR_SUFFIX}")
+                       for p in root.rglob(pattern))
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+    return leftovers
+
+
 def _temp_sibling(path: Path, suffix: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + PARTIAL_FILE_SUFFIX, dir=path.parent)
     os.close(fd)
     return Path(name)
 
@@ -189,7 +206,7 @@ def temp_dir_beside(final_dir: Path) -> Path:
     """A fresh temporary directory next to `final_dir`, for `replace_dir`."""
     final_dir = Path(final_dir)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", dir=final_dir.parent))
+    return Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=PARTIAL_DIR_SUFFIX, dir=final_dir.parent))
 
 
 def refresh_scores_views(layout: Layout, wait_seconds: float = 120.0) -> None:
