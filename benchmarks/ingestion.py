@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
 from pathlib import Path
 
@@ -26,6 +27,12 @@ TOKENIZE_CHUNK = 8192
 VALIDATE_SLICE = 100_000
 
 
+def write_generated_pool(rows: int, path: Path) -> None:
+    """The world's pool of `rows` records as a JSON lines file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(generate.generate_pool(rows, seed=5)) + "\n")
+
+
 def main() -> None:
     from benchmarks._common import peak_rss_mb, save
 
@@ -33,9 +40,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     path = Path(f"/tmp/selection_assets_bench/pool_{args.rows}.jsonl")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(generate.generate_pool(args.rows, seed=5)) + "\n")
+    if not path.exists():  # generated in a child process, so its memory is not counted as ingestion's
+        child = multiprocessing.get_context("spawn").Process(target=write_generated_pool, args=(args.rows, path))
+        child.start()
+        child.join()
     began = time.perf_counter()
     layout = Layout(path.parent / f"storage_{args.rows}")
     rows = ingest.write_shuffled_source(records.iter_raw_records(str(path)), layout.source_pool, seed=5)
