@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 import pandas as pd
-import pyarrow as pa
 
 ROLES = ("system", "user", "assistant")
 STREAM_ROWS = 10_000  # rows per batch when streaming a Parquet or Hugging Face source
@@ -253,16 +252,16 @@ def _stream_records(path: Path, path_or_name: str, chunk_bytes: int) -> Iterator
 
 def iter_json_lines(handle: BinaryIO, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
     """The non-blank lines of a binary stream, without their line endings, `chunk_bytes` at a time."""
-    pending = b""
-    while chunk := handle.read(chunk_bytes):
+    pending, more = b"", True
+    while more:
+        chunk = handle.read(chunk_bytes)
+        more = bool(chunk)
         lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
+        pending = lines.pop() if more else b""  # a line may go on in the next chunk
         for line in lines:
-            line = line[:-1] if line.endswith(b"\r") else line
+            line = line.removesuffix(b"\r")
             if line.strip():
                 yield line
-    if pending.strip():
-        yield pending[:-1] if pending.endswith(b"\r") else pending
 
 
 def iter_json_array(handle: BinaryIO, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:

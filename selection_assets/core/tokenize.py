@@ -112,16 +112,23 @@ def _answer_spans(tokenizer, messages: Sequence[dict[str, str]], text: str) -> l
 
 def _encode_with_template(tokenizer, conversations: Sequence[Sequence[dict[str, str]]]) -> list[Encoded]:
     texts = [tokenizer.apply_chat_template(list(c), tokenize=False) for c in conversations]
-    if not texts:
+    return _encode_rendered(tokenizer, [(text, _answer_spans(tokenizer, messages, text))
+                                        for messages, text in zip(conversations, texts)], prefix=[])
+
+
+def _encode_rendered(tokenizer, rendered: Sequence[tuple[str, list[tuple[int, int]]]],
+                     prefix: list[int]) -> list[Encoded]:
+    """Rendered conversations (text, character spans of the assistant turns) tokenised in one batched
+    call, each after the token ids `prefix`; a token is an answer token where it starts inside a span."""
+    if not rendered:
         return []
-    batch = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    batch = tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
     out = []
-    for messages, text, ids, offsets in zip(conversations, texts, batch["input_ids"], batch["offset_mapping"]):
-        spans = _answer_spans(tokenizer, messages, text)
+    for (text, spans), ids, offsets in zip(rendered, batch["input_ids"], batch["offset_mapping"]):
         mask = [any(start <= begin < end for start, end in spans) for begin, _ in offsets]
         last_start = spans[-1][0] if spans else len(text)
         last_answer_start = next((i for i, (begin, _) in enumerate(offsets) if begin >= last_start), len(ids))
-        out.append(Encoded(list(ids), mask, last_answer_start))
+        out.append(Encoded(prefix + list(ids), [False] * len(prefix) + mask, len(prefix) + last_answer_start))
     return out
 
 
@@ -145,18 +152,8 @@ def tulu_text(messages: Sequence[dict[str, str]], eos_token: str) -> tuple[str, 
 def _encode_tulu(tokenizer, conversations: Sequence[Sequence[dict[str, str]]]) -> list[Encoded]:
     """Each conversation tokenised as one string (so a SentencePiece tokenizer adds no word-start
     piece at segment joins), answer tokens found from the character spans of the assistant turns."""
-    rendered = [tulu_text(c, tokenizer.eos_token or "") for c in conversations]
-    if not rendered:
-        return []
-    batch = tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
     bos = [tokenizer.bos_token_id] if getattr(tokenizer, "bos_token_id", None) is not None else []
-    out = []
-    for (text, spans), ids, offsets in zip(rendered, batch["input_ids"], batch["offset_mapping"]):
-        mask = [any(start <= begin < end for start, end in spans) for begin, _ in offsets]
-        last_start = spans[-1][0] if spans else len(text)
-        last_answer_start = next((i for i, (begin, _) in enumerate(offsets) if begin >= last_start), len(ids))
-        out.append(Encoded(bos + list(ids), [False] * len(bos) + mask, len(bos) + last_answer_start))
-    return out
+    return _encode_rendered(tokenizer, [tulu_text(c, tokenizer.eos_token or "") for c in conversations], prefix=bos)
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, left: bool = False):
