@@ -62,34 +62,20 @@ def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict
     are computed only for answer tokens, `logit_rows` at a time (see `scored_token_nll`). With `log`,
     progress lines (done/total, rate, time left) go to it under `label`.
     """
-    return encoded_answer_cross_entropy(model, tokenizer, encode_conversations(tokenizer, conversations, max_length),
-                                        batch_tokens=batch_tokens, device=device, logit_rows=logit_rows, log=log,
-                                        label=label)
-
-
-def encoded_answer_cross_entropy(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens: int = 16384,
-                                 device: str = "cpu", logit_rows: int = 1024, log: Callable[[str], None] | None = None,
-                                 label: str = "answer losses") -> np.ndarray:
-    """`answer_cross_entropy` of conversations already encoded (and truncated)."""
-    return _encoded_cross_entropies(model, tokenizer, encoded, whole_sequence=False, batch_tokens=batch_tokens,
-                                    device=device, logit_rows=logit_rows, log=log, label=label)[0]
-
-
-def answer_and_sequence_cross_entropy(model, tokenizer, encoded: Sequence[Encoded], *, batch_tokens: int = 16384,
-                                      device: str = "cpu", logit_rows: int = 1024,
-                                      log: Callable[[str], None] | None = None,
-                                      label: str = "answer losses") -> tuple[np.ndarray, np.ndarray]:
-    """In one pass over encoded (and truncated) conversations: the mean CE of the last answer given
-    everything before it, and the mean CE of every token given the ones before it (the whole-sequence
-    loss, `labels=input_ids`, of Ivison et al.'s perplexity baselines)."""
-    return _encoded_cross_entropies(model, tokenizer, encoded, whole_sequence=True, batch_tokens=batch_tokens,
-                                    device=device, logit_rows=logit_rows, log=log, label=label)
+    return encoded_cross_entropies(model, tokenizer, encode_conversations(tokenizer, conversations, max_length),
+                                   whole_sequence=False, batch_tokens=batch_tokens, device=device,
+                                   logit_rows=logit_rows, log=log, label=label)[0]
 
 
 @torch.inference_mode()
-def _encoded_cross_entropies(model, tokenizer, encoded: Sequence[Encoded], *, whole_sequence: bool,
-                             batch_tokens: int, device: str, logit_rows: int, log: Callable[[str], None] | None,
-                             label: str) -> tuple[np.ndarray, np.ndarray | None]:
+def encoded_cross_entropies(model, tokenizer, encoded: Sequence[Encoded], *, whole_sequence: bool,
+                            batch_tokens: int = 16384, device: str = "cpu", logit_rows: int = 1024,
+                            log: Callable[[str], None] | None = None,
+                            label: str = "answer losses") -> tuple[np.ndarray, np.ndarray | None]:
+    """Over conversations already encoded (and truncated): the mean CE of the last answer given
+    everything before it, and with `whole_sequence` also, from the same pass, the mean CE of every
+    token given the ones before it (the whole-sequence loss, `labels=input_ids`, of Ivison et al.'s
+    perplexity baselines; else None)."""
     progress = Progress(label, len(encoded), log, unit="conversations") if log else None
     answer_losses = np.full(len(encoded), np.nan, dtype=np.float64)
     sequence_losses = np.full(len(encoded), np.nan, dtype=np.float64) if whole_sequence else None
@@ -131,8 +117,8 @@ def answer_losses(model, tokenizer, conversations: Sequence[Sequence[dict]], *, 
     kwargs = {"batch_tokens": batch_tokens, "device": device, "log": log}
     whole = encode_conversations(tokenizer, conversations)  # encoded once: lengths, then the CE pass
     truncated = np.fromiter((len(e.input_ids) > max_length for e in whole), dtype=bool, count=len(whole))
-    ce_answer, ce_sequence = answer_and_sequence_cross_entropy(model, tokenizer, truncate(whole, max_length),
-                                                               label="CE(answer | question), CE(sequence)", **kwargs)
+    ce_answer, ce_sequence = encoded_cross_entropies(model, tokenizer, truncate(whole, max_length), whole_sequence=True,
+                                                     label="CE(answer | question), CE(sequence)", **kwargs)
     return pd.DataFrame({
         "ce_answer": ce_answer,
         "ce_sequence": ce_sequence,
@@ -247,7 +233,6 @@ def selection_composition(selected: pd.DataFrame, targeted_sources: Sequence[str
                        for source, answer in zip(selected["source"][targeted], answers[targeted])]
             shares["dev_answer_share"] = float(np.mean(matches)) if matches else 0.0
     return shares
-
 
 
 DIGIT_SCORES = ("1", "2", "3", "4", "5", "6")
