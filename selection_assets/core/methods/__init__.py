@@ -195,7 +195,7 @@ def registry() -> dict[str, MethodSpec]:
         MethodSpec("kcenter_diverseevol", diverse_evol, "iterative k-center: 10% random, then 3 rounds of fine-tuning "
                    "on the choice so far, re-embedding the pool and adding the farthest examples",
                    "Wu et al. 2023 (DiverseEvol), as Xia et al. 2024 run it", frozenset({FINETUNE_ROUNDS}),
-                   per_budget=True),
+                   uses=(diversity,), per_budget=True),
         MethodSpec("kmeans_round_robin", diversity, "sqrt(N) k-means clusters, round-robin over clusters "
                    "(largest first), nearest-to-centroid first", "this project (a prefix-consistent k-means order)",
                    frozenset({EMBEDDINGS}), "rds", {"algorithm": "kmeans"}),
@@ -204,7 +204,7 @@ def registry() -> dict[str, MethodSpec]:
                    "rds_mean", {"algorithm": "kmeans_per_budget"}, per_budget=True),
         MethodSpec("deita", deita, "evol score (complexity x quality from DEITA's scorer models) first, skipping "
                    "examples with cosine > 0.9 to any already taken (last-token embeddings)", "Liu et al. 2024 (DEITA)",
-                   frozenset({EMBEDDINGS, MESSAGES, DEITA_SCORES}), "rds_last_token",
+                   frozenset({EMBEDDINGS, DEITA_SCORES}), "rds_last_token",
                    {"threshold": 0.9, "ranking": "evol"}, uses=(diversity,), requires=("deita_scorers",)),
         MethodSpec("deita_length_filter", deita, "longest first, skipping examples with cosine > 0.9 to any "
                    "already taken (DEITA's filter with length as the quality)", "Liu et al. 2024 (DEITA), length "

@@ -25,8 +25,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, budget_column, top_k
-from selection_assets.core.methods.diversity import order_to_score
+from selection_assets.core.methods import ScoringInputs, top_k
+from selection_assets.core.methods.diversity import farthest_additions, per_budget_frame
 
 INITIAL_SHARE = 0.1
 ROUNDS = 3
@@ -37,25 +37,6 @@ def round_sizes(budget: int) -> list[int]:
     initial = max(1, round(INITIAL_SHARE * budget))
     rest = budget - initial
     return [initial] + [rest // ROUNDS + (1 if r < rest % ROUNDS else 0) for r in range(ROUNDS)]
-
-
-def farthest_additions(embeddings: np.ndarray, centres: list[int], count: int) -> list[int]:
-    """Greedy k-center: `count` examples, each the one farthest (L2) from every centre so far."""
-    x = np.asarray(embeddings, dtype=np.float32)
-    squared_norms = np.einsum("ij,ij->i", x, x)
-    min_dist = np.full(len(x), np.inf, dtype=np.float32)
-    for centre in centres:
-        np.minimum(min_dist, np.maximum(squared_norms - 2.0 * (x @ x[centre]) + squared_norms[centre], 0.0),
-                   out=min_dist)
-    min_dist[centres] = -1.0
-    added: list[int] = []
-    for _ in range(count):
-        pick = int(np.argmax(min_dist))
-        added.append(pick)
-        np.minimum(min_dist, np.maximum(squared_norms - 2.0 * (x @ x[pick]) + squared_norms[pick], 0.0),
-                   out=min_dist)
-        min_dist[pick] = -1.0
-    return added
 
 
 def diverse_evol_order(n_pool: int, budget: int, seed: int,
@@ -76,13 +57,7 @@ def score(inputs: ScoringInputs) -> pd.DataFrame:
     if inputs.train_and_embed is None:
         raise ValueError("DiverseEvol needs to fine-tune and embed (ScoringInputs.train_and_embed)")
     n = len(inputs.pool)
-    budgets = sorted(inputs.budgets) or [n]
-    columns = {budget_column(b): order_to_score(diverse_evol_order(n, b, inputs.seed, inputs.train_and_embed), n)
-               for b in budgets}
-    frame = base_frame(inputs, columns[budget_column(budgets[-1])])
-    for name, values in columns.items():
-        frame[name] = values
-    return frame
+    return per_budget_frame(inputs, lambda budget: diverse_evol_order(n, budget, inputs.seed, inputs.train_and_embed))
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:

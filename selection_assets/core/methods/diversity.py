@@ -3,7 +3,8 @@
 - kcenter (Sener & Savarese 2018's greedy k-center): start from a seeded random example, then
   repeatedly add argmax_x min_s ||e_x - e_s||, keeping a running min-distance vector (O(N) memory,
   O(N k d) time). Xia et al.'s k-center is DiverseEvol's iterative one (fine-tune, re-embed, add
-  the farthest points, repeat), not implemented here.
+  the farthest points, repeat): diverse_evol.py (`kcenter_diverseevol`), which grows its choice
+  with `farthest_additions`.
 - kmeans (`kmeans_round_robin`, this project's prefix-consistent order): cluster into C = sqrt(N)
   clusters, rank each cluster's members by distance to its centroid, then round-robin over clusters
   (largest first) taking each one's nearest remaining. The best of several restarts is kept.
@@ -23,6 +24,7 @@ budget. kmeans_per_budget stores one such column per budget (`score_budget_<k>`)
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import faiss
 import numpy as np
@@ -32,24 +34,36 @@ from selection_assets.core.methods import ScoringInputs, base_frame, budget_colu
 
 
 def kcenter_order(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Greedy k-center: indices in the order they are added."""
+    """Greedy k-center from a seeded random first example: indices in the order they are added."""
     n = len(embeddings)
     k = min(k, n)
     if k == 0:
         return np.zeros(0, dtype=np.int64)
+    first = int(np.random.default_rng(seed).integers(n))
+    return np.asarray([first] + farthest_additions(embeddings, [first], k - 1), dtype=np.int64)
+
+
+def farthest_additions(embeddings: np.ndarray, centres: list[int], count: int) -> list[int]:
+    """Greedy k-center from `centres`: `count` examples, each the one farthest (L2) from every centre
+    and earlier addition (a running min-distance vector: O(N) memory, O(N count d) time)."""
     x = np.asarray(embeddings, dtype=np.float32)
     squared_norms = np.einsum("ij,ij->i", x, x)
-    order = np.empty(k, dtype=np.int64)
-    order[0] = np.random.default_rng(seed).integers(n)
-    min_dist = np.full(n, np.inf, dtype=np.float32)
-    for step in range(k):
-        if step:
-            order[step] = int(np.argmax(min_dist))
-        centre = x[order[step]]
-        dist = squared_norms - 2.0 * (x @ centre) + squared_norms[order[step]]
-        np.minimum(min_dist, np.maximum(dist, 0.0), out=min_dist)
-        min_dist[order[step]] = -1.0  # never picked again
-    return order
+    min_dist = np.full(len(x), np.inf, dtype=np.float32)
+
+    def add_centre(centre: int) -> None:
+        np.minimum(min_dist, np.maximum(squared_norms - 2.0 * (x @ x[centre]) + squared_norms[centre], 0.0),
+                   out=min_dist)
+
+    for centre in centres:
+        add_centre(centre)
+    min_dist[centres] = -1.0  # never picked again
+    added: list[int] = []
+    for _ in range(count):
+        pick = int(np.argmax(min_dist))
+        added.append(pick)
+        add_centre(pick)
+        min_dist[pick] = -1.0
+    return added
 
 
 def default_clusters(n: int) -> int:
@@ -119,6 +133,18 @@ def order_to_score(order: np.ndarray, n: int) -> np.ndarray:
     return score
 
 
+def per_budget_frame(inputs: ScoringInputs, order_for: Callable[[int], np.ndarray]) -> pd.DataFrame:
+    """A score table with one order column per budget of the pool (`score_budget_<k>`, from
+    `order_for(k)`), the largest budget's also as `score` (no budgets: one order over the pool)."""
+    n = len(inputs.pool)
+    budgets = sorted(inputs.budgets) or [n]
+    columns = {budget_column(b): order_to_score(order_for(b), n) for b in budgets}
+    frame = base_frame(inputs, columns[budget_column(budgets[-1])])
+    for name, values in columns.items():
+        frame[name] = values
+    return frame
+
+
 def score(inputs: ScoringInputs, algorithm: str) -> pd.DataFrame:
     """The diversity order as a score."""
     x = inputs.embeddings()
@@ -127,13 +153,7 @@ def score(inputs: ScoringInputs, algorithm: str) -> pd.DataFrame:
     elif algorithm == "kmeans":
         order = kmeans_order(x, default_clusters(len(x)), inputs.seed)
     elif algorithm == "kmeans_per_budget":
-        budgets = sorted(inputs.budgets) or [len(x)]
-        columns = {budget_column(b): order_to_score(kmeans_nearest_to_centroids(x, b, inputs.seed), len(x))
-                   for b in budgets}
-        frame = base_frame(inputs, columns[budget_column(budgets[-1])])
-        for name, values in columns.items():
-            frame[name] = values
-        return frame
+        return per_budget_frame(inputs, lambda budget: kmeans_nearest_to_centroids(x, budget, inputs.seed))
     else:
         raise ValueError(f"unknown diversity algorithm {algorithm!r} (kcenter, kmeans, kmeans_per_budget)")
     return base_frame(inputs, order_to_score(order, len(x)))
