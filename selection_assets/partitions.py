@@ -85,4 +85,8 @@ class Grid:
 
     def valid_cells(self) -> list[tuple[str, str]]:
         """(pool_size, budget) keys whose budget is smaller than the pool."""
-        return [(str(p), str(b)) for p in self.pool_sizes for b in self.budgets if b < p]
+        return [(str(p), str(b)) for p in self.pool_sizes for b in self.budgets_below(str(p))]
+
+    def budgets_below(self, pool_size: str) -> list[int]:
+        """The budgets a pool of `pool_size` is selected for (those smaller than it)."""
+        return [b for b in self.budgets if b < int(pool_size)]

@@ -19,7 +19,7 @@ from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecu
 
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_name,
                                              base_model_path, load_tokenizer, source_version)
-from selection_assets.core import embed, less, records, store, tokenize, train
+from selection_assets.core import embed, less, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
@@ -255,12 +255,11 @@ def _build_less_warmup(grid: Grid):
 
         layout = storage.layout()
         smallest, largest = min(grid.pool_sizes), max(grid.pool_sizes)
-        source = pool_io.read_source_slice(layout, 0, smallest)
-        kept = records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept
+        messages = pool_io.valid_source_messages(layout, smallest)
         settings = training.less_settings(data.max_length, data.seed)
-        count = min(max(1, round(settings.warmup_fraction * largest)), len(kept))
-        chosen = np.random.default_rng(data.seed).permutation(len(kept))[:count]
-        conversations = [json.loads(kept["messages"].iloc[i]) for i in chosen]
+        count = min(max(1, round(settings.warmup_fraction * largest)), len(messages))
+        chosen = np.random.default_rng(data.seed).permutation(len(messages))[:count]
+        conversations = [json.loads(messages.iloc[i]) for i in chosen]
         device = compute.resolved_device()
         model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=torch.float32)
         tokenizer = load_tokenizer(layout)

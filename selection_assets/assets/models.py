@@ -3,14 +3,14 @@ corpus, or a named HF model)."""
 
 import json
 
-import pandas as pd
 import torch
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer,
                                              source_version)
 from selection_assets import real_material
-from selection_assets.core import preflight, records, store, tokenize, train
+from selection_assets.core import preflight, store, tokenize, train
+from selection_assets.core import pool as pool_io
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
@@ -20,9 +20,7 @@ from selection_assets.world import models as world_models
 def _pool_texts(layout, eos_token: str) -> list[str]:
     """Chat-formatted text of every valid source record (malformed ones are skipped here; the
     raw_pool asset quarantines and counts them)."""
-    source = pd.read_parquet(layout.source_pool, columns=["raw", "position", "duplicate_of"])
-    valid = records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept
-    return [tokenize.format_conversation(json.loads(m), eos_token) for m in valid["messages"]]
+    return [tokenize.format_conversation(json.loads(m), eos_token) for m in pool_io.valid_source_messages(layout)]
 
 
 def _corpus(data: DataResource, world: WorldResource, eos_token: str) -> list[str]:

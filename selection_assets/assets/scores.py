@@ -29,7 +29,7 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
     """Everything `spec` reads about the pool of size `pool_size` (`training` and `compute` for a
     method that fine-tunes while it selects)."""
     rings = grid.rings_of(pool_size)
-    budgets_below = [b for b in grid.budgets if b < int(pool_size)]
+    budgets_below = grid.budgets_below(pool_size)
     inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed, device=device,
                            max_budget=max(budgets_below) if budgets_below else None,
                            budgets=tuple(budgets_below),
@@ -50,7 +50,7 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
         if data.reward_model:
             inputs.reward_scores = _reward_scores(data, inputs.messages(), device)
     if DEITA_SCORES in spec.needs:
-        inputs.deita_scores = _deita_scores(data, inputs.messages(), device)
+        inputs.deita_scores = _deita_scores(data, pool_io.messages(layout, rings), device)
     if FINETUNE_ROUNDS in spec.needs:
         inputs.train_and_embed = _train_and_embed(layout, pool_io.messages(layout, rings), data,
                                                   training or TrainResource(), compute or ComputeResource(), log)
@@ -138,7 +138,7 @@ def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str, 
     flops = cost.selection_flops(spec.needs, lm_parameters=lm_parameters, embedding_parameters=embedding_parameters,
                                  tokens_per_example=manifest["mean_tokens"], pool_size=manifest["examples"],
                                  n_queries=n_queries, gradient_checkpoints=len(warmup["checkpoints"]),
-                                 warmup_tokens=warmup["tokens"], budgets=[b for b in grid.budgets if b < int(pool_size)],
+                                 warmup_tokens=warmup["tokens"], budgets=grid.budgets_below(pool_size),
                                  epochs=epochs)
     return {"selection_flops": flops, "model_pass_seconds": seconds}
 

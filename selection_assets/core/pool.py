@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from selection_assets.core import embed
+from selection_assets.core import embed, records
 from selection_assets.core.store import Layout
 
 POOL_COLUMNS = ["example_id", "source", "clean", "noise", "total_tokens", "answer_tokens", "ring"]
@@ -22,6 +22,15 @@ def read_source_slice(layout: Layout, start: int, end: int) -> pd.DataFrame:
     position = ds.field("position")
     table = dataset.to_table(filter=(position >= start) & (position < end))
     return table.to_pandas().sort_values("position", kind="stable").reset_index(drop=True)
+
+
+def valid_source_messages(layout: Layout, end: int | None = None) -> pd.Series:
+    """The messages (JSON text) of the valid records among the first `end` pool positions of the
+    shuffled source (all of them without `end`), in position order; the raw_pool asset quarantines
+    and counts the others."""
+    source = (read_source_slice(layout, 0, end) if end is not None
+              else pd.read_parquet(layout.source_pool, columns=["raw", "position", "duplicate_of"]))
+    return records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept["messages"]
 
 
 def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:
