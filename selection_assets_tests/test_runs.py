@@ -27,16 +27,28 @@ def _gpu_slot_holders_once_ready(home) -> set[str]:
         return set()
 
 
+def _stop_while_holding_a_gpu_slot(victim: subprocess.Popen, home) -> None:
+    """Freeze `victim` (SIGSTOP) at a moment its run holds a gpu slot. A GPU step can end between
+    seeing the slot and the signal, so the slot is checked again once frozen, and the run resumed
+    until the next GPU step if it was let go."""
+    deadline = time.monotonic() + 300
+    while True:
+        assert victim.poll() is None and time.monotonic() < deadline, "the run never held a gpu slot"
+        if (home / "history").exists() and _gpu_slot_holders_once_ready(home):
+            victim.send_signal(signal.SIGSTOP)
+            if _gpu_slot_holders(home):
+                return
+            victim.send_signal(signal.SIGCONT)
+        time.sleep(0.2)
+
+
 def test_a_sigkilled_run_is_failed_its_slot_freed_and_the_rerun_finishes(tmp_path):
     home = tmp_path / "home"
     env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "80",
            "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "selection_assets.cli", "demo", "--methods", "random"]
     victim = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (home / "history").exists() or not _gpu_slot_holders_once_ready(home):  # a GPU-pool step holds it
-        assert victim.poll() is None and time.monotonic() < deadline, "the run never claimed a gpu slot"
-        time.sleep(0.5)
+    _stop_while_holding_a_gpu_slot(victim, home)
     # a second command on the same storage root is refused at once, naming the holder
     second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert second.returncode == 2 and f"in use by another selection-assets command (pid {victim.pid}" in second.stdout
