@@ -4,8 +4,9 @@ loop of the same model on the same data, in one run (tokens/s of real tokens).
     python -m benchmarks.embedding_throughput                  # world-size tiny Llama, 2000 world conversations
     python -m benchmarks.embedding_throughput --mfu --model-size 1b   # on a GPU: ~1B Llama in bf16, model FLOPs utilisation
 
-Random weights are fine for throughput. MFU = achieved model FLOPs (2 x parameters x tokens per
-second) / the device's dense bf16 peak (--peak-tflops, default 989 for an H100 SXM).
+Random weights are fine for throughput. MFU = achieved model FLOPs (2 x non-embedding parameters x
+real tokens per second; attention scores and padding are not counted, so it is a lower bound) / the
+device's dense bf16 peak (--peak-tflops, default 989 for an H100 or H200 SXM).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def main() -> None:
         vocab = len(tokenizer)
     model = model_of(args.model_size, vocab, device, dtype)
     parameters = sum(p.numel() for p in model.parameters())
+    matmul_parameters = parameters - model.embed_tokens.weight.numel()  # a lookup, not a product
     real_tokens = sum(len(s) for s in sequences)
     batched = [timed(lambda: embed.embed_token_ids(model, sequences, pad_id=0, batch_tokens=args.batch_tokens,
                                                    device=device), sync) for _ in range(args.repeats)]
@@ -91,9 +93,21 @@ def main() -> None:
         result["batch1_tokens_per_s"] = real_tokens / float(np.median(single))
         result["speedup"] = result["batched_tokens_per_s"] / result["batch1_tokens_per_s"]
     else:
-        result["mfu"] = 2 * parameters * result["batched_tokens_per_s"] / (args.peak_tflops * 1e12)
+        sample = sequences[:64]  # the same vectors with and without the (redundant) padding mask
+        masked, unmasked = (embed.embed_token_ids(model, sample, pad_id=0, batch_tokens=args.batch_tokens,
+                                                  device=device, padding_mask=flag) for flag in (True, False))
+        result["unmasked_max_abs_difference"] = float(np.abs(masked - unmasked).max())
+        result["unmasked_min_cosine"] = float((masked * unmasked).sum(1).min())
+        result["masked_tokens_per_s"] = real_tokens / float(np.median([timed(
+            lambda: embed.embed_token_ids(model, sequences, pad_id=0, batch_tokens=args.batch_tokens,
+                                          device=device, padding_mask=True), sync) for _ in range(args.repeats)]))
+        result["matmul_parameters"] = matmul_parameters
+        result["batch_tokens"] = args.batch_tokens
+        result["achieved_tflops"] = 2 * matmul_parameters * result["batched_tokens_per_s"] / 1e12
+        result["mfu"] = result["achieved_tflops"] / args.peak_tflops
     print(json.dumps(result))
-    save(f"embedding_throughput_{args.model_size}_{device}_{str(dtype).removeprefix('torch.')}", result)
+    suffix = f"_{args.batch_tokens}" if args.mfu else ""
+    save(f"embedding_throughput_{args.model_size}_{device}_{str(dtype).removeprefix('torch.')}{suffix}", result)
 
 
 if __name__ == "__main__":

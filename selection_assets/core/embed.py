@@ -58,7 +58,9 @@ POOLINGS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 
 # Attention scores per batch (rows x length^2): CPU attention with a padding mask materialises
 # rows x heads x length^2 of them, which at length 1,024 outgrows the model itself. 2^22 leaves every
-# batch of sequences up to 256 tokens at 16,384 batch tokens as it was.
+# batch of sequences up to 256 tokens at 16,384 batch tokens as it was. CUDA's memory-efficient
+# attention never holds them, so batches there are bounded by tokens alone (a cap would leave one
+# 2,048-token sequence per batch and the GPU mostly idle).
 ATTENTION_CELLS = 1 << 22
 
 
@@ -90,19 +92,24 @@ def length_buckets(lengths: Sequence[int], batch_tokens: int, max_batch_size: in
 @torch.inference_mode()
 def embed_token_ids(model: torch.nn.Module, token_ids: Sequence[Sequence[int]], *, pad_id: int,
                     batch_tokens: int = 16384, device: str = "cpu",
-                    pooling: str = "position_weighted") -> np.ndarray:
-    """Embed pre-tokenised sequences with a base (headless) transformer; float32 (N, d) rows.
+                    pooling: str = "position_weighted", padding_mask: bool | None = None) -> np.ndarray:
+    """Embed pre-tokenised sequences with a base (headless) causal transformer; float32 (N, d) rows.
 
     `model` is a transformers base model (e.g. `AutoModel.from_pretrained(...)`) whose
-    `last_hidden_state` is taken after the final norm.
+    `last_hidden_state` is taken after the final norm. Batches are right-padded, so under causal
+    attention no real token can see a pad: the padding mask is redundant, and leaving it out lets
+    CUDA run flash attention. `padding_mask` None passes it on the CPU (whose results the project's
+    numbers were made with) and leaves it out on CUDA.
     """
     pool_fn = POOLINGS[pooling]
     n = len(token_ids)
     lengths = [len(ids) for ids in token_ids]
     out: np.ndarray | None = None
-    for batch in length_buckets(lengths, batch_tokens):
+    on_cpu = torch.device(device).type == "cpu"
+    pass_mask = on_cpu if padding_mask is None else padding_mask
+    for batch in length_buckets(lengths, batch_tokens, attention_cells=ATTENTION_CELLS if on_cpu else None):
         ids, mask = pad_batch([token_ids[i] for i in batch], pad_id)
-        hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+        hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device) if pass_mask else None).last_hidden_state
         vectors = pool_fn(hidden, mask.to(device)).cpu().numpy()
         if out is None:
             out = np.empty((n, vectors.shape[1]), dtype=np.float32)

@@ -43,10 +43,11 @@ def tiny_model():
     return LlamaModel(config).eval()
 
 
-def test_batched_embeddings_equal_batch_size_one(tiny_model):
+@pytest.mark.parametrize("padding_mask", [True, False], ids=["masked (CPU default)", "causal only (CUDA default)"])
+def test_batched_embeddings_equal_batch_size_one(tiny_model, padding_mask):
     rng = np.random.default_rng(0)
     sequences = [rng.integers(1, 97, size=n).tolist() for n in (3, 17, 40, 8, 25, 1, 33)]
-    batched = embed.embed_token_ids(tiny_model, sequences, pad_id=0, batch_tokens=10_000)
+    batched = embed.embed_token_ids(tiny_model, sequences, pad_id=0, batch_tokens=10_000, padding_mask=padding_mask)
     single = np.concatenate([embed.embed_token_ids(tiny_model, [s], pad_id=0, batch_tokens=1) for s in sequences])
     assert np.abs(batched - single).max() < 1e-5
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
