@@ -154,8 +154,7 @@ def _embed_with_accelerate(storage: StorageResource, compute: ComputeResource, d
                       metadata={"stderr": MetadataValue.text(completed.stderr[-4000:])})
     per_rank = [store.read_json(p) for p in sorted(stats_dir.glob("rank-*.json"))]
     return {"resumed_shards": sum(r["resumed_shards"] for r in per_rank),
-            "embed_seconds": max((r["embed_seconds"] for r in per_rank), default=0.0),
-            "processes": compute.processes}
+            "embed_seconds": max((r["embed_seconds"] for r in per_rank), default=0.0)}
 
 
 def _norm_check(report: dict) -> AssetCheckResult:
@@ -186,13 +185,15 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
             run, (model_name, parameters) = None, embedder_identity(space, layout, data)
         else:  # the model loads once, for every ring of a single-run backfill
             run, model_name, parameters = embedder(space, layout, compute, data)
-        manifests = []
+        manifests, resumed_shards, seconds_now = [], 0, 0.0
         for ring in context.partition_keys:
             frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
             fingerprint = {"model": model_name, "space": space.name, "max_length": data.max_length,
                            "parameters": parameters,
                            "ids": hashlib.sha256("\n".join(frame["id"]).encode()).hexdigest(),
-                           "base_model": store.read_json(layout.base_model_ref) if model_deps else None}
+                           # a retrained, identical base model keeps the shards: its timing is no identity
+                           "base_model": (store.without_durations(store.read_json(layout.base_model_ref))
+                                          if model_deps else None)}
             if space.pooling == LESS_FEATURES:  # features of an older warm-up are never reused
                 fingerprint["less_warmup"] = store.read_json(layout.less_warmup / "manifest.json")["checkpoints"]
             directory = layout.ring_embeddings(ring, space.name)
@@ -205,13 +206,14 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
                     directory, plan,
                     lambda start, end, frame=frame: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
                     log=context.log.info, label=f"{space.name} embeddings of ring {ring}")
-            manifests.append(embed.finalize_manifest(directory, plan, fingerprint, stats))
+            manifests.append(embed.finalize_manifest(directory, plan, fingerprint))
+            resumed_shards, seconds_now = resumed_shards + stats["resumed_shards"], seconds_now + stats["embed_seconds"]
         rings = list(context.partition_keys)
         report = embed.norm_report(b for r in rings for b in embed.iter_shards(layout.ring_embeddings(r, space.name)))
         return MaterializeResult(
             metadata={"rings": ", ".join(rings), "rows": sum(m["n_rows"] for m in manifests),
                       "shards": sum(len(m["shards"]) for m in manifests),
-                      "resumed_shards": sum(m["resumed_shards"] for m in manifests),
+                      "resumed_shards": resumed_shards, "embed_seconds_this_run": seconds_now,
                       "embed_seconds": sum(m["embed_seconds"] for m in manifests),
                       "model": model_name, "device": compute.resolved_device(),
                       "path": MetadataValue.path(str(layout.ring_embeddings(rings[0], space.name).parent))},

@@ -6,8 +6,10 @@ Padding never counts: positions come from the attention mask, so a padded batch 
 vectors as a batch of one. Batches are length-bucketed (sorted by length, packed up to a token
 budget) so little compute is spent on padding.
 
-Pool embeddings are written as float16 `.npy` shards, each renamed into place when complete, with
-a manifest written last; a killed run resumes at the first missing shard.
+Pool embeddings are written as float16 `.npy` shards, each renamed into place when complete (after
+a small JSON beside it with the seconds it took), with a manifest written last; a killed run
+resumes at the first missing shard, and the manifest holds the same bytes as an uninterrupted run's
+apart from those seconds.
 """
 
 from __future__ import annotations
@@ -136,6 +138,16 @@ def shard_path(directory: Path, index: int) -> Path:
     return Path(directory) / f"shard-{index:05d}.npy"
 
 
+def _shard_seconds_path(directory: Path, index: int) -> Path:
+    return shard_path(directory, index).with_suffix(".json")
+
+
+def _shard_done(directory: Path, index: int, rows: int) -> bool:
+    path = shard_path(directory, index)
+    return (path.exists() and _shard_seconds_path(directory, index).exists()
+            and np.load(path, mmap_mode="r").shape[0] == rows)
+
+
 def prepare_shard_dir(directory: Path, fingerprint: dict) -> None:
     """Make `directory` hold shards of `fingerprint` only: shards of anything else are discarded.
     With several processes, the main process calls this before the others start writing."""
@@ -143,7 +155,7 @@ def prepare_shard_dir(directory: Path, fingerprint: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     fingerprint_path = directory / "fingerprint.json"
     if not fingerprint_path.exists() or store.read_json(fingerprint_path) != fingerprint:
-        for stale in directory.glob("*.npy"):
+        for stale in [*directory.glob("shard-*.npy"), *directory.glob("shard-*.json")]:
             stale.unlink()
         (directory / "manifest.json").unlink(missing_ok=True)
         store.write_json(fingerprint, fingerprint_path)
@@ -154,32 +166,36 @@ def embed_missing_shards(directory: Path, plan: ShardPlan, embed_rows: Callable[
                          log: Callable[[str], None] = lambda _: None, label: str = "embedding") -> dict:
     """Embed this process's shards (index % world_size == rank) that are not complete yet.
 
-    Each shard is renamed into place when written, so a killed run resumes at its first missing
-    shard; progress over the rows still to embed goes to `log` under `label`. Returns how many
-    shards were skipped as done and the seconds spent embedding."""
+    Each shard is renamed into place when written, its seconds written beside it first, so a killed
+    run resumes at its first missing shard; progress over the rows still to embed goes to `log`
+    under `label`. Returns how many shards were skipped as done and the seconds spent this time."""
     mine = [(index, start, end) for index, start, end in plan.shards() if index % world_size == rank]
-    todo = [(index, start, end) for index, start, end in mine
-            if not (shard_path(directory, index).exists()
-                    and np.load(shard_path(directory, index), mmap_mode="r").shape[0] == end - start)]
+    todo = [(index, start, end) for index, start, end in mine if not _shard_done(directory, index, end - start)]
     progress = Progress(label, sum(end - start for _, start, end in todo), log, unit="rows")
     seconds = 0.0
     for index, start, end in todo:
         began = time.perf_counter()
-        store.write_npy(embed_rows(start, end).astype(np.float16), shard_path(directory, index))
-        seconds += time.perf_counter() - began
+        vectors = embed_rows(start, end).astype(np.float16)
+        shard_seconds = time.perf_counter() - began
+        store.write_json({"seconds": shard_seconds}, _shard_seconds_path(directory, index))
+        store.write_npy(vectors, shard_path(directory, index))
+        seconds += shard_seconds
         progress.advance(end - start)
     return {"resumed_shards": len(mine) - len(todo), "embed_seconds": seconds}
 
 
-def finalize_manifest(directory: Path, plan: ShardPlan, fingerprint: dict, stats: dict) -> dict:
-    """Check every shard is complete and write the manifest (last, so it marks a finished ring)."""
+def finalize_manifest(directory: Path, plan: ShardPlan, fingerprint: dict) -> dict:
+    """Check every shard is complete and write the manifest (last, so it marks a finished ring).
+    `embed_seconds` sums every shard's seconds, whichever run embedded it (with several processes,
+    device-seconds rather than wall time)."""
     shards = []
     for index, start, end in plan.shards():
-        path = shard_path(directory, index)
-        if not path.exists() or np.load(path, mmap_mode="r").shape[0] != end - start:
+        if not _shard_done(directory, index, end - start):
             raise RuntimeError(f"shard {index} (rows {start}-{end}) of {directory} is missing or incomplete")
-        shards.append({"file": path.name, "start": start, "end": end})
-    manifest = {"n_rows": plan.n_rows, "shards": shards, "fingerprint": fingerprint, **stats}
+        seconds = store.read_json(_shard_seconds_path(directory, index))["seconds"]
+        shards.append({"file": shard_path(directory, index).name, "start": start, "end": end, "seconds": seconds})
+    manifest = {"n_rows": plan.n_rows, "shards": shards, "fingerprint": fingerprint,
+                "embed_seconds": sum(shard["seconds"] for shard in shards)}
     store.write_json(manifest, Path(directory) / "manifest.json")
     return manifest
 

@@ -183,6 +183,16 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def without_durations(value: Any) -> Any:
+    """`value` (parsed JSON) without the keys that name measured seconds: what two runs of the same
+    work agree on, for fingerprints of finished work and for comparing runs."""
+    if isinstance(value, dict):
+        return {k: without_durations(v) for k, v in value.items() if "seconds" not in k}
+    if isinstance(value, list):
+        return [without_durations(v) for v in value]
+    return value
+
+
 def write_npy(array: np.ndarray, path: Path) -> Path:
     """Save a .npy file atomically (readable later with mmap_mode='r')."""
     tmp = _temp_sibling(Path(path), suffix=".npy")

@@ -9,23 +9,16 @@ from pathlib import Path
 from dagster import DagsterInstance
 
 from selection_assets.cli import run_lineage
+from selection_assets.core import store
 from selection_assets.resources import StorageResource
 from selection_assets_tests.conftest import TINY_GRID
 
-METHODS = ["random", "random_balanced", "rds_plus", "top_ppl", "less"]
+METHODS = ["random", "rds_plus", "top_ppl", "less"]
 # what both runs hold: everything upstream of the methods, and the methods' own artefacts
 COMPARED = ["source", "models", "pool/rings", "embeddings/rds", "embeddings/less", "reports/base_model.json",
             "reports/base_model_items.parquet",
             *[f"{stage}/{method}" for method in METHODS
               for stage in ("scores", "selections", "checkpoints", "reports/eval", "reports/items")]]
-
-
-def _without_durations(value):
-    if isinstance(value, dict):
-        return {k: _without_durations(v) for k, v in value.items() if "seconds" not in k}
-    if isinstance(value, list):
-        return [_without_durations(v) for v in value]
-    return value
 
 
 def _files(root: Path) -> dict[str, Path]:
@@ -49,7 +42,7 @@ def test_a_second_run_reproduces_every_file(lineage, tmp_path):
     differing = []
     for name, path in first.items():
         if name.endswith(".json"):
-            same = _without_durations(json.loads(path.read_text())) == _without_durations(
+            same = store.without_durations(json.loads(path.read_text())) == store.without_durations(
                 json.loads(second[name].read_text()))
         else:
             same = path.read_bytes() == second[name].read_bytes()

@@ -57,7 +57,7 @@ def write_embedding_shards(directory, plan, fingerprint, embed_rows):
     """The single-process sequence of the pool_embeddings asset."""
     embed.prepare_shard_dir(directory, fingerprint)
     stats = embed.embed_missing_shards(directory, plan, embed_rows)
-    return embed.finalize_manifest(directory, plan, fingerprint, stats)
+    return {**embed.finalize_manifest(directory, plan, fingerprint), **stats}
 
 
 def test_killed_run_resumes_at_first_missing_shard(tmp_path):
@@ -97,7 +97,7 @@ def test_processes_striding_shards_give_the_single_process_result(tmp_path):
                                            rank=rank, world_size=2)
         assert stats["resumed_shards"] == 0
     assert sorted(done) == [0, 2, 4, 6, 8, 10]
-    embed.finalize_manifest(tmp_path / "multi", plan, fingerprint, {})
+    embed.finalize_manifest(tmp_path / "multi", plan, fingerprint)
     single = write_embedding_shards(tmp_path / "single", plan, fingerprint, lambda s, e: data[s:e])
     assert len(single["shards"]) == 6
     np.testing.assert_array_equal(np.concatenate(list(embed.iter_shards(tmp_path / "multi"))),
@@ -109,4 +109,4 @@ def test_manifest_refuses_missing_shards(tmp_path):
     embed.prepare_shard_dir(tmp_path, {"model": "m"})
     embed.embed_missing_shards(tmp_path, plan, lambda s, e: np.zeros((e - s, 2)), rank=0, world_size=2)
     with pytest.raises(RuntimeError, match="shard 1"):
-        embed.finalize_manifest(tmp_path, plan, {"model": "m"}, {})
+        embed.finalize_manifest(tmp_path, plan, {"model": "m"})
