@@ -9,6 +9,7 @@ import pytest
 from selection_assets import real_material
 from selection_assets.core import records
 from selection_assets.core.preflight import base_model_problem
+from selection_assets_tests.conftest import first_occurrence
 
 
 def test_a_missing_package_names_its_install_command():
@@ -26,7 +27,7 @@ def test_sharegpt_cut_mid_record_keeps_every_complete_conversation(tmp_path):
     complete = raw[:-1]
     assert all(isinstance(json.loads(text), dict) for text in complete)
     assert raw[-1].startswith(b"{") and head.encode().endswith(raw[-1])  # the file's own last, partial text
-    validated = records.validate_raw(raw, range(len(raw)), records.first_occurrence(records.declared_ids(raw)))
+    validated = records.validate_raw(raw, range(len(raw)), first_occurrence(records.declared_ids(raw)))
     assert len(validated.kept) + len(validated.quarantined) == len(raw)
     tail = validated.quarantined[validated.quarantined["source_index"] == len(raw) - 1]
     assert len(tail) == 1 and tail["reason"].iloc[0].startswith("not valid JSON")

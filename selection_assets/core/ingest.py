@@ -2,8 +2,9 @@
 
 Two passes with memory bounded by a chunk of records, not by the source: the raw records are
 written in arrival order to a temporary Parquet file (with each record's declared id); then a seeded
-permutation assigns pool positions, duplicate ids are resolved in position order, and DuckDB
-writes the table sorted by position (spilling to disk past its memory limit). Raw records stay
+permutation assigns pool positions (8 bytes a record: the only thing held that grows with the pool),
+and DuckDB resolves duplicate ids in position order and writes the table sorted by position
+(spilling to disk past its memory limit). Raw records stay
 bytes, exactly as they came, so a record that cannot be decoded or parsed is still carried to the
 quarantine with its reason.
 """
@@ -23,7 +24,7 @@ from selection_assets.core import records, store
 
 CHUNK_RECORDS = 10_000
 DUCKDB_MEMORY_LIMIT = "512MB"
-RAW_SCHEMA = pa.schema([("file_index", pa.int64()), ("raw", pa.binary())])
+RAW_SCHEMA = pa.schema([("file_index", pa.int64()), ("raw", pa.binary()), ("declared_id", pa.binary())])
 
 
 def write_shuffled_source(raw_records: Iterable[bytes], out_path: Path, seed: int, *, minimum: int = 0,
@@ -35,40 +36,54 @@ def write_shuffled_source(raw_records: Iterable[bytes], out_path: Path, seed: in
     work = store.temp_dir_beside(out_path)
     try:
         arrival = work / "arrival.parquet"
-        declared: list[str | None] = []
         count = 0
         with pq.ParquetWriter(arrival, RAW_SCHEMA) as writer:
             chunk: list[bytes] = []
             for raw in raw_records:
                 chunk.append(raw)
                 if len(chunk) >= chunk_records:
-                    count = _write_chunk(writer, chunk, count, declared)
+                    count = _write_chunk(writer, chunk, count)
                     chunk = []
-            count = _write_chunk(writer, chunk, count, declared)
+            count = _write_chunk(writer, chunk, count)
         if count < minimum:
             raise ValueError(f"the source has {count} records, fewer than the largest pool size {minimum}")
         order = np.random.default_rng(seed).permutation(count)  # position p holds arrival record order[p]
-        duplicate_of = records.first_occurrence([declared[i] for i in order])
-        del declared
-        positions = pa.table({"position": np.arange(count, dtype=np.int64), "file_index": order.astype(np.int64),
-                              "duplicate_of": np.asarray(duplicate_of, dtype=np.int64)})
+        positions = pa.table({"position": np.arange(count, dtype=np.int64), "file_index": order.astype(np.int64)})
+        del order
         sorted_path = work / "source.parquet"
         with duckdb.connect() as con:
             con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
             con.execute(f"SET temp_directory = '{work / 'spill'}'")
             con.register("positions", positions)
-            con.execute(f"COPY (SELECT p.position, p.file_index, a.raw, p.duplicate_of FROM positions p "
-                        f"JOIN read_parquet('{arrival}') a USING (file_index) ORDER BY p.position) "
-                        f"TO '{sorted_path}' (FORMAT parquet, ROW_GROUP_SIZE {chunk_records})")
+            # a record whose id an earlier position declared points at the first such position
+            con.execute(f"""
+                COPY (
+                  WITH placed AS (SELECT p.position, a.declared_id FROM positions p
+                                  JOIN read_parquet('{arrival}') a USING (file_index)),
+                       duplicates AS (SELECT position, min(position) OVER (PARTITION BY declared_id) AS first
+                                      FROM placed WHERE declared_id IS NOT NULL)
+                  SELECT p.position, p.file_index, a.raw,
+                         CASE WHEN d.first < p.position THEN d.first ELSE -1 END::BIGINT AS duplicate_of
+                  FROM positions p JOIN read_parquet('{arrival}') a USING (file_index)
+                  LEFT JOIN duplicates d USING (position)
+                  ORDER BY p.position)
+                TO '{sorted_path}' (FORMAT parquet, ROW_GROUP_SIZE {chunk_records})""")
         sorted_path.replace(out_path)
         return count
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_chunk(writer: pq.ParquetWriter, chunk: list[bytes], start: int, declared: list[str | None]) -> int:
+def _write_chunk(writer: pq.ParquetWriter, chunk: list[bytes], start: int) -> int:
+    """Append `chunk` (arrival indices from `start`) with each record's declared id; the next index."""
     if chunk:
         writer.write_table(pa.table({"file_index": np.arange(start, start + len(chunk), dtype=np.int64),
-                                     "raw": pa.array(chunk, type=pa.binary())}, schema=RAW_SCHEMA))
-        declared.extend(records.declared_ids(chunk))
+                                     "raw": pa.array(chunk, type=pa.binary()),
+                                     "declared_id": pa.array(_id_bytes(records.declared_ids(chunk)), type=pa.binary())},
+                                    schema=RAW_SCHEMA))
     return start + len(chunk)
+
+
+def _id_bytes(ids: list[str | None]) -> list[bytes | None]:
+    """Declared ids as UTF-8 bytes; a lone surrogate (a JSON "\\ud800" escape) is kept, not refused."""
+    return [None if value is None else value.encode("utf-8", "surrogatepass") for value in ids]

@@ -149,7 +149,7 @@ def validate_raw(raw_json: Iterable[bytes | str], source_indices: Iterable[int],
     the record's exact bytes (`raw`).
 
     `duplicate_of` gives, per record, the source position of an earlier record with the same id
-    (-1 when the id is new); such repeats are quarantined. See `declared_ids`/`first_occurrence`.
+    (-1 when the id is new); such repeats are quarantined. See `declared_ids`; ingest.py resolves them.
     """
     seen: set[str] = set()
     kept, quarantined = [], []
@@ -184,21 +184,6 @@ def declared_ids(raw_json: Iterable[bytes | str]) -> list[str | None]:
         value = record.get("id") if isinstance(record, dict) else None
         ids.append(None if value in (None, "") else str(value))
     return ids
-
-
-def first_occurrence(ids: list[str | None]) -> list[int]:
-    """Per position, the position of the first earlier record with the same id, or -1."""
-    first: dict[str, int] = {}
-    out = []
-    for position, value in enumerate(ids):
-        if value is None:
-            out.append(-1)
-        elif value in first:
-            out.append(first[value])
-        else:
-            first[value] = position
-            out.append(-1)
-    return out
 
 
 def iter_raw_records(path_or_name: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:

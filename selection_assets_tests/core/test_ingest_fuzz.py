@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from selection_assets.core import ingest, records
+from selection_assets_tests.conftest import first_occurrence
 
 N_MALFORMED = 10_500
 
@@ -145,3 +146,20 @@ def test_an_empty_source_has_no_records(tmp_path, content):
     with pytest.raises(ValueError, match="0 records, fewer than the largest pool size 5"):
         ingest.write_shuffled_source(records.iter_raw_records(str(path)), tmp_path / "s.parquet", 0, minimum=5)
     assert not list(tmp_path.glob(".s.parquet.*")) and not (tmp_path / "s.parquet").exists()
+
+
+def test_duplicate_ids_point_at_their_first_position_across_chunks(tmp_path):
+    """DuckDB's resolution of repeated ids equals a plain pass over the shuffled order: ids repeated
+    across chunk boundaries, numbers and strings, a lone surrogate, and records without an id."""
+    rng = random.Random(5)
+    ids = [rng.choice(["a", "b", "\ud800", 7, "7", "", None, f"u{index}"]) for index in range(600)]
+    lines = [json.dumps({"id": value, "messages": [{"role": "user", "content": "q"},
+                                                   {"role": "assistant", "content": "a"}]}).encode()
+             for value in ids]
+    out = tmp_path / "source.parquet"
+    assert ingest.write_shuffled_source(iter(lines), out, seed=9, chunk_records=64) == len(lines)
+    source = pd.read_parquet(out)
+    assert source["position"].tolist() == list(range(len(lines)))
+    expected = first_occurrence(records.declared_ids(list(source["raw"])))
+    assert source["duplicate_of"].tolist() == expected
+    assert sum(d >= 0 for d in expected) > 300  # most records repeat an id

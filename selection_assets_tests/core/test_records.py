@@ -5,10 +5,11 @@ import json
 import pytest
 
 from selection_assets.core import records
+from selection_assets_tests.conftest import first_occurrence
 
 
 def _validate(raw):
-    return records.validate_raw(raw, range(len(raw)), records.first_occurrence(records.declared_ids(raw)))
+    return records.validate_raw(raw, range(len(raw)), first_occurrence(records.declared_ids(raw)))
 
 
 def test_accepts_messages_sharegpt_and_alpaca():
