@@ -11,7 +11,7 @@ import pytest
 from dagster import DagsterInstance
 
 from selection_assets.core import records, tokenize, train
-from selection_assets.core.methods import registry
+from selection_assets.core.methods import EMBEDDINGS, GRADIENTS, registry
 from selection_assets.partitions import Grid
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
                                         WorldResource)
@@ -31,7 +31,7 @@ def world_lm(tmp_path_factory):
     """(tokenizer, model dir, valid pool records) of a 1200-record world pre-trained for 15 epochs."""
     root = tmp_path_factory.mktemp("world_lm")
     raw = generate.generate_pool(1200, seed=7)
-    kept = records.validate_raw(raw, range(len(raw)), records.first_occurrence(records.declared_ids(raw))).kept
+    kept = records.validate_raw(raw, range(len(raw)), first_occurrence(records.declared_ids(raw))).kept
     conversations = [json.loads(m) for m in kept["messages"]]
     texts = [tokenize.format_conversation(c, world_models.EOS) for c in conversations]
     tokenizer = world_models.train_tokenizer(texts, 512, root / "tokenizer")
@@ -40,8 +40,20 @@ def world_lm(tmp_path_factory):
     return tokenizer, root / "model", kept
 
 
-# every method that needs no external model (deita needs DEITA's scorer models)
-LINEAGE_METHODS = tuple(name for name, spec in registry().items() if not spec.requires)
+def _one_method_per_wiring() -> tuple[str, ...]:
+    """The first registered method of each distinct way a method plugs into the lineage (what it
+    needs, from which embedding space, whether seeded or ordered per budget), leaving out those that
+    need external models (deita). Each method's own procedure is tested on its own against a
+    restatement of its reference; the end-to-end fixture proves the wiring of each kind once."""
+    chosen: dict[tuple, str] = {}
+    for name, spec in registry().items():
+        if not spec.requires:
+            space = spec.space if spec.needs & {EMBEDDINGS, GRADIENTS} else None
+            chosen.setdefault((spec.needs, space, spec.seeded, spec.per_budget), name)
+    return tuple(chosen.values())
+
+
+LINEAGE_METHODS = _one_method_per_wiring()
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +73,22 @@ def lineage(tmp_path_factory):
 REPO = Path(__file__).resolve().parents[1]
 
 
+def first_occurrence(ids: list[str | None]) -> list[int]:
+    """Per position, the position of the first earlier record with the same id, or -1: a plain
+    restatement of what ingestion resolves in DuckDB, for validating records held in memory."""
+    first: dict[str, int] = {}
+    out = []
+    for position, value in enumerate(ids):
+        if value is None:
+            out.append(-1)
+        elif value in first:
+            out.append(first[value])
+        else:
+            first[value] = position
+            out.append(-1)
+    return out
+
+
 def cli(args: list[str], env: dict, cwd: Path) -> str:
     """Run `selection-assets ARGS` in a subprocess; its stdout (fails the test on a non-zero exit)."""
     result = subprocess.run([sys.executable, "-m", "selection_assets.cli", *args], env=env, cwd=cwd,
@@ -69,14 +97,18 @@ def cli(args: list[str], env: dict, cwd: Path) -> str:
     return result.stdout
 
 
+# the small demo's methods: a baseline, one embedding method and one that needs answer losses
+SMALL_ENV_METHODS = "random,rds_plus,top_ppl"
+
+
 @pytest.fixture(scope="session")
 def small_env(tmp_path_factory):
-    """A demo of two methods over pool sizes 80 and 160, budget 40, in a fresh instance, and the
-    environment to reach it."""
+    """A demo of SMALL_ENV_METHODS over pool sizes 80 and 160, budget 40, in a fresh instance, and
+    the environment to reach it."""
     home = tmp_path_factory.mktemp("dagster_home")
     env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "80,160",
            "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO)}
-    cli(["demo", "--methods", "random,rds_plus"], env, REPO)
+    cli(["demo", "--methods", SMALL_ENV_METHODS], env, REPO)
     return home, env
 
 

@@ -1,0 +1,92 @@
+"""Run `selection-assets ARGS` and SIGKILL this very process at a named point of the lineage, as the
+OOM killer would: `python -m selection_assets_tests.kill_during POINT ARGS...`.
+
+Each point wraps one function of the pipeline so that the kill lands inside real work, after some
+of it is finished (a complete shard, a finished ring) and while a write is half done, never at a
+convenient boundary. Used by test_kill_matrix.py; the pipeline itself knows nothing of it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _freeze() -> None:
+    """Stop (SIGSTOP) for the test to look at a live run holding its locks and slot, then kill it."""
+    os.kill(os.getpid(), signal.SIGSTOP)
+    _die()
+
+
+def _after_calls(owner, name: str, calls: int, *, half_done=None, only_if=None, end=_die,
+                 finish_call: bool = False) -> None:
+    """Replace `owner.name` so that its `calls`-th matching call (`only_if(*args, **kwargs)`) runs
+    `half_done(*args, **kwargs)` (a write cut short), or the call itself with `finish_call`, and then
+    `end`s the process; earlier calls run as they would."""
+    original = getattr(owner, name)
+    seen = 0
+
+    def wrapper(*args, **kwargs):
+        nonlocal seen
+        if only_if is None or only_if(*args, **kwargs):
+            seen += 1
+            if seen == calls:
+                if finish_call:
+                    original(*args, **kwargs)
+                if half_done is not None:
+                    half_done(*args, **kwargs)
+                end()
+        return original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def _half_written_file(path, suffix: str = "") -> None:
+    from selection_assets.core import store
+
+    store._temp_sibling(Path(path), suffix).write_bytes(b"\x93NUMPY half a shard")
+
+
+def _views_half_created(layout) -> None:
+    """Inside the scores database's lock: open it for writing and change it, then die."""
+    import duckdb
+
+    with duckdb.connect(str(layout.scores_db)) as con:
+        con.execute("CREATE OR REPLACE VIEW scores_all AS SELECT 1 AS half_written")
+        _die()
+
+
+def install(point: str) -> None:
+    """Arm the kill at `point`."""
+    from transformers import Trainer
+
+    from selection_assets.core import evaluate, harness, ingest, store
+
+    if point == "ingestion":  # the first chunk of the shuffled source written, its file not closed
+        _after_calls(ingest, "_write_chunk", 1, finish_call=True)
+    elif point == "embedding":  # a pool shard half written, after another one is complete
+        _after_calls(store, "write_npy", 2, half_done=lambda array, path: _half_written_file(path, ".npy"),
+                     only_if=lambda array, path: "embeddings/rds/pool" in Path(path).as_posix())
+    elif point == "answer_losses":  # the second ring's losses, after the first ring's are written
+        _after_calls(evaluate, "answer_losses", 2)
+    elif point == "score_writing":  # with the scores database's lock held and the database open
+        _after_calls(store, "_create_score_views", 1, half_done=_views_half_created)
+    elif point == "fine_tuning":  # the third optimiser step of the first fine-tuning; frozen, then killed
+        _after_calls(Trainer, "training_step", 3, end=_freeze)
+    elif point == "evaluation":  # the second model's test items, after the first model's report
+        _after_calls(harness, "evaluate_project_tasks", 2)
+    else:
+        raise SystemExit(f"unknown kill point {point!r}")
+
+
+if __name__ == "__main__":
+    install(sys.argv[1])
+    from selection_assets import cli
+
+    sys.exit(cli.main(sys.argv[2:]))
