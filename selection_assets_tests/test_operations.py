@@ -30,8 +30,10 @@ def test_changed_method_reruns_only_its_own_lineage(small_env, tmp_path):
     copy = tmp_path / "code"
     shutil.copytree(REPO / "selection_assets", copy / "selection_assets")
     method = copy / "selection_assets" / "core" / "methods" / "random.py"
-    method.write_text(method.read_text() + "\n# a change to the random method's code\n")
     edited = {**env, "PYTHONPATH": str(copy)}
+    method.write_text(method.read_text() + "\n# a comment is no change of behaviour\n")
+    assert "nothing is stale" in _cli(["rerun", "--stale", "--dry-run"], edited, tmp_path)
+    method.write_text(method.read_text() + "\nCHANGED_BY_THE_TEST = True\n")  # a change to its code
     plan = _cli(["rerun", "--stale", "--dry-run"], edited, tmp_path)
     assert "scores_random" in plan and "rds_plus" not in plan
     _cli(["rerun", "--stale"], edited, tmp_path)

@@ -16,6 +16,7 @@ from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RIN
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, embed, evaluate, similarity, store, tokenize, train
 from selection_assets.core import pool as pool_io
+from selection_assets.core import methods as methods_package  # ScoringInputs, base_frame, score columns
 from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, DEITA_SCORES, EMBEDDINGS,
                                            FINETUNE_ROUNDS, GRADIENTS, MESSAGES, MODEL_PASSES, QUERIES, MethodSpec,
                                            ScoringInputs, deita, registry)
@@ -160,7 +161,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
     @asset(name=f"scores_{spec.name}", group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
-           code_version=source_version(spec.module, *spec.uses, similarity,
+           code_version=source_version(methods_package, spec.module, *spec.uses, similarity,
                                        *([evaluate.expected_digit_scores] if DEITA_SCORES in spec.needs else []),
                                        *([train, embed, _train_and_embed] if FINETUNE_ROUNDS in spec.needs else []),
                                        f"{spec.space} {sorted(spec.params.items())}"),

@@ -8,6 +8,7 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Fai
 
 from selection_assets.assets._shared import grid_keys, source_version
 from selection_assets.core import store
+from selection_assets.core import methods as methods_package  # top_k, base_frame, MethodSpec.select
 from selection_assets.core.methods import MethodSpec, registry
 from selection_assets.partitions import Grid
 from selection_assets.resources import StorageResource, TrainResource
@@ -19,7 +20,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
               AssetCheckSpec("no_duplicate_ids", asset=name, description="No example is selected twice.")]
 
     @asset(name=name, group_name="selections", partitions_def=grid.grid_def, deps=[f"scores_{spec.name}"],
-           check_specs=checks, kinds={"parquet"}, code_version=source_version(spec.module, *spec.uses, f"{sorted(spec.params.items())}"),
+           check_specs=checks, kinds={"parquet"}, code_version=source_version(methods_package, spec.module, *spec.uses, f"{sorted(spec.params.items())}"),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
         layout = storage.layout()
