@@ -101,8 +101,8 @@ def build_definitions(grid: Grid | None = None, resources: dict | None = None, e
                   if any(not getattr(resources["data"], setting) for setting in spec.requires)}
     return Definitions(assets=assets, resources=resources,
                        jobs=operations.stage_jobs(grid, assets, leave_out=unrunnable),
-                       sensors=[operations.stale_rerun_sensor(grid, assets)],
-                       executor=executor or operations.executor_from_env())
+                       sensors=[operations.stale_rerun_sensor(grid, assets), operations.reap_dead_runs_sensor],
+                       executor=executor or operations.executor_from_env(resources["storage"].root))
 
 
 defs = build_definitions()

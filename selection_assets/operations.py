@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 
-from dagster import (AssetSelection, DefaultSensorStatus, RunRequest, SensorEvaluationContext, define_asset_job,
-                     in_process_executor, multiprocess_executor, sensor)
+from dagster import (AssetSelection, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason,
+                     define_asset_job, in_process_executor, multiprocess_executor, sensor)
 
 from selection_assets.partitions import Grid
+from selection_assets.runs import owner_tagging, reap_dead_runs
 
 RING_JOB, POOL_JOB, CELL_JOB = "ring_stage_job", "pool_stage_job", "cell_stage_job"
 EXECUTOR_ENV = "SELECTION_ASSETS_EXECUTOR"
@@ -63,21 +64,31 @@ def stale_rerun_sensor(grid: Grid, assets: list):
     return _sensor
 
 
-def executor_from_env():
+def executor_from_env(storage_root: str):
     """SELECTION_ASSETS_EXECUTOR: `k8s`, every step in its own pod (dagster-k8s); `multiprocess`,
     every step in its own process; unset, all steps of a run in the run's process, which suits one
     machine: a step's model and library imports are loaded once per run, and GPU steps queue on
-    the `gpu` pool anyway."""
+    the `gpu` pool anyway. Each is wrapped by `runs.owner_tagging` over `storage_root`."""
     choice = os.environ.get(EXECUTOR_ENV, "")
     if choice == "k8s":
         from dagster_k8s import k8s_job_executor
 
-        return k8s_job_executor
+        return owner_tagging(k8s_job_executor, storage_root)
     if choice == "multiprocess":
-        return multiprocess_executor
+        return owner_tagging(multiprocess_executor, storage_root)
     if choice:
         raise ValueError(f"{EXECUTOR_ENV}={choice!r}: 'k8s', 'multiprocess', or unset")
-    return in_process_executor
+    return owner_tagging(in_process_executor, storage_root)
+
+
+@sensor(name="reap_dead_runs", minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+        description="Marks failed the runs whose process died without ending them (SIGKILL, the OOM killer) "
+                    "and frees their gpu slots, so that queued runs do not wait for those slots forever.")
+def reap_dead_runs_sensor(context: SensorEvaluationContext):
+    """What the command line does before it starts runs, for runs launched from the UI or a backfill."""
+    reaped = reap_dead_runs(context.instance)
+    return SkipReason(f"marked failed {len(reaped)} runs whose process had died: {', '.join(reaped)}"
+                      if reaped else "no run has lost its process")
 
 
 

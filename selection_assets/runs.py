@@ -2,10 +2,12 @@
 their concurrency slots freed; and one command at a time per storage root.
 
 A SIGKILLed run cannot record its own end: it stays STARTED in the instance and keeps the slot of
-the `gpu` concurrency pool it held, so the next run waits for that slot forever. Every run the
-command line starts is tagged with its process id and host; before starting new runs the command
-line reaps those tagged runs whose process is gone, as Dagster's run monitoring does for launchers
-that can check their workers, and frees the slots of every run that has ended.
+the `gpu` concurrency pool it held, so the next run waits for that slot forever. Every run is
+tagged with the process id and host that orchestrate it: by the command line when it creates the
+run, and by the executor (`owner_tagging`) when execution starts, which covers runs the UI or a
+daemon launched. Before starting new runs the command line reaps those tagged runs whose process is
+gone, as Dagster's run monitoring does for launchers that can check their workers, and frees the
+slots of every run that has ended; under `dagster dev` a sensor does the same (operations.py).
 
 Two commands on one storage root would redo each other's work and race on the same files, so a
 command holds an exclusive lock on the root (`exclusive_storage`) and refuses to start while the
@@ -23,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance, DagsterRunStatus, Executor, ExecutorDefinition, RunsFilter
 
 from selection_assets.core import store
 
@@ -36,6 +38,40 @@ UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
 def owner_tags() -> dict[str, str]:
     """Tags naming this process as the owner of a run (what `reap_dead_runs` checks)."""
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+class _OwnerTaggingExecutor(Executor):
+    """`inner`, after tagging the run with the process that orchestrates it (for a run the UI or a
+    daemon launched, the first moment that process is known), holding the storage root shared
+    while it executes (`storage_for_run`)."""
+
+    def __init__(self, inner: Executor, storage_root: Path):
+        self._inner = inner
+        self._storage_root = storage_root
+
+    def execute(self, plan_context, execution_plan):
+        plan_context.instance.add_run_tags(plan_context.run_id, owner_tags())
+        with storage_for_run(self._storage_root):
+            yield from self._inner.execute(plan_context, execution_plan)
+
+    @property
+    def retries(self):
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self):
+        return self._inner.step_dependency_config
+
+
+def owner_tagging(executor_def: ExecutorDefinition, storage_root: str | Path) -> ExecutorDefinition:
+    """`executor_def`, with each run tagged with its orchestrating process (pid and host) as it
+    starts executing, so that `reap_dead_runs` finds it however it was launched, and refused at
+    once while a command holds `storage_root` (`storage_for_run`)."""
+    return ExecutorDefinition(
+        name=executor_def.name, config_schema=executor_def.config_schema, description=executor_def.description,
+        requirements=executor_def.get_requirements,
+        executor_creation_fn=lambda init_context: _OwnerTaggingExecutor(executor_def.executor_creation_fn(init_context),
+                                                                         Path(storage_root)))
 
 
 def _process_alive(pid: int) -> bool:
@@ -76,6 +112,35 @@ class StorageBusy(RuntimeError):
     """Another command, or runs launched elsewhere, are using the storage root."""
 
 
+def _holder(handle) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "holder unknown"
+
+
+@contextmanager
+def storage_for_run(root: Path) -> Iterator[None]:
+    """Hold storage root `root` shared while one run executes. Runs launched from the UI or a daemon
+    share it with each other (a backfill's partitions may run at once; every write is atomic), while
+    a command holding it (`exclusive_storage`) makes such a run fail at once, naming the command:
+    the UI and the command line never work on one root together. A run the holding command started
+    goes on."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_FILE, "a+", encoding="utf-8") as handle:
+        if _holder(handle).startswith(f"pid {os.getpid()} on {socket.gethostname()},"):
+            yield  # this process is the command that holds the root
+            return
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StorageBusy(f"storage root {root} is in use by a selection-assets command ({_holder(handle)}); "
+                              "launch this run when it has finished") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @contextmanager
 def exclusive_storage(root: Path, instance: DagsterInstance) -> Iterator[None]:
     """Hold storage root `root` for one command. Raises StorageBusy, naming the holder, if another
@@ -86,10 +151,9 @@ def exclusive_storage(root: Path, instance: DagsterInstance) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
             raise StorageBusy(f"storage root {root} is in use by another selection-assets command "
-                              f"({handle.read().strip() or 'holder unknown'}); wait for it to finish, or give this "
-                              "command another DAGSTER_HOME / SELECTION_ASSETS_STORAGE") from None
+                              f"({_holder(handle)}) or by runs launched from the UI; wait for it to finish, or give "
+                              "this command another DAGSTER_HOME / SELECTION_ASSETS_STORAGE") from None
         try:
             handle.seek(0)
             handle.truncate()

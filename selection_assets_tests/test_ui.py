@@ -16,6 +16,7 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
+from selection_assets.runs import HOST_TAG, PID_TAG
 from selection_assets_tests.conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -88,8 +89,10 @@ def test_launch_one_partition_from_the_ui(dagster_dev, tmp_path):
             page.keyboard.press("Escape")
         dialog.get_by_role("button", name="Launch 1 run").click(timeout=60_000)
 
-        status = _wait_for_run(home, "budget", "20", 300)
-        assert status == "SUCCESS"
+        run = _wait_for_run(home, "budget", "20", 300)
+        assert run.status.value == "SUCCESS"
+        # tagged by the executor with the run worker the UI's launcher started, so a reaper can find it
+        assert run.tags[HOST_TAG] == socket.gethostname() and run.tags[PID_TAG] != str(os.getpid())
         page.goto(f"{url}/runs")
         page.get_by_text(re.compile("Success", re.I)).first.wait_for(timeout=60_000)
         page.screenshot(path=tmp_path / "run_succeeded.png")
@@ -107,12 +110,13 @@ def _skip_community_dialog(page) -> None:
         pass
 
 
-def _wait_for_run(home: Path, dimension: str, value: str, seconds: float) -> str:
+def _wait_for_run(home: Path, dimension: str, value: str, seconds: float):
+    """The finished run of the partition whose `dimension` is `value`."""
     deadline = time.monotonic() + seconds
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         while time.monotonic() < deadline:
             runs = [r for r in instance.get_runs() if r.tags.get(f"dagster/partition/{dimension}") == value]
             if runs and runs[0].is_finished:
-                return runs[0].status.value
+                return runs[0]
             time.sleep(2)
     raise TimeoutError("the run launched from the UI did not finish")
