@@ -175,7 +175,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
            tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, deps=["raw_pool", *model_deps],
            backfill_policy=BackfillPolicy.single_run(), kinds={"pytorch", "numpy"}, code_version=code,
            check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.pool_asset,
-                                       description="Every stored embedding is finite and has unit L2 norm.")],
+                                       description="Every stored embedding is finite and has unit L2 norm.", blocking=True)],
            description=f"{space.description}, of one ring of the pool, as float16 .npy shards; a killed run "
                        "resumes at the first missing shard.")
     def pool_embeddings_asset(context: AssetExecutionContext, storage: StorageResource, compute: ComputeResource,
@@ -222,7 +222,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
     @asset(name=space.query_asset, group_name="embeddings", pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
            deps=["eval_tasks", *model_deps], kinds={"pytorch", "numpy"}, code_version=code,
            check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.query_asset,
-                                       description="Every query embedding is finite and has unit L2 norm.")],
+                                       description="Every query embedding is finite and has unit L2 norm.", blocking=True)],
            description=f"{space.description}, of each eval task's dev queries (prompt + gold answer + EOS).")
     def query_embeddings_asset(context: AssetExecutionContext, storage: StorageResource, compute: ComputeResource,
                                data: DataResource):

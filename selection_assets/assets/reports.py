@@ -9,7 +9,8 @@ comparison pairs every method with random on the same items (core/report.py)."""
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, Failure,
+                     MaterializeResult, MetadataValue, asset)
 
 from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer, source_version
 from selection_assets.assets.scores import method_selection_cost
@@ -34,11 +35,30 @@ def _summary_metadata(result: dict, per_task: pd.DataFrame) -> dict:
             "per_task": MetadataValue.md(per_task.to_markdown(index=False))}
 
 
+BEATS_BASE = "beats_base_on_dev"
+
+
+def _beats_base_check(seed_losses: dict[int, float | None], base_loss: float | None) -> AssetCheckResult:
+    """Warns when a fine-tuned checkpoint's dev answer loss is not below the base model's."""
+    worse = [seed for seed, loss in seed_losses.items() if loss is None or base_loss is None or loss >= base_loss]
+    return AssetCheckResult(check_name=BEATS_BASE, passed=not worse, severity=AssetCheckSeverity.WARN,
+                            description=(f"seeds {worse} are not below the base model's dev answer loss"
+                                         if worse else "every seed is below the base model's dev answer loss"),
+                            metadata={"base_dev_answer_loss": base_loss,
+                                      "dev_answer_loss_by_seed": MetadataValue.json(
+                                          {str(seed): loss for seed, loss in seed_losses.items()})})
+
+
 def _build_one(grid: Grid, spec: MethodSpec):
-    @asset(name=f"eval_report_{spec.name}", group_name="reports", partitions_def=grid.grid_def,
-           deps=[f"finetuned_{spec.name}", f"selection_{spec.name}", "eval_tasks"], pool=GPU_POOL,
-           tags=GPU_TAGS, op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
+    name = f"eval_report_{spec.name}"
+
+    @asset(name=name, group_name="reports", partitions_def=grid.grid_def,
+           deps=[f"finetuned_{spec.name}", f"selection_{spec.name}", "eval_tasks", "eval_report_base"],
+           pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
            code_version=EVAL_CODE_VERSION,
+           check_specs=[AssetCheckSpec(BEATS_BASE, asset=name, description=(
+               "Warns when a fine-tuned checkpoint does not beat the base model on the dev split (mean answer "
+               "loss; the split the recipe was chosen on): fine-tuning that hurts makes every comparison moot."))],
            description=f"Exact match and answer loss of every {spec.name} checkpoint (one per seed) on every "
                        "test item, with 95% intervals; selection precision, per-source counts and cost.")
     def eval_report_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -50,7 +70,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
         rings = grid.rings_of(pool_size)
         device = compute.resolved_device()
         tasks = store.read_json(layout.eval_tasks)["tasks"]
-        frames, train_stats = [], []
+        frames, train_stats, dev_losses = [], [], {}
         for seed in training.seeds:
             checkpoint = layout.seed_checkpoint(spec.name, pool_size, budget, seed)
             model = AutoModelForCausalLM.from_pretrained(checkpoint).to(device)
@@ -60,6 +80,8 @@ def _build_one(grid: Grid, spec: MethodSpec):
                                             harness_include=data.harness_include, log=context.log.info)
             frames.append(items.assign(seed=seed))
             train_stats.append(store.read_json(checkpoint / "train_stats.json"))
+            dev_losses[seed] = evaluate.dev_answer_loss(model, tokenizer, tasks, max_length=data.max_length,
+                                                        device=device)
         items = pd.concat(frames, ignore_index=True)
         store.write_parquet(items, layout.eval_items(spec.name, pool_size, budget))
         selected = pd.read_parquet(layout.selection(spec.name, pool_size, budget))
@@ -83,6 +105,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
             "per_source": first_seed["source"].value_counts().sort_index().to_dict(),
             **costs, "training_flops": float(np.mean([t["training_flops"] for t in train_stats])),
             "training_seconds": float(np.sum([t["seconds"] for t in train_stats])),
+            "dev_answer_loss_by_seed": {str(seed): loss for seed, loss in dev_losses.items()},
         }
         path = store.write_json(result, layout.eval_report(spec.name, pool_size, budget))
         return MaterializeResult(metadata={
@@ -92,7 +115,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
             "selection_flops": costs["selection_flops"], "training_flops": result["training_flops"],
             "items": MetadataValue.path(str(layout.eval_items(spec.name, pool_size, budget))),
             "path": MetadataValue.path(str(path)),
-        })
+        }, check_results=[_beats_base_check(dev_losses, store.read_json(layout.base_eval_report).get("dev_answer_loss"))])
 
     return eval_report_asset
 
@@ -113,7 +136,9 @@ def eval_report_base(context: AssetExecutionContext, storage: StorageResource, d
                                     device=device, batch_size=compute.eval_batch_size,
                                     harness_include=data.harness_include, log=context.log.info).assign(seed=0)
     store.write_parquet(items, layout.base_eval_items)
-    result = {"method": "base (no fine-tuning)", **report.summarise_items(items)}
+    result = {"method": "base (no fine-tuning)", **report.summarise_items(items),
+              "dev_answer_loss": evaluate.dev_answer_loss(model, load_tokenizer(layout), tasks,
+                                                          max_length=data.max_length, device=device)}
     path = store.write_json(result, layout.base_eval_report)
     return MaterializeResult(metadata={**_summary_metadata(result, pd.DataFrame(result["tasks"])),
                                        "items": MetadataValue.path(str(layout.base_eval_items)),

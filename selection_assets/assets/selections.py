@@ -16,8 +16,8 @@ from selection_assets.resources import StorageResource, TrainResource
 
 def _build_one(grid: Grid, spec: MethodSpec):
     name = f"selection_{spec.name}"
-    checks = [AssetCheckSpec("size_equals_budget", asset=name, description="Exactly `budget` examples."),
-              AssetCheckSpec("no_duplicate_ids", asset=name, description="No example is selected twice.")]
+    checks = [AssetCheckSpec("size_equals_budget", asset=name, description="Exactly `budget` examples.", blocking=True),
+              AssetCheckSpec("no_duplicate_ids", asset=name, description="No example is selected twice.", blocking=True)]
 
     @asset(name=name, group_name="selections", partitions_def=grid.grid_def, deps=[f"scores_{spec.name}"],
            check_specs=checks, kinds={"parquet"}, code_version=source_version(methods_package, spec.module, *spec.uses, f"{sorted(spec.params.items())}"),

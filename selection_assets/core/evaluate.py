@@ -173,6 +173,17 @@ def evaluate_items(model, tokenizer, tasks: Sequence[dict], *, split: str = "tes
     return pd.concat(frames, ignore_index=True)
 
 
+def dev_answer_loss(model, tokenizer, tasks: Sequence[dict], *, max_length: int, device: str = "cpu") -> float | None:
+    """Mean CE of the gold answer given the prompt over every dev item with an answer (the split the
+    fine-tuning recipe was chosen on); None when no task has such items."""
+    dev = [list(q["messages"]) + [{"role": "assistant", "content": q["answer"]}]
+           for task in tasks if "harness_task" not in task for q in task.get("dev", []) if "answer" in q]
+    if not dev:
+        return None
+    losses = answer_cross_entropy(model, tokenizer, dev, max_length=max_length, device=device)
+    return float(np.nanmean(losses))
+
+
 def task_summary(items: pd.DataFrame) -> pd.DataFrame:
     """Per task: the primary score (`exact_match`, with its binomial standard error), answer loss,
     item count, and the mean of every other harness metric/filter column."""

@@ -5,8 +5,9 @@ import json
 import duckdb
 import pandas as pd
 import pytest
-from dagster import AssetKey, MultiPartitionKey, materialize
+from dagster import AssetCheckSeverity, AssetKey, MultiPartitionKey, materialize
 
+from selection_assets.assets.reports import BEATS_BASE
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
 from selection_assets.resources import DataResource
@@ -61,12 +62,20 @@ def test_seeded_methods_draw_a_new_subset_per_seed_and_others_repeat_theirs(line
     assert rds_by_seed[0] == rds_by_seed[1]
 
 
-def test_asset_checks_all_pass(lineage):
-    _, _, _, results = lineage
+def test_validity_checks_pass_and_the_dev_check_compares_with_the_base_model(lineage):
+    _, root, _, results = lineage
     evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
-    names = {e.check_name for e in evaluations}
-    assert names == {"finite_unit_norm", "size_equals_budget", "no_duplicate_ids"}
-    assert all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
+    validity = [e for e in evaluations if e.check_name != BEATS_BASE]
+    assert {e.check_name for e in validity} == {"finite_unit_norm", "size_equals_budget", "no_duplicate_ids"}
+    assert all(e.passed for e in validity), [e for e in validity if not e.passed]
+    base_loss = json.loads(Layout(root).base_eval_report.read_text())["dev_answer_loss"]
+    dev = [e for e in evaluations if e.check_name == BEATS_BASE]
+    assert len(dev) == len(TINY_GRID.valid_cells()) * len(METHODS) and base_loss > 0
+    for evaluation in dev:
+        losses = evaluation.metadata["dev_answer_loss_by_seed"].value
+        assert set(losses) == {str(s) for s in SEEDS}
+        assert evaluation.severity == AssetCheckSeverity.WARN
+        assert evaluation.passed == all(loss < base_loss for loss in losses.values())
 
 
 def test_long_steps_report_progress_in_the_run_log(lineage):
