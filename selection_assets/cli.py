@@ -49,8 +49,8 @@ def stage_plan(grid: Grid, assets: list, methods: Sequence[str]) -> list[tuple[s
     """The runs that materialise `methods` end to end, in lineage order: (label, keys, partition).
 
     The asset set is everything upstream of those methods' eval reports and the comparison;
-    unpartitioned assets run first, then per pool size (rings, pool view, scores), then per valid
-    (pool size, budget) cell, then the comparison.
+    unpartitioned assets run first, then per pool size its ring (records, tokens, embeddings, answer
+    losses) and its pool view and scores, then per valid (pool size, budget) cell, then the comparison.
     """
     parents: dict[AssetKey, set[AssetKey]] = {}
     partitioning: dict[AssetKey, str] = {}
@@ -58,7 +58,8 @@ def stage_plan(grid: Grid, assets: list, methods: Sequence[str]) -> list[tuple[s
         for key in asset_def.keys:
             parents[key] = set(asset_def.asset_deps[key])
             partitions = asset_def.partitions_def
-            partitioning[key] = "none" if partitions is None else "grid" if partitions == grid.grid_def else "pool"
+            partitioning[key] = ("none" if partitions is None else "grid" if partitions == grid.grid_def
+                                 else "ring" if partitions == grid.rings_def else "pool")
     needed: set[AssetKey] = set()
     frontier = [AssetKey(f"eval_report_{m}") for m in methods] + [AssetKey("eval_report_base")]
     while frontier:
@@ -66,12 +67,13 @@ def stage_plan(grid: Grid, assets: list, methods: Sequence[str]) -> list[tuple[s
         if key not in needed:
             needed.add(key)
             frontier.extend(parents[key])
-    by_partitioning: dict[str, list[AssetKey]] = {"none": [], "pool": [], "grid": []}
+    by_partitioning: dict[str, list[AssetKey]] = {"none": [], "ring": [], "pool": [], "grid": []}
     for key in parents:  # build order is lineage order
         if key in needed:
             by_partitioning[partitioning[key]].append(key)
     plan: list[tuple[str, list[AssetKey], str | None]] = [("sources, models, queries", by_partitioning["none"], None)]
-    plan += [(f"pool {p}", by_partitioning["pool"], str(p)) for p in grid.pool_sizes]
+    for ring, pool_size in zip(grid.rings(), grid.pool_sizes):
+        plan += [(f"ring {ring}", by_partitioning["ring"], ring), (f"pool {pool_size}", by_partitioning["pool"], str(pool_size))]
     plan += [(f"pool {p} budget {b}", by_partitioning["grid"], MultiPartitionKey({POOL_DIM: p, BUDGET_DIM: b}))
              for p, b in grid.valid_cells()]
     final = ([AssetKey("instructmining_rule")] if "instructmining" in methods else []) + [AssetKey("comparison_report")]

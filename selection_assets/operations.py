@@ -15,10 +15,6 @@ RING_JOB, POOL_JOB, CELL_JOB = "ring_stage_job", "pool_stage_job", "cell_stage_j
 EXECUTOR_ENV = "SELECTION_ASSETS_EXECUTOR"
 
 
-def _is_ring(asset_def) -> bool:
-    return all(asset_def.tags_by_key[k].get("partitioned_by") == "ring" for k in asset_def.keys)
-
-
 def stage_jobs(grid: Grid, assets: list, leave_out: set[str] = frozenset()) -> list:
     """One job per stage, for job backfills (`dagster job backfill`, or the Jobs page), in this
     order: ring_stage_job (validate, tokenize, embed, answer losses; rings are independent, so
@@ -29,10 +25,10 @@ def stage_jobs(grid: Grid, assets: list, leave_out: set[str] = frozenset()) -> l
     left_out = {f"{stage}_{method}" for method in leave_out
                 for stage in ("scores", "selection", "finetuned", "eval_report")}
     kept = [a for a in assets if not {k.to_user_string() for k in a.keys} & left_out]
-    ring_keys = [k for a in kept if a.partitions_def == grid.pools_def and _is_ring(a) for k in a.keys]
-    pool_keys = [k for a in kept if a.partitions_def == grid.pools_def and not _is_ring(a) for k in a.keys]
+    ring_keys = [k for a in kept if a.partitions_def == grid.rings_def for k in a.keys]
+    pool_keys = [k for a in kept if a.partitions_def == grid.pools_def for k in a.keys]
     cell_keys = [k for a in kept if a.partitions_def == grid.grid_def for k in a.keys]
-    return [define_asset_job(RING_JOB, AssetSelection.assets(*ring_keys), partitions_def=grid.pools_def,
+    return [define_asset_job(RING_JOB, AssetSelection.assets(*ring_keys), partitions_def=grid.rings_def,
                              description="Per-ring stage: validate, tokenize, embed and score each example once."),
             define_asset_job(POOL_JOB, AssetSelection.assets(*pool_keys), partitions_def=grid.pools_def,
                              description="Per-pool-size stage: the pool view and every method's scores."),
@@ -43,15 +39,18 @@ def stage_jobs(grid: Grid, assets: list, leave_out: set[str] = frozenset()) -> l
 def stale_rerun_sensor(grid: Grid, assets: list):
     """A sensor (off by default) that asks, per partition, for the assets whose code version or
     upstream data changed since their last materialisation (`stale_assets_only`)."""
+    ring_keys = [k for a in assets if a.partitions_def == grid.rings_def for k in a.keys]
     pool_keys = [k for a in assets if a.partitions_def == grid.pools_def for k in a.keys]
     cell_keys = [k for a in assets if a.partitions_def == grid.grid_def for k in a.keys]
     unpartitioned = [k for a in assets if a.partitions_def is None for k in a.keys]
 
     @sensor(name="stale_rerun_sensor", minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED,
-            asset_selection=AssetSelection.assets(*unpartitioned, *pool_keys, *cell_keys),
+            asset_selection=AssetSelection.assets(*unpartitioned, *ring_keys, *pool_keys, *cell_keys),
             description="Reruns stale assets (changed code version or upstream data) and so their downstream.")
     def _sensor(context: SensorEvaluationContext):
         yield RunRequest(run_key=None, asset_selection=unpartitioned, stale_assets_only=True)
+        for ring in grid.rings():
+            yield RunRequest(run_key=None, asset_selection=ring_keys, partition_key=ring, stale_assets_only=True)
         for pool_size in grid.pools_def.get_partition_keys():
             yield RunRequest(run_key=None, asset_selection=pool_keys, partition_key=pool_size,
                              stale_assets_only=True)
@@ -114,6 +113,8 @@ def stale_plan(defs, grid: Grid, instance) -> list[tuple[str, list, str | None]]
         partitions = graph.get(key).partitions_def
         if partitions is None:
             return [None]
+        if partitions == grid.rings_def:
+            return grid.rings()
         return list(grid.pools_def.get_partition_keys()) if partitions == grid.pools_def else cells
 
     def pool_of(partition) -> str | None:
@@ -152,10 +153,11 @@ def stale_plan(defs, grid: Grid, instance) -> list[tuple[str, list, str | None]]
     first = [k for k in ordered if (k, None) in rerun and not has_partitioned_ancestor[k]]
     if first:
         plan.append(("unpartitioned", first, None))
-    for pool_size in grid.pools_def.get_partition_keys():
-        chosen = [k for k in ordered if (k, pool_size) in rerun]
-        if chosen:
-            plan.append((f"pool {pool_size}", chosen, pool_size))
+    for ring, pool_size in zip(grid.rings(), grid.pools_def.get_partition_keys()):  # a ring, then the pool it ends
+        for label, partition in ((f"ring {ring}", ring), (f"pool {pool_size}", pool_size)):
+            chosen = [k for k in ordered if (k, partition) in rerun]
+            if chosen:
+                plan.append((label, chosen, partition))
     for cell in cells:
         chosen = [k for k in ordered if (k, cell) in rerun]
         if chosen:

@@ -2,10 +2,13 @@
 expensive work happen once.
 
 Pool sizes are nested prefixes of one seeded shuffle of the source. Per-example assets (raw records,
-token counts, embeddings) are partitioned by *ring*: ring "4000" holds source positions
-[1000, 4000) when the pool sizes are 1000 and 4000. A pool-size view maps each pool size to all rings
-up to it. Ring and pool-size assets share one StaticPartitionsDefinition, which is also the
-`pool_size` dimension of the grid, so Dagster infers the grid -> pool mapping.
+token counts, embeddings, answer losses) are partitioned by *ring*, keyed by the source positions
+it holds: ring "1000-4000" is positions [1000, 4000) whatever the grid, so a key never changes
+meaning. Adding pool size 2000 to (1000, 4000) brings rings "1000-2000" and "2000-4000"; ring
+"1000-4000" leaves the grid (its files stay under its own key) and pool 4000 is made of the new
+rings. A pool-size view maps each pool size to the rings up to it (`ring_to_pool_mapping`). The
+pool-size partitions are also the `pool_size` dimension of the grid, so Dagster infers the grid ->
+pool mapping.
 
 The grid comes from the environment (SELECTION_ASSETS_POOL_SIZES, SELECTION_ASSETS_BUDGETS, comma
 separated integers; default: the active profile's), so `dagster dev` and `selection-assets demo`
@@ -36,6 +39,17 @@ def _parse_sizes(text: str, name: str) -> tuple[int, ...]:
     return values
 
 
+def ring_key(start: int, end: int) -> str:
+    """The key of the ring of source positions [start, end)."""
+    return f"{start}-{end}"
+
+
+def ring_bounds(ring: str) -> tuple[int, int]:
+    """Source positions [start, end) of ring `ring` (its key names them)."""
+    start, end = ring.split("-")
+    return int(start), int(end)
+
+
 @dataclass(frozen=True)
 class Grid:
     """Pool sizes (ascending, nested) and budgets of an experiment."""
@@ -43,6 +57,7 @@ class Grid:
     pool_sizes: tuple[int, ...] = DEFAULT_POOL_SIZES
     budgets: tuple[int, ...] = DEFAULT_BUDGETS
     pools_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
+    rings_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
     budgets_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
     grid_def: MultiPartitionsDefinition = field(init=False, compare=False, repr=False)
 
@@ -56,6 +71,7 @@ class Grid:
         pools = StaticPartitionsDefinition([str(p) for p in self.pool_sizes])
         budgets = StaticPartitionsDefinition([str(b) for b in self.budgets])
         object.__setattr__(self, "pools_def", pools)
+        object.__setattr__(self, "rings_def", StaticPartitionsDefinition(self.rings()))
         object.__setattr__(self, "budgets_def", budgets)
         object.__setattr__(self, "grid_def", MultiPartitionsDefinition({POOL_DIM: pools, BUDGET_DIM: budgets}))
 
@@ -69,19 +85,19 @@ class Grid:
         return cls(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else profile.pool_sizes,
                    _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else profile.budgets)
 
-    def ring_bounds(self, ring: str) -> tuple[int, int]:
-        """Source positions [start, end) that ring `ring` adds to the pool."""
-        size = int(ring)
-        index = self.pool_sizes.index(size)
-        return (self.pool_sizes[index - 1] if index else 0), size
+    def rings(self) -> list[str]:
+        """Ring keys, ascending: one per pool size, holding the positions it adds to the one below."""
+        starts = (0, *self.pool_sizes[:-1])
+        return [ring_key(start, end) for start, end in zip(starts, self.pool_sizes)]
 
     def rings_of(self, pool_size: str) -> list[str]:
         """Ring keys that make up the pool of size `pool_size`, ascending."""
-        return [str(p) for p in self.pool_sizes if p <= int(pool_size)]
+        return [r for r in self.rings() if ring_bounds(r)[1] <= int(pool_size)]
 
     def ring_to_pool_mapping(self) -> StaticPartitionMapping:
-        """Ring r feeds every pool of size >= r."""
-        return StaticPartitionMapping({str(r): [str(p) for p in self.pool_sizes if p >= r] for r in self.pool_sizes})
+        """A ring ending at position e feeds every pool of size >= e."""
+        return StaticPartitionMapping({r: [str(p) for p in self.pool_sizes if p >= ring_bounds(r)[1]]
+                                       for r in self.rings()})
 
     def valid_cells(self) -> list[tuple[str, str]]:
         """(pool_size, budget) keys whose budget is smaller than the pool."""

@@ -9,7 +9,7 @@ from dagster import AssetKey, Definitions, MultiPartitionsDefinition
 from selection_assets.core.methods import registry
 from selection_assets.definitions import build_definitions, default_resources
 from selection_assets.resources import DataResource
-from selection_assets.partitions import Grid
+from selection_assets.partitions import Grid, ring_bounds
 
 
 def test_definitions_validate_from_command_line():
@@ -51,11 +51,13 @@ def test_grid_rings_and_invalid_cells():
         Grid((50, 100), (10, 100))
     grid = Grid((1000, 100, 10_000), (500, 5000))
     assert grid.pool_sizes == (100, 1000, 10_000)
-    assert grid.ring_bounds("1000") == (100, 1000)
-    assert grid.rings_of("1000") == ["100", "1000"]
+    assert grid.rings() == ["0-100", "100-1000", "1000-10000"] and ring_bounds("100-1000") == (100, 1000)
+    assert grid.rings_of("1000") == ["0-100", "100-1000"]
     assert grid.valid_cells() == [("1000", "500"), ("10000", "500"), ("10000", "5000")]
     mapping = grid.ring_to_pool_mapping()
-    assert mapping.downstream_partition_keys_by_upstream_partition_key["100"] == ["100", "1000", "10000"]
+    assert mapping.downstream_partition_keys_by_upstream_partition_key["0-100"] == ["100", "1000", "10000"]
+    # a key means the same positions in every grid that has it
+    assert Grid((100, 500, 1000), (10,)).rings_of("1000") == ["0-100", "100-500", "500-1000"]
 
 
 def test_a_profile_supplies_defaults_that_the_environment_overrides(monkeypatch):

@@ -14,9 +14,6 @@ from selection_assets.core.store import Layout
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM
 
 GPU_TAGS = {"compute": "gpu"}
-# Per-example assets partitioned by ring (the slice of the source a pool size adds); rings are
-# independent of each other, pool-size assets read every ring up to their size.
-RING_TAGS = {"partitioned_by": "ring"}
 GPU_POOL = "gpu"
 # Under the Kubernetes executor (deploy/), each GPU step's pod requests one GPU.
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {

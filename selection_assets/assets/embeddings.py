@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_name,
+from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_name,
                                              base_model_path, load_tokenizer, source_version)
 from selection_assets.core import embed, less, store, tokenize, train
 from selection_assets.core import pool as pool_io
@@ -171,8 +171,8 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
         model_deps.append("less_warmup")
         code = source_version(embed, tokenize, less, train.sft_examples)
 
-    @asset(name=space.pool_asset, group_name="embeddings", partitions_def=grid.pools_def, pool=GPU_POOL,
-           tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, deps=["raw_pool", *model_deps],
+    @asset(name=space.pool_asset, group_name="embeddings", partitions_def=grid.rings_def, pool=GPU_POOL,
+           tags=GPU_TAGS, op_tags=GPU_OP_TAGS, deps=["raw_pool", *model_deps],
            backfill_policy=BackfillPolicy.single_run(), kinds={"pytorch", "numpy"}, code_version=code,
            check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.pool_asset,
                                        description="Every stored embedding is finite and has unit L2 norm.", blocking=True)],

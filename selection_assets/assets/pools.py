@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import RING_TAGS, load_tokenizer, source_version
+from selection_assets.assets._shared import load_tokenizer, source_version
 from selection_assets.core import pool as pool_io
 from selection_assets.core import records, store, tokenize
-from selection_assets.partitions import Grid
+from selection_assets.partitions import Grid, ring_bounds
 from selection_assets.resources import DataResource, StorageResource
 
 TOKENIZE_CHUNK = 8192
@@ -22,14 +22,14 @@ def _counts_table(counts: pd.Series) -> str:
 def build(grid: Grid) -> list:
     ring_mapping = grid.ring_to_pool_mapping()
 
-    @asset(group_name="pool", partitions_def=grid.pools_def, deps=["source_pool"], kinds={"parquet"}, tags=RING_TAGS,
+    @asset(group_name="pool", partitions_def=grid.rings_def, deps=["source_pool"], kinds={"parquet"},
            code_version=source_version(records),
            description="Normalised conversations (id, source, messages) of one ring of the pool; "
                        "malformed records are quarantined with a reason (in = kept + quarantined).")
     def raw_pool(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
         ring = context.partition_key
-        start, end = grid.ring_bounds(ring)
+        start, end = ring_bounds(ring)
         source = pool_io.read_source_slice(layout, start, end)
         result = records.validate_raw(source["raw"], source["position"], source["duplicate_of"])
         store.write_parquet(result.kept, layout.ring_records(ring))
@@ -50,8 +50,7 @@ def build(grid: Grid) -> list:
             "quarantine_path": MetadataValue.path(str(layout.ring_quarantine(ring))),
         })
 
-    @asset(group_name="pool", partitions_def=grid.pools_def, deps=["raw_pool", "tokenizer"], kinds={"parquet"},
-           tags=RING_TAGS,
+    @asset(group_name="pool", partitions_def=grid.rings_def, deps=["raw_pool", "tokenizer"], kinds={"parquet"},
            code_version=source_version(tokenize),
            description="Token counts per example (chat template applied): total and answer tokens.")
     def tokenized_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:

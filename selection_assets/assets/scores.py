@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, RING_TAGS, base_model_path, load_tokenizer, source_version
+from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer, source_version
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, embed, evaluate, similarity, store, tokenize, train
 from selection_assets.core import pool as pool_io
@@ -194,8 +194,8 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
 
 def build(grid: Grid) -> list:
-    @asset(group_name="scores", partitions_def=grid.pools_def, deps=["raw_pool", "base_model", "tokenizer"],
-           pool=GPU_POOL, tags={**GPU_TAGS, **RING_TAGS}, op_tags=GPU_OP_TAGS, backfill_policy=BackfillPolicy.single_run(),
+    @asset(group_name="scores", partitions_def=grid.rings_def, deps=["raw_pool", "base_model", "tokenizer"],
+           pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS, backfill_policy=BackfillPolicy.single_run(),
            kinds={"pytorch", "parquet"}, code_version=source_version(evaluate),
            description="The base model's answer cross-entropy per example of one ring: CE(A | Q) (perplexity "
                        "methods) and CE(A) without context (IFD's denominator), and whether the example was "

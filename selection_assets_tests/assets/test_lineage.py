@@ -10,6 +10,7 @@ from dagster import AssetCheckSeverity, AssetKey, MultiPartitionKey, materialize
 from selection_assets.assets.reports import BEATS_BASE
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
+from selection_assets.partitions import ring_bounds
 from selection_assets.resources import DataResource
 from selection_assets_tests.conftest import LINEAGE_METHODS as METHODS, TINY_GRID, TINY_SEEDS as SEEDS
 
@@ -81,7 +82,7 @@ def test_validity_checks_pass_and_the_dev_check_compares_with_the_base_model(lin
 def test_long_steps_report_progress_in_the_run_log(lineage):
     instance, _, _, results = lineage
     messages = [entry.user_message for result in results for entry in instance.all_logs(result.run_id)]
-    for step in ("pre-training: ", "rds embeddings of ring 150: ", "CE(answer | question), CE(sequence): ",
+    for step in ("pre-training: ", "rds embeddings of ring 0-150: ", "CE(answer | question), CE(sequence): ",
                  "fine-tuning seed 0: ", "harness evaluation: ", "answer loss (arithmetic): "):
         lines = [m for m in messages if step in m]
         assert lines and any("(100%)" in m and m.endswith("done") for m in lines), step
@@ -93,10 +94,10 @@ def test_every_record_is_kept_or_quarantined(lineage):
     total = 0
     records = instance.fetch_materializations(AssetKey("raw_pool"), limit=100).records
     by_ring = {r.partition_key: r.asset_materialization.metadata for r in records}
-    assert sorted(by_ring) == ["150", "300"]
+    assert sorted(by_ring) == ["0-150", "150-300"]
     for ring, meta in by_ring.items():
         kept, quarantined = meta["kept"].value, meta["quarantined"].value
-        assert meta["records_in"].value == kept + quarantined == TINY_GRID.ring_bounds(ring)[1] - TINY_GRID.ring_bounds(ring)[0]
+        assert meta["records_in"].value == kept + quarantined == ring_bounds(ring)[1] - ring_bounds(ring)[0]
         assert len(pd.read_parquet(layout.ring_quarantine(ring))) == quarantined
         total += quarantined
     assert total > 0, "the world injects malformed records; some must be quarantined"
@@ -105,7 +106,7 @@ def test_every_record_is_kept_or_quarantined(lineage):
 def test_each_example_is_embedded_once_across_pool_sizes(lineage):
     instance, _, _, _ = lineage
     records = instance.fetch_materializations(AssetKey("pool_embeddings"), limit=100).records
-    assert sorted(r.partition_key for r in records) == ["150", "300"]
+    assert sorted(r.partition_key for r in records) == ["0-150", "150-300"]
 
 
 def test_scores_are_queryable_in_duckdb(lineage):

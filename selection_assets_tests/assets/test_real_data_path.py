@@ -31,8 +31,8 @@ def test_named_pool_eval_file_and_model_directory(lineage, tmp_path):
     run_lineage(Grid((100, 200), (30,)), resources, DagsterInstance.ephemeral(), echo=lambda _: None)
     layout = Layout(tmp_path / "storage")
     assert json.loads(layout.base_model_ref.read_text())["path"] == str(model_dir)
-    kept = sum(len(pd.read_parquet(layout.ring_records(r))) for r in ("100", "200"))
-    quarantined = sum(len(pd.read_parquet(layout.ring_quarantine(r))) for r in ("100", "200"))
+    kept = sum(len(pd.read_parquet(layout.ring_records(r))) for r in ("0-100", "100-200"))
+    quarantined = sum(len(pd.read_parquet(layout.ring_quarantine(r))) for r in ("0-100", "100-200"))
     assert kept + quarantined == 200
     report = json.loads(layout.eval_report("rds_plus", "200", "30").read_text())
     assert [t["task"] for t in report["tasks"]] == ["fact_lookup"]

@@ -1,0 +1,58 @@
+"""Partition keys never change meaning: a pool size added to a materialised grid brings new rings
+under new keys, only the missing partitions are materialised, and every pool holds each example of
+its source positions exactly once."""
+
+import json
+
+import pandas as pd
+from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+
+from selection_assets.core.store import Layout
+from selection_assets.definitions import build_assets
+from selection_assets.partitions import Grid, ring_bounds
+from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
+from selection_assets_tests.conftest import TINY_WORLD
+
+RING_ASSETS, POOL_ASSETS = ["raw_pool", "tokenized_pool"], ["pool"]
+
+
+def _materialise_missing(grid: Grid, resources: dict, instance: DagsterInstance) -> dict[str, set[str]]:
+    """Materialise the unmaterialised partitions of the pool views and the rings under them, as a
+    backfill of missing partitions does; what was materialised, per asset."""
+    assets = build_assets(grid)
+    done: dict[str, set[str]] = {}
+    upstream = AssetSelection.assets("pool").upstream().resolve(assets)
+    unpartitioned = [k for k in upstream if k.to_user_string() not in RING_ASSETS + POOL_ASSETS]
+    if not instance.get_latest_materialization_event(AssetKey("source_pool")):
+        materialize(assets, selection=unpartitioned, instance=instance, resources=resources)
+    for keys, partitions in ((RING_ASSETS, grid.rings()), (POOL_ASSETS, [str(p) for p in grid.pool_sizes])):
+        for partition in partitions:
+            missing = [k for k in keys if partition not in instance.get_materialized_partitions(AssetKey(k))]
+            if missing:
+                materialize(assets, selection=missing, partition_key=partition, instance=instance, resources=resources)
+                for key in missing:
+                    done.setdefault(key, set()).add(partition)
+    return done
+
+
+def test_a_pool_size_added_between_two_brings_new_rings_and_each_pool_holds_each_example_once(tmp_path):
+    resources = {"storage": StorageResource(root=str(tmp_path / "storage")), "data": DataResource(max_length=128),
+                 "world": TINY_WORLD, "compute": ComputeResource(device="cpu"), "training": TrainResource()}
+    instance = DagsterInstance.ephemeral()
+    first = _materialise_missing(Grid((80, 160), (40,)), resources, instance)
+    assert first == {"raw_pool": {"0-80", "80-160"}, "tokenized_pool": {"0-80", "80-160"}, "pool": {"80", "160"}}
+
+    second = _materialise_missing(Grid((80, 120, 160), (40,)), resources, instance)
+    # only what the new size brings; ring "80-160" keeps its meaning and its files
+    assert second == {"raw_pool": {"80-120", "120-160"}, "tokenized_pool": {"80-120", "120-160"}, "pool": {"120"}}
+
+    layout = Layout(tmp_path / "storage")
+    for pool_size in ("80", "120", "160"):
+        view = json.loads(layout.pool_manifest(pool_size).read_text())
+        bounds = [ring_bounds(r) for r in view["rings"]]
+        assert bounds[0][0] == 0 and bounds[-1][1] == int(pool_size)
+        assert all(end == next_start for (_, end), (next_start, _) in zip(bounds, bounds[1:])), bounds
+        kept = pd.concat([pd.read_parquet(layout.ring_records(r), columns=["id", "source_index"]) for r in view["rings"]])
+        quarantined = sum(len(pd.read_parquet(layout.ring_quarantine(r))) for r in view["rings"])
+        assert kept["id"].is_unique and kept["source_index"].is_unique
+        assert len(kept) + quarantined == int(pool_size) == view["examples"] + view["quarantined"]
