@@ -67,12 +67,13 @@ def executor_from_env(storage_root: str):
     """SELECTION_ASSETS_EXECUTOR: `k8s`, every step in its own pod (dagster-k8s); `multiprocess`,
     every step in its own process; unset, all steps of a run in the run's process, which suits one
     machine: a step's model and library imports are loaded once per run, and GPU steps queue on
-    the `gpu` pool anyway. Each is wrapped by `runs.owner_tagging` over `storage_root`."""
+    the `gpu` pool anyway. Each is wrapped by `runs.owner_tagging` (over `storage_root`, but for k8s)."""
     choice = os.environ.get(EXECUTOR_ENV, "")
     if choice == "k8s":
         from dagster_k8s import k8s_job_executor
 
-        return owner_tagging(k8s_job_executor, storage_root)
+        # no storage flock: a shared volume may not honour it, and the cluster has no command line beside it
+        return owner_tagging(k8s_job_executor, None)
     if choice == "multiprocess":
         return owner_tagging(multiprocess_executor, storage_root)
     if choice:

@@ -45,12 +45,15 @@ class _OwnerTaggingExecutor(Executor):
     daemon launched, the first moment that process is known), holding the storage root shared
     while it executes (`storage_for_run`)."""
 
-    def __init__(self, inner: Executor, storage_root: Path):
+    def __init__(self, inner: Executor, storage_root: Path | None):
         self._inner = inner
         self._storage_root = storage_root
 
     def execute(self, plan_context, execution_plan):
         plan_context.instance.add_run_tags(plan_context.run_id, owner_tags())
+        if self._storage_root is None:
+            yield from self._inner.execute(plan_context, execution_plan)
+            return
         with storage_for_run(self._storage_root):
             yield from self._inner.execute(plan_context, execution_plan)
 
@@ -63,15 +66,16 @@ class _OwnerTaggingExecutor(Executor):
         return self._inner.step_dependency_config
 
 
-def owner_tagging(executor_def: ExecutorDefinition, storage_root: str | Path) -> ExecutorDefinition:
+def owner_tagging(executor_def: ExecutorDefinition, storage_root: str | Path | None) -> ExecutorDefinition:
     """`executor_def`, with each run tagged with its orchestrating process (pid and host) as it
     starts executing, so that `reap_dead_runs` finds it however it was launched, and refused at
-    once while a command holds `storage_root` (`storage_for_run`)."""
+    once while a command holds `storage_root` (`storage_for_run`; None: no storage lock)."""
+    root = None if storage_root is None else Path(storage_root)
     return ExecutorDefinition(
         name=executor_def.name, config_schema=executor_def.config_schema, description=executor_def.description,
         requirements=executor_def.get_requirements,
         executor_creation_fn=lambda init_context: _OwnerTaggingExecutor(executor_def.executor_creation_fn(init_context),
-                                                                         Path(storage_root)))
+                                                                         root))
 
 
 def _process_alive(pid: int) -> bool:
