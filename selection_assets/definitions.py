@@ -91,16 +91,29 @@ def default_resources(storage_root: str | None = None) -> dict:
             "world": world_from_env(), "training": TrainResource(**training, seeds=replicate_seeds_from_env())}
 
 
+def job_methods_from_env() -> set[str]:
+    """SELECTION_ASSETS_METHODS: the methods the stage jobs cover (comma-separated names; unset:
+    every method). The asset graph keeps every method either way."""
+    text = os.environ.get("SELECTION_ASSETS_METHODS", "")
+    chosen = {name.strip() for name in text.split(",") if name.strip()} or set(registry())
+    unknown = chosen - set(registry())
+    if unknown:
+        raise ValueError(f"SELECTION_ASSETS_METHODS: unknown methods {sorted(unknown)}; known: {', '.join(registry())}")
+    return chosen
+
+
 def build_definitions(grid: Grid | None = None, resources: dict | None = None, executor=None) -> Definitions:
     """Definitions for `grid` (default: from the environment) with `resources` (default: defaults)
-    and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default)."""
+    and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default). The stage jobs
+    cover the methods of SELECTION_ASSETS_METHODS whose external models are configured."""
     grid = grid or Grid.from_env()
     assets = build_assets(grid)
     resources = resources or default_resources()
-    unrunnable = {name for name, spec in registry().items()
-                  if any(not getattr(resources["data"], setting) for setting in spec.requires)}
+    chosen = job_methods_from_env()
+    left_out = {name for name, spec in registry().items()
+                if name not in chosen or any(not getattr(resources["data"], setting) for setting in spec.requires)}
     return Definitions(assets=assets, resources=resources,
-                       jobs=operations.stage_jobs(grid, assets, leave_out=unrunnable),
+                       jobs=operations.stage_jobs(grid, assets, leave_out=left_out),
                        sensors=[operations.stale_rerun_sensor(grid, assets), operations.reap_dead_runs_sensor],
                        executor=executor or operations.executor_from_env(resources["storage"].root))
 

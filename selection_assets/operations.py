@@ -21,11 +21,14 @@ def stage_jobs(grid: Grid, assets: list, leave_out: set[str] = frozenset()) -> l
     their runs may go in parallel), pool_stage_job (pool views and scores, which read every ring
     up to their size), cell_stage_job (selections, checkpoints, eval reports). An asset backfill
     from the asset graph orders partitions by itself. The assets of the methods in `leave_out`
-    (those whose external models are not configured) are in no job."""
+    (not chosen, or whose external models are not configured) are in no job, nor are ring assets
+    only they need (LESS gradients, an embedding space)."""
     left_out = {f"{stage}_{method}" for method in leave_out
                 for stage in ("scores", "selection", "finetuned", "eval_report")}
     kept = [a for a in assets if not {k.to_user_string() for k in a.keys} & left_out]
-    ring_keys = [k for a in kept if a.partitions_def == grid.rings_def for k in a.keys]
+    downstream = [k for a in kept if a.partitions_def in (grid.pools_def, grid.grid_def) for k in a.keys]
+    needed = AssetSelection.assets(*downstream).upstream().resolve(assets)
+    ring_keys = [k for a in kept if a.partitions_def == grid.rings_def for k in a.keys if k in needed]
     pool_keys = [k for a in kept if a.partitions_def == grid.pools_def for k in a.keys]
     cell_keys = [k for a in kept if a.partitions_def == grid.grid_def for k in a.keys]
     return [define_asset_job(RING_JOB, AssetSelection.assets(*ring_keys), partitions_def=grid.rings_def,

@@ -11,7 +11,7 @@ import pytest
 from dagster import DagsterInstance
 
 from selection_assets.core import records, tokenize, train
-from selection_assets.core.methods import EMBEDDINGS, GRADIENTS, registry
+from selection_assets.core.methods import registry
 from selection_assets.partitions import Grid
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
                                         WorldResource)
@@ -42,14 +42,14 @@ def world_lm(tmp_path_factory):
 
 def _one_method_per_wiring() -> tuple[str, ...]:
     """The first registered method of each distinct way a method plugs into the lineage (what it
-    needs, from which embedding space, whether seeded or ordered per budget), leaving out those that
-    need external models (deita). Each method's own procedure is tested on its own against a
-    restatement of its reference; the end-to-end fixture proves the wiring of each kind once."""
+    needs, whether seeded or ordered per budget), leaving out those that need external models
+    (deita). Each method's own procedure is tested on its own against a restatement of its
+    reference; the end-to-end fixture proves the wiring of each kind once (the embedding spaces are
+    one factory; the chosen methods use the rds, mean, encoder and LESS spaces)."""
     chosen: dict[tuple, str] = {}
     for name, spec in registry().items():
         if not spec.requires:
-            space = spec.space if spec.needs & {EMBEDDINGS, GRADIENTS} else None
-            chosen.setdefault((spec.needs, space, spec.seeded, spec.per_budget), name)
+            chosen.setdefault((spec.needs, spec.seeded, spec.per_budget), name)
     return tuple(chosen.values())
 
 

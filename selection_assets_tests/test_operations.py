@@ -16,7 +16,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from selection_assets.definitions import build_definitions
 from selection_assets.partitions import Grid
-from selection_assets_tests.conftest import REPO, cli as _cli
+from selection_assets_tests.conftest import REPO, SMALL_ENV_METHODS, cli as _cli
 
 def _materialization_counts(home: Path) -> dict[str, int]:
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
@@ -31,9 +31,8 @@ def test_changed_method_reruns_only_its_own_lineage(small_env, tmp_path):
     shutil.copytree(REPO / "selection_assets", copy / "selection_assets")
     method = copy / "selection_assets" / "core" / "methods" / "random.py"
     edited = {**env, "PYTHONPATH": str(copy)}
-    method.write_text(method.read_text() + "\n# a comment is no change of behaviour\n")
-    assert "nothing is stale" in _cli(["rerun", "--stale", "--dry-run"], edited, tmp_path)
-    method.write_text(method.read_text() + "\nCHANGED_BY_THE_TEST = True\n")  # a change to its code
+    # a comment alone is no change (test_code_versions.py); a line of code is
+    method.write_text(method.read_text() + "\n# a comment\nCHANGED_BY_THE_TEST = True\n")
     plan = _cli(["rerun", "--stale", "--dry-run"], edited, tmp_path)
     assert "scores_random" in plan and "rds_plus" not in plan
     _cli(["rerun", "--stale"], edited, tmp_path)
@@ -62,27 +61,28 @@ def _wait_for_runs(instance, job: str, seconds: float) -> dict[str, str]:
 
 def test_backfill_over_two_pool_sizes_materialises_every_partition(small_env, tmp_path):
     home, env = small_env
-    env = {**env, "DAGSTER_HOME": str(tmp_path / "home"), "SELECTION_ASSETS_STORAGE": str(tmp_path / "storage")}
+    # the stage jobs cover the small demo's methods only, so the rings hold no LESS gradients or
+    # encoder embeddings (SELECTION_ASSETS_METHODS)
+    env = {**env, "DAGSTER_HOME": str(tmp_path / "home"), "SELECTION_ASSETS_STORAGE": str(tmp_path / "storage"),
+           "SELECTION_ASSETS_METHODS": SMALL_ENV_METHODS}
     (tmp_path / "home").mkdir()
     shutil.copy(REPO / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
     shutil.copytree(home / "storage", tmp_path / "storage", ignore=shutil.ignore_patterns("checkpoints", "reports"))
-    # the ring stage embeds every space: first the LESS warm-up its gradient features start from, which
-    # the small demo did not need (the pool stage's backfill works the same way; the lineage fixture
-    # materialises that stage for every kind of method)
-    subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "selection_assets.definitions",
-                    "--select", "less_warmup"],
-                   env=env, cwd=REPO, check=True, capture_output=True, text=True, timeout=300)
     # the backfills' runs are queued; the daemon launches them, one subprocess per partition
     daemon = subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", "-m", "selection_assets.definitions"],
                               env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
         with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
-            _backfill("ring_stage_job", "0-80,80-160", env)
-            assert _wait_for_runs(instance, "ring_stage_job", 400) == {"0-80": "SUCCESS", "80-160": "SUCCESS"}
-            for key in ("raw_pool", "pool_embeddings_encoder", "pool_less_features", "answer_losses"):
+            for job, partitions in (("ring_stage_job", ["0-80", "80-160"]), ("pool_stage_job", ["160", "80"])):
+                _backfill(job, ",".join(partitions), env)  # rings first: pool sizes read every ring
+                assert _wait_for_runs(instance, job, 400) == {p: "SUCCESS" for p in partitions}, job
+            for key, partitions in (("raw_pool", ["0-80", "80-160"]), ("pool_embeddings", ["0-80", "80-160"]),
+                                    ("answer_losses", ["0-80", "80-160"]), ("pool", ["160", "80"]),
+                                    ("scores_rds_plus", ["160", "80"])):
                 records = instance.fetch_materializations(AssetKey(key), limit=10).records
-                assert sorted(r.partition_key for r in records) == ["0-80", "80-160"], key
+                assert sorted(r.partition_key for r in records) == partitions, key
+            assert not instance.fetch_materializations(AssetKey("pool_less_features"), limit=1).records
     finally:
         os.killpg(daemon.pid, signal.SIGINT)
         daemon.wait(timeout=60)
