@@ -75,6 +75,17 @@ def test_gradient_features_match_a_restatement_of_less(world_lm, tmp_path):
     np.testing.assert_allclose(query_features, _restated_features(model_dir, warmup_dir, probe, adam=False), atol=2e-5)
     assert np.abs(pool_features - query_features).max() > 0.05  # the Adam moments change the direction
 
+    # same settings, same bytes: a second warm-up and a fresh featurizer reproduce both exactly
+    again_dir = tmp_path / "again"
+    warm_up(AutoModelForCausalLM.from_pretrained(model_dir), tokenizer, sft_examples(tokenizer, conversations[:32], 128),
+            SETTINGS, again_dir, "cpu")
+    for checkpoint in manifest["checkpoints"]:
+        for name in ("lora.safetensors", "adam_moments.safetensors"):
+            assert (again_dir / checkpoint["directory"] / name).read_bytes() == \
+                (warmup_dir / checkpoint["directory"] / name).read_bytes()
+    again = GradientFeaturizer(AutoModelForCausalLM.from_pretrained(model_dir), again_dir)
+    assert again.features(probe, optimizer_aware=True, batch=3).tobytes() == pool_features.tobytes()
+
 
 def test_an_example_with_no_answer_token_gets_a_zero_row(world_lm, tmp_path):
     tokenizer, model_dir, kept = world_lm
