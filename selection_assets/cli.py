@@ -72,8 +72,8 @@ def stage_plan(grid: Grid, assets: list, methods: Sequence[str]) -> list[tuple[s
         if key in needed:
             by_partitioning[partitioning[key]].append(key)
     plan: list[tuple[str, list[AssetKey], str | None]] = [("sources, models, queries", by_partitioning["none"], None)]
-    for ring, pool_size in zip(grid.rings(), grid.pool_sizes):
-        plan += [(f"ring {ring}", by_partitioning["ring"], ring), (f"pool {pool_size}", by_partitioning["pool"], str(pool_size))]
+    for ring, pool_size in grid.ring_then_pool():
+        plan += [(f"ring {ring}", by_partitioning["ring"], ring), (f"pool {pool_size}", by_partitioning["pool"], pool_size)]
     plan += [(f"pool {p} budget {b}", by_partitioning["grid"], MultiPartitionKey({POOL_DIM: p, BUDGET_DIM: b}))
              for p, b in grid.valid_cells()]
     final = ([AssetKey("instructmining_rule")] if "instructmining" in methods else []) + [AssetKey("comparison_report")]

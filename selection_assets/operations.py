@@ -157,7 +157,7 @@ def stale_plan(defs, grid: Grid, instance) -> list[tuple[str, list, str | None]]
     first = [k for k in ordered if (k, None) in rerun and not has_partitioned_ancestor[k]]
     if first:
         plan.append(("unpartitioned", first, None))
-    for ring, pool_size in zip(grid.rings(), grid.pools_def.get_partition_keys()):  # a ring, then the pool it ends
+    for ring, pool_size in grid.ring_then_pool():
         for label, partition in ((f"ring {ring}", ring), (f"pool {pool_size}", pool_size)):
             chosen = [k for k in ordered if (k, partition) in rerun]
             if chosen:

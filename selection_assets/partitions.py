@@ -90,6 +90,11 @@ class Grid:
         starts = (0, *self.pool_sizes[:-1])
         return [ring_key(start, end) for start, end in zip(starts, self.pool_sizes)]
 
+    def ring_then_pool(self) -> list[tuple[str, str]]:
+        """(ring, pool size) in build order: each ring, then the pool it completes (which reads it
+        and every ring before it)."""
+        return list(zip(self.rings(), (str(p) for p in self.pool_sizes)))
+
     def rings_of(self, pool_size: str) -> list[str]:
         """Ring keys that make up the pool of size `pool_size`, ascending."""
         return [r for r in self.rings() if ring_bounds(r)[1] <= int(pool_size)]

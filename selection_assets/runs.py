@@ -21,7 +21,7 @@ import fcntl
 import os
 import socket
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -51,10 +51,7 @@ class _OwnerTaggingExecutor(Executor):
 
     def execute(self, plan_context, execution_plan):
         plan_context.instance.add_run_tags(plan_context.run_id, owner_tags())
-        if self._storage_root is None:
-            yield from self._inner.execute(plan_context, execution_plan)
-            return
-        with storage_for_run(self._storage_root):
+        with nullcontext() if self._storage_root is None else storage_for_run(self._storage_root):
             yield from self._inner.execute(plan_context, execution_plan)
 
     @property

@@ -38,15 +38,14 @@ def _summary_metadata(result: dict, per_task: pd.DataFrame) -> dict:
 BEATS_BASE = "beats_base_on_dev"
 
 
-def _beats_base_check(seed_losses: dict[int, float | None], base_loss: float | None) -> AssetCheckResult:
+def _beats_base_check(seed_losses: dict[str, float | None], base_loss: float | None) -> AssetCheckResult:
     """Warns when a fine-tuned checkpoint's dev answer loss is not below the base model's."""
     worse = [seed for seed, loss in seed_losses.items() if loss is None or base_loss is None or loss >= base_loss]
     return AssetCheckResult(check_name=BEATS_BASE, passed=not worse, severity=AssetCheckSeverity.WARN,
                             description=(f"seeds {worse} are not below the base model's dev answer loss"
                                          if worse else "every seed is below the base model's dev answer loss"),
                             metadata={"base_dev_answer_loss": base_loss,
-                                      "dev_answer_loss_by_seed": MetadataValue.json(
-                                          {str(seed): loss for seed, loss in seed_losses.items()})})
+                                      "dev_answer_loss_by_seed": MetadataValue.json(seed_losses)})
 
 
 def _build_one(grid: Grid, spec: MethodSpec):
@@ -80,7 +79,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
                                             harness_include=data.harness_include, log=context.log.info)
             frames.append(items.assign(seed=seed))
             train_stats.append(store.read_json(checkpoint / "train_stats.json"))
-            dev_losses[seed] = evaluate.dev_answer_loss(model, tokenizer, tasks, max_length=data.max_length,
+            dev_losses[str(seed)] = evaluate.dev_answer_loss(model, tokenizer, tasks, max_length=data.max_length,
                                                         device=device)
         items = pd.concat(frames, ignore_index=True)
         store.write_parquet(items, layout.eval_items(spec.name, pool_size, budget))
@@ -105,7 +104,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
             "per_source": first_seed["source"].value_counts().sort_index().to_dict(),
             **costs, "training_flops": float(np.mean([t["training_flops"] for t in train_stats])),
             "training_seconds": float(np.sum([t["seconds"] for t in train_stats])),
-            "dev_answer_loss_by_seed": {str(seed): loss for seed, loss in dev_losses.items()},
+            "dev_answer_loss_by_seed": dev_losses,
         }
         path = store.write_json(result, layout.eval_report(spec.name, pool_size, budget))
         return MaterializeResult(metadata={
@@ -131,13 +130,14 @@ def eval_report_base(context: AssetExecutionContext, storage: StorageResource, d
     layout = storage.layout()
     device = compute.resolved_device()
     model = AutoModelForCausalLM.from_pretrained(base_model_path(layout)).to(device)
+    tokenizer = load_tokenizer(layout)
     tasks = store.read_json(layout.eval_tasks)["tasks"]
-    items = evaluate.evaluate_items(model, load_tokenizer(layout), tasks, max_length=data.max_length,
+    items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=data.max_length,
                                     device=device, batch_size=compute.eval_batch_size,
                                     harness_include=data.harness_include, log=context.log.info).assign(seed=0)
     store.write_parquet(items, layout.base_eval_items)
     result = {"method": "base (no fine-tuning)", **report.summarise_items(items),
-              "dev_answer_loss": evaluate.dev_answer_loss(model, load_tokenizer(layout), tasks,
+              "dev_answer_loss": evaluate.dev_answer_loss(model, tokenizer, tasks,
                                                           max_length=data.max_length, device=device)}
     path = store.write_json(result, layout.base_eval_report)
     return MaterializeResult(metadata={**_summary_metadata(result, pd.DataFrame(result["tasks"])),
