@@ -24,11 +24,11 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from dagster import AssetKey, BetaWarning, DagsterInstance, MultiPartitionKey, materialize
+from dagster import BetaWarning, DagsterInstance
 from transformers.utils import logging as transformers_logging
 
-from selection_assets.core.methods import SPINE_METHODS, registry
-from selection_assets.partitions import BUDGET_DIM, POOL_DIM, Grid
+from selection_assets.core.methods import SPINE_METHODS, choose_methods, registry
+from selection_assets.partitions import Grid
 from selection_assets.profiles import PROFILE_ENV, PROFILES
 from selection_assets.runs import StorageBusy, exclusive_storage, owner_tags, reap_dead_runs
 
@@ -45,88 +45,40 @@ def prepare_dagster_home(default: Path) -> Path:
     return home
 
 
-def stage_plan(grid: Grid, assets: list, methods: Sequence[str]) -> list[tuple[str, list[AssetKey], str | None]]:
-    """The runs that materialise `methods` end to end, in lineage order: (label, keys, partition).
-
-    The asset set is everything upstream of those methods' eval reports and the comparison;
-    unpartitioned assets run first, then per pool size its ring (records, tokens, embeddings, answer
-    losses) and its pool view and scores, then per valid (pool size, budget) cell, then the comparison.
-    """
-    parents: dict[AssetKey, set[AssetKey]] = {}
-    partitioning: dict[AssetKey, str] = {}
-    for asset_def in assets:
-        for key in asset_def.keys:
-            parents[key] = set(asset_def.asset_deps[key])
-            partitions = asset_def.partitions_def
-            partitioning[key] = ("none" if partitions is None else "grid" if partitions == grid.grid_def
-                                 else "ring" if partitions == grid.rings_def else "pool")
-    needed: set[AssetKey] = set()
-    frontier = [AssetKey(f"eval_report_{m}") for m in methods] + [AssetKey("eval_report_base")]
-    while frontier:
-        key = frontier.pop()
-        if key not in needed:
-            needed.add(key)
-            frontier.extend(parents[key])
-    by_partitioning: dict[str, list[AssetKey]] = {"none": [], "ring": [], "pool": [], "grid": []}
-    for key in parents:  # build order is lineage order
-        if key in needed:
-            by_partitioning[partitioning[key]].append(key)
-    plan: list[tuple[str, list[AssetKey], str | None]] = [("sources, models, queries", by_partitioning["none"], None)]
-    for ring, pool_size in grid.ring_then_pool():
-        plan += [(f"ring {ring}", by_partitioning["ring"], ring), (f"pool {pool_size}", by_partitioning["pool"], pool_size)]
-    plan += [(f"pool {p} budget {b}", by_partitioning["grid"], MultiPartitionKey({POOL_DIM: p, BUDGET_DIM: b}))
-             for p, b in grid.valid_cells()]
-    final = ([AssetKey("instructmining_rule")] if "instructmining" in methods else []) + [AssetKey("comparison_report")]
-    plan.append(("comparison", final, None))
-    return plan
-
-
 def reap(instance: DagsterInstance, echo=print) -> None:
     """Before new runs: fail the runs a killed process left STARTED and free their slots (runs.py)."""
     for run_id in reap_dead_runs(instance):
         echo(f"  run {run_id[:8]} had lost its process (killed?): marked failed, its slots freed")
 
 
+def run_step(defs, step, instance: DagsterInstance, log_level: str = "INFO"):
+    """Run one step of a plan: its stage job over its partition (only its assets, when it names
+    them), in this process, recorded in `instance` like a run launched from the UI."""
+    console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    return defs.get_job_def(step.job).execute_in_process(
+        run_config=console, instance=instance, partition_key=step.partition, raise_on_error=True,
+        asset_selection=list(step.keys) if step.keys else None, tags=owner_tags())
+
+
 def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=print,
                 log_level: str = "INFO", methods: Sequence[str] = SPINE_METHODS) -> list:
-    """Materialise `methods` over every valid cell of `grid`, stage by stage; the runs' results.
+    """Run the experiment's stage jobs for `methods` over every valid cell of `grid`, in stage
+    order (operations.Stages); the runs' results.
 
     Every event still goes to the instance (and the UI); `log_level` only filters the console.
     """
-    from selection_assets.definitions import build_assets
+    from selection_assets.definitions import build_experiment
 
-    unknown = set(methods) - set(registry())
-    if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(registry())}")
-    assets = build_assets(grid)
-    console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    defs, stages = build_experiment(grid, resources, methods=choose_methods(",".join(methods), resources["data"]))
     reap(instance, echo)
     results = []
     with exclusive_storage(Path(resources["storage"].root), instance):
-        for label, keys, partition in stage_plan(grid, assets, methods):
+        for step in stages.plan():
             began = time.perf_counter()
-            result = materialize(assets, selection=keys, partition_key=partition, instance=instance,
-                                 resources=resources, raise_on_error=True, run_config=console, tags=owner_tags())
-            echo(f"  {label}: {len(keys)} assets in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
+            result = run_step(defs, step, instance, log_level)
+            echo(f"  {step.label}: {step.job} in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
             results.append(result)
     return results
-
-
-def parse_methods(text: str, data=None, echo=print) -> list[str]:
-    """'spine' (random, random_balanced, rds_plus), 'all', or comma-separated method names. 'all'
-    leaves out, saying so, the methods whose required settings (external models) are empty in `data`."""
-    if text == "spine":
-        return list(SPINE_METHODS)
-    if text == "all":
-        runnable = []
-        for name, spec in registry().items():
-            unset = [setting for setting in spec.requires if data is None or not getattr(data, setting)]
-            if unset:
-                echo(f"  (--methods all leaves out {name}: set {', '.join(unset)} to run it)")
-            else:
-                runnable.append(name)
-        return runnable
-    return [m.strip() for m in text.split(",") if m.strip()]
 
 
 RUN_RECORD = "demo_run.json"  # beside the instance, not in the storage root: timings differ per run
@@ -147,8 +99,11 @@ def demo(args: argparse.Namespace) -> int:
     grid = Grid.from_env()
     resources = default_resources()
     storage = resources["storage"].root
-    methods_text = args.methods or PROFILES[args.profile].methods
-    methods = parse_methods(methods_text, resources["data"])
+    try:
+        methods = choose_methods(args.methods or PROFILES[args.profile].methods, resources["data"], echo=print)
+    except ValueError as err:
+        print(f"--methods: {err}")
+        return 2
     print(f"selection_assets demo (profile {args.profile}): pool sizes {grid.pool_sizes} x budgets {grid.budgets}, "
           f"{len(grid.valid_cells())} valid cells, seeds {resources['training'].seeds}\n"
           f"  DAGSTER_HOME={home}\n  storage={storage}")
@@ -224,26 +179,25 @@ def rerun(args: argparse.Namespace) -> int:
         print("rerun needs --stale (rematerialise assets whose code or upstream data changed)")
         return 2
     home = prepare_dagster_home(Path(args.dagster_home))
-    from selection_assets.definitions import build_assets, default_resources, defs
+    from selection_assets.definitions import build_experiment, default_resources
     from selection_assets.operations import stale_plan
 
-    grid = Grid.from_env()
-    assets, resources = build_assets(grid), default_resources()
+    resources = default_resources()
+    defs, stages = build_experiment(resources=resources)
+    storage = resources["storage"].root
     transformers_logging.disable_progress_bar()
     with DagsterInstance.get() as instance:
         reap(instance)
-        plan = stale_plan(defs, grid, instance)
+        plan = stale_plan(stages, instance)
         if not plan:
             print(f"nothing is stale in {home}")
             return 0
-        console = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
         try:
-            with exclusive_storage(Path(resources["storage"].root), instance):
-                for label, keys, partition in plan:
-                    print(f"  {label}: {', '.join(k.to_user_string() for k in keys)}")
+            with exclusive_storage(Path(storage), instance):
+                for step in plan:
+                    print(f"  {step.label}: {', '.join(k.to_user_string() for k in step.keys)}")
                     if not args.dry_run:
-                        materialize(assets, selection=keys, partition_key=partition, instance=instance,
-                                    resources=resources, raise_on_error=True, run_config=console, tags=owner_tags())
+                        run_step(defs, step, instance, args.log_level)
         except StorageBusy as busy:
             print(f"not started: {busy}")
             return 2

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Sequence
 
 from dagster import Definitions, map_asset_specs
 
 from selection_assets import operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, selections, sources, training
-from selection_assets.core.methods import registry
+from selection_assets.core.methods import choose_methods, registry
 from selection_assets.partitions import Grid
 from selection_assets.profiles import active_profile
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
@@ -91,31 +92,33 @@ def default_resources(storage_root: str | None = None) -> dict:
             "world": world_from_env(), "training": TrainResource(**training, seeds=replicate_seeds_from_env())}
 
 
-def job_methods_from_env() -> set[str]:
-    """SELECTION_ASSETS_METHODS: the methods the stage jobs cover (comma-separated names; unset:
-    every method). The asset graph keeps every method either way."""
-    text = os.environ.get("SELECTION_ASSETS_METHODS", "")
-    chosen = {name.strip() for name in text.split(",") if name.strip()} or set(registry())
-    unknown = chosen - set(registry())
-    if unknown:
-        raise ValueError(f"SELECTION_ASSETS_METHODS: unknown methods {sorted(unknown)}; known: {', '.join(registry())}")
-    return chosen
+METHODS_ENV = "SELECTION_ASSETS_METHODS"
 
 
-def build_definitions(grid: Grid | None = None, resources: dict | None = None, executor=None) -> Definitions:
-    """Definitions for `grid` (default: from the environment) with `resources` (default: defaults)
-    and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default). The stage jobs
-    cover the methods of SELECTION_ASSETS_METHODS whose external models are configured."""
+def build_experiment(grid: Grid | None = None, resources: dict | None = None, executor=None,
+                     methods: Sequence[str] | None = None) -> tuple[Definitions, operations.Stages]:
+    """The experiment over `grid` (default: from the environment) with `resources` (default:
+    defaults) and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default): its
+    Definitions and their stages. The asset graph holds every method; the stage jobs cover `methods`
+    (default: SELECTION_ASSETS_METHODS as `choose_methods` reads it; unset: every method whose
+    external models are configured)."""
     grid = grid or Grid.from_env()
     assets = build_assets(grid)
     resources = resources or default_resources()
-    chosen = job_methods_from_env()
-    left_out = {name for name, spec in registry().items()
-                if name not in chosen or any(not getattr(resources["data"], setting) for setting in spec.requires)}
-    return Definitions(assets=assets, resources=resources,
-                       jobs=operations.stage_jobs(grid, assets, leave_out=left_out),
-                       sensors=[operations.stale_rerun_sensor(grid, assets), operations.reap_dead_runs_sensor],
+    if methods is None:
+        methods = choose_methods(os.environ.get(METHODS_ENV, "all"), resources["data"])
+    stages = operations.Stages(grid, assets, leave_out=frozenset(registry()) - set(methods))
+    jobs = stages.jobs()
+    defs = Definitions(assets=assets, resources=resources, jobs=jobs,
+                       sensors=[operations.stale_rerun_sensor(stages, jobs), operations.reap_dead_runs_sensor],
                        executor=executor or operations.executor_from_env(resources["storage"].root))
+    return defs, stages
+
+
+def build_definitions(grid: Grid | None = None, resources: dict | None = None, executor=None,
+                      methods: Sequence[str] | None = None) -> Definitions:
+    """The Definitions of `build_experiment`."""
+    return build_experiment(grid, resources, executor, methods)[0]
 
 
 defs = build_definitions()

@@ -1,67 +1,231 @@
-"""Operating the lineage: partitioned jobs for backfills, the stale-rerun plan and its sensor, and
-the executor choice (in-process/multiprocess locally, Kubernetes pods with dagster-k8s)."""
+"""Operating the lineage: its stage jobs and the one order they run in, what is stale and the plan
+that reruns it (for the command line and a sensor alike), and the executor choice
+(in-process/multiprocess locally, Kubernetes pods with dagster-k8s).
+
+Everything here reads the instance and the definitions through Dagster's public APIs: staleness is
+a materialisation's recorded code version against the asset's current one, or a parent partition
+materialised after it (Dagster's own rule for data versions that change with every
+materialisation, as ours do).
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
-from dagster import (AssetSelection, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason,
-                     define_asset_job, in_process_executor, multiprocess_executor, sensor)
+from dagster import (AssetKey, AssetSelection, DagsterRunStatus, DefaultSensorStatus, MultiPartitionKey, RunRequest,
+                     RunsFilter, SensorEvaluationContext, SkipReason, define_asset_job, in_process_executor,
+                     multiprocess_executor, sensor)
 
-from selection_assets.partitions import Grid
+from selection_assets.assets._shared import METHOD_TAG
+from selection_assets.partitions import BUDGET_DIM, POOL_DIM, Grid, ring_bounds
 from selection_assets.runs import owner_tagging, reap_dead_runs
 
-RING_JOB, POOL_JOB, CELL_JOB = "ring_stage_job", "pool_stage_job", "cell_stage_job"
 EXECUTOR_ENV = "SELECTION_ASSETS_EXECUTOR"
+CODE_VERSION_TAG = "dagster/code_version"  # the code version Dagster records on each materialisation
+STALE_RERUN_TAG = "selection_assets/stale_rerun"
+# the stage jobs of an experiment, in the order they run; the demo is this experiment on the world
+INPUTS_JOB, RINGS_JOB, POOLS_JOB, CELLS_JOB, REPORTS_JOB = (
+    "experiment_inputs", "experiment_rings", "experiment_pools", "experiment_cells", "experiment_reports")
+JOB_DESCRIPTIONS = {
+    INPUTS_JOB: "Unpartitioned inputs: the source pool, eval tasks, tokenizer, base model and query embeddings.",
+    RINGS_JOB: "Per ring of source positions: validate, tokenize, embed and score each example once (rings "
+               "are independent, so their runs may go in parallel).",
+    POOLS_JOB: "Per pool size: the pool view and every method's scores (they read every ring up to the size).",
+    CELLS_JOB: "Per (pool size, budget) cell: select, fine-tune and evaluate every method.",
+    REPORTS_JOB: "The comparison of every method over the grid (and InstructMining's fitted rule).",
+}
 
 
-def stage_jobs(grid: Grid, assets: list, leave_out: set[str] = frozenset()) -> list:
-    """One job per stage, for job backfills (`dagster job backfill`, or the Jobs page), in this
-    order: ring_stage_job (validate, tokenize, embed, answer losses; rings are independent, so
-    their runs may go in parallel), pool_stage_job (pool views and scores, which read every ring
-    up to their size), cell_stage_job (selections, checkpoints, eval reports). An asset backfill
-    from the asset graph orders partitions by itself. The assets of the methods in `leave_out`
-    (not chosen, or whose external models are not configured) are in no job, nor are ring assets
-    only they need (LESS gradients, an embedding space)."""
-    left_out = {f"{stage}_{method}" for method in leave_out
-                for stage in ("scores", "selection", "finetuned", "eval_report")}
-    kept = [a for a in assets if not {k.to_user_string() for k in a.keys} & left_out]
-    downstream = [k for a in kept if a.partitions_def in (grid.pools_def, grid.grid_def) for k in a.keys]
-    needed = AssetSelection.assets(*downstream).upstream().resolve(assets)
-    ring_keys = [k for a in kept if a.partitions_def == grid.rings_def for k in a.keys if k in needed]
-    pool_keys = [k for a in kept if a.partitions_def == grid.pools_def for k in a.keys]
-    cell_keys = [k for a in kept if a.partitions_def == grid.grid_def for k in a.keys]
-    return [define_asset_job(RING_JOB, AssetSelection.assets(*ring_keys), partitions_def=grid.rings_def,
-                             description="Per-ring stage: validate, tokenize, embed and score each example once."),
-            define_asset_job(POOL_JOB, AssetSelection.assets(*pool_keys), partitions_def=grid.pools_def,
-                             description="Per-pool-size stage: the pool view and every method's scores."),
-            define_asset_job(CELL_JOB, AssetSelection.assets(*cell_keys), partitions_def=grid.grid_def,
-                             description="Per-cell stage: select, fine-tune and evaluate every method.")]
+@dataclass(frozen=True)
+class Step:
+    """One run of a stage job: over `partition` (None: unpartitioned), for `keys` (None: the whole job)."""
+
+    job: str
+    partition: str | None
+    keys: tuple[AssetKey, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        if isinstance(self.partition, MultiPartitionKey):
+            dims = self.partition.keys_by_dimension
+            return f"pool {dims[POOL_DIM]} budget {dims[BUDGET_DIM]}"
+        where = {RINGS_JOB: "ring", POOLS_JOB: "pool"}.get(self.job)
+        return f"{where} {self.partition}" if where else self.job.removeprefix("experiment_")
 
 
-def stale_rerun_sensor(grid: Grid, assets: list):
-    """A sensor (off by default) that asks, per partition, for the assets whose code version or
-    upstream data changed since their last materialisation (`stale_assets_only`)."""
-    ring_keys = [k for a in assets if a.partitions_def == grid.rings_def for k in a.keys]
-    pool_keys = [k for a in assets if a.partitions_def == grid.pools_def for k in a.keys]
-    cell_keys = [k for a in assets if a.partitions_def == grid.grid_def for k in a.keys]
-    unpartitioned = [k for a in assets if a.partitions_def is None for k in a.keys]
+class Stages:
+    """The lineage of `assets` over `grid` cut into stage jobs, minus the assets of the methods in
+    `leave_out` and of the rings and inputs only they need (LESS gradients, an embedding space).
 
-    @sensor(name="stale_rerun_sensor", minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED,
-            asset_selection=AssetSelection.assets(*unpartitioned, *ring_keys, *pool_keys, *cell_keys),
-            description="Reruns stale assets (changed code version or upstream data) and so their downstream.")
+    This is the one source of the order things run in: inputs, then per pool size its ring and its
+    pool, then every valid cell, then the reports."""
+
+    def __init__(self, grid: Grid, assets: list, leave_out: frozenset[str] = frozenset()):
+        self.grid = grid
+        self.parents: dict[AssetKey, set[AssetKey]] = {}
+        self.code_versions: dict[AssetKey, str | None] = {}
+        self.job_of: dict[AssetKey, str] = {}
+        dropped: set[AssetKey] = set()
+        for asset_def in assets:  # built in lineage order, so parents come first
+            for key in asset_def.keys:
+                spec = asset_def.get_asset_spec(key)
+                self.parents[key] = set(asset_def.asset_deps[key])
+                self.code_versions[key] = spec.code_version
+                if spec.tags.get(METHOD_TAG) in leave_out:
+                    dropped.add(key)
+                self.job_of[key] = self._job_for(asset_def.partitions_def, self.parents[key])
+        later = [k for k, job in self.job_of.items() if job not in (INPUTS_JOB, RINGS_JOB) and k not in dropped]
+        needed = set(later)
+        frontier = list(later)
+        while frontier:
+            for parent in self.parents[frontier.pop()]:
+                if parent not in needed and parent not in dropped:  # the comparison reads every method
+                    needed.add(parent)
+                    frontier.append(parent)
+        self.keys = [k for k in self.parents if k in needed]  # lineage order
+
+    def _job_for(self, partitions_def, parents: set[AssetKey]) -> str:
+        if partitions_def == self.grid.rings_def:
+            return RINGS_JOB
+        if partitions_def == self.grid.pools_def:
+            return POOLS_JOB
+        if partitions_def == self.grid.grid_def:
+            return CELLS_JOB
+        if partitions_def is not None:
+            raise ValueError(f"an asset is partitioned by {partitions_def}, which is no stage of the grid")
+        return REPORTS_JOB if any(self.job_of[p] != INPUTS_JOB for p in parents) else INPUTS_JOB
+
+    def jobs(self) -> list:
+        """The stage jobs, for the UI's Jobs page and job backfills (`dagster job backfill`)."""
+        partitions = {RINGS_JOB: self.grid.rings_def, POOLS_JOB: self.grid.pools_def, CELLS_JOB: self.grid.grid_def}
+        return [define_asset_job(job, AssetSelection.assets(*(k for k in self.keys if self.job_of[k] == job)),
+                                 partitions_def=partitions.get(job), description=description)
+                for job, description in JOB_DESCRIPTIONS.items()]
+
+    def partitions(self, job: str) -> list:
+        """The partitions `job` runs over, in build order ([None]: unpartitioned)."""
+        if job == RINGS_JOB:
+            return self.grid.rings()
+        if job == POOLS_JOB:
+            return [str(p) for p in self.grid.pool_sizes]
+        if job == CELLS_JOB:
+            return [MultiPartitionKey({POOL_DIM: p, BUDGET_DIM: b}) for p, b in self.grid.valid_cells()]
+        return [None]
+
+    def order(self) -> list[tuple[str, str | None]]:
+        """(job, partition) in the order they run: inputs, each ring then the pool it completes,
+        every valid cell, the reports."""
+        rings_and_pools = [(job, partition) for ring, pool in self.grid.ring_then_pool()
+                           for job, partition in ((RINGS_JOB, ring), (POOLS_JOB, pool))]
+        return [(INPUTS_JOB, None), *rings_and_pools, *((CELLS_JOB, cell) for cell in self.partitions(CELLS_JOB)),
+                (REPORTS_JOB, None)]
+
+    def plan(self, targets: set[tuple[AssetKey, str | None]] | None = None) -> list[Step]:
+        """The runs that materialise `targets` ((key, partition) pairs; None: everything, each stage
+        job whole), in stage order."""
+        steps = []
+        for job, partition in self.order():
+            if targets is None:
+                steps.append(Step(job, partition))
+                continue
+            keys = tuple(k for k in self.keys if self.job_of[k] == job and (k, partition) in targets)
+            if keys:
+                steps.append(Step(job, partition, keys))
+        return steps
+
+    def feeds(self, parent_partition: str | None, child_partition: str | None) -> bool:
+        """Whether a parent's `parent_partition` is upstream of a child's `child_partition`: a ring
+        feeds itself and the pools (and their cells) that hold it, a pool size itself and its cells,
+        a cell itself; an unpartitioned asset feeds, and reads, every partition."""
+        if parent_partition is None or child_partition is None:
+            return True
+        parent_kind, child_kind = _partition_kind(parent_partition), _partition_kind(child_partition)
+        if parent_kind == "ring":
+            return (parent_partition == child_partition if child_kind == "ring"
+                    else ring_bounds(parent_partition)[1] <= int(self.pool_of(child_partition)))
+        if parent_kind == "cell":
+            return parent_partition == child_partition
+        return child_kind != "ring" and parent_partition == self.pool_of(child_partition)
+
+    def pool_of(self, partition: str) -> str:
+        """The pool size of a pool or cell partition key."""
+        if _partition_kind(partition) != "cell":
+            return partition
+        return self.grid.grid_def.get_partition_key_from_str(partition).keys_by_dimension[POOL_DIM]
+
+
+def _partition_kind(partition: str) -> str:
+    """'ring' ("0-1000"), 'cell' ("100|1000", budget|pool_size) or 'pool' ("1000")."""
+    return "ring" if "-" in partition else "cell" if "|" in partition else "pool"
+
+
+Materialisations = dict[AssetKey, dict]  # key -> partition (None: unpartitioned) -> its latest record
+
+
+def latest_materializations(stages: Stages, instance) -> Materialisations:
+    """The latest materialisation record of each partition of the grid, per asset of `stages`."""
+    valid = {job: {None if p is None else str(p) for p in stages.partitions(job)} for job in JOB_DESCRIPTIONS}
+    latest: Materialisations = {}
+    for key in stages.keys:
+        latest[key] = {}
+        cursor = None
+        while True:
+            page = instance.fetch_materializations(key, limit=1000, cursor=cursor)
+            for record in page.records:  # newest first
+                if record.partition_key in valid[stages.job_of[key]]:
+                    latest[key].setdefault(record.partition_key, record)
+            if not page.has_more:
+                break
+            cursor = page.cursor
+    return latest
+
+
+def stale_targets(stages: Stages, latest: Materialisations) -> set[tuple[AssetKey, str | None]]:
+    """(key, partition) pairs to rematerialise: materialised under another code version, or before a
+    parent partition it reads was materialised again, or downstream of such a pair. Partitions never
+    materialised (or no longer in the grid) are left alone: this reruns, it does not fill gaps."""
+    stale: set[tuple[AssetKey, str | None]] = set()
+    for key in stages.keys:  # lineage order: a parent's staleness is known before its children's
+        for partition, record in latest[key].items():
+            changed_code = record.asset_materialization.tags.get(CODE_VERSION_TAG) != stages.code_versions[key]
+            upstream_newer = any(stages.feeds(parent_partition, partition) and (
+                (parent, parent_partition) in stale or parent_record.storage_id > record.storage_id)
+                for parent in stages.parents[key] if parent in latest
+                for parent_partition, parent_record in latest[parent].items())
+            if changed_code or upstream_newer:
+                stale.add((key, partition))
+    return stale
+
+
+def stale_plan(stages: Stages, instance) -> list[Step]:
+    """The runs that rematerialise exactly what is stale, in stage order."""
+    return stages.plan(stale_targets(stages, latest_materializations(stages, instance)))
+
+
+def stale_rerun_sensor(stages: Stages, jobs: list):
+    """A sensor (off by default) that reruns what is stale one step of `stale_plan` at a time: it
+    asks for the first step when no rerun it asked for is in flight, so each step sees its
+    parents' new data."""
+
+    @sensor(name="stale_rerun_sensor", minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
+            jobs=jobs, description="Reruns stale assets (changed code version or upstream data) and their "
+                                   "downstream, stage by stage.")
     def _sensor(context: SensorEvaluationContext):
-        yield RunRequest(run_key=None, asset_selection=unpartitioned, stale_assets_only=True)
-        for ring in grid.rings():
-            yield RunRequest(run_key=None, asset_selection=ring_keys, partition_key=ring, stale_assets_only=True)
-        for pool_size in grid.pools_def.get_partition_keys():
-            yield RunRequest(run_key=None, asset_selection=pool_keys, partition_key=pool_size,
-                             stale_assets_only=True)
-        for key in grid.grid_def.get_partition_keys():
-            pool_size, budget = key.keys_by_dimension["pool_size"], key.keys_by_dimension["budget"]
-            if int(budget) < int(pool_size):
-                yield RunRequest(run_key=None, asset_selection=cell_keys, partition_key=key,
-                                 stale_assets_only=True)
+        in_flight = context.instance.get_runs(RunsFilter(tags={STALE_RERUN_TAG: "true"}, statuses=[
+            DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+            DagsterRunStatus.STARTED]), limit=1)
+        if in_flight:
+            return SkipReason(f"a stale rerun is in flight (run {in_flight[0].run_id[:8]})")
+        latest = latest_materializations(stages, context.instance)
+        plan = stages.plan(stale_targets(stages, latest))
+        if not plan:
+            return SkipReason("nothing is stale")
+        step = plan[0]
+        newest = max((record.storage_id for records in latest.values() for record in records.values()), default=0)
+        # the same step over the same materialisations is asked for once (a failed step waits for a change)
+        return RunRequest(run_key=f"{step.label}@{newest}", job_name=step.job, partition_key=step.partition,
+                          asset_selection=list(step.keys), tags={STALE_RERUN_TAG: "true"})
 
     return _sensor
 
@@ -92,81 +256,3 @@ def reap_dead_runs_sensor(context: SensorEvaluationContext):
     reaped = reap_dead_runs(context.instance)
     return SkipReason(f"marked failed {len(reaped)} runs whose process had died: {', '.join(reaped)}"
                       if reaped else "no run has lost its process")
-
-
-
-
-def stale_plan(defs, grid: Grid, instance) -> list[tuple[str, list, str | None]]:
-    """The runs that rematerialise exactly what is stale and everything downstream of it, in
-    lineage order: (label, asset keys, partition key or None).
-
-    Stale is Dagster's own status (a changed code version, or upstream data newer than what the
-    asset consumed); downstream follows the lineage's partition mappings (ring -> larger pools,
-    pool size -> its cells, any partition -> the unpartitioned reports). Partitions never
-    materialised are left alone: this reruns, it does not fill gaps.
-    """
-    from dagster import MultiPartitionKey, StaticPartitionMapping
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-    from dagster._core.loader import LoadingContextForTest
-
-    graph = defs.resolve_asset_graph()
-    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
-    cells = [MultiPartitionKey({"pool_size": p, "budget": b}) for p, b in grid.valid_cells()]
-
-    def partitions_of(key) -> list:
-        partitions = graph.get(key).partitions_def
-        if partitions is None:
-            return [None]
-        if partitions == grid.rings_def:
-            return grid.rings()
-        return list(grid.pools_def.get_partition_keys()) if partitions == grid.pools_def else cells
-
-    def pool_of(partition) -> str | None:
-        return partition.keys_by_dimension["pool_size"] if isinstance(partition, MultiPartitionKey) else partition
-
-    def feeds(parent, parent_partition, child, child_partition) -> bool:
-        """Whether `parent_partition` of `parent` is upstream of `child_partition` of `child`."""
-        if parent_partition is None or child_partition is None:
-            return True
-        mapping = graph.get_partition_mapping(child, parent)
-        if isinstance(mapping, StaticPartitionMapping):
-            return pool_of(child_partition) in mapping.downstream_partition_keys_by_upstream_partition_key.get(
-                parent_partition, [])
-        if isinstance(parent_partition, MultiPartitionKey):
-            return parent_partition == child_partition
-        return parent_partition == pool_of(child_partition)
-
-    rerun: set = set()
-    for key in graph.toposorted_asset_keys:
-        if not graph.get(key).is_materializable:
-            continue
-        parents = graph.get(key).parent_keys
-        for partition in partitions_of(key):
-            status = resolver.get_status(key, partition)
-            if status == StaleStatus.MISSING:
-                continue
-            upstream_rerun = any(feeds(parent, pp, key, partition)
-                                 for parent, pp in rerun if parent in parents)
-            if status == StaleStatus.STALE or upstream_rerun:
-                rerun.add((key, partition))
-
-    ordered = [k for k in graph.toposorted_asset_keys if any(k == r[0] for r in rerun)]
-    has_partitioned_ancestor = {k: any(graph.get(a).partitions_def is not None
-                                       for a in graph.get_ancestor_asset_keys(k)) for k in ordered}
-    plan: list[tuple[str, list, str | None]] = []
-    first = [k for k in ordered if (k, None) in rerun and not has_partitioned_ancestor[k]]
-    if first:
-        plan.append(("unpartitioned", first, None))
-    for ring, pool_size in grid.ring_then_pool():
-        for label, partition in ((f"ring {ring}", ring), (f"pool {pool_size}", pool_size)):
-            chosen = [k for k in ordered if (k, partition) in rerun]
-            if chosen:
-                plan.append((label, chosen, partition))
-    for cell in cells:
-        chosen = [k for k in ordered if (k, cell) in rerun]
-        if chosen:
-            plan.append((f"pool {pool_of(cell)} budget {cell.keys_by_dimension['budget']}", chosen, cell))
-    last = [k for k in ordered if (k, None) in rerun and has_partitioned_ancestor[k]]
-    if last:
-        plan.append(("reports", last, None))
-    return plan

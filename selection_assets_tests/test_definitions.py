@@ -6,7 +6,7 @@ import sys
 import pytest
 from dagster import AssetKey, Definitions, MultiPartitionsDefinition
 
-from selection_assets.core.methods import registry
+from selection_assets.core.methods import choose_methods, registry
 from selection_assets.definitions import build_definitions, default_resources
 from selection_assets.resources import DataResource
 from selection_assets.partitions import Grid, ring_bounds
@@ -80,14 +80,38 @@ def test_a_profile_supplies_defaults_that_the_environment_overrides(monkeypatch)
         Grid.from_env()
 
 
+def _job_keys(defs, job: str) -> set[str]:
+    return {k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.selected_asset_keys}
+
+
 def test_stage_jobs_leave_out_methods_whose_scorer_models_are_not_set():
     grid = Grid((100, 1000), (10,))
-
-    def pool_job_keys(resources) -> set[str]:
-        job = build_definitions(grid, resources).resolve_job_def("pool_stage_job")
-        return {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
-
-    unset = pool_job_keys(default_resources())
+    unset = _job_keys(build_definitions(grid, default_resources()), "experiment_pools")
     assert "scores_rds_plus" in unset and "scores_deita" not in unset
-    configured = pool_job_keys({**default_resources(), "data": DataResource(deita_scorers="c-scorer,q-scorer")})
-    assert "scores_deita" in configured
+    configured = build_definitions(grid, {**default_resources(), "data": DataResource(deita_scorers="c,q")})
+    assert "scores_deita" in _job_keys(configured, "experiment_pools")
+
+
+def test_stage_jobs_cover_the_chosen_methods_and_only_what_they_need():
+    grid = Grid((100, 1000), (10,))
+    spine = build_definitions(grid, default_resources(), methods=["random", "rds_plus"])
+    assert _job_keys(spine, "experiment_pools") == {"pool", "scores_random", "scores_rds_plus"}
+    assert _job_keys(spine, "experiment_rings") == {"raw_pool", "tokenized_pool", "pool_embeddings"}
+    assert "less_warmup" not in _job_keys(spine, "experiment_inputs")
+    assert _job_keys(spine, "experiment_reports") == {"comparison_report"}
+    mining = build_definitions(grid, default_resources(), methods=["instructmining"])
+    assert _job_keys(mining, "experiment_reports") == {"instructmining_rule", "comparison_report"}
+    assert {"pool_embeddings_encoder", "answer_losses"} <= _job_keys(mining, "experiment_rings")
+
+
+def test_choose_methods_reads_one_syntax_and_names_what_it_cannot_run():
+    said = []
+    everything = choose_methods("all", DataResource(), echo=said.append)
+    assert "deita" not in everything and "deita_length_filter" in everything
+    assert any("deita" in line and "deita_scorers" in line for line in said)
+    assert choose_methods("spine") == ["random", "random_balanced", "rds_plus"]
+    assert choose_methods("rds_plus, random", DataResource()) == ["random", "rds_plus"]  # report order
+    with pytest.raises(ValueError, match=r"unknown methods \['rds'\]"):
+        choose_methods("rds,random")
+    with pytest.raises(ValueError, match="deita needs the setting.*deita_scorers"):
+        choose_methods("deita", DataResource())

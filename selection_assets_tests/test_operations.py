@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from dagster import AssetKey, DagsterInstance, Definitions
 from dagster._core.instance.ref import InstanceRef
 
@@ -75,8 +74,8 @@ def test_backfill_over_two_pool_sizes_materialises_every_partition(small_env, tm
     try:
         with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
             # the ring stage (the pool and cell stages backfill the same way; the lineage fixture runs them)
-            _backfill("ring_stage_job", "0-80,80-160", env)
-            assert _wait_for_runs(instance, "ring_stage_job", 400) == {"0-80": "SUCCESS", "80-160": "SUCCESS"}
+            _backfill("experiment_rings", "0-80,80-160", env)
+            assert _wait_for_runs(instance, "experiment_rings", 400) == {"0-80": "SUCCESS", "80-160": "SUCCESS"}
             for key in ("raw_pool", "tokenized_pool", "pool_embeddings", "answer_losses"):
                 records = instance.fetch_materializations(AssetKey(key), limit=10).records
                 assert sorted(r.partition_key for r in records) == ["0-80", "80-160"], key
@@ -91,7 +90,7 @@ def test_definitions_load_with_the_kubernetes_executor():
 
     defs = build_definitions(Grid((100, 1000), (10,)), executor=k8s_job_executor)
     Definitions.validate_loadable(defs)
-    job = defs.resolve_job_def("pool_stage_job")
+    job = defs.resolve_job_def("experiment_pools")
     assert job.executor_def.name == "k8s"
     gpu_step = defs.resolve_assets_def(AssetKey("pool_embeddings")).op
     limits = json.loads(gpu_step.tags["dagster-k8s/config"])["container_config"]["resources"]["limits"]

@@ -17,9 +17,9 @@ def test_the_sensor_fails_a_run_whose_process_died_and_frees_its_slot():
     gone = subprocess.Popen(["true"])
     gone.wait()
     with instance_for_test() as instance:  # sqlite storage, which keeps concurrency slots
-        dead = create_run_for_test(instance, job_name="ring_stage_job", status=DagsterRunStatus.STARTED,
+        dead = create_run_for_test(instance, job_name="experiment_rings", status=DagsterRunStatus.STARTED,
                                    tags={**owner_tags(), PID_TAG: str(gone.pid)})
-        alive = create_run_for_test(instance, job_name="ring_stage_job", status=DagsterRunStatus.STARTED,
+        alive = create_run_for_test(instance, job_name="experiment_rings", status=DagsterRunStatus.STARTED,
                                     tags=owner_tags())  # this very process
         storage = instance.event_log_storage
         storage.set_concurrency_slots("gpu", 1)

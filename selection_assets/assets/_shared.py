@@ -14,6 +14,14 @@ from selection_assets.core.store import Layout
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM
 
 GPU_TAGS = {"compute": "gpu"}
+# the method an asset belongs to (its scores, selection, checkpoints and report): the stage jobs
+# leave out the assets of methods not chosen by this tag
+METHOD_TAG = "method"
+
+
+def method_tags(method: str, gpu: bool = False) -> dict[str, str]:
+    """Asset tags of one of `method`'s assets (with the gpu tag for a step that runs models)."""
+    return {METHOD_TAG: method, **(GPU_TAGS if gpu else {})}
 GPU_POOL = "gpu"
 # Under the Kubernetes executor (deploy/), each GPU step's pod requests one GPU.
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {

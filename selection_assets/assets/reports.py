@@ -12,7 +12,8 @@ import pandas as pd
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, Failure,
                      MaterializeResult, MetadataValue, asset)
 
-from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer, source_version
+from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer,
+                                              method_tags, source_version)
 from selection_assets.assets.scores import method_selection_cost
 from selection_assets.core import evaluate, harness, report, stats, store
 from selection_assets.core import pool as pool_io
@@ -53,7 +54,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
     @asset(name=name, group_name="reports", partitions_def=grid.grid_def,
            deps=[f"finetuned_{spec.name}", f"selection_{spec.name}", "eval_tasks", "eval_report_base"],
-           pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
+           pool=GPU_POOL, tags=method_tags(spec.name, gpu=True), op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
            code_version=EVAL_CODE_VERSION,
            check_specs=[AssetCheckSpec(BEATS_BASE, asset=name, description=(
                "Warns when a fine-tuned checkpoint does not beat the base model on the dev split (mean answer "
@@ -218,7 +219,7 @@ def build(grid: Grid) -> list:
         })
 
     @asset(group_name="reports", deps=[a.key for a in per_method] + [AssetKey("scores_instructmining")],
-           kinds={"numpy", "json"}, code_version=source_version(instructmining.fit_rule),
+           tags=method_tags("instructmining"), kinds={"numpy", "json"}, code_version=source_version(instructmining.fit_rule),
            description="InstructMining's linear rule fitted by least squares on this project's own results: "
                        "log eval loss of every fine-tuned subset (one per method, cell and seed) against "
                        "its examples' mean indicators.")

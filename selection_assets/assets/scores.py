@@ -12,14 +12,13 @@ import numpy as np
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer, source_version
+from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer, method_tags,
+                                              source_version)
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, embed, evaluate, similarity, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core import methods as methods_package  # ScoringInputs, base_frame, score columns
-from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, DEITA_SCORES, EMBEDDINGS,
-                                           FINETUNE_ROUNDS, GRADIENTS, MESSAGES, MODEL_PASSES, QUERIES, MethodSpec,
-                                           ScoringInputs, deita, registry)
+from selection_assets.core.methods import MODEL_PASSES, MethodSpec, Need, ScoringInputs, deita, registry
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
@@ -35,24 +34,24 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
                            max_budget=max(budgets_below) if budgets_below else None,
                            budgets=tuple(budgets_below),
                            replicate_seeds=tuple(replicate_seeds))
-    if EMBEDDINGS in spec.needs:
+    if Need.EMBEDDINGS in spec.needs:
         inputs.pool_embedding_blocks = lambda: pool_io.embedding_blocks(layout, rings, spec.space)
-    if QUERIES in spec.needs:
+    if Need.QUERIES in spec.needs:
         directory = layout.query_embeddings(spec.space)
         queries = pd.read_parquet(directory / "queries.parquet")
         inputs.query_embeddings = np.load(directory / "embeddings.npy")
         inputs.query_tasks = queries["task"].to_numpy()
         inputs.query_ids = queries["query_id"].to_numpy()
-    if spec.needs & {ANSWER_LOSSES, ANSWER_LOSSES_ALONE}:
+    if spec.needs & {Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}:
         inputs.answer_losses = pd.concat([pd.read_parquet(layout.ring_answer_losses(r)) for r in rings],
                                          ignore_index=True)
-    if MESSAGES in spec.needs:
+    if Need.MESSAGES in spec.needs:
         inputs.messages = lambda: pool_io.messages(layout, rings)
         if data.reward_model:
             inputs.reward_scores = _reward_scores(data, inputs.messages(), device)
-    if DEITA_SCORES in spec.needs:
+    if Need.DEITA_SCORES in spec.needs:
         inputs.deita_scores = _deita_scores(data, pool_io.messages(layout, rings), device)
-    if FINETUNE_ROUNDS in spec.needs:
+    if Need.FINETUNE_ROUNDS in spec.needs:
         inputs.train_and_embed = _train_and_embed(layout, pool_io.messages(layout, rings), data,
                                                   training or TrainResource(), compute or ComputeResource(), log)
     return inputs
@@ -123,17 +122,17 @@ def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str, 
     manifest = store.read_json(layout.pool_manifest(pool_size))
     lm_parameters = store.read_json(layout.base_model_ref)["parameters"]
     seconds, embedding_parameters, n_queries = 0.0, lm_parameters, 0
-    if EMBEDDINGS in spec.needs:
+    if Need.EMBEDDINGS in spec.needs:
         for ring in rings:
             ring_manifest = store.read_json(layout.ring_embeddings(ring, spec.space) / "manifest.json")
             seconds += ring_manifest["embed_seconds"]
             embedding_parameters = ring_manifest["fingerprint"]["parameters"]
-    if QUERIES in spec.needs:
+    if Need.QUERIES in spec.needs:
         n_queries = len(pd.read_parquet(layout.query_embeddings(spec.space) / "queries.parquet"))
-    if spec.needs & {ANSWER_LOSSES, ANSWER_LOSSES_ALONE}:
+    if spec.needs & {Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}:
         seconds += sum(store.read_json(layout.ring_answer_losses(r).with_suffix(".json"))["seconds"] for r in rings)
     warmup = {"checkpoints": [], "tokens": 0, "seconds": 0.0}
-    if GRADIENTS in spec.needs:
+    if Need.GRADIENTS in spec.needs:
         warmup = store.read_json(layout.less_warmup / "manifest.json")
         seconds += warmup["seconds"]
     flops = cost.selection_flops(spec.needs, lm_parameters=lm_parameters, embedding_parameters=embedding_parameters,
@@ -147,25 +146,25 @@ def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str, 
 def _build_one(grid: Grid, spec: MethodSpec):
     ring_mapping = grid.ring_to_pool_mapping()
     deps: list = ["pool"]
-    if EMBEDDINGS in spec.needs:
+    if Need.EMBEDDINGS in spec.needs:
         deps.append(AssetDep(SPACES[spec.space].pool_asset, partition_mapping=ring_mapping))
-    if QUERIES in spec.needs:
+    if Need.QUERIES in spec.needs:
         deps.append(SPACES[spec.space].query_asset)
-    if spec.needs & {ANSWER_LOSSES, ANSWER_LOSSES_ALONE}:
+    if spec.needs & {Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}:
         deps.append(AssetDep("answer_losses", partition_mapping=ring_mapping))
-    if spec.needs & {MESSAGES, FINETUNE_ROUNDS, DEITA_SCORES}:
+    if spec.needs & {Need.MESSAGES, Need.FINETUNE_ROUNDS, Need.DEITA_SCORES}:
         deps.append(AssetDep("raw_pool", partition_mapping=ring_mapping))
-    if FINETUNE_ROUNDS in spec.needs:
+    if Need.FINETUNE_ROUNDS in spec.needs:
         deps += ["base_model", "tokenizer"]
     runs_models = bool(spec.needs & MODEL_PASSES)
 
     @asset(name=f"scores_{spec.name}", group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
            code_version=source_version(methods_package, spec.module, *spec.uses, similarity,
-                                       *([evaluate.expected_digit_scores] if DEITA_SCORES in spec.needs else []),
-                                       *([train, embed, _train_and_embed] if FINETUNE_ROUNDS in spec.needs else []),
-                                       f"{spec.space} {sorted(spec.params.items())}"),
-           pool=GPU_POOL if runs_models else None, tags=GPU_TAGS if runs_models else None,
+                                       *([evaluate.expected_digit_scores] if Need.DEITA_SCORES in spec.needs else []),
+                                       *([train, embed, _train_and_embed] if Need.FINETUNE_ROUNDS in spec.needs else []),
+                                       f"{spec.space} {spec.params!r}"),
+           pool=GPU_POOL if runs_models else None, tags=method_tags(spec.name, gpu=runs_models),
            op_tags=GPU_OP_TAGS if runs_models else None,
            description=f"{spec.name} ({spec.reference}): {spec.summary}. A score for every example of a pool.")
     def scores_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,

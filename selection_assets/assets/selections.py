@@ -6,7 +6,7 @@ budget and no id repeats within a replicate."""
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import grid_keys, source_version
+from selection_assets.assets._shared import grid_keys, method_tags, source_version
 from selection_assets.core import store
 from selection_assets.core import methods as methods_package  # top_k, base_frame, MethodSpec.select
 from selection_assets.core.methods import MethodSpec, registry
@@ -19,8 +19,9 @@ def _build_one(grid: Grid, spec: MethodSpec):
     checks = [AssetCheckSpec("size_equals_budget", asset=name, description="Exactly `budget` examples.", blocking=True),
               AssetCheckSpec("no_duplicate_ids", asset=name, description="No example is selected twice.", blocking=True)]
 
-    @asset(name=name, group_name="selections", partitions_def=grid.grid_def, deps=[f"scores_{spec.name}"],
-           check_specs=checks, kinds={"parquet"}, code_version=source_version(methods_package, spec.module, *spec.uses, f"{sorted(spec.params.items())}"),
+    @asset(name=name, group_name="selections", partitions_def=grid.grid_def, deps=[f"scores_{spec.name}"], tags=method_tags(spec.name),
+           check_specs=checks, kinds={"parquet"}, code_version=source_version(methods_package, spec.module, *spec.uses,
+                                                                           repr(spec.params)),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
         layout = storage.layout()

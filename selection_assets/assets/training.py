@@ -5,7 +5,8 @@ per replicate seed (each seed's own selection and training seed), all with the s
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer, source_version
+from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, base_model_path, grid_keys, load_tokenizer, method_tags,
+                                              source_version)
 from selection_assets.core import cost, store, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MethodSpec, registry
@@ -15,7 +16,7 @@ from selection_assets.resources import ComputeResource, DataResource, StorageRes
 
 def _build_one(grid: Grid, spec: MethodSpec):
     @asset(name=f"finetuned_{spec.name}", group_name="training", partitions_def=grid.grid_def,
-           deps=[f"selection_{spec.name}", "base_model"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
+           deps=[f"selection_{spec.name}", "base_model"], pool=GPU_POOL, tags=method_tags(spec.name, gpu=True), op_tags=GPU_OP_TAGS,
            kinds={"pytorch", "huggingface"}, code_version=source_version(train),
            description=f"The base model fine-tuned on the {spec.name} selection (save_pretrained).")
     def finetuned_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,

@@ -43,19 +43,18 @@ def selection_flops(needs: frozenset[str], *, lm_parameters: int, embedding_para
     queries), or LESS's warm-up and gradient passes; one LM pass for CE(A | Q), a second for CE(A)
     (IFD); DiverseEvol's fine-tuning rounds and re-embeddings for each of `budgets`; nothing for
     counts or shuffles."""
-    from selection_assets.core.methods import (ANSWER_LOSSES, ANSWER_LOSSES_ALONE, EMBEDDINGS, FINETUNE_ROUNDS,
-                                               GRADIENTS, QUERIES)
+    from selection_assets.core.methods import Need
 
     flops = 0.0
-    if FINETUNE_ROUNDS in needs:
+    if Need.FINETUNE_ROUNDS in needs:
         flops += diverse_evol_flops(lm_parameters, tokens_per_example, pool_size, budgets, epochs)
-    if GRADIENTS in needs:
-        featurised = pool_size + (n_queries if QUERIES in needs else 0)
+    if Need.GRADIENTS in needs:
+        featurised = pool_size + (n_queries if Need.QUERIES in needs else 0)
         flops += less_flops(lm_parameters, tokens_per_example, featurised, gradient_checkpoints, warmup_tokens)
-    elif EMBEDDINGS in needs:
-        embedded = pool_size + (n_queries if QUERIES in needs else 0)
+    elif Need.EMBEDDINGS in needs:
+        embedded = pool_size + (n_queries if Need.QUERIES in needs else 0)
         flops += forward_flops(embedding_parameters, tokens_per_example, embedded)
-    for need in (ANSWER_LOSSES, ANSWER_LOSSES_ALONE):
+    for need in (Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE):
         if need in needs:
             flops += forward_flops(lm_parameters, tokens_per_example, pool_size)
     return flops

@@ -13,21 +13,45 @@ parameters, so one module can serve several methods (rds_plus and its pooling ab
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
+from enum import Enum
 from types import ModuleType
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Literal, get_args, get_origin, get_type_hints
 
 import numpy as np
 import pandas as pd
 
-# what a method's scoring may read, beyond the pool table (ids, sources, labels, token counts)
-EMBEDDINGS, QUERIES, MESSAGES = "embeddings", "queries", "messages"
-ANSWER_LOSSES = "answer_losses"  # CE(A | Q): one forward pass per example
-ANSWER_LOSSES_ALONE = "answer_losses_alone"  # CE(A) without context: a second, shorter pass
-DEITA_SCORES = "deita_scores"  # DEITA's complexity and quality scorer models, per turn
-FINETUNE_ROUNDS = "finetune_rounds"  # fine-tunes the base model on its choices so far, then re-embeds the pool
-MODEL_PASSES = frozenset({DEITA_SCORES, FINETUNE_ROUNDS})  # scoring itself runs models (the gpu pool)
-GRADIENTS = "gradients"  # its "embeddings" are LESS gradient features (a warm-up, then backward passes)
+class Need(str, Enum):
+    """What a method's scoring reads beyond the pool table (ids, sources, labels, token counts)."""
+
+    EMBEDDINGS = "embeddings"  # pool embeddings in the method's space
+    QUERIES = "queries"  # eval-task query embeddings in the same space
+    MESSAGES = "messages"  # the conversations themselves
+    ANSWER_LOSSES = "answer_losses"  # CE(A | Q): one forward pass per example
+    ANSWER_LOSSES_ALONE = "answer_losses_alone"  # CE(A) without context: a second, shorter pass
+    DEITA_SCORES = "deita_scores"  # DEITA's complexity and quality scorer models, per turn
+    FINETUNE_ROUNDS = "finetune_rounds"  # fine-tunes the base model on its choices so far, re-embeds the pool
+    GRADIENTS = "gradients"  # its "embeddings" are LESS gradient features (a warm-up, then backward passes)
+
+
+MODEL_PASSES = frozenset({Need.DEITA_SCORES, Need.FINETUNE_ROUNDS})  # scoring itself runs models (the gpu pool)
+
+
+@dataclass(frozen=True)
+class MethodParams:
+    """Typed parameters of a method module (each module subclasses it as `Params`); a `Literal`
+    field refuses any value it does not list, when the registry is built."""
+
+    def __post_init__(self) -> None:
+        for name, hint in get_type_hints(type(self)).items():
+            value = getattr(self, name)
+            if get_origin(hint) is Literal and value not in get_args(hint):
+                raise ValueError(f"{type(self).__module__}.{type(self).__name__}.{name}={value!r}: "
+                                 f"one of {', '.join(map(repr, get_args(hint)))}")
+
+    def as_kwargs(self) -> dict:
+        """The parameters as the keyword arguments of the module's `score` and `select`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
@@ -64,7 +88,7 @@ class ScoringInputs:
         return self.answer_losses
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MethodSpec:
     """A registered selection method: its module, inputs, embedding space and parameters."""
 
@@ -72,16 +96,26 @@ class MethodSpec:
     module: ModuleType
     summary: str
     reference: str
-    needs: frozenset[str] = frozenset()
-    space: str = "rds"  # embedding space, when `needs` has EMBEDDINGS
-    params: dict = field(default_factory=dict)
+    needs: frozenset[Need] = frozenset()
+    space: str = "rds"  # embedding space, when `needs` has Need.EMBEDDINGS
+    params: MethodParams | None = None  # the module's `Params`, for a module that serves several methods
     uses: tuple[ModuleType, ...] = ()  # other method modules its code calls (part of its code version)
     seeded: bool = False  # its choice depends on the replicate seed (score columns `score_seed_<s>`)
     per_budget: bool = False  # its choice for one budget is no prefix of a larger one (`score_budget_<b>`)
     requires: tuple[str, ...] = ()  # DataResource settings it cannot run without (external models)
 
+    def __post_init__(self) -> None:
+        expected = getattr(self.module, "Params", None)
+        if (expected is None) != (self.params is None) or (expected and not isinstance(self.params, expected)):
+            raise TypeError(f"method {self.name}: params must be {self.module.__name__}.Params"
+                            if expected else f"method {self.name}: {self.module.__name__} takes no params")
+
+    @property
+    def kwargs(self) -> dict:
+        return self.params.as_kwargs() if self.params else {}
+
     def score(self, inputs: ScoringInputs) -> pd.DataFrame:
-        return self.module.score(inputs, **self.params)
+        return self.module.score(inputs, **self.kwargs)
 
     def select(self, scores: pd.DataFrame, budget: int, seed: int = 0) -> pd.DataFrame:
         """The method's choice of `budget` examples; a seeded method uses replicate `seed`'s scores."""
@@ -91,7 +125,7 @@ class MethodSpec:
         if self.per_budget:
             scores = _scored_by(scores, budget_column(budget), f"{self.name} has no order for budget {budget}: "
                                 "rematerialise its scores with that budget in the grid")
-        return self.module.select(scores, budget, **self.params)
+        return self.module.select(scores, budget, **self.kwargs)
 
     def report_notes(self, scores: pd.DataFrame) -> dict[str, str]:
         """What the method's module says a reader of its results must know (e.g. an indicator it
@@ -155,66 +189,101 @@ def registry() -> dict[str, MethodSpec]:
     from selection_assets.core.methods import (deita, diverse_evol, diversity, ifd, instructmining, less, perplexity,
                                                random, random_balanced, rds, token_length)
 
-    targeted = frozenset({EMBEDDINGS, QUERIES})
+    targeted = frozenset({Need.EMBEDDINGS, Need.QUERIES})
+    losses = frozenset({Need.ANSWER_LOSSES})
     specs = [
-        MethodSpec("random", random, "seeded shuffle, first k", "baseline", seeded=True),
-        MethodSpec("random_balanced", random_balanced, "round-robin over sources in shuffle order", "baseline",
-                   uses=(random,), seeded=True),
-        MethodSpec("rds_plus", rds, "position-weighted LM embeddings, max cosine to task queries, "
-                   "round-robin over tasks", "Ivison et al. 2025", targeted, "rds"),
-        MethodSpec("rds_plus_mean", rds, "RDS+ with plain mean pooling (ablation)", "Ivison et al. 2025",
-                   targeted, "rds_mean"),
-        MethodSpec("rds_plus_last_token", rds, "RDS+ with last-token pooling (ablation)", "Ivison et al. 2025",
-                   targeted, "rds_last_token"),
-        MethodSpec("embed_encoder", rds, "RDS+ selection in a sentence-encoder space (GTR/NV-Embed baseline)",
-                   "Ivison et al. 2025", targeted, "encoder"),
-        MethodSpec("less", less, "LoRA gradient features after a warm-up (Adam-preconditioned, randomly "
-                   "projected), max cosine to task queries, round-robin over tasks", "Xia, Malladi et al. 2024 (LESS)",
-                   targeted | {GRADIENTS}, "less", {"aggregate": "max"}, uses=(rds,)),
-        MethodSpec("less_mean", less, "LESS with the mean over a task's queries (princeton-nlp/LESS matching.py)",
-                   "Xia, Malladi et al. 2024 (LESS)", targeted | {GRADIENTS}, "less", {"aggregate": "mean"},
-                   uses=(rds,)),
-        MethodSpec("top_ppl", perplexity, "highest answer perplexity first", "Xia et al. 2024",
-                   frozenset({ANSWER_LOSSES}), params={"variant": "top"}),
-        MethodSpec("mid_ppl", perplexity, "answer perplexity from the 33rd percentile down", "Xia et al. 2024",
-                   frozenset({ANSWER_LOSSES}), params={"variant": "mid"}),
-        MethodSpec("bottom_ppl", perplexity, "lowest answer perplexity first", "Xia et al. 2024",
-                   frozenset({ANSWER_LOSSES}), params={"variant": "bottom"}),
-        MethodSpec("top_ppl_sequence", perplexity, "highest whole-sequence perplexity first", "Ivison et al. 2025",
-                   frozenset({ANSWER_LOSSES}), params={"variant": "top", "loss": "sequence"}),
-        MethodSpec("mid_ppl_sequence", perplexity, "whole-sequence perplexity from the 33rd percentile down",
-                   "Ivison et al. 2025", frozenset({ANSWER_LOSSES}), params={"variant": "mid", "loss": "sequence"}),
-        MethodSpec("ifd", ifd, "instruction-following difficulty, IFD >= 1 dropped, highest first",
-                   "Li et al. 2023", frozenset({ANSWER_LOSSES, ANSWER_LOSSES_ALONE})),
-        MethodSpec("token_length", token_length, "k longest conversations (total tokens)", "Xia et al. 2024",
-                   params={"count": "total"}),
-        MethodSpec("token_length_response", token_length, "k longest answers (response tokens)",
-                   "Xia et al. 2024", params={"count": "response"}),
-        MethodSpec("kcenter", diversity, "k-center greedy on LM embeddings", "Sener & Savarese 2018",
-                   frozenset({EMBEDDINGS}), "rds", {"algorithm": "kcenter"}),
-        MethodSpec("kcenter_diverseevol", diverse_evol, "iterative k-center: 10% random, then 3 rounds of fine-tuning "
-                   "on the choice so far, re-embedding the pool and adding the farthest examples",
-                   "Wu et al. 2023 (DiverseEvol), as Xia et al. 2024 run it", frozenset({FINETUNE_ROUNDS}),
-                   uses=(diversity,), per_budget=True),
-        MethodSpec("kmeans_round_robin", diversity, "sqrt(N) k-means clusters, round-robin over clusters "
-                   "(largest first), nearest-to-centroid first", "this project (a prefix-consistent k-means order)",
-                   frozenset({EMBEDDINGS}), "rds", {"algorithm": "kmeans"}),
-        MethodSpec("kmeans_xia", diversity, "k-means with as many clusters as the budget, the example nearest "
-                   "each centroid, on mean-pooled LM embeddings", "Xia et al. 2024", frozenset({EMBEDDINGS}),
-                   "rds_mean", {"algorithm": "kmeans_per_budget"}, per_budget=True),
-        MethodSpec("deita", deita, "evol score (complexity x quality from DEITA's scorer models) first, skipping "
-                   "examples with cosine > 0.9 to any already taken (last-token embeddings)", "Liu et al. 2024 (DEITA)",
-                   frozenset({EMBEDDINGS, DEITA_SCORES}), "rds_last_token",
-                   {"threshold": 0.9, "ranking": "evol"}, uses=(diversity,), requires=("deita_scorers",)),
-        MethodSpec("deita_length_filter", deita, "longest first, skipping examples with cosine > 0.9 to any "
-                   "already taken (DEITA's filter with length as the quality)", "Liu et al. 2024 (DEITA), length "
-                   "variant", frozenset({EMBEDDINGS}), "rds", {"threshold": 0.9, "ranking": "length"},
-                   uses=(diversity,)),
-        MethodSpec("instructmining", instructmining, "published linear rule on indicators, lowest "
-                   "predicted eval loss first", "Cao et al. 2023",
-                   frozenset({ANSWER_LOSSES, EMBEDDINGS, MESSAGES}), "encoder"),
+        MethodSpec(name="random", module=random, summary="seeded shuffle, first k", reference="baseline",
+                   seeded=True),
+        MethodSpec(name="random_balanced", module=random_balanced, reference="baseline",
+                   summary="round-robin over sources in shuffle order", uses=(random,), seeded=True),
+        MethodSpec(name="rds_plus", module=rds, reference="Ivison et al. 2025", needs=targeted, space="rds",
+                   summary="position-weighted LM embeddings, max cosine to task queries, round-robin over tasks"),
+        MethodSpec(name="rds_plus_mean", module=rds, reference="Ivison et al. 2025", needs=targeted,
+                   space="rds_mean", summary="RDS+ with plain mean pooling (ablation)"),
+        MethodSpec(name="rds_plus_last_token", module=rds, reference="Ivison et al. 2025", needs=targeted,
+                   space="rds_last_token", summary="RDS+ with last-token pooling (ablation)"),
+        MethodSpec(name="embed_encoder", module=rds, reference="Ivison et al. 2025", needs=targeted, space="encoder",
+                   summary="RDS+ selection in a sentence-encoder space (GTR/NV-Embed baseline)"),
+        MethodSpec(name="less", module=less, reference="Xia, Malladi et al. 2024 (LESS)",
+                   needs=targeted | {Need.GRADIENTS}, space="less", params=less.Params(aggregate="max"),
+                   uses=(rds,), summary="LoRA gradient features after a warm-up (Adam-preconditioned, randomly "
+                   "projected), max cosine to task queries, round-robin over tasks"),
+        MethodSpec(name="less_mean", module=less, reference="Xia, Malladi et al. 2024 (LESS)",
+                   needs=targeted | {Need.GRADIENTS}, space="less", params=less.Params(aggregate="mean"),
+                   uses=(rds,), summary="LESS with the mean over a task's queries (princeton-nlp/LESS matching.py)"),
+        MethodSpec(name="top_ppl", module=perplexity, reference="Xia et al. 2024", needs=losses,
+                   params=perplexity.Params(variant="top"), summary="highest answer perplexity first"),
+        MethodSpec(name="mid_ppl", module=perplexity, reference="Xia et al. 2024", needs=losses,
+                   params=perplexity.Params(variant="mid"), summary="answer perplexity from the 33rd percentile down"),
+        MethodSpec(name="bottom_ppl", module=perplexity, reference="Xia et al. 2024", needs=losses,
+                   params=perplexity.Params(variant="bottom"), summary="lowest answer perplexity first"),
+        MethodSpec(name="top_ppl_sequence", module=perplexity, reference="Ivison et al. 2025", needs=losses,
+                   params=perplexity.Params(variant="top", loss="sequence"),
+                   summary="highest whole-sequence perplexity first"),
+        MethodSpec(name="mid_ppl_sequence", module=perplexity, reference="Ivison et al. 2025", needs=losses,
+                   params=perplexity.Params(variant="mid", loss="sequence"),
+                   summary="whole-sequence perplexity from the 33rd percentile down"),
+        MethodSpec(name="ifd", module=ifd, reference="Li et al. 2023",
+                   needs=frozenset({Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}),
+                   summary="instruction-following difficulty, IFD >= 1 dropped, highest first"),
+        MethodSpec(name="token_length", module=token_length, reference="Xia et al. 2024",
+                   params=token_length.Params(count="total"), summary="k longest conversations (total tokens)"),
+        MethodSpec(name="token_length_response", module=token_length, reference="Xia et al. 2024",
+                   params=token_length.Params(count="response"), summary="k longest answers (response tokens)"),
+        MethodSpec(name="kcenter", module=diversity, reference="Sener & Savarese 2018",
+                   needs=frozenset({Need.EMBEDDINGS}), space="rds", params=diversity.Params(algorithm="kcenter"),
+                   summary="k-center greedy on LM embeddings"),
+        MethodSpec(name="kcenter_diverseevol", module=diverse_evol, needs=frozenset({Need.FINETUNE_ROUNDS}),
+                   reference="Wu et al. 2023 (DiverseEvol), as Xia et al. 2024 run it", uses=(diversity,),
+                   per_budget=True, summary="iterative k-center: 10% random, then 3 rounds of fine-tuning on the "
+                   "choice so far, re-embedding the pool and adding the farthest examples"),
+        MethodSpec(name="kmeans_round_robin", module=diversity, reference="this project (a prefix-consistent "
+                   "k-means order)", needs=frozenset({Need.EMBEDDINGS}), space="rds",
+                   params=diversity.Params(algorithm="kmeans"), summary="sqrt(N) k-means clusters, round-robin "
+                   "over clusters (largest first), nearest-to-centroid first"),
+        MethodSpec(name="kmeans_xia", module=diversity, reference="Xia et al. 2024", needs=frozenset({Need.EMBEDDINGS}),
+                   space="rds_mean", params=diversity.Params(algorithm="kmeans_per_budget"), per_budget=True,
+                   summary="k-means with as many clusters as the budget, the example nearest each centroid, on "
+                   "mean-pooled LM embeddings"),
+        MethodSpec(name="deita", module=deita, reference="Liu et al. 2024 (DEITA)",
+                   needs=frozenset({Need.EMBEDDINGS, Need.DEITA_SCORES}), space="rds_last_token",
+                   params=deita.Params(threshold=0.9, ranking="evol"), uses=(diversity,), requires=("deita_scorers",),
+                   summary="evol score (complexity x quality from DEITA's scorer models) first, skipping examples "
+                   "with cosine > 0.9 to any already taken (last-token embeddings)"),
+        MethodSpec(name="deita_length_filter", module=deita, reference="Liu et al. 2024 (DEITA), length variant",
+                   needs=frozenset({Need.EMBEDDINGS}), space="rds", params=deita.Params(threshold=0.9, ranking="length"),
+                   uses=(diversity,), summary="longest first, skipping examples with cosine > 0.9 to any already "
+                   "taken (DEITA's filter with length as the quality)"),
+        MethodSpec(name="instructmining", module=instructmining, reference="Cao et al. 2023",
+                   needs=frozenset({Need.ANSWER_LOSSES, Need.EMBEDDINGS, Need.MESSAGES}), space="encoder",
+                   summary="published linear rule on indicators, lowest predicted eval loss first"),
     ]
     return {spec.name: spec for spec in specs}
 
 
 SPINE_METHODS = ("random", "random_balanced", "rds_plus")
+
+
+def choose_methods(text: str, data=None, echo: Callable[[str], None] = lambda _: None) -> list[str]:
+    """The methods `text` names, in report order: 'spine' (random, random_balanced, rds_plus), 'all'
+    or empty (every method whose required settings are set in `data`, a DataResource; those left
+    out are named through `echo`), or comma-separated names.
+
+    Raises ValueError for an unknown name, or a named method whose required setting is empty."""
+    specs = registry()
+
+    def unset(name: str) -> list[str]:
+        return [setting for setting in specs[name].requires if data is None or not getattr(data, setting)]
+
+    if text.strip() in ("", "all"):
+        for name in (n for n in specs if unset(n)):
+            echo(f"  (all methods but {name}: set {', '.join(unset(name))} to run it)")
+        return [name for name in specs if not unset(name)]
+    names = set(SPINE_METHODS) if text.strip() == "spine" else {n.strip() for n in text.split(",") if n.strip()}
+    unknown = names - set(specs)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(specs)}")
+    for name in sorted(names):
+        if unset(name):
+            raise ValueError(f"{name} needs the setting(s) {', '.join(unset(name))} (its external models)")
+    return [name for name in specs if name in names]

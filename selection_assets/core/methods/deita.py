@@ -20,12 +20,13 @@ and the shortfall is visible (DEITA itself would return fewer).
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, top_k
+from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, top_k
 from selection_assets.core.methods.diversity import order_to_score
 
 # the scorers' prompts, as deita/selection/scorer/llama_scorer.py writes them
@@ -75,6 +76,15 @@ def redundancy_filter(embeddings: np.ndarray, ranking: np.ndarray, k: int, thres
             accepted.append(int(index))
             np.maximum(max_sim, x @ x[index], out=max_sim)
     return np.asarray(accepted, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Params(MethodParams):
+    """The cosine above which a candidate is skipped, and what ranks candidates (DEITA's evol score,
+    or length)."""
+
+    threshold: float
+    ranking: Literal["evol", "length"]
 
 
 def score(inputs: ScoringInputs, threshold: float, ranking: str) -> pd.DataFrame:

@@ -24,13 +24,14 @@ budget. kmeans_per_budget stores one such column per budget (`score_budget_<k>`)
 from __future__ import annotations
 
 import math
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Literal
 
 import faiss
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, budget_column, top_k
+from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, budget_column, top_k
 
 
 def kcenter_order(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -143,6 +144,14 @@ def per_budget_frame(inputs: ScoringInputs, order_for: Callable[[int], np.ndarra
     for name, values in columns.items():
         frame[name] = values
     return frame
+
+
+@dataclass(frozen=True)
+class Params(MethodParams):
+    """Which diversity order: k-center greedy, round-robin over sqrt(N) k-means clusters, or one
+    k-means per budget (Xia et al.)."""
+
+    algorithm: Literal["kcenter", "kmeans", "kmeans_per_budget"]
 
 
 def score(inputs: ScoringInputs, algorithm: str) -> pd.DataFrame:

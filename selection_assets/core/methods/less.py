@@ -14,10 +14,13 @@ where this is its top-k of less/data_selection/write_selected_data.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs
+from selection_assets.core.methods import MethodParams, ScoringInputs
 from selection_assets.core.methods.rds import group_score_frame
 from selection_assets.core.methods.rds import select as round_robin_over_groups
 
@@ -34,6 +37,13 @@ def task_query_features(queries: np.ndarray, tasks: np.ndarray, aggregate: str) 
     labels = list(dict.fromkeys(tasks.tolist()))
     means = np.stack([queries[tasks == label].astype(np.float64).mean(axis=0) for label in labels])
     return means.astype(np.float32), np.asarray(labels)
+
+
+@dataclass(frozen=True)
+class Params(MethodParams):
+    """How a pool example's cosines to one task's queries are combined."""
+
+    aggregate: Literal["max", "mean"]
 
 
 def score(inputs: ScoringInputs, aggregate: str) -> pd.DataFrame:

@@ -17,10 +17,13 @@ The stored `score` is a rank key (higher = taken earlier) so that top-k selects;
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, top_k
+from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, top_k
 
 MID_START_PERCENTILE = 0.33
 
@@ -44,6 +47,14 @@ def order_key(ce: np.ndarray, variant: str) -> np.ndarray:
 
 
 LOSS_COLUMNS = {"answer": "ce_answer", "sequence": "ce_sequence"}
+
+
+@dataclass(frozen=True)
+class Params(MethodParams):
+    """Which end of the perplexity order to take, and over which tokens the loss is averaged."""
+
+    variant: Literal["top", "mid", "bottom"]
+    loss: Literal["answer", "sequence"] = "answer"
 
 
 def score(inputs: ScoringInputs, variant: str, loss: str = "answer") -> pd.DataFrame:

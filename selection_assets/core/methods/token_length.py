@@ -7,11 +7,21 @@ earlier pool row first."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, top_k
+from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, top_k
 
 COLUMNS = {"total": "total_tokens", "response": "answer_tokens"}
+
+
+@dataclass(frozen=True)
+class Params(MethodParams):
+    """Which tokens are counted: the whole conversation, or the answers only."""
+
+    count: Literal["total", "response"]
 
 
 def score(inputs: ScoringInputs, count: str) -> pd.DataFrame:

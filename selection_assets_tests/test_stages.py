@@ -1,0 +1,103 @@
+"""The stage order, the plans built from it and staleness read through Dagster's public APIs, on a
+five-asset lineage with the experiment's partitioning (source -> rings -> pools -> cells -> report)."""
+
+from dagster import AssetDep, DagsterInstance, Definitions, RunRequest, SkipReason, asset, build_sensor_context
+
+from selection_assets.cli import run_step
+from selection_assets.operations import (CELLS_JOB, INPUTS_JOB, POOLS_JOB, REPORTS_JOB, RINGS_JOB, Stages, Step,
+                                         stale_plan, stale_rerun_sensor)
+from selection_assets.partitions import Grid
+
+GRID = Grid((80, 160), (40,))
+
+
+def toy_lineage(view_version: str = "1") -> list:
+    """source, records (per ring), view (per pool size, reading its rings), choice (per cell; method
+    'toy'), report (over every cell): the experiment's shape with nothing in it."""
+
+    @asset(code_version="1")
+    def source() -> None:
+        pass
+
+    @asset(partitions_def=GRID.rings_def, deps=[source], code_version="1")
+    def records() -> None:
+        pass
+
+    @asset(partitions_def=GRID.pools_def, code_version=view_version,
+           deps=[AssetDep(records, partition_mapping=GRID.ring_to_pool_mapping())])
+    def view() -> None:
+        pass
+
+    @asset(partitions_def=GRID.grid_def, deps=[view], code_version="1", tags={"method": "toy"})
+    def choice() -> None:
+        pass
+
+    @asset(deps=[choice], code_version="1")
+    def report() -> None:
+        pass
+
+    return [source, records, view, choice, report]
+
+
+def _run_all(stages: Stages, assets: list, instance, plan: list[Step]) -> None:
+    defs = Definitions(assets=assets, jobs=stages.jobs())
+    for step in plan:
+        run_step(defs, step, instance, log_level="ERROR")
+
+
+def _labels(plan: list[Step]) -> list[tuple[str, list[str]]]:
+    return [(step.label, [k.to_user_string() for k in step.keys]) for step in plan]
+
+
+def test_the_stage_order_is_inputs_then_each_ring_and_its_pool_then_cells_then_reports():
+    stages = Stages(GRID, toy_lineage())
+    assert [(step.job, step.label) for step in stages.plan()] == [
+        (INPUTS_JOB, "inputs"), (RINGS_JOB, "ring 0-80"), (POOLS_JOB, "pool 80"), (RINGS_JOB, "ring 80-160"),
+        (POOLS_JOB, "pool 160"), (CELLS_JOB, "pool 80 budget 40"), (CELLS_JOB, "pool 160 budget 40"),
+        (REPORTS_JOB, "reports")]
+    assert {k.to_user_string(): job for k, job in stages.job_of.items()} == {
+        "source": INPUTS_JOB, "records": RINGS_JOB, "view": POOLS_JOB, "choice": CELLS_JOB, "report": REPORTS_JOB}
+    # leaving out the only method leaves out its assets; the pool view and the report still run
+    without = Stages(GRID, toy_lineage(), leave_out=frozenset({"toy"}))
+    assert [k.to_user_string() for k in without.keys] == ["source", "records", "view", "report"]
+
+
+def test_which_partition_feeds_which():
+    feeds = Stages(GRID, toy_lineage()).feeds
+    assert feeds("0-80", "80") and feeds("0-80", "160") and feeds("0-80", "40|160") and feeds("0-80", "0-80")
+    assert not feeds("80-160", "80") and not feeds("80-160", "40|80") and not feeds("0-80", "80-160")
+    assert feeds("160", "40|160") and not feeds("80", "40|160") and not feeds("80", "0-80")
+    assert feeds("40|80", "40|80") and not feeds("40|80", "40|160")
+    assert feeds(None, "0-80") and feeds("40|80", None)
+
+
+def test_staleness_is_a_changed_code_version_or_newer_upstream_data_and_everything_below_it():
+    assets = toy_lineage()
+    stages = Stages(GRID, assets)
+    with DagsterInstance.ephemeral() as instance:
+        _run_all(stages, assets, instance, stages.plan())
+        assert stale_plan(stages, instance) == []
+
+        # the pool view's code changed: every pool view and all below it, nothing above
+        changed = Stages(GRID, toy_lineage(view_version="2"))
+        assert _labels(stale_plan(changed, instance)) == [
+            ("pool 80", ["view"]), ("pool 160", ["view"]), ("pool 80 budget 40", ["choice"]),
+            ("pool 160 budget 40", ["choice"]), ("reports", ["report"])]
+
+        # the second ring was materialised again: only the pool that holds it, and below
+        _run_all(stages, assets, instance, [Step(RINGS_JOB, "80-160")])
+        assert _labels(stale_plan(stages, instance)) == [
+            ("pool 160", ["view"]), ("pool 160 budget 40", ["choice"]), ("reports", ["report"])]
+
+        # the sensor asks for one step at a time, each once the one before it has run
+        sensor = stale_rerun_sensor(stages, stages.jobs())
+        first = sensor(build_sensor_context(instance=instance))
+        assert isinstance(first, RunRequest) and (first.job_name, first.partition_key) == (POOLS_JOB, "160")
+        assert [k.to_user_string() for k in first.asset_selection] == ["view"]
+        assert sensor(build_sensor_context(instance=instance)).run_key == first.run_key  # asked for once
+        _run_all(stages, assets, instance, stale_plan(stages, instance)[:1])
+        second = sensor(build_sensor_context(instance=instance))
+        assert (second.job_name, second.partition_key) == (CELLS_JOB, "40|160")
+        _run_all(stages, assets, instance, stale_plan(stages, instance))
+        assert stale_plan(stages, instance) == []
+        assert isinstance(sensor(build_sensor_context(instance=instance)), SkipReason)
