@@ -52,7 +52,7 @@ def main() -> None:
     validate_s = tokenize_s = 0.0
     kept = quarantined = tokens = 0
     tokenizer = None
-    for start in range(0, rows, VALIDATE_SLICE):  # as the raw_pool and tokenized_pool assets go, ring by ring
+    for start in range(0, rows, VALIDATE_SLICE):  # as the ring_records and ring_token_counts assets go, ring by ring
         began = time.perf_counter()
         frame = pool.read_source_slice(layout, start, start + VALIDATE_SLICE)
         result = records.validate_raw(frame["raw"], frame["position"], frame["duplicate_of"])

@@ -141,13 +141,16 @@ def torch_version() -> str:
 
 def results(args: argparse.Namespace) -> int:
     """Render the results section of a finished demo into the README, between its markers; section
-    `methods` is the method table, rendered from the registry and each method's provenance."""
+    `methods` is the method table, rendered from the registry and each method's provenance, and
+    `lineage` the lineage picture, drawn from the asset graph."""
     from selection_assets.core import results_section, store
 
     if args.section == "methods":
         from selection_assets.core.methods.references import method_table
 
         return _write_section(Path(args.readme), "methods", method_table(registry()), "the method registry")
+    if args.section == "lineage":
+        return _write_section(Path(args.readme), "lineage", lineage_picture(), "the asset graph")
     home = Path(os.environ.get("DAGSTER_HOME") or args.dagster_home).resolve()
     comparison_path = Path(args.storage or home / "storage") / "reports" / "comparison" / "comparison.json"
     if not comparison_path.exists():
@@ -157,6 +160,15 @@ def results(args: argparse.Namespace) -> int:
     run = store.read_json(run_path) if run_path.exists() else None
     body = results_section.render(store.read_json(comparison_path), run, args.title)
     return _write_section(Path(args.readme), args.section, body, str(comparison_path))
+
+
+def lineage_picture() -> str:
+    """The README's lineage picture, from the asset graph over every method."""
+    from selection_assets.definitions import build_assets
+    from selection_assets.lineage_picture import lineage_mermaid
+    from selection_assets.operations import Stages
+
+    return lineage_mermaid(Stages(Grid(), build_assets(Grid())), set(registry()))
 
 
 def _write_section(readme: Path, section: str, body: str, source: str) -> int:
@@ -205,7 +217,7 @@ def rerun(args: argparse.Namespace) -> int:
 
 
 def embed_ring(args: argparse.Namespace) -> int:
-    """One process of a multi-GPU ring embedding, run under `accelerate launch` by pool_embeddings."""
+    """One process of a multi-GPU ring embedding, run under `accelerate launch` by the ring_embeddings_* assets."""
     from accelerate import PartialState
 
     from selection_assets.assets.embeddings import embed_ring_shards
@@ -245,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     results_parser = commands.add_parser("results", help="write a finished demo's results into the README")
     results_parser.add_argument("--section", required=True,
                                 help="name of the README section, between <!-- results:NAME begin --> and "
-                                     "<!-- results:NAME end -->; 'methods' writes the method table")
+                                     "<!-- results:NAME end -->; 'methods' writes the method table, 'lineage' the "
+                                     "lineage picture")
     results_parser.add_argument("--title", default="Results", help="heading of the section")
     results_parser.add_argument("--dagster-home", default=".dagster_home", help="the demo's instance directory")
     results_parser.add_argument("--storage", default=None, help="storage root (default: DAGSTER_HOME/storage)")

@@ -13,14 +13,15 @@ from typing import Sequence
 from dagster import Definitions, map_asset_specs
 
 from selection_assets import operations
-from selection_assets.assets import embeddings, models, pools, reports, scores, selections, sources, training
+from selection_assets.assets import embeddings, models, pools, reports, scores, sources
+from selection_assets.assets.method_slices import method_slice
 from selection_assets.core.methods import choose_methods, registry
 from selection_assets.partitions import Grid
 from selection_assets.profiles import active_profile
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
                                         WorldResource, default_storage_root)
 
-STAGES = (sources, models, pools, embeddings, scores, selections, training, reports)
+SHARED_STAGES = (sources, models, pools, embeddings, scores, reports)  # what every method reads, and the reports
 
 
 # who answers for each stage, shown as owners in the UI
@@ -31,8 +32,10 @@ OWNERS_BY_GROUP = {"sources": "team:data-engineering", "pool": "team:data-engine
 
 
 def build_assets(grid: Grid) -> list:
-    """Every asset of the lineage for `grid`, in lineage order, with its stage's owner."""
-    assets = [asset for stage in STAGES for asset in stage.build(grid)]
+    """Every asset of the lineage for `grid`, with its stage's owner: the shared stages, then each
+    method's slice (method_slices.py)."""
+    assets = [asset for stage in SHARED_STAGES for asset in stage.build(grid)]
+    assets += [asset for spec in registry().values() for asset in method_slice(grid, spec).assets]
     return list(map_asset_specs(lambda spec: spec.replace_attributes(owners=[OWNERS_BY_GROUP[spec.group_name]]),
                                 assets))
 

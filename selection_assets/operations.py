@@ -65,16 +65,18 @@ class Stages:
         self.grid = grid
         self.parents: dict[AssetKey, set[AssetKey]] = {}
         self.code_versions: dict[AssetKey, str | None] = {}
-        self.job_of: dict[AssetKey, str] = {}
-        dropped: set[AssetKey] = set()
-        for asset_def in assets:  # built in lineage order, so parents come first
+        partitioning, dropped = {}, set()
+        for asset_def in assets:
             for key in asset_def.keys:
                 spec = asset_def.get_asset_spec(key)
                 self.parents[key] = set(asset_def.asset_deps[key])
                 self.code_versions[key] = spec.code_version
+                partitioning[key] = asset_def.partitions_def
                 if spec.tags.get(METHOD_TAG) in leave_out:
                     dropped.add(key)
-                self.job_of[key] = self._job_for(asset_def.partitions_def, self.parents[key])
+        self.job_of: dict[AssetKey, str] = {}
+        for key in _parents_first(self.parents):
+            self.job_of[key] = self._job_for(partitioning[key], self.parents[key])
         later = [k for k, job in self.job_of.items() if job not in (INPUTS_JOB, RINGS_JOB) and k not in dropped]
         needed = set(later)
         frontier = list(later)
@@ -83,7 +85,7 @@ class Stages:
                 if parent not in needed and parent not in dropped:  # the comparison reads every method
                     needed.add(parent)
                     frontier.append(parent)
-        self.keys = [k for k in self.parents if k in needed]  # lineage order
+        self.keys = [k for k in self.job_of if k in needed]  # parents first
 
     def _job_for(self, partitions_def, parents: set[AssetKey]) -> str:
         if partitions_def == self.grid.rings_def:
@@ -153,6 +155,24 @@ class Stages:
         if _partition_kind(partition) != "cell":
             return partition
         return self.grid.grid_def.get_partition_key_from_str(partition).keys_by_dimension[POOL_DIM]
+
+
+def _parents_first(parents: dict[AssetKey, set[AssetKey]]) -> list[AssetKey]:
+    """The keys of `parents` (key -> its parent keys) ordered so that every parent comes before its
+    children (depth first, in the order given)."""
+    order: list[AssetKey] = []
+    seen: set[AssetKey] = set()
+
+    def visit(key: AssetKey) -> None:
+        if key not in seen:
+            seen.add(key)
+            for parent in sorted(parents[key], key=AssetKey.to_user_string):
+                visit(parent)
+            order.append(key)
+
+    for key in parents:
+        visit(key)
+    return order
 
 
 def _partition_kind(partition: str) -> str:

@@ -72,7 +72,7 @@ def install(point: str) -> None:
         _after_calls(ingest, "_write_chunk", 1, finish_call=True)
     elif point == "embedding":  # a pool shard half written, after another one is complete
         _after_calls(store, "write_npy", 2, half_done=lambda array, path: _half_written_file(path, ".npy"),
-                     only_if=lambda array, path: "embeddings/rds/pool" in Path(path).as_posix())
+                     only_if=lambda array, path: "embeddings/position_weighted/pool" in Path(path).as_posix())
     elif point == "answer_losses":  # the second ring's losses, after the first ring's are written
         _after_calls(evaluate, "answer_losses", 2)
     elif point == "score_writing":  # with the scores database's lock held and the database open

@@ -10,6 +10,7 @@ from selection_assets.core.methods import choose_methods, registry
 from selection_assets.definitions import build_definitions, default_resources
 from selection_assets.resources import DataResource
 from selection_assets.partitions import Grid, ring_bounds
+from selection_assets_tests.conftest import REPO
 
 
 def test_definitions_validate_from_command_line():
@@ -25,25 +26,25 @@ def test_lineage_shape_partitions_and_gpu_pool():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     for method in registry():
-        assert {f"scores_{method}", f"selection_{method}", f"finetuned_{method}", f"eval_report_{method}"} <= keys
-        node = graph.get(AssetKey(f"selection_{method}"))
+        assert {f"{method}/scores", f"{method}/selection", f"{method}/finetuned", f"{method}/eval_report"} <= keys
+        node = graph.get(AssetKey([method, "selection"]))
         assert isinstance(node.partitions_def, MultiPartitionsDefinition)
         assert {d.name for d in node.partitions_def.partitions_defs} == {"pool_size", "budget"}
     gpu = {k.to_user_string() for k in graph.get_all_asset_keys() if defs.resolve_assets_def(k).op.pool == "gpu"}
-    per_method = {f"{stage}_{m}" for m in registry() for stage in ("finetuned", "eval_report")}
-    embeddings = {f"{kind}_embeddings{suffix}" for kind in ("pool", "query")
-                  for suffix in ("", "_mean", "_last_token", "_encoder")}
-    less = {"less_warmup", "pool_less_features", "query_less_features"}
-    scoring_runs_models = {"scores_deita", "scores_kcenter_diverseevol"}
-    assert gpu == {"base_model", "answer_losses", "eval_report_base"} | embeddings | less | scoring_runs_models | per_method
-    assert graph.get(AssetKey("selection_rds_plus")).owners == ["team:data-engineering"]
-    assert graph.get(AssetKey("finetuned_rds_plus")).owners == ["team:ml-research"]
-    pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool")).parent_keys}
-    assert pool_parents == {"raw_pool", "tokenized_pool"}
-    rds_parents = {k.to_user_string() for k in graph.get(AssetKey("scores_rds_plus")).parent_keys}
-    assert rds_parents == {"pool", "pool_embeddings", "query_embeddings"}
-    ifd_parents = {k.to_user_string() for k in graph.get(AssetKey("scores_ifd")).parent_keys}
-    assert ifd_parents == {"pool", "answer_losses"}
+    per_method = {f"{m}/{stage}" for m in registry() for stage in ("finetuned", "eval_report")}
+    embeddings = {f"{kind}_embeddings_{space}" for kind in ("ring", "query")
+                  for space in ("position_weighted", "mean", "last_token", "encoder", "less_features")}
+    scoring_runs_models = {"deita/scores", "kcenter_diverseevol/scores"}
+    assert gpu == ({"base_model", "less_warmup", "ring_answer_losses", "eval_report_base"} | embeddings
+                   | scoring_runs_models | per_method)
+    assert graph.get(AssetKey(["rds_plus", "selection"])).owners == ["team:data-engineering"]
+    assert graph.get(AssetKey(["rds_plus", "finetuned"])).owners == ["team:ml-research"]
+    pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool_manifest")).parent_keys}
+    assert pool_parents == {"ring_records", "ring_token_counts"}
+    rds_parents = {k.to_user_string() for k in graph.get(AssetKey(["rds_plus", "scores"])).parent_keys}
+    assert rds_parents == {"pool_manifest", "ring_embeddings_position_weighted", "query_embeddings_position_weighted"}
+    ifd_parents = {k.to_user_string() for k in graph.get(AssetKey(["ifd", "scores"])).parent_keys}
+    assert ifd_parents == {"pool_manifest", "ring_answer_losses"}
 
 
 def test_grid_rings_and_invalid_cells():
@@ -87,21 +88,21 @@ def _job_keys(defs, job: str) -> set[str]:
 def test_stage_jobs_leave_out_methods_whose_scorer_models_are_not_set():
     grid = Grid((100, 1000), (10,))
     unset = _job_keys(build_definitions(grid, default_resources()), "experiment_pools")
-    assert "scores_rds_plus" in unset and "scores_deita" not in unset
+    assert "rds_plus/scores" in unset and "deita/scores" not in unset
     configured = build_definitions(grid, {**default_resources(), "data": DataResource(deita_scorers="c,q")})
-    assert "scores_deita" in _job_keys(configured, "experiment_pools")
+    assert "deita/scores" in _job_keys(configured, "experiment_pools")
 
 
 def test_stage_jobs_cover_the_chosen_methods_and_only_what_they_need():
     grid = Grid((100, 1000), (10,))
     spine = build_definitions(grid, default_resources(), methods=["random", "rds_plus"])
-    assert _job_keys(spine, "experiment_pools") == {"pool", "scores_random", "scores_rds_plus"}
-    assert _job_keys(spine, "experiment_rings") == {"raw_pool", "tokenized_pool", "pool_embeddings"}
+    assert _job_keys(spine, "experiment_pools") == {"pool_manifest", "random/scores", "rds_plus/scores"}
+    assert _job_keys(spine, "experiment_rings") == {"ring_records", "ring_token_counts", "ring_embeddings_position_weighted"}
     assert "less_warmup" not in _job_keys(spine, "experiment_inputs")
     assert _job_keys(spine, "experiment_reports") == {"comparison_report"}
     mining = build_definitions(grid, default_resources(), methods=["instructmining"])
     assert _job_keys(mining, "experiment_reports") == {"instructmining_rule", "comparison_report"}
-    assert {"pool_embeddings_encoder", "answer_losses"} <= _job_keys(mining, "experiment_rings")
+    assert {"ring_embeddings_encoder", "ring_answer_losses"} <= _job_keys(mining, "experiment_rings")
 
 
 def test_choose_methods_reads_one_syntax_and_names_what_it_cannot_run():
@@ -115,3 +116,12 @@ def test_choose_methods_reads_one_syntax_and_names_what_it_cannot_run():
         choose_methods("rds,random")
     with pytest.raises(ValueError, match="deita needs the setting.*deita_scorers"):
         choose_methods("deita", DataResource())
+
+
+def test_the_readme_lineage_picture_is_the_rendered_one():
+    from selection_assets.cli import lineage_picture
+
+    picture = lineage_picture()
+    assert "method_scores --> method_selection" in picture and "ring_records --> pool_manifest" in picture
+    assert picture.strip() in (REPO / "README.md").read_text(), (
+        "README's lineage picture is stale: run `selection-assets results --section lineage`")

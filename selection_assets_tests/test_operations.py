@@ -33,11 +33,11 @@ def test_changed_method_reruns_only_its_own_lineage(small_env, tmp_path):
     # a comment alone is no change (test_code_versions.py); a line of code is
     method.write_text(method.read_text() + "\n# a comment\nCHANGED_BY_THE_TEST = True\n")
     plan = _cli(["rerun", "--stale", "--dry-run"], edited, tmp_path)
-    assert "scores_random" in plan and "rds_plus" not in plan
+    assert "random/scores" in plan and "rds_plus" not in plan
     _cli(["rerun", "--stale"], edited, tmp_path)
     after = _materialization_counts(home)
     rerun = {key for key in after if after[key] > before.get(key, 0)}
-    assert rerun == {"scores_random", "selection_random", "finetuned_random", "eval_report_random",
+    assert rerun == {"random/scores", "random/selection", "random/finetuned", "random/eval_report",
                      "comparison_report"}
     assert "nothing is stale" in _cli(["rerun", "--stale"], edited, tmp_path)
 
@@ -76,10 +76,10 @@ def test_backfill_over_two_pool_sizes_materialises_every_partition(small_env, tm
             # the ring stage (the pool and cell stages backfill the same way; the lineage fixture runs them)
             _backfill("experiment_rings", "0-80,80-160", env)
             assert _wait_for_runs(instance, "experiment_rings", 400) == {"0-80": "SUCCESS", "80-160": "SUCCESS"}
-            for key in ("raw_pool", "tokenized_pool", "pool_embeddings", "answer_losses"):
+            for key in ("ring_records", "ring_token_counts", "ring_embeddings_position_weighted", "ring_answer_losses"):
                 records = instance.fetch_materializations(AssetKey(key), limit=10).records
                 assert sorted(r.partition_key for r in records) == ["0-80", "80-160"], key
-            assert not instance.fetch_materializations(AssetKey("pool_less_features"), limit=1).records
+            assert not instance.fetch_materializations(AssetKey("ring_embeddings_less_features"), limit=1).records
     finally:
         os.killpg(daemon.pid, signal.SIGINT)
         daemon.wait(timeout=60)
@@ -92,6 +92,6 @@ def test_definitions_load_with_the_kubernetes_executor():
     Definitions.validate_loadable(defs)
     job = defs.resolve_job_def("experiment_pools")
     assert job.executor_def.name == "k8s"
-    gpu_step = defs.resolve_assets_def(AssetKey("pool_embeddings")).op
+    gpu_step = defs.resolve_assets_def(AssetKey("ring_embeddings_position_weighted")).op
     limits = json.loads(gpu_step.tags["dagster-k8s/config"])["container_config"]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "1"

@@ -78,7 +78,7 @@ def test_launch_one_partition_from_the_ui(dagster_dev, tmp_path):
             page.get_by_text(group, exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=tmp_path / "asset_graph.png")
 
-        page.goto(f"{url}/assets/selection_random")
+        page.goto(f"{url}/assets/random/selection")
         page.get_by_role("button", name="Materialize…").click(timeout=60_000)
         dialog = page.get_by_role("dialog")
         for value in ("20", "160"):  # budget, then pool_size: the one unmaterialised cell

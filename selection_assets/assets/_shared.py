@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from types import ModuleType
 
-from dagster import AssetExecutionContext, Failure, MultiPartitionKey
+from dagster import AssetExecutionContext, AssetKey, Failure, MultiPartitionKey
 
 from selection_assets.core import store
 from selection_assets.core.store import Layout
@@ -17,6 +17,16 @@ GPU_TAGS = {"compute": "gpu"}
 # the method an asset belongs to (its scores, selection, checkpoints and report): the stage jobs
 # leave out the assets of methods not chosen by this tag
 METHOD_TAG = "method"
+
+
+# the stages of a method's own slice, the last part of its asset keys ("rds_plus/selection")
+SCORES, SELECTION, FINETUNED, EVAL_REPORT = "scores", "selection", "finetuned", "eval_report"
+
+
+def method_key(method: str, stage: str) -> AssetKey:
+    """The key of `method`'s asset of `stage` (SCORES, SELECTION, FINETUNED or EVAL_REPORT): prefixed
+    by the method, so the UI folds each method's slice together."""
+    return AssetKey([method, stage])
 
 
 def method_tags(method: str, gpu: bool = False) -> dict[str, str]:

@@ -1,8 +1,8 @@
-"""Embedding assets, one pair per embedding space: every pool example (once, per ring) and the eval
-queries. Spaces: `rds` (RDS+ position-weighted pooling of the base LM, assets `pool_embeddings`
-and `query_embeddings`), its pooling ablations `rds_mean` and `rds_last_token`, `encoder` (a
-sentence-transformers model), and `less` (LESS gradient features, `pool_less_features` and
-`query_less_features`, after the `less_warmup` asset's LoRA warm-up)."""
+"""Embedding assets, one pair per embedding space: `ring_embeddings_<space>` (every pool example,
+once, per ring) and `query_embeddings_<space>` (the eval queries). A space is named by what its
+vectors are: `position_weighted` (RDS+'s pooling of the base LM's last hidden states), its
+pooling ablations `mean` and `last_token`, `encoder` (a sentence-transformers model), and
+`less_features` (LESS gradient features, after the `less_warmup` asset's LoRA warm-up)."""
 
 import hashlib
 import json
@@ -27,39 +27,36 @@ from selection_assets.resources import ComputeResource, DataResource, StorageRes
 NORM_TOLERANCE = 1e-2  # float16 storage keeps row norms within ~1e-3 of 1
 
 
+ENCODER, LESS_FEATURES = "encoder", "less_features"
+
+
 @dataclass(frozen=True)
 class EmbeddingSpace:
-    """An embedding space: the base LM with a pooling, or a sentence encoder."""
+    """An embedding space, named by what its vectors are: a pooling of the base LM (the name is
+    core.embed's pooling), a sentence encoder (ENCODER) or LESS gradient features (LESS_FEATURES)."""
 
     name: str
-    pooling: str | None  # None: sentence encoder; LESS_FEATURES: LESS gradient features
     description: str
-    asset_stem: str = ""  # pool asset "pool_<stem>" (default: pool_embeddings[_<space>])
 
     @property
     def pool_asset(self) -> str:
-        if self.asset_stem:
-            return f"pool_{self.asset_stem}"
-        return "pool_embeddings" + ("" if self.name == "rds" else f"_{self.name.removeprefix('rds_')}")
+        return f"ring_embeddings_{self.name}"
 
     @property
     def query_asset(self) -> str:
-        return self.pool_asset.replace("pool_", "query_", 1)
+        return f"query_embeddings_{self.name}"
 
 
 SPACES = {s.name: s for s in [
-    EmbeddingSpace("rds", "position_weighted", "RDS+ embeddings: position-weighted mean of the base LM's "
-                   "last hidden states, L2-normalised"),
-    EmbeddingSpace("rds_mean", "mean", "Mean-pooled base-LM embeddings (RDS+ pooling ablation)"),
-    EmbeddingSpace("rds_last_token", "last_token", "Last-token base-LM embeddings (RDS+ pooling ablation)"),
-    EmbeddingSpace("encoder", None, "Sentence-encoder embeddings (the paper's GTR / NV-Embed baseline)"),
-    EmbeddingSpace("less", "less_features", "LESS gradient features: per warm-up checkpoint, the LoRA gradient "
-                   "(Adam update direction for pool examples, plain gradient for queries), randomly projected and "
-                   "L2-normalised, weighted by the square root of the epoch's share of learning rate",
-                   asset_stem="less_features"),
+    EmbeddingSpace("position_weighted", "RDS+ embeddings: position-weighted mean of the base LM's last hidden "
+                   "states, L2-normalised"),
+    EmbeddingSpace("mean", "Mean-pooled base-LM embeddings (RDS+ pooling ablation)"),
+    EmbeddingSpace("last_token", "Last-token base-LM embeddings (RDS+ pooling ablation)"),
+    EmbeddingSpace(ENCODER, "Sentence-encoder embeddings (the paper's GTR / NV-Embed baseline)"),
+    EmbeddingSpace(LESS_FEATURES, "LESS gradient features: per warm-up checkpoint, the LoRA gradient (Adam update "
+                   "direction for pool examples, plain gradient for queries), randomly projected and "
+                   "L2-normalised, weighted by the square root of the epoch's share of learning rate"),
 ]}
-LESS_FEATURES = "less_features"
-
 
 def embedder(space: EmbeddingSpace, layout, compute: ComputeResource, data: DataResource,
              role: str = "pool") -> tuple[Callable[[list[list[dict]]], np.ndarray], str, int]:
@@ -67,9 +64,9 @@ def embedder(space: EmbeddingSpace, layout, compute: ComputeResource, data: Data
     name of that model and its parameter count (for the cost model). `role` ("pool" or "query")
     matters to LESS only: Adam directions for the pool, plain gradients for queries."""
     device = compute.resolved_device()
-    if space.pooling == LESS_FEATURES:
+    if space.name == LESS_FEATURES:
         return _less_featurizer(layout, device, data, optimizer_aware=role == "pool")
-    if space.pooling is None:
+    if space.name == ENCODER:
         if not data.encoder_model:
             raise Failure("the encoder embedding space needs a sentence encoder: set DataResource.encoder_model "
                           "(SELECTION_ASSETS_ENCODER_MODEL) to a sentence-transformers name or path")
@@ -89,7 +86,7 @@ def embedder(space: EmbeddingSpace, layout, compute: ComputeResource, data: Data
     def run_lm(conversations: list[list[dict]]) -> np.ndarray:
         encoded = tokenize.encode_conversations(tokenizer, conversations, data.max_length)
         return embed.embed_token_ids(model, [e.input_ids for e in encoded], pad_id=tokenizer.pad_token_id,
-                                     batch_tokens=compute.embed_batch_tokens, device=device, pooling=space.pooling)
+                                     batch_tokens=compute.embed_batch_tokens, device=device, pooling=space.name)
 
     return run_lm, base_model_name(layout), sum(p.numel() for p in model.parameters())
 
@@ -113,7 +110,7 @@ def _less_featurizer(layout, device: str, data: DataResource, optimizer_aware: b
 
 def embedder_identity(space: EmbeddingSpace, layout, data: DataResource) -> tuple[str, int]:
     """Name and parameter count of the model a space embeds with, without keeping it loaded."""
-    if space.pooling is None:
+    if space.name == ENCODER:
         _, name, parameters = embedder(space, layout, ComputeResource(device="cpu"), data)
         return name, parameters
     from transformers import AutoConfig, AutoModel
@@ -165,14 +162,14 @@ def _norm_check(report: dict) -> AssetCheckResult:
 
 
 def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
-    model_deps = [] if space.pooling is None else ["base_model", "tokenizer"]
+    model_deps = [] if space.name == ENCODER else ["base_model", "tokenizer"]
     code = source_version(embed, tokenize)
-    if space.pooling == LESS_FEATURES:
+    if space.name == LESS_FEATURES:
         model_deps.append("less_warmup")
         code = source_version(embed, tokenize, less, train.sft_examples)
 
     @asset(name=space.pool_asset, group_name="embeddings", partitions_def=grid.rings_def, pool=GPU_POOL,
-           tags=GPU_TAGS, op_tags=GPU_OP_TAGS, deps=["raw_pool", *model_deps],
+           tags=GPU_TAGS, op_tags=GPU_OP_TAGS, deps=["ring_records", *model_deps],
            backfill_policy=BackfillPolicy.single_run(), kinds={"pytorch", "numpy"}, code_version=code,
            check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.pool_asset,
                                        description="Every stored embedding is finite and has unit L2 norm.", blocking=True)],
@@ -194,7 +191,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
                            # a retrained, identical base model keeps the shards: its timing is no identity
                            "base_model": (store.without_durations(store.read_json(layout.base_model_ref))
                                           if model_deps else None)}
-            if space.pooling == LESS_FEATURES:  # features of an older warm-up are never reused
+            if space.name == LESS_FEATURES:  # features of an older warm-up are never reused
                 fingerprint["less_warmup"] = store.read_json(layout.less_warmup / "manifest.json")["checkpoints"]
             directory = layout.ring_embeddings(ring, space.name)
             plan = embed.ShardPlan(len(frame), data.shard_size)

@@ -19,7 +19,7 @@ from selection_assets.world import models as world_models
 
 def _pool_texts(layout, eos_token: str) -> list[str]:
     """Chat-formatted text of every valid source record (malformed ones are skipped here; the
-    raw_pool asset quarantines and counts them)."""
+    ring_records asset quarantines and counts them)."""
     return [tokenize.format_conversation(json.loads(m), eos_token) for m in pool_io.valid_source_messages(layout)]
 
 

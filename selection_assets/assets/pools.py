@@ -26,7 +26,7 @@ def build(grid: Grid) -> list:
            code_version=source_version(records),
            description="Normalised conversations (id, source, messages) of one ring of the pool; "
                        "malformed records are quarantined with a reason (in = kept + quarantined).")
-    def raw_pool(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
+    def ring_records(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
         ring = context.partition_key
         start, end = ring_bounds(ring)
@@ -50,10 +50,10 @@ def build(grid: Grid) -> list:
             "quarantine_path": MetadataValue.path(str(layout.ring_quarantine(ring))),
         })
 
-    @asset(group_name="pool", partitions_def=grid.rings_def, deps=["raw_pool", "tokenizer"], kinds={"parquet"},
+    @asset(group_name="pool", partitions_def=grid.rings_def, deps=["ring_records", "tokenizer"], kinds={"parquet"},
            code_version=source_version(tokenize),
            description="Token counts per example (chat template applied): total and answer tokens.")
-    def tokenized_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:
+    def ring_token_counts(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:
         layout = storage.layout()
         ring = context.partition_key
         tok = load_tokenizer(layout)
@@ -74,11 +74,11 @@ def build(grid: Grid) -> list:
                                            "truncated": int(frame["truncated"].sum())})
 
     @asset(group_name="pool", partitions_def=grid.pools_def, kinds={"json"},
-           deps=[AssetDep(name, partition_mapping=ring_mapping) for name in ("raw_pool", "tokenized_pool")],
+           deps=[AssetDep(name, partition_mapping=ring_mapping) for name in ("ring_records", "ring_token_counts")],
            code_version=source_version(pool_io),
            description="The pool of one size: the rings it is made of. Cheap; everything per example "
                        "was computed once per ring upstream.")
-    def pool(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
+    def pool_manifest(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
         rings = grid.rings_of(context.partition_key)
         frame = pool_io.pool_frame(layout, rings)
@@ -92,4 +92,4 @@ def build(grid: Grid) -> list:
             "clean_share": float(frame["clean"].astype("Float64").mean()) if frame["clean"].notna().any() else None,
         })
 
-    return [raw_pool, tokenized_pool, pool]
+    return [ring_records, ring_token_counts, pool_manifest]

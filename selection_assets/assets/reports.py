@@ -9,13 +9,14 @@ comparison pairs every method with random on the same items (core/report.py)."""
 
 import numpy as np
 import pandas as pd
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, Failure,
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
                      MaterializeResult, MetadataValue, asset)
 
-from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, grid_keys, load_tokenizer,
-                                              method_tags, source_version)
+from selection_assets.assets._shared import (EVAL_REPORT, FINETUNED, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, SELECTION,
+                                              base_model_path, grid_keys, load_tokenizer, method_key, method_tags,
+                                              source_version)
 from selection_assets.assets.scores import method_selection_cost
-from selection_assets.core import evaluate, harness, report, stats, store
+from selection_assets.core import embed, evaluate, harness, report, stats, store, tokenize
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MethodSpec, instructmining, registry
 from selection_assets.partitions import Grid
@@ -23,8 +24,8 @@ from selection_assets.resources import ComputeResource, DataResource, StorageRes
 
 
 # what scores a checkpoint: the evaluation code, the harness wiring and the task configurations it ships
-EVAL_CODE_VERSION = source_version(evaluate, harness, stats, report.summarise_items, report.item_matrix,
-                                   report.headline_items, *harness.shipped_config_texts())
+EVAL_CODE_VERSION = source_version(evaluate, harness, tokenize, embed.length_buckets, stats, report.summarise_items,
+                                   report.item_matrix, report.headline_items, *harness.shipped_config_texts())
 
 
 def _summary_metadata(result: dict, per_task: pd.DataFrame) -> dict:
@@ -49,11 +50,12 @@ def _beats_base_check(seed_losses: dict[str, float | None], base_loss: float | N
                                       "dev_answer_loss_by_seed": MetadataValue.json(seed_losses)})
 
 
-def _build_one(grid: Grid, spec: MethodSpec):
-    name = f"eval_report_{spec.name}"
+def build_eval_report(grid: Grid, spec: MethodSpec):
+    """`spec`'s eval report, per (pool size, budget) cell, with its warning check against the base model."""
+    name = method_key(spec.name, EVAL_REPORT)
 
-    @asset(name=name, group_name="reports", partitions_def=grid.grid_def,
-           deps=[f"finetuned_{spec.name}", f"selection_{spec.name}", "eval_tasks", "eval_report_base"],
+    @asset(key=name, group_name="reports", partitions_def=grid.grid_def,
+           deps=[method_key(spec.name, FINETUNED), method_key(spec.name, SELECTION), "eval_tasks", "eval_report_base"],
            pool=GPU_POOL, tags=method_tags(spec.name, gpu=True), op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
            code_version=EVAL_CODE_VERSION,
            check_specs=[AssetCheckSpec(BEATS_BASE, asset=name, description=(
@@ -178,10 +180,12 @@ def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str
 
 
 def build(grid: Grid) -> list:
+    """The shared reports: the base model's, InstructMining's fitted rule and the comparison, which
+    read every method's eval reports (the methods' own assets are built by method_slices.py)."""
     methods = list(registry().values())
-    per_method = [_build_one(grid, spec) for spec in methods]
+    per_method = [method_key(spec.name, EVAL_REPORT) for spec in methods]
 
-    @asset(group_name="reports", deps=[a.key for a in per_method] + [eval_report_base.key],
+    @asset(group_name="reports", deps=[*per_method, eval_report_base.key],
            kinds={"pandas", "matplotlib"}, code_version=source_version(report, stats),
            description="All eval reports side by side with 95% intervals; every method paired with random on "
                        "the same test items (Holm-adjusted), random against the un-fine-tuned base model; "
@@ -192,7 +196,7 @@ def build(grid: Grid) -> list:
         found = [store.read_json(p) for p in sorted(layout.eval_reports_dir.glob("*/*/*.json"))]
         found = [r for r in found if r["method"] in known]
         if not found:
-            raise Failure("no eval report to compare yet: materialise some eval_report_* partitions first")
+            raise Failure("no eval report to compare yet: materialise some <method>/eval_report partitions first")
         base_items = pd.read_parquet(layout.base_eval_items) if layout.base_eval_items.exists() else None
         comparison = report.compare(
             found, lambda m, p, b: pd.read_parquet(layout.eval_items(m, str(p), str(b))), base_items)
@@ -218,7 +222,7 @@ def build(grid: Grid) -> list:
             "path": MetadataValue.path(str(out)),
         })
 
-    @asset(group_name="reports", deps=[a.key for a in per_method] + [AssetKey("scores_instructmining")],
+    @asset(group_name="reports", deps=[*per_method, method_key("instructmining", SCORES)],
            tags=method_tags("instructmining"), kinds={"numpy", "json"}, code_version=source_version(instructmining.fit_rule),
            description="InstructMining's linear rule fitted by least squares on this project's own results: "
                        "log eval loss of every fine-tuned subset (one per method, cell and seed) against "
@@ -242,7 +246,7 @@ def build(grid: Grid) -> list:
                 losses.append(summary["answer_loss"])
         if not subsets:
             raise Failure("no eval report has instructmining indicators for its pool yet: materialise "
-                          "scores_instructmining and some eval reports first")
+                          "instructmining/scores and some eval reports first")
         frame = pd.DataFrame(subsets).rename(columns=lambda c: c.removeprefix("ind_"))
         frame = frame.loc[:, frame.std() > 0]  # an indicator constant across subsets cannot be fitted
         try:
@@ -260,4 +264,4 @@ def build(grid: Grid) -> list:
         return MaterializeResult(metadata={"subsets": len(frame), "r2": float(r2), "rule": MetadataValue.md(table),
                                            "path": MetadataValue.path(str(path))})
 
-    return [*per_method, eval_report_base, instructmining_rule, comparison_report]
+    return [eval_report_base, instructmining_rule, comparison_report]

@@ -1,5 +1,6 @@
-"""Score assets. `answer_losses` (per ring) holds the base model's CE(A | Q) and CE(A) for every
-example, computed once; then one `scores_<method>` asset per method (a factory) scores every
+"""Score assets. `ring_answer_losses` (per ring) holds the base model's CE(A | Q) and CE(A) for every
+example, computed once; then each method's `<method>/scores` asset (`build_scores`, part of its
+slice in method_slices.py) scores every
 example of a pool, stored as Parquet per (method, pool size) and queryable through DuckDB views
 (`scores`, `scores_long`). Each score asset reports its selection cost (FLOPs and seconds)."""
 
@@ -12,13 +13,13 @@ import numpy as np
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer, method_tags,
-                                              source_version)
+from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, base_model_path, load_tokenizer,
+                                              method_key, method_tags, source_version)
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, embed, evaluate, similarity, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core import methods as methods_package  # ScoringInputs, base_frame, score columns
-from selection_assets.core.methods import MODEL_PASSES, MethodSpec, Need, ScoringInputs, deita, registry
+from selection_assets.core.methods import MODEL_PASSES, MethodSpec, Need, ScoringInputs, deita
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
@@ -143,24 +144,25 @@ def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str, 
     return {"selection_flops": flops, "model_pass_seconds": seconds}
 
 
-def _build_one(grid: Grid, spec: MethodSpec):
+def build_scores(grid: Grid, spec: MethodSpec):
+    """`spec`'s scores asset: a score for every example of a pool, per pool size."""
     ring_mapping = grid.ring_to_pool_mapping()
-    deps: list = ["pool"]
+    deps: list = ["pool_manifest"]
     if Need.EMBEDDINGS in spec.needs:
         deps.append(AssetDep(SPACES[spec.space].pool_asset, partition_mapping=ring_mapping))
     if Need.QUERIES in spec.needs:
         deps.append(SPACES[spec.space].query_asset)
     if spec.needs & {Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}:
-        deps.append(AssetDep("answer_losses", partition_mapping=ring_mapping))
+        deps.append(AssetDep("ring_answer_losses", partition_mapping=ring_mapping))
     if spec.needs & {Need.MESSAGES, Need.FINETUNE_ROUNDS, Need.DEITA_SCORES}:
-        deps.append(AssetDep("raw_pool", partition_mapping=ring_mapping))
+        deps.append(AssetDep("ring_records", partition_mapping=ring_mapping))
     if Need.FINETUNE_ROUNDS in spec.needs:
         deps += ["base_model", "tokenizer"]
     runs_models = bool(spec.needs & MODEL_PASSES)
 
-    @asset(name=f"scores_{spec.name}", group_name="scores", partitions_def=grid.pools_def, deps=deps,
+    @asset(key=method_key(spec.name, SCORES), group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
-           code_version=source_version(methods_package, spec.module, *spec.uses, similarity,
+           code_version=source_version(methods_package, *spec.code_modules, similarity,
                                        *([evaluate.expected_digit_scores] if Need.DEITA_SCORES in spec.needs else []),
                                        *([train, embed, _train_and_embed] if Need.FINETUNE_ROUNDS in spec.needs else []),
                                        f"{spec.space} {spec.params!r}"),
@@ -193,13 +195,15 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
 
 def build(grid: Grid) -> list:
-    @asset(group_name="scores", partitions_def=grid.rings_def, deps=["raw_pool", "base_model", "tokenizer"],
+    """The shared score inputs: answer losses per ring."""
+
+    @asset(group_name="scores", partitions_def=grid.rings_def, deps=["ring_records", "base_model", "tokenizer"],
            pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS, backfill_policy=BackfillPolicy.single_run(),
            kinds={"pytorch", "parquet"}, code_version=source_version(evaluate),
            description="The base model's answer cross-entropy per example of one ring: CE(A | Q) (perplexity "
                        "methods) and CE(A) without context (IFD's denominator), and whether the example was "
                        "cut at max_length (IFD skips those, as Cherry LLM does).")
-    def answer_losses(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+    def ring_answer_losses(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                       compute: ComputeResource) -> MaterializeResult:
         from transformers import AutoModelForCausalLM
 
@@ -226,4 +230,4 @@ def build(grid: Grid) -> list:
                                            "seconds": seconds, "undefined": undefined,
                                            "truncated (no IFD)": truncated})
 
-    return [answer_losses, *(_build_one(grid, spec) for spec in registry().values())]
+    return [ring_answer_losses]

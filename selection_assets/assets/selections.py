@@ -1,4 +1,4 @@
-"""Selection assets, one per method (a factory), partitioned pool_size x budget: the chosen example
+"""Each method's selection asset (`<method>/selection`, part of its slice), partitioned pool_size x budget: the chosen example
 ids in selection order, one selection per replicate seed (`seed` column; a method that does not
 depend on the seed repeats its one choice), with checks that every replicate's size equals the
 budget and no id repeats within a replicate."""
@@ -6,21 +6,23 @@ budget and no id repeats within a replicate."""
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import grid_keys, method_tags, source_version
+from selection_assets.assets._shared import SCORES, SELECTION, grid_keys, method_key, method_tags, source_version
 from selection_assets.core import store
 from selection_assets.core import methods as methods_package  # top_k, base_frame, MethodSpec.select
-from selection_assets.core.methods import MethodSpec, registry
+from selection_assets.core.methods import MethodSpec
 from selection_assets.partitions import Grid
 from selection_assets.resources import StorageResource, TrainResource
 
 
-def _build_one(grid: Grid, spec: MethodSpec):
-    name = f"selection_{spec.name}"
+def build_selection(grid: Grid, spec: MethodSpec):
+    """`spec`'s selection asset, per (pool size, budget) cell."""
+    name = method_key(spec.name, SELECTION)
     checks = [AssetCheckSpec("size_equals_budget", asset=name, description="Exactly `budget` examples.", blocking=True),
               AssetCheckSpec("no_duplicate_ids", asset=name, description="No example is selected twice.", blocking=True)]
 
-    @asset(name=name, group_name="selections", partitions_def=grid.grid_def, deps=[f"scores_{spec.name}"], tags=method_tags(spec.name),
-           check_specs=checks, kinds={"parquet"}, code_version=source_version(methods_package, spec.module, *spec.uses,
+    @asset(key=name, group_name="selections", partitions_def=grid.grid_def, deps=[method_key(spec.name, SCORES)],
+           tags=method_tags(spec.name),
+           check_specs=checks, kinds={"parquet"}, code_version=source_version(methods_package, *spec.code_modules,
                                                                            repr(spec.params)),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
@@ -60,6 +62,3 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
     return selection_asset
 
-
-def build(grid: Grid) -> list:
-    return [_build_one(grid, spec) for spec in registry().values()]

@@ -1,23 +1,26 @@
-"""Fine-tuned checkpoint assets, one per method (a factory), partitioned pool_size x budget:
+"""Each method's fine-tuned checkpoints (`<method>/finetuned`, part of its slice), partitioned pool_size x budget:
 supervised fine-tuning of the base LM on the selected subset, loss on assistant tokens only, once
 per replicate seed (each seed's own selection and training seed), all with the same recipe."""
 
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, base_model_path, grid_keys, load_tokenizer, method_tags,
-                                              source_version)
-from selection_assets.core import cost, store, train
+from selection_assets.assets._shared import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SELECTION, base_model_path, grid_keys,
+                                              load_tokenizer, method_key, method_tags, source_version)
+from selection_assets.core import cost, store, tokenize, train
 from selection_assets.core import pool as pool_io
-from selection_assets.core.methods import MethodSpec, registry
+from selection_assets.core.methods import MethodSpec
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 
-def _build_one(grid: Grid, spec: MethodSpec):
-    @asset(name=f"finetuned_{spec.name}", group_name="training", partitions_def=grid.grid_def,
-           deps=[f"selection_{spec.name}", "base_model"], pool=GPU_POOL, tags=method_tags(spec.name, gpu=True), op_tags=GPU_OP_TAGS,
-           kinds={"pytorch", "huggingface"}, code_version=source_version(train),
+def build_finetuned(grid: Grid, spec: MethodSpec):
+    """`spec`'s fine-tuned checkpoints (one per replicate seed), per (pool size, budget) cell."""
+
+    @asset(key=method_key(spec.name, FINETUNED), group_name="training", partitions_def=grid.grid_def,
+           deps=[method_key(spec.name, SELECTION), "base_model"], pool=GPU_POOL, tags=method_tags(spec.name, gpu=True),
+           op_tags=GPU_OP_TAGS,
+           kinds={"pytorch", "huggingface"}, code_version=source_version(train, tokenize, pool_io.records_for),
            description=f"The base model fine-tuned on the {spec.name} selection (save_pretrained).")
     def finetuned_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                         compute: ComputeResource, training: TrainResource) -> MaterializeResult:
@@ -32,7 +35,7 @@ def _build_one(grid: Grid, spec: MethodSpec):
         for seed in training.seeds:
             ids = selected.loc[selected["seed"] == seed, "example_id"].tolist()
             if not ids:
-                raise Failure(f"selection_{spec.name} {pool_size}|{budget} has no subset for seed {seed}: "
+                raise Failure(f"{spec.name}/selection {pool_size}|{budget} has no subset for seed {seed}: "
                               "rematerialise it with the same training seeds")
             conversations = pool_io.records_for(layout, grid.rings_of(pool_size), ids)
             settings = training.settings(data.max_length, seed)
@@ -58,6 +61,3 @@ def _build_one(grid: Grid, spec: MethodSpec):
 
     return finetuned_asset
 
-
-def build(grid: Grid) -> list:
-    return [_build_one(grid, spec) for spec in registry().values()]

@@ -26,7 +26,7 @@ def read_source_slice(layout: Layout, start: int, end: int) -> pd.DataFrame:
 
 def valid_source_messages(layout: Layout, end: int | None = None) -> pd.Series:
     """The messages (JSON text) of the valid records among the first `end` pool positions of the
-    shuffled source (all of them without `end`), in position order; the raw_pool asset quarantines
+    shuffled source (all of them without `end`), in position order; the ring_records asset quarantines
     and counts the others."""
     source = (read_source_slice(layout, 0, end) if end is not None
               else pd.read_parquet(layout.source_pool, columns=["raw", "position", "duplicate_of"]))
@@ -50,7 +50,7 @@ def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[POOL_COLUMNS]
 
 
-def embedding_blocks(layout: Layout, rings: Sequence[str], space: str = "rds") -> Iterator[np.ndarray]:
+def embedding_blocks(layout: Layout, rings: Sequence[str], space: str = "position_weighted") -> Iterator[np.ndarray]:
     """Memory-mapped float16 embedding shards of the pool in one embedding space, in pool order."""
     for ring in rings:
         yield from embed.iter_shards(layout.ring_embeddings(ring, space))

@@ -76,10 +76,10 @@ class Layout:
     def ring_answer_losses(self, ring: str) -> Path:
         return self.ring_dir(ring) / "answer_losses.parquet"
 
-    def ring_embeddings(self, ring: str, space: str = "rds") -> Path:
+    def ring_embeddings(self, ring: str, space: str = "position_weighted") -> Path:
         return self.root / "embeddings" / space / "pool" / ring
 
-    def query_embeddings(self, space: str = "rds") -> Path:
+    def query_embeddings(self, space: str = "position_weighted") -> Path:
         return self.root / "embeddings" / space / "queries"
 
     # per pool size / grid cell ----------------------------------------------------------------

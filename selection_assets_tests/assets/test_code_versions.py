@@ -27,11 +27,12 @@ def test_comments_docstrings_and_layout_keep_the_version_and_code_changes_it():
 
 def _versions(keys: list[str]) -> dict[str, str]:
     assets = {key: a for a in build_assets(Grid((100, 200), (50,))) for key in a.keys}
-    return {key: assets[AssetKey(key)].code_versions_by_key[AssetKey(key)] for key in keys}
+    return {key: assets[AssetKey.from_user_string(key)].get_asset_spec(AssetKey.from_user_string(key)).code_version
+            for key in keys}
 
 
 def test_a_change_to_shared_method_code_changes_every_method_score_and_selection(monkeypatch):
-    keys = ["scores_random", "selection_random", "scores_rds_plus", "selection_rds_plus"]
+    keys = ["random/scores", "random/selection", "rds_plus/scores", "rds_plus/selection"]
     before = _versions(keys)
     original = inspect.getsource
 

@@ -82,7 +82,7 @@ def test_validity_checks_pass_and_the_dev_check_compares_with_the_base_model(lin
 def test_long_steps_report_progress_in_the_run_log(lineage):
     instance, _, _, results = lineage
     messages = [entry.user_message for result in results for entry in instance.all_logs(result.run_id)]
-    for step in ("pre-training: ", "rds embeddings of ring 0-150: ", "CE(answer | question), CE(sequence): ",
+    for step in ("pre-training: ", "position_weighted embeddings of ring 0-150: ", "CE(answer | question), CE(sequence): ",
                  "fine-tuning seed 0: ", "harness evaluation: ", "answer loss (arithmetic): "):
         lines = [m for m in messages if step in m]
         assert lines and any("(100%)" in m and m.endswith("done") for m in lines), step
@@ -92,7 +92,7 @@ def test_every_record_is_kept_or_quarantined(lineage):
     instance, root, _, _ = lineage
     layout = Layout(root)
     total = 0
-    records = instance.fetch_materializations(AssetKey("raw_pool"), limit=100).records
+    records = instance.fetch_materializations(AssetKey("ring_records"), limit=100).records
     by_ring = {r.partition_key: r.asset_materialization.metadata for r in records}
     assert sorted(by_ring) == ["0-150", "150-300"]
     for ring, meta in by_ring.items():
@@ -105,7 +105,7 @@ def test_every_record_is_kept_or_quarantined(lineage):
 
 def test_each_example_is_embedded_once_across_pool_sizes(lineage):
     instance, _, _, _ = lineage
-    records = instance.fetch_materializations(AssetKey("pool_embeddings"), limit=100).records
+    records = instance.fetch_materializations(AssetKey("ring_embeddings_position_weighted"), limit=100).records
     assert sorted(r.partition_key for r in records) == ["0-150", "150-300"]
 
 
@@ -131,7 +131,7 @@ def test_rds_selects_more_targeted_clean_data_than_random(lineage):
 
 def test_budget_not_below_pool_is_rejected_with_a_clear_message(lineage):
     _, _, resources, _ = lineage
-    result = materialize(build_assets(TINY_GRID), selection=[AssetKey("selection_random")],
+    result = materialize(build_assets(TINY_GRID), selection=[AssetKey(["random", "selection"])],
                          partition_key=MultiPartitionKey({"pool_size": "150", "budget": "150"}),
                          resources=resources, raise_on_error=False)
     assert not result.success
@@ -152,7 +152,7 @@ def test_every_method_reports_its_selection_cost(lineage):
     instance, _, _, _ = lineage
     flops = {}
     for method in METHODS:
-        record = instance.fetch_materializations(AssetKey(f"scores_{method}"), limit=10).records[0]
+        record = instance.fetch_materializations(AssetKey([method, "scores"]), limit=10).records[0]
         flops[method] = record.asset_materialization.metadata["selection_flops"].value
     assert flops["random"] == flops["token_length"] == 0.0
     assert 0 < flops["top_ppl"] < flops["ifd"] <= 2 * flops["top_ppl"]  # IFD: a second, shorter pass

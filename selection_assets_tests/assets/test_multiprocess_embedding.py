@@ -18,9 +18,9 @@ def test_two_processes_embed_the_same_vectors(lineage, tmp_path):
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("checkpoints", "reports", "embeddings"))
     two = {**resources, "storage": StorageResource(root=str(copy)),
            "compute": ComputeResource(device="cpu", processes=2)}
-    result = materialize(build_assets(TINY_GRID), selection=[AssetKey("pool_embeddings")], partition_key="0-150",
+    result = materialize(build_assets(TINY_GRID), selection=[AssetKey("ring_embeddings_position_weighted")], partition_key="0-150",
                          resources=two)
-    metadata = result.asset_materializations_for_node("pool_embeddings")[0].metadata
+    metadata = result.asset_materializations_for_node("ring_embeddings_position_weighted")[0].metadata
     assert metadata["shards"].value == 3 and metadata["resumed_shards"].value == 0
     multi = np.concatenate(list(embed.iter_shards(Layout(copy).ring_embeddings("0-150"))))
     single = np.concatenate(list(embed.iter_shards(Layout(root).ring_embeddings("0-150"))))
@@ -31,14 +31,14 @@ def test_single_run_backfill_embeds_every_ring_with_one_model_load(lineage, tmp_
     _, root, resources, _ = lineage
     copy = tmp_path / "storage"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("checkpoints", "reports", "embeddings"))
-    result = materialize(build_assets(TINY_GRID), selection=[AssetKey("pool_embeddings"), AssetKey("answer_losses")],
+    result = materialize(build_assets(TINY_GRID), selection=[AssetKey("ring_embeddings_position_weighted"), AssetKey("ring_answer_losses")],
                          resources={**resources, "storage": StorageResource(root=str(copy))},
                          tags={"dagster/asset_partition_range_start": "0-150",
                                "dagster/asset_partition_range_end": "150-300"})
     assert result.success
     events = [event.materialization for event in result.get_asset_materialization_events()]
     materialized = {(m.asset_key.to_user_string(), m.partition) for m in events}
-    assert materialized == {(a, r) for a in ("pool_embeddings", "answer_losses") for r in TINY_GRID.rings()}
+    assert materialized == {(a, r) for a in ("ring_embeddings_position_weighted", "ring_answer_losses") for r in TINY_GRID.rings()}
     for ring in TINY_GRID.rings():
         assert (Layout(copy).ring_embeddings(ring) / "manifest.json").exists()
         assert Layout(copy).ring_answer_losses(ring).exists()

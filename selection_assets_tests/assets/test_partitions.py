@@ -13,7 +13,7 @@ from selection_assets.partitions import Grid, ring_bounds
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 from selection_assets_tests.conftest import TINY_WORLD
 
-RING_ASSETS, POOL_ASSETS = ["raw_pool", "tokenized_pool"], ["pool"]
+RING_ASSETS, POOL_ASSETS = ["ring_records", "ring_token_counts"], ["pool_manifest"]
 
 
 def _materialise_missing(grid: Grid, resources: dict, instance: DagsterInstance) -> dict[str, set[str]]:
@@ -21,7 +21,7 @@ def _materialise_missing(grid: Grid, resources: dict, instance: DagsterInstance)
     backfill of missing partitions does; what was materialised, per asset."""
     assets = build_assets(grid)
     done: dict[str, set[str]] = {}
-    upstream = AssetSelection.assets("pool").upstream().resolve(assets)
+    upstream = AssetSelection.assets("pool_manifest").upstream().resolve(assets)
     unpartitioned = [k for k in upstream if k.to_user_string() not in RING_ASSETS + POOL_ASSETS]
     if not instance.get_latest_materialization_event(AssetKey("source_pool")):
         materialize(assets, selection=unpartitioned, instance=instance, resources=resources)
@@ -40,11 +40,11 @@ def test_a_pool_size_added_between_two_brings_new_rings_and_each_pool_holds_each
                  "world": TINY_WORLD, "compute": ComputeResource(device="cpu"), "training": TrainResource()}
     instance = DagsterInstance.ephemeral()
     first = _materialise_missing(Grid((80, 160), (40,)), resources, instance)
-    assert first == {"raw_pool": {"0-80", "80-160"}, "tokenized_pool": {"0-80", "80-160"}, "pool": {"80", "160"}}
+    assert first == {"ring_records": {"0-80", "80-160"}, "ring_token_counts": {"0-80", "80-160"}, "pool_manifest": {"80", "160"}}
 
     second = _materialise_missing(Grid((80, 120, 160), (40,)), resources, instance)
     # only what the new size brings; ring "80-160" keeps its meaning and its files
-    assert second == {"raw_pool": {"80-120", "120-160"}, "tokenized_pool": {"80-120", "120-160"}, "pool": {"120"}}
+    assert second == {"ring_records": {"80-120", "120-160"}, "ring_token_counts": {"80-120", "120-160"}, "pool_manifest": {"120"}}
 
     layout = Layout(tmp_path / "storage")
     for pool_size in ("80", "120", "160"):

@@ -96,7 +96,7 @@ def test_results_section_states_numbers_and_verdicts():
         growth["em_verdict"] != "better") & (growth["loss_verdict"] != "better")
     assert ("On exact match, of 4 method cells tested against random: better in 2 (good at 1000/100, good at "
             "4000/100), worse in 0; no resolvable difference in the rest.") in text
-    assert f"Over all 3 method-budget pairs, the larger pool is resolvably worse" in text
+    assert "Over all 3 method-budget pairs, the larger pool is resolvably worse" in text
     assert f"(and better on neither) in {int(worse.sum())}:" in text
 
     readme = "intro\n<!-- results:demo begin -->\nold typed table\n<!-- results:demo end -->\nrest\n"

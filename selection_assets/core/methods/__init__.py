@@ -13,6 +13,11 @@ parameters, so one module can serve several methods (rds_plus and its pooling ab
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
+import inspect
+import sys
 from dataclasses import dataclass, fields
 from enum import Enum
 from types import ModuleType
@@ -84,7 +89,7 @@ class ScoringInputs:
 
     def require_answer_losses(self) -> pd.DataFrame:
         if self.answer_losses is None:
-            raise ValueError("this method needs answer losses (the answer_losses asset)")
+            raise ValueError("this method needs answer losses (the ring_answer_losses asset)")
         return self.answer_losses
 
 
@@ -97,9 +102,8 @@ class MethodSpec:
     summary: str
     reference: str
     needs: frozenset[Need] = frozenset()
-    space: str = "rds"  # embedding space, when `needs` has Need.EMBEDDINGS
+    space: str = "position_weighted"  # embedding space (assets.embeddings.SPACES) when `needs` has EMBEDDINGS
     params: MethodParams | None = None  # the module's `Params`, for a module that serves several methods
-    uses: tuple[ModuleType, ...] = ()  # other method modules its code calls (part of its code version)
     seeded: bool = False  # its choice depends on the replicate seed (score columns `score_seed_<s>`)
     per_budget: bool = False  # its choice for one budget is no prefix of a larger one (`score_budget_<b>`)
     requires: tuple[str, ...] = ()  # DataResource settings it cannot run without (external models)
@@ -109,6 +113,12 @@ class MethodSpec:
         if (expected is None) != (self.params is None) or (expected and not isinstance(self.params, expected)):
             raise TypeError(f"method {self.name}: params must be {self.module.__name__}.Params"
                             if expected else f"method {self.name}: {self.module.__name__} takes no params")
+
+    @property
+    def code_modules(self) -> tuple[ModuleType, ...]:
+        """Every method module its scoring and selection run: its own and those it imports (part of
+        its code version, with the package's shared code)."""
+        return modules_run_by(self.module)
 
     @property
     def kwargs(self) -> dict:
@@ -132,6 +142,22 @@ class MethodSpec:
         could not compute); empty for most methods."""
         notes = getattr(self.module, "report_notes", None)
         return notes(scores) if notes else {}
+
+
+def modules_run_by(module: ModuleType) -> tuple[ModuleType, ...]:
+    """`module` and the method modules it imports, directly or through one another."""
+    found = [module]
+    for current in found:  # grows while it is walked
+        for node in ast.walk(ast.parse(inspect.getsource(current))):
+            if not isinstance(node, ast.ImportFrom) or not node.module or not node.module.startswith(__name__):
+                continue
+            names = [node.module] if node.module != __name__ else [f"{__name__}.{alias.name}" for alias in node.names]
+            for name in names:
+                imported = sys.modules.get(name) or (importlib.import_module(name)
+                                                     if importlib.util.find_spec(name) else None)
+                if imported is not None and imported is not module and imported not in found:
+                    found.append(imported)
+    return tuple(found)
 
 
 def _scored_by(scores: pd.DataFrame, column: str, missing: str) -> pd.DataFrame:
@@ -195,22 +221,22 @@ def registry() -> dict[str, MethodSpec]:
         MethodSpec(name="random", module=random, summary="seeded shuffle, first k", reference="baseline",
                    seeded=True),
         MethodSpec(name="random_balanced", module=random_balanced, reference="baseline",
-                   summary="round-robin over sources in shuffle order", uses=(random,), seeded=True),
-        MethodSpec(name="rds_plus", module=rds, reference="Ivison et al. 2025", needs=targeted, space="rds",
+                   summary="round-robin over sources in shuffle order", seeded=True),
+        MethodSpec(name="rds_plus", module=rds, reference="Ivison et al. 2025", needs=targeted, space="position_weighted",
                    summary="position-weighted LM embeddings, max cosine to task queries, round-robin over tasks"),
         MethodSpec(name="rds_plus_mean", module=rds, reference="Ivison et al. 2025", needs=targeted,
-                   space="rds_mean", summary="RDS+ with plain mean pooling (ablation)"),
+                   space="mean", summary="RDS+ with plain mean pooling (ablation)"),
         MethodSpec(name="rds_plus_last_token", module=rds, reference="Ivison et al. 2025", needs=targeted,
-                   space="rds_last_token", summary="RDS+ with last-token pooling (ablation)"),
+                   space="last_token", summary="RDS+ with last-token pooling (ablation)"),
         MethodSpec(name="embed_encoder", module=rds, reference="Ivison et al. 2025", needs=targeted, space="encoder",
                    summary="RDS+ selection in a sentence-encoder space (GTR/NV-Embed baseline)"),
         MethodSpec(name="less", module=less, reference="Xia, Malladi et al. 2024 (LESS)",
-                   needs=targeted | {Need.GRADIENTS}, space="less", params=less.Params(aggregate="max"),
-                   uses=(rds,), summary="LoRA gradient features after a warm-up (Adam-preconditioned, randomly "
+                   needs=targeted | {Need.GRADIENTS}, space="less_features", params=less.Params(aggregate="max"),
+                   summary="LoRA gradient features after a warm-up (Adam-preconditioned, randomly "
                    "projected), max cosine to task queries, round-robin over tasks"),
         MethodSpec(name="less_mean", module=less, reference="Xia, Malladi et al. 2024 (LESS)",
-                   needs=targeted | {Need.GRADIENTS}, space="less", params=less.Params(aggregate="mean"),
-                   uses=(rds,), summary="LESS with the mean over a task's queries (princeton-nlp/LESS matching.py)"),
+                   needs=targeted | {Need.GRADIENTS}, space="less_features", params=less.Params(aggregate="mean"),
+                   summary="LESS with the mean over a task's queries (princeton-nlp/LESS matching.py)"),
         MethodSpec(name="top_ppl", module=perplexity, reference="Xia et al. 2024", needs=losses,
                    params=perplexity.Params(variant="top"), summary="highest answer perplexity first"),
         MethodSpec(name="mid_ppl", module=perplexity, reference="Xia et al. 2024", needs=losses,
@@ -231,28 +257,28 @@ def registry() -> dict[str, MethodSpec]:
         MethodSpec(name="token_length_response", module=token_length, reference="Xia et al. 2024",
                    params=token_length.Params(count="response"), summary="k longest answers (response tokens)"),
         MethodSpec(name="kcenter", module=diversity, reference="Sener & Savarese 2018",
-                   needs=frozenset({Need.EMBEDDINGS}), space="rds", params=diversity.Params(algorithm="kcenter"),
+                   needs=frozenset({Need.EMBEDDINGS}), space="position_weighted", params=diversity.Params(algorithm="kcenter"),
                    summary="k-center greedy on LM embeddings"),
         MethodSpec(name="kcenter_diverseevol", module=diverse_evol, needs=frozenset({Need.FINETUNE_ROUNDS}),
-                   reference="Wu et al. 2023 (DiverseEvol), as Xia et al. 2024 run it", uses=(diversity,),
+                   reference="Wu et al. 2023 (DiverseEvol), as Xia et al. 2024 run it", 
                    per_budget=True, summary="iterative k-center: 10% random, then 3 rounds of fine-tuning on the "
                    "choice so far, re-embedding the pool and adding the farthest examples"),
         MethodSpec(name="kmeans_round_robin", module=diversity, reference="this project (a prefix-consistent "
-                   "k-means order)", needs=frozenset({Need.EMBEDDINGS}), space="rds",
+                   "k-means order)", needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
                    params=diversity.Params(algorithm="kmeans"), summary="sqrt(N) k-means clusters, round-robin "
                    "over clusters (largest first), nearest-to-centroid first"),
         MethodSpec(name="kmeans_xia", module=diversity, reference="Xia et al. 2024", needs=frozenset({Need.EMBEDDINGS}),
-                   space="rds_mean", params=diversity.Params(algorithm="kmeans_per_budget"), per_budget=True,
+                   space="mean", params=diversity.Params(algorithm="kmeans_per_budget"), per_budget=True,
                    summary="k-means with as many clusters as the budget, the example nearest each centroid, on "
                    "mean-pooled LM embeddings"),
         MethodSpec(name="deita", module=deita, reference="Liu et al. 2024 (DEITA)",
-                   needs=frozenset({Need.EMBEDDINGS, Need.DEITA_SCORES}), space="rds_last_token",
-                   params=deita.Params(threshold=0.9, ranking="evol"), uses=(diversity,), requires=("deita_scorers",),
+                   needs=frozenset({Need.EMBEDDINGS, Need.DEITA_SCORES}), space="last_token",
+                   params=deita.Params(threshold=0.9, ranking="evol"), requires=("deita_scorers",),
                    summary="evol score (complexity x quality from DEITA's scorer models) first, skipping examples "
                    "with cosine > 0.9 to any already taken (last-token embeddings)"),
         MethodSpec(name="deita_length_filter", module=deita, reference="Liu et al. 2024 (DEITA), length variant",
-                   needs=frozenset({Need.EMBEDDINGS}), space="rds", params=deita.Params(threshold=0.9, ranking="length"),
-                   uses=(diversity,), summary="longest first, skipping examples with cosine > 0.9 to any already "
+                   needs=frozenset({Need.EMBEDDINGS}), space="position_weighted", params=deita.Params(threshold=0.9, ranking="length"),
+                   summary="longest first, skipping examples with cosine > 0.9 to any already "
                    "taken (DEITA's filter with length as the quality)"),
         MethodSpec(name="instructmining", module=instructmining, reference="Cao et al. 2023",
                    needs=frozenset({Need.ANSWER_LOSSES, Need.EMBEDDINGS, Need.MESSAGES}), space="encoder",

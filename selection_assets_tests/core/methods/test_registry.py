@@ -22,3 +22,13 @@ def test_a_spec_takes_only_its_own_module_params():
 def test_every_registered_method_reads_only_known_needs():
     for spec in registry().values():
         assert all(isinstance(need, Need) for need in spec.needs), spec.name
+
+
+def test_a_method_runs_the_method_modules_it_imports_and_they_are_in_its_code_version():
+    from selection_assets.core.methods import deita, diversity, less, random_balanced, rds
+
+    specs = registry()
+    assert specs["less"].code_modules == (less, rds)
+    assert specs["random_balanced"].code_modules == (random_balanced, random)
+    assert specs["deita_length_filter"].code_modules == (deita, diversity)
+    assert specs["rds_plus"].code_modules == (rds,)
