@@ -47,6 +47,9 @@ class ComputeResource(ConfigurableResource):
                            "above 1 the shards are spread over an `accelerate launch`.")
     embed_dtype: str = Field(default="auto", description="float32, bfloat16, float16, or auto "
                              "(bfloat16 on CUDA, float32 elsewhere).")
+    similarity_dtype: str = Field(default="float32", description="float32 or bfloat16: the precision of the pool x "
+                                  "query products of RDS+/LESS selection (bfloat16 ~2.2x faster on a CPU with bf16 "
+                                  "units; its selections overlap float32's by 98-99%, benchmarks/RESULTS.md).")
     eval_batch_size: int = Field(default=32, description="Prompts per generation batch of the harness evaluation.")
 
     def resolved_device(self) -> str:

@@ -34,7 +34,8 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
     inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed, device=device,
                            max_budget=max(budgets_below) if budgets_below else None,
                            budgets=tuple(budgets_below),
-                           replicate_seeds=tuple(replicate_seeds))
+                           replicate_seeds=tuple(replicate_seeds),
+                           similarity_precision=(compute or ComputeResource()).similarity_dtype)
     if Need.EMBEDDINGS in spec.needs:
         inputs.pool_embedding_blocks = lambda: pool_io.embedding_blocks(layout, rings, spec.space)
     if Need.QUERIES in spec.needs:
@@ -164,7 +165,8 @@ def build_scores(grid: Grid, spec: MethodSpec):
            kinds={"duckdb", "parquet"},
            code_version=source_version(methods_package, *spec.code_modules, similarity,
                                        *([evaluate.expected_digit_scores] if Need.DEITA_SCORES in spec.needs else []),
-                                       *([train, embed, _train_and_embed] if Need.FINETUNE_ROUNDS in spec.needs else []),
+                                       *([train, embed, _train_and_embed] if Need.FINETUNE_ROUNDS in spec.needs
+                                         else []),
                                        f"{spec.space} {spec.params!r}"),
            pool=GPU_POOL if runs_models else None, tags=method_tags(spec.name, gpu=runs_models),
            op_tags=GPU_OP_TAGS if runs_models else None,
@@ -186,6 +188,7 @@ def build_scores(grid: Grid, spec: MethodSpec):
             context.log.warning(f"{spec.name}: {name}: {note}")
         return MaterializeResult(metadata={**notes,
             "examples": len(scores), "score_seconds": seconds, **costs,
+            **({"similarity_precision": inputs.similarity_precision} if Need.QUERIES in spec.needs else {}),
             "score_columns": ", ".join(c for c in scores.columns if c not in ("example_id", "source")),
             "preview": MetadataValue.md(scores.head(5).to_markdown(index=False)),
             "path": MetadataValue.path(str(path)), "duckdb": MetadataValue.path(str(layout.scores_db)),

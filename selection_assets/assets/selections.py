@@ -1,10 +1,11 @@
-"""Each method's selection asset (`<method>/selection`, part of its slice), partitioned pool_size x budget: the chosen example
-ids in selection order, one selection per replicate seed (`seed` column; a method that does not
-depend on the seed repeats its one choice), with checks that every replicate's size equals the
-budget and no id repeats within a replicate."""
+"""Each method's selection asset (`<method>/selection`, part of its slice), partitioned pool_size x
+budget: the chosen example ids in selection order, one selection per replicate seed (`seed`
+column; a method that does not depend on the seed repeats its one choice), with checks that every
+replicate's size equals the budget and no id repeats within a replicate."""
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue,
+                     asset)
 
 from selection_assets.assets._shared import SCORES, SELECTION, grid_keys, method_key, method_tags, source_version
 from selection_assets.core import store
@@ -18,7 +19,8 @@ def build_selection(grid: Grid, spec: MethodSpec):
     """`spec`'s selection asset, per (pool size, budget) cell."""
     name = method_key(spec.name, SELECTION)
     checks = [AssetCheckSpec("size_equals_budget", asset=name, description="Exactly `budget` examples.", blocking=True),
-              AssetCheckSpec("no_duplicate_ids", asset=name, description="No example is selected twice.", blocking=True)]
+              AssetCheckSpec("no_duplicate_ids", asset=name, description="No example is selected twice.",
+                             blocking=True)]
 
     @asset(key=name, group_name="selections", partitions_def=grid.grid_def, deps=[method_key(spec.name, SCORES)],
            tags=method_tags(spec.name),

@@ -1,8 +1,9 @@
 """Round-robin selection (SCIENCE.md) on hand-made score tables, and streaming group maxima."""
 
 import numpy as np
+import pytest
 
-from selection_assets.core.similarity import group_max_scores, round_robin_select
+from selection_assets.core.similarity import group_max_scores, round_robin_select, top_ranking
 
 
 def test_round_robin_alternates_tasks_best_first():
@@ -33,6 +34,29 @@ def test_never_repeats_and_covers_pool_when_budget_equals_size():
     assert sorted(chosen.tolist()) == list(range(50))
 
 
+
+def _round_robin_with_full_rankings(scores: np.ndarray, budget: int) -> list[int]:
+    """The round-robin restated over complete stable rankings (what the partial rankings must equal)."""
+    rankings = [np.argsort(-scores[:, g], kind="stable") for g in range(scores.shape[1])]
+    taken: list[int] = []
+    for cursor in range(len(scores)):
+        for ranking in rankings:
+            if len(taken) < budget and ranking[cursor] not in taken:
+                taken.append(int(ranking[cursor]))
+    return taken
+
+
+def test_partial_rankings_give_the_full_rankings_choice_ties_and_deepening_included():
+    rng = np.random.default_rng(3)
+    for n, groups, levels in ((300, 3, 5), (500, 7, 1000), (200, 2, 2)):
+        scores = rng.integers(0, levels, size=(n, groups)).astype(np.float32)  # few levels: many ties
+        scores[:, 1:] = scores[:, :1]  # identical groups take turns on one ranking: the rounds run deep
+        for budget in (1, 10, n // 3, n):
+            assert round_robin_select(scores, budget).tolist() == _round_robin_with_full_rankings(scores, budget)
+    column = rng.integers(0, 4, size=1000).astype(np.float32)
+    for count in (1, 17, 999, 1000, 5000):
+        np.testing.assert_array_equal(top_ranking(column, count), np.argsort(-column, kind="stable")[:count])
+
 def test_group_max_matches_dense_computation_across_blocks():
     rng = np.random.default_rng(1)
     pool = rng.normal(size=(37, 8)).astype(np.float32)
@@ -55,6 +79,26 @@ def test_torch_path_matches_numpy_path():
     on_torch, _ = group_max_scores([pool], queries, groups, block_rows=16, backend="torch", device="cpu")
     np.testing.assert_allclose(on_numpy, on_torch, rtol=1e-5, atol=1e-5)
 
+
+
+def test_bfloat16_rounds_operands_and_products_and_keeps_group_order():
+    rng = np.random.default_rng(6)
+    pool = rng.normal(size=(40, 16)).astype(np.float16)
+    queries = rng.normal(size=(9, 16)).astype(np.float32)
+    groups = np.array([2, 2, 0, 1, 1, 0, 2, 1, 0])
+    exact, labels = group_max_scores([pool], queries, groups, block_rows=16)
+    rounded, rounded_labels = group_max_scores([pool], queries, groups, block_rows=16, precision="bfloat16")
+    assert rounded_labels == labels and rounded.dtype == np.float32
+    # a restatement: bfloat16 inputs, float32 products rounded to bfloat16, max per group
+    import torch
+
+    as_bf16 = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32)).to(torch.bfloat16).float()
+    products = (as_bf16(pool) @ as_bf16(queries).T).to(torch.bfloat16).float().numpy()
+    expected = np.stack([products[:, groups == g].max(1) for g in labels], axis=1)
+    np.testing.assert_array_equal(rounded, expected)
+    assert 0 < np.abs(rounded - exact).max() < 0.05 * np.abs(exact).max()
+    with pytest.raises(ValueError, match="unknown similarity precision 'float16'"):
+        group_max_scores([pool], queries, groups, precision="float16")
 
 def _reference_single_task_rds(pool: np.ndarray, queries: np.ndarray, budget: int) -> list[int]:
     """Restated from the reference (hamishivi/automated-instruction-selection, one task): in round r,

@@ -67,6 +67,7 @@ class ScoringInputs:
     seed: int = 0
     replicate_seeds: tuple[int, ...] = (0,)  # seeded methods store one score column per replicate
     device: str = "cpu"  # where model-free heavy arithmetic (similarity) may run
+    similarity_precision: str = "float32"  # of the pool x query products (core.similarity.PRECISIONS)
     max_budget: int | None = None  # largest budget the pool is selected for (budget-ordered methods)
     budgets: tuple[int, ...] = ()  # every budget the pool is selected for (per-budget methods)
     pool_embedding_blocks: Callable[[], Iterable[np.ndarray]] | None = None
@@ -222,7 +223,8 @@ def registry() -> dict[str, MethodSpec]:
                    seeded=True),
         MethodSpec(name="random_balanced", module=random_balanced, reference="baseline",
                    summary="round-robin over sources in shuffle order", seeded=True),
-        MethodSpec(name="rds_plus", module=rds, reference="Ivison et al. 2025", needs=targeted, space="position_weighted",
+        MethodSpec(name="rds_plus", module=rds, reference="Ivison et al. 2025", needs=targeted,
+                   space="position_weighted",
                    summary="position-weighted LM embeddings, max cosine to task queries, round-robin over tasks"),
         MethodSpec(name="rds_plus_mean", module=rds, reference="Ivison et al. 2025", needs=targeted,
                    space="mean", summary="RDS+ with plain mean pooling (ablation)"),
@@ -257,7 +259,8 @@ def registry() -> dict[str, MethodSpec]:
         MethodSpec(name="token_length_response", module=token_length, reference="Xia et al. 2024",
                    params=token_length.Params(count="response"), summary="k longest answers (response tokens)"),
         MethodSpec(name="kcenter", module=diversity, reference="Sener & Savarese 2018",
-                   needs=frozenset({Need.EMBEDDINGS}), space="position_weighted", params=diversity.Params(algorithm="kcenter"),
+                   needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
+                   params=diversity.Params(algorithm="kcenter"),
                    summary="k-center greedy on LM embeddings"),
         MethodSpec(name="kcenter_diverseevol", module=diverse_evol, needs=frozenset({Need.FINETUNE_ROUNDS}),
                    reference="Wu et al. 2023 (DiverseEvol), as Xia et al. 2024 run it", 
@@ -277,7 +280,8 @@ def registry() -> dict[str, MethodSpec]:
                    summary="evol score (complexity x quality from DEITA's scorer models) first, skipping examples "
                    "with cosine > 0.9 to any already taken (last-token embeddings)"),
         MethodSpec(name="deita_length_filter", module=deita, reference="Liu et al. 2024 (DEITA), length variant",
-                   needs=frozenset({Need.EMBEDDINGS}), space="position_weighted", params=deita.Params(threshold=0.9, ranking="length"),
+                   needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
+                   params=deita.Params(threshold=0.9, ranking="length"),
                    summary="longest first, skipping examples with cosine > 0.9 to any already "
                    "taken (DEITA's filter with length as the quality)"),
         MethodSpec(name="instructmining", module=instructmining, reference="Cao et al. 2023",

@@ -31,7 +31,7 @@ def group_score_frame(inputs: ScoringInputs, queries: np.ndarray, groups: np.nda
     `what` names the pool vectors in the error raised when their count differs from the pool's."""
     backend = "torch" if inputs.device.startswith("cuda") else "numpy"
     sims, labels = group_max_scores(inputs.pool_embedding_blocks(), queries, groups, backend=backend,
-                                    device=inputs.device)
+                                    device=inputs.device, precision=inputs.similarity_precision)
     if sims.shape[0] != len(inputs.pool):
         raise ValueError(f"pool has {len(inputs.pool)} rows but {what} have {sims.shape[0]}")
     frame = base_frame(inputs, sims.max(axis=1) if sims.shape[1] else np.zeros(len(sims)))
