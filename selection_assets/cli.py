@@ -55,7 +55,7 @@ def run_step(defs, step, instance: DagsterInstance, log_level: str = "INFO"):
     """Run one step of a plan: its stage job over its partition (only its assets, when it names
     them), in this process, recorded in `instance` like a run launched from the UI."""
     console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    return defs.get_job_def(step.job).execute_in_process(
+    return defs.resolve_job_def(step.job).execute_in_process(
         run_config=console, instance=instance, partition_key=step.partition, raise_on_error=True,
         asset_selection=list(step.keys) if step.keys else None, tags=owner_tags())
 
