@@ -69,7 +69,7 @@ def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=pri
     """
     from selection_assets.definitions import build_experiment
 
-    defs, stages = build_experiment(grid, resources, methods=choose_methods(",".join(methods), resources["data"]))
+    defs, stages = build_experiment(grid, resources, methods=methods)
     reap(instance, echo)
     results = []
     with exclusive_storage(Path(resources["storage"].root), instance):
@@ -168,7 +168,8 @@ def lineage_picture() -> str:
     from selection_assets.lineage_picture import lineage_mermaid
     from selection_assets.operations import Stages
 
-    return lineage_mermaid(Stages(Grid(), build_assets(Grid())), set(registry()))
+    grid = Grid()
+    return lineage_mermaid(Stages(grid, build_assets(grid)), set(registry()))
 
 
 def _write_section(readme: Path, section: str, body: str, source: str) -> int:

@@ -15,7 +15,7 @@ from dagster import Definitions, map_asset_specs
 from selection_assets import operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, sources
 from selection_assets.assets.method_slices import method_slice
-from selection_assets.core.methods import choose_methods, registry
+from selection_assets.core.methods import check_methods, choose_methods, registry
 from selection_assets.partitions import Grid
 from selection_assets.profiles import active_profile
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
@@ -103,13 +103,13 @@ def build_experiment(grid: Grid | None = None, resources: dict | None = None, ex
     """The experiment over `grid` (default: from the environment) with `resources` (default:
     defaults) and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default): its
     Definitions and their stages. The asset graph holds every method; the stage jobs cover `methods`
-    (default: SELECTION_ASSETS_METHODS as `choose_methods` reads it; unset: every method whose
-    external models are configured)."""
+    (checked by `check_methods`; default: SELECTION_ASSETS_METHODS as `choose_methods` reads it;
+    unset: every method whose external models are configured)."""
     grid = grid or Grid.from_env()
     assets = build_assets(grid)
     resources = resources or default_resources()
-    if methods is None:
-        methods = choose_methods(os.environ.get(METHODS_ENV, "all"), resources["data"])
+    methods = (choose_methods(os.environ.get(METHODS_ENV, "all"), resources["data"]) if methods is None
+               else check_methods(methods, resources["data"]))
     stages = operations.Stages(grid, assets, leave_out=frozenset(registry()) - set(methods))
     jobs = stages.jobs()
     defs = Definitions(assets=assets, resources=resources, jobs=jobs,

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from dagster import AssetKey
 
-from selection_assets.operations import JOB_DESCRIPTIONS, Stages
+from selection_assets.operations import (CELLS_JOB, INPUTS_JOB, JOB_DESCRIPTIONS, POOLS_JOB, REPORTS_JOB, RINGS_JOB,
+                                         Stages)
 
-PARTITIONED_BY = {"experiment_inputs": "unpartitioned", "experiment_rings": "per ring of source positions",
-                  "experiment_pools": "per pool size", "experiment_cells": "per pool size x budget",
-                  "experiment_reports": "unpartitioned, over every cell"}
+PARTITIONED_BY = {INPUTS_JOB: "unpartitioned", RINGS_JOB: "per ring of source positions",
+                  POOLS_JOB: "per pool size", CELLS_JOB: "per pool size x budget",
+                  REPORTS_JOB: "unpartitioned, over every cell"}
 
 
 def _node(key: AssetKey, methods: set[str]) -> str:

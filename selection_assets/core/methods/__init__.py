@@ -14,10 +14,10 @@ parameters, so one module can serve several methods (rds_plus and its pooling ab
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import inspect
-import sys
 from dataclasses import dataclass, fields
 from enum import Enum
 from types import ModuleType
@@ -145,6 +145,7 @@ class MethodSpec:
         return notes(scores) if notes else {}
 
 
+@functools.cache  # read once per process: every definitions build asks for each method's modules
 def modules_run_by(module: ModuleType) -> tuple[ModuleType, ...]:
     """`module` and the method modules it imports, directly or through one another."""
     found = [module]
@@ -154,8 +155,7 @@ def modules_run_by(module: ModuleType) -> tuple[ModuleType, ...]:
                 continue
             names = [node.module] if node.module != __name__ else [f"{__name__}.{alias.name}" for alias in node.names]
             for name in names:
-                imported = sys.modules.get(name) or (importlib.import_module(name)
-                                                     if importlib.util.find_spec(name) else None)
+                imported = importlib.import_module(name) if importlib.util.find_spec(name) else None
                 if imported is not None and imported is not module and imported not in found:
                     found.append(imported)
     return tuple(found)
@@ -301,19 +301,28 @@ def choose_methods(text: str, data=None, echo: Callable[[str], None] = lambda _:
 
     Raises ValueError for an unknown name, or a named method whose required setting is empty."""
     specs = registry()
-
-    def unset(name: str) -> list[str]:
-        return [setting for setting in specs[name].requires if data is None or not getattr(data, setting)]
-
     if text.strip() in ("", "all"):
-        for name in (n for n in specs if unset(n)):
-            echo(f"  (all methods but {name}: set {', '.join(unset(name))} to run it)")
-        return [name for name in specs if not unset(name)]
-    names = set(SPINE_METHODS) if text.strip() == "spine" else {n.strip() for n in text.split(",") if n.strip()}
+        for name in (n for n in specs if _unset_settings(specs[n], data)):
+            echo(f"  (all methods but {name}: set {', '.join(_unset_settings(specs[name], data))} to run it)")
+        return [name for name in specs if not _unset_settings(specs[name], data)]
+    names = SPINE_METHODS if text.strip() == "spine" else [n.strip() for n in text.split(",") if n.strip()]
+    return check_methods(names, data)
+
+
+def check_methods(names: Iterable[str], data=None) -> list[str]:
+    """`names` in report order, once each. Raises ValueError for an unknown name, or a method whose
+    required setting is empty in `data` (a DataResource)."""
+    specs, names = registry(), set(names)
     unknown = names - set(specs)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; known: {', '.join(specs)}")
     for name in sorted(names):
-        if unset(name):
-            raise ValueError(f"{name} needs the setting(s) {', '.join(unset(name))} (its external models)")
+        if _unset_settings(specs[name], data):
+            raise ValueError(f"{name} needs the setting(s) {', '.join(_unset_settings(specs[name], data))} "
+                             "(its external models)")
     return [name for name in specs if name in names]
+
+
+def _unset_settings(spec: MethodSpec, data) -> list[str]:
+    """The DataResource settings `spec` requires that are empty in `data` (all of them without it)."""
+    return [setting for setting in spec.requires if data is None or not getattr(data, setting)]
