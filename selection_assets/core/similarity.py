@@ -55,19 +55,32 @@ def group_max_scores(pool_blocks: Iterable[np.ndarray], queries: np.ndarray, que
 
 def _numpy_block_max(sorted_queries: np.ndarray, starts: np.ndarray):
     transposed = np.ascontiguousarray(sorted_queries.T)
-    buffers: dict[int, tuple] = {}  # reused per block size, as in _torch_block_max
+    buffers = _GrowingBuffers(lambda rows: (np.empty((rows, transposed.shape[0]), np.float32),
+                                            np.empty((rows, transposed.shape[1]), np.float32)))
 
     def reduce(chunk: np.ndarray) -> np.ndarray:
         rows = len(chunk)
-        if rows not in buffers:
-            buffers[rows] = (np.empty((rows, transposed.shape[0]), np.float32),
-                             np.empty((rows, transposed.shape[1]), np.float32))
-        block, sims = buffers[rows]
+        block, sims = buffers.at_least(rows)
+        block, sims = block[:rows], sims[:rows]  # leading rows of C-ordered arrays: contiguous
         np.copyto(block, chunk)
         np.matmul(block, transposed, out=sims)
         return np.maximum.reduceat(sims, starts, axis=1) if rows else sims[:, : len(starts)].copy()
 
     return reduce
+
+
+class _GrowingBuffers:
+    """The block and product buffers of the similarity loop, reused from block to block and
+    reallocated only for a block larger than any before: fresh multi-MB temporaries every block
+    fragment the heap between the small per-block results and grow the RSS with N."""
+
+    def __init__(self, allocate):
+        self._allocate, self._rows, self._buffers = allocate, -1, ()
+
+    def at_least(self, rows: int) -> tuple:
+        if rows > self._rows:
+            self._buffers, self._rows = self._allocate(rows), rows
+        return self._buffers
 
 
 def _torch_block_max(sorted_queries: np.ndarray, starts: np.ndarray, device: str, precision: str):
@@ -78,16 +91,13 @@ def _torch_block_max(sorted_queries: np.ndarray, starts: np.ndarray, device: str
     dtype = getattr(torch, precision)
     queries = torch.from_numpy(sorted_queries).to(device=device, dtype=dtype)
     bounds = list(zip(starts, [*starts[1:], len(sorted_queries)]))
-    # one block and one product buffer per block size, reused: fresh multi-MB temporaries every block
-    # fragment the heap between the small per-block results and grow the RSS with N
-    buffers: dict[int, tuple] = {}
+    buffers = _GrowingBuffers(lambda rows: (torch.empty((rows, queries.shape[1]), dtype=dtype, device=device),
+                                            torch.empty(len(queries) * rows, dtype=dtype, device=device)))
 
     def reduce(chunk: np.ndarray) -> np.ndarray:  # queries x rows: each group's max runs down contiguous rows
         rows = len(chunk)
-        if rows not in buffers:
-            buffers[rows] = (torch.empty((rows, queries.shape[1]), dtype=dtype, device=device),
-                             torch.empty((len(queries), rows), dtype=dtype, device=device))
-        block, sims = buffers[rows]
+        block, flat = buffers.at_least(rows)
+        block, sims = block[:rows], flat[: len(queries) * rows].view(len(queries), rows)  # both contiguous
         block.copy_(torch.from_numpy(np.ascontiguousarray(chunk)))
         torch.matmul(queries, block.T, out=sims)
         maxima = np.empty((rows, len(bounds)), dtype=np.float32)
