@@ -25,8 +25,6 @@ from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 NORM_TOLERANCE = 1e-2  # float16 storage keeps row norms within ~1e-3 of 1
-
-
 ENCODER, LESS_FEATURES = "encoder", "less_features"
 
 
@@ -57,6 +55,7 @@ SPACES = {s.name: s for s in [
                    "direction for pool examples, plain gradient for queries), randomly projected and "
                    "L2-normalised, weighted by the square root of the epoch's share of learning rate"),
 ]}
+
 
 def embedder(space: EmbeddingSpace, layout, compute: ComputeResource, data: DataResource,
              role: str = "pool") -> tuple[Callable[[list[list[dict]]], np.ndarray], str, int]:
