@@ -21,7 +21,7 @@ from transformers import LlamaConfig, LlamaModel
 
 from selection_assets.core import embed, tokenize
 from selection_assets.world import generate
-from selection_assets.world.models import TinyModelShape, train_tokenizer
+from selection_assets.world.models import train_tokenizer
 
 SIZES = {  # hidden, intermediate, layers, heads
     "tiny": (192, 512, 4, 4),

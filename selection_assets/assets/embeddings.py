@@ -4,7 +4,6 @@ vectors are: `position_weighted` (RDS+'s pooling of the base LM's last hidden st
 pooling ablations `mean` and `last_token`, `encoder` (a sentence-transformers model), and
 `less_features` (LESS gradient features, after the `less_warmup` asset's LoRA warm-up)."""
 
-import hashlib
 import json
 import subprocess
 import tempfile
@@ -126,12 +125,16 @@ def embed_ring_shards(storage_root: str, compute: ComputeResource, data: DataRes
 
     layout = Layout(storage_root)
     space = SPACES[space_name]
-    frame = pd.read_parquet(layout.ring_records(ring), columns=["messages"])
+    messages = store.ParquetRows(layout.ring_records(ring), ["messages"])
     run = embedder(space, layout, compute, data)[0]
     return embed.embed_missing_shards(
-        layout.ring_embeddings(ring, space_name), embed.ShardPlan(len(frame), data.shard_size),
-        lambda start, end: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
-        rank=rank, world_size=world_size)
+        layout.ring_embeddings(ring, space_name), embed.ShardPlan(len(messages), data.shard_size),
+        lambda start, end: run(_conversations(messages, start, end)), rank=rank, world_size=world_size)
+
+
+def _conversations(messages: store.ParquetRows, start: int, end: int) -> list[list[dict]]:
+    """The conversations of ring rows [start, end)."""
+    return [json.loads(m) for m in messages.read(start, end).column("messages").to_pylist()]
 
 
 def _embed_with_accelerate(storage: StorageResource, compute: ComputeResource, data: DataResource,
@@ -183,24 +186,23 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
             run, model_name, parameters = embedder(space, layout, compute, data)
         manifests, resumed_shards, seconds_now = [], 0, 0.0
         for ring in context.partition_keys:
-            frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
+            messages = store.ParquetRows(layout.ring_records(ring), ["messages"])
             fingerprint = {"model": model_name, "space": space.name, "max_length": data.max_length,
-                           "parameters": parameters,
-                           "ids": hashlib.sha256("\n".join(frame["id"]).encode()).hexdigest(),
+                           "parameters": parameters, "ids": pool_io.ring_ids_digest(layout, ring),
                            # a retrained, identical base model keeps the shards: its timing is no identity
                            "base_model": (store.without_durations(store.read_json(layout.base_model_ref))
                                           if model_deps else None)}
             if space.name == LESS_FEATURES:  # features of an older warm-up are never reused
                 fingerprint["less_warmup"] = store.read_json(layout.less_warmup / "manifest.json")["checkpoints"]
             directory = layout.ring_embeddings(ring, space.name)
-            plan = embed.ShardPlan(len(frame), data.shard_size)
+            plan = embed.ShardPlan(len(messages), data.shard_size)
             embed.prepare_shard_dir(directory, fingerprint)
             if compute.processes > 1:
                 stats = _embed_with_accelerate(storage, compute, data, space, ring)
             else:
                 stats = embed.embed_missing_shards(
                     directory, plan,
-                    lambda start, end, frame=frame: run([json.loads(m) for m in frame["messages"].iloc[start:end]]),
+                    lambda start, end, messages=messages: run(_conversations(messages, start, end)),
                     log=context.log.info, label=f"{space.name} embeddings of ring {ring}")
             manifests.append(embed.finalize_manifest(directory, plan, fingerprint))
             resumed_shards, seconds_now = resumed_shards + stats["resumed_shards"], seconds_now + stats["embed_seconds"]

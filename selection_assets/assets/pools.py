@@ -1,9 +1,11 @@
 """Pool assets: validated records per ring, token counts per ring, and the per-pool-size view."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import load_tokenizer, source_version
@@ -13,10 +15,16 @@ from selection_assets.partitions import Grid, ring_bounds
 from selection_assets.resources import DataResource, StorageResource
 
 TOKENIZE_CHUNK = 8192
+RING_CHUNK = 65536  # source rows validated and written at a time: a ring's memory is one chunk's
 
 
-def _counts_table(counts: pd.Series) -> str:
+def _counts_table(counts) -> str:
     return "| source | examples |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in counts.items())
+
+
+def _by_count(counter: Counter) -> dict:
+    """Counts, most frequent first."""
+    return dict(counter.most_common())
 
 
 def build(grid: Grid) -> list:
@@ -30,23 +38,29 @@ def build(grid: Grid) -> list:
         layout = storage.layout()
         ring = context.partition_key
         start, end = ring_bounds(ring)
-        source = pool_io.read_source_slice(layout, start, end)
-        result = records.validate_raw(source["raw"], source["position"], source["duplicate_of"])
-        store.write_parquet(result.kept, layout.ring_records(ring))
-        store.write_parquet(result.quarantined, layout.ring_quarantine(ring))
-        if not result.n_in == len(source) == end - start:
-            raise Failure(f"ring {ring}: {end - start} positions, {len(source)} read, "
-                          f"{len(result.kept)} kept + {len(result.quarantined)} quarantined")
-        reasons = result.quarantined["reason"].str.replace(r"'[^']*'", "'…'", regex=True).value_counts()
-        if len(result.quarantined):
-            context.log.warning(f"ring {ring}: quarantined {len(result.quarantined)} records, e.g. source "
-                                f"position {result.quarantined['source_index'].iloc[0]}: "
-                                f"{result.quarantined['reason'].iloc[0]}")
+        read, reasons, per_source, first_quarantined = 0, Counter(), Counter(), None
+        with store.ParquetAppender(layout.ring_records(ring), records.KEPT_SCHEMA) as kept, \
+                store.ParquetAppender(layout.ring_quarantine(ring), records.QUARANTINE_SCHEMA) as quarantine:
+            for source in pool_io.iter_source_slices(layout, start, end, RING_CHUNK):
+                result = records.validate_raw(source["raw"], source["position"], source["duplicate_of"])
+                kept.write(result.kept)
+                quarantine.write(result.quarantined)
+                read += len(source)
+                per_source.update(result.kept["source"])
+                reasons.update(result.quarantined["reason"].str.replace(r"'[^']*'", "'…'", regex=True))
+                if first_quarantined is None and len(result.quarantined):
+                    first_quarantined = result.quarantined.iloc[0]
+            if not kept.rows + quarantine.rows == read == end - start:
+                raise Failure(f"ring {ring}: {end - start} positions, {read} read, "
+                              f"{kept.rows} kept + {quarantine.rows} quarantined")
+        if first_quarantined is not None:
+            context.log.warning(f"ring {ring}: quarantined {quarantine.rows} records, e.g. source "
+                                f"position {first_quarantined['source_index']}: {first_quarantined['reason']}")
         return MaterializeResult(metadata={
-            "records_in": len(source), "kept": len(result.kept), "quarantined": len(result.quarantined),
+            "records_in": read, "kept": kept.rows, "quarantined": quarantine.rows,
             "source_positions": f"[{start}, {end})",
-            "quarantine_reasons": MetadataValue.md(_counts_table(reasons) if len(reasons) else "none"),
-            "per_source": MetadataValue.md(_counts_table(result.kept["source"].value_counts().sort_index())),
+            "quarantine_reasons": MetadataValue.md(_counts_table(_by_count(reasons)) if reasons else "none"),
+            "per_source": MetadataValue.md(_counts_table(dict(sorted(per_source.items())))),
             "quarantine_path": MetadataValue.path(str(layout.ring_quarantine(ring))),
         })
 
@@ -57,10 +71,9 @@ def build(grid: Grid) -> list:
         layout = storage.layout()
         ring = context.partition_key
         tok = load_tokenizer(layout)
-        messages = pd.read_parquet(layout.ring_records(ring), columns=["messages"])["messages"]
         totals, answers = [], []
-        for begin in range(0, len(messages), TOKENIZE_CHUNK):
-            conversations = [json.loads(m) for m in messages.iloc[begin : begin + TOKENIZE_CHUNK]]
+        for batch in pq.ParquetFile(layout.ring_records(ring)).iter_batches(TOKENIZE_CHUNK, columns=["messages"]):
+            conversations = [json.loads(m) for m in batch.column("messages").to_pylist()]
             total, answer = tokenize.token_counts(tokenize.encode_conversations(tok, conversations))
             totals.append(total)
             answers.append(answer)
@@ -82,7 +95,7 @@ def build(grid: Grid) -> list:
         layout = storage.layout()
         rings = grid.rings_of(context.partition_key)
         frame = pool_io.pool_frame(layout, rings)
-        quarantined = sum(len(pd.read_parquet(layout.ring_quarantine(r), columns=["reason"])) for r in rings)
+        quarantined = sum(pq.ParquetFile(layout.ring_quarantine(r)).metadata.num_rows for r in rings)
         manifest = {"pool_size": int(context.partition_key), "rings": rings, "examples": len(frame),
                     "quarantined": quarantined, "mean_tokens": float(frame["total_tokens"].mean())}
         store.write_json(manifest, layout.pool_manifest(context.partition_key))

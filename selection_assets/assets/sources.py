@@ -22,7 +22,7 @@ def build(grid: Grid) -> list:
     def source_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:
         layout = storage.layout()
         if data.pool == "world":
-            raw = (record.encode("utf-8") for record in generate.generate_pool(largest, data.seed))
+            raw = (record.encode("utf-8") for record in generate.iter_pool(largest, data.seed))
         else:
             try:
                 raw = records.iter_raw_records(real_material.pool_source(data.pool))

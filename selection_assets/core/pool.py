@@ -3,12 +3,14 @@ token counts, their embeddings in row order, and the records of a selection."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from selection_assets.core import embed, records
 from selection_assets.core.store import Layout
@@ -24,6 +26,13 @@ def read_source_slice(layout: Layout, start: int, end: int) -> pd.DataFrame:
     return table.to_pandas().sort_values("position", kind="stable").reset_index(drop=True)
 
 
+def iter_source_slices(layout: Layout, start: int, end: int, rows: int) -> Iterator[pd.DataFrame]:
+    """Positions [start, end) of the shuffled source, `rows` at a time, in position order (the
+    source is sorted by position in row groups, so each read decodes only the groups it needs)."""
+    for begin in range(start, end, rows):
+        yield read_source_slice(layout, begin, min(begin + rows, end))
+
+
 def valid_source_messages(layout: Layout, end: int | None = None) -> pd.Series:
     """The messages (JSON text) of the valid records among the first `end` pool positions of the
     shuffled source (all of them without `end`), in position order; the ring_records asset quarantines
@@ -31,6 +40,17 @@ def valid_source_messages(layout: Layout, end: int | None = None) -> pd.Series:
     source = (read_source_slice(layout, 0, end) if end is not None
               else pd.read_parquet(layout.source_pool, columns=["raw", "position", "duplicate_of"]))
     return records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept["messages"]
+
+
+def ring_ids_digest(layout: Layout, ring: str, batch_rows: int = 65536) -> str:
+    """SHA-256 of the ring's example ids joined by newlines, read a batch at a time."""
+    digest, first = hashlib.sha256(), True
+    for batch in pq.ParquetFile(layout.ring_records(ring)).iter_batches(batch_rows, columns=["id"]):
+        ids = batch.column("id").to_pylist()
+        if ids:
+            digest.update(("" if first else "\n").encode() + "\n".join(ids).encode())
+            first = False
+    return digest.hexdigest()
 
 
 def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:

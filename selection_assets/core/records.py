@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 import pandas as pd
+import pyarrow as pa
 
 ROLES = ("system", "user", "assistant")
 STREAM_ROWS = 10_000  # rows per batch when streaming a Parquet or Hugging Face source
@@ -30,6 +31,14 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
 
 class RecordError(ValueError):
     """A record that cannot be normalised; the message is the quarantine reason."""
+
+
+# the Parquet schemas of kept and quarantined records, fixed so a ring written a chunk at a time has
+# one schema whatever a chunk holds (a chunk without a labelled record would otherwise type `clean` null)
+KEPT_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("messages", pa.string()),
+                         ("clean", pa.bool_()), ("noise", pa.string()), ("source_index", pa.int64())])
+QUARANTINE_SCHEMA = pa.schema([("source_index", pa.int64()), ("id", pa.string()), ("reason", pa.string()),
+                               ("raw", pa.binary())])
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,73 @@ def write_parquet(df: pd.DataFrame, path: Path) -> Path:
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
     return Path(path)
+
+
+class ParquetAppender:
+    """A Parquet file written a DataFrame at a time with a fixed `schema` (each `write` one row
+    group), renamed into place only when the `with` block ends without an error: memory stays at one
+    chunk whatever the file's length, and a killed writer leaves no file a later run would trust."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path, self.schema, self.rows = Path(path), schema, 0
+
+    def __enter__(self) -> "ParquetAppender":
+        self._tmp = _temp_sibling(self.path)
+        self._writer: pq.ParquetWriter | None = None
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append `frame`'s rows (its columns cast to the schema's types)."""
+        table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
+        if self._writer is None:  # the first table's schema carries pandas' dtypes (nullable booleans)
+            self._writer = pq.ParquetWriter(self._tmp, table.schema)
+        self._writer.write_table(table)
+        self.rows += len(frame)
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, self.schema)
+        self._writer.close()
+        if error_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+class ParquetRows:
+    """Rows [start, end) of one Parquet file read by row range: only the row groups that hold them
+    are decoded, and the last one decoded is kept for the next call (reads in row order decode each
+    row group once)."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        self._file = pq.ParquetFile(path)
+        self.columns = columns
+        sizes = [self._file.metadata.row_group(i).num_rows for i in range(self._file.num_row_groups)]
+        self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self._cached: tuple[int, pa.Table] | None = None
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _group(self, index: int) -> pa.Table:
+        if self._cached is None or self._cached[0] != index:
+            self._cached = (index, self._file.read_row_group(index, columns=self.columns))
+        return self._cached[1]
+
+    def read(self, start: int, end: int) -> pa.Table:
+        """Rows [start, end) as an Arrow table of the chosen columns."""
+        if not 0 <= start <= end <= len(self):
+            raise IndexError(f"rows [{start}, {end}) of {self._file.metadata.num_rows} in {self.columns}")
+        first = int(np.searchsorted(self._starts, start, side="right")) - 1
+        pieces = []
+        group = first
+        while group < len(self._starts) - 1 and self._starts[group] < end:
+            table = self._group(group)
+            begin = max(start - int(self._starts[group]), 0)
+            stop = min(end - int(self._starts[group]), table.num_rows)
+            pieces.append(table.slice(begin, stop - begin))
+            group += 1
+        return pa.concat_tables(pieces) if pieces else self._file.schema_arrow.empty_table().select(self.columns)
 
 
 def write_json(obj: Any, path: Path) -> Path:

@@ -23,6 +23,7 @@ import json
 import random
 import string
 from dataclasses import dataclass
+from typing import Iterator
 
 SKILLS = ("arithmetic", "fact_lookup", "multiple_choice", "string_ops", "list_ops", "chitchat")
 TARGETED_SKILLS = ("arithmetic", "fact_lookup", "multiple_choice")
@@ -178,16 +179,21 @@ def _malformed(rng: random.Random, index: int) -> str:
 
 
 def generate_pool(n_records: int, seed: int) -> list[str]:
-    """`n_records` raw JSON lines: labelled examples (about 25% noisy) and ~1.5% malformed records."""
+    """`n_records` raw JSON lines (`iter_pool`'s, as a list)."""
+    return list(iter_pool(n_records, seed))
+
+
+def iter_pool(n_records: int, seed: int) -> Iterator[str]:
+    """`n_records` raw JSON lines, one at a time: labelled examples (about 25% noisy) and ~1.5%
+    malformed records. Memory stays flat in `n_records` (the near-duplicate history is capped)."""
     rng = random.Random(seed)
     facts = fact_table()
-    lines: list[str] = []
     clean_history: list[dict] = []
     noise_kinds = list(NOISE_RATES)
     noise_weights = [NOISE_RATES[k] for k in noise_kinds]
     for index in range(n_records):
         if rng.random() < MALFORMED_RATE:
-            lines.append(_malformed(rng, index))
+            yield _malformed(rng, index)
             continue
         skill = rng.choice(SKILLS)
         example = GENERATORS[skill](rng, facts)
@@ -216,8 +222,7 @@ def generate_pool(n_records: int, seed: int) -> list[str]:
             clean_history.append(record)
             if len(clean_history) > 500:
                 clean_history.pop(rng.randrange(len(clean_history)))
-        lines.append(json.dumps(record))
-    return lines
+        yield json.dumps(record)
 
 
 def _corpus_document(rng: random.Random, facts: dict[str, str]) -> str:
