@@ -1,7 +1,9 @@
 """Model assets: the tokenizer and the base causal LM (the world's tiny LM pre-trained on its prose
 corpus, or a named HF model)."""
 
+import itertools
 import json
+from typing import Iterator
 
 import torch
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
@@ -17,10 +19,10 @@ from selection_assets.world import generate
 from selection_assets.world import models as world_models
 
 
-def _pool_texts(layout, eos_token: str) -> list[str]:
-    """Chat-formatted text of every valid source record (malformed ones are skipped here; the
-    ring_records asset quarantines and counts them)."""
-    return [tokenize.format_conversation(json.loads(m), eos_token) for m in pool_io.valid_source_messages(layout)]
+def _pool_texts(layout, eos_token: str) -> Iterator[str]:
+    """Chat-formatted text of every valid source record, a chunk of the source at a time (malformed
+    ones are skipped here; the ring_records asset quarantines and counts them)."""
+    return (tokenize.format_conversation(json.loads(m), eos_token) for m in pool_io.iter_valid_source_messages(layout))
 
 
 def _corpus(data: DataResource, world: WorldResource, eos_token: str) -> list[str]:
@@ -48,7 +50,7 @@ def build(grid: Grid) -> list:
         layout = storage.layout()
         tmp = store.temp_dir_beside(layout.tokenizer_dir)
         if data.base_model == "world":
-            texts = _corpus(data, world, world_models.EOS) + _pool_texts(layout, world_models.EOS)
+            texts = itertools.chain(_corpus(data, world, world_models.EOS), _pool_texts(layout, world_models.EOS))
             tok = world_models.train_tokenizer(texts, world.vocab_size, tmp)
         elif data.base_model in real_material.PACKAGED_MODELS:
             tok = real_material.load_gguf_tokenizer(_packaged_path(data.base_model))

@@ -33,6 +33,15 @@ def iter_source_slices(layout: Layout, start: int, end: int, rows: int) -> Itera
         yield read_source_slice(layout, begin, min(begin + rows, end))
 
 
+def iter_valid_source_messages(layout: Layout, rows: int = 65536) -> Iterator[str]:
+    """The messages (JSON text) of every valid record of the shuffled source, in position order,
+    validated `rows` source rows at a time (memory stays at one chunk; repeats of an id are
+    quarantined through the source's `duplicate_of`, whichever chunk the first one is in)."""
+    total = pq.ParquetFile(layout.source_pool).metadata.num_rows
+    for source in iter_source_slices(layout, 0, total, rows):
+        yield from records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept["messages"]
+
+
 def valid_source_messages(layout: Layout, end: int | None = None) -> pd.Series:
     """The messages (JSON text) of the valid records among the first `end` pool positions of the
     shuffled source (all of them without `end`), in position order; the ring_records asset quarantines

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -17,8 +17,9 @@ from selection_assets.core.train import TrainSettings, train_causal_lm
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 
 
-def train_tokenizer(texts: Sequence[str], vocab_size: int, out_dir: Path) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer on `texts` and save it as a transformers tokenizer."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on `texts` (read once, as they come) and save it as a
+    transformers tokenizer."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
