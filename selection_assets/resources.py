@@ -50,6 +50,9 @@ class ComputeResource(ConfigurableResource):
     similarity_dtype: str = Field(default="float32", description="float32 or bfloat16: the precision of the pool x "
                                   "query products of RDS+/LESS selection (bfloat16 ~2.2x faster on a CPU with bf16 "
                                   "units; its selections overlap float32's by 98-99%, benchmarks/RESULTS.md).")
+    embedding_memory_mb: int = Field(default=2048, description="Pool embeddings (as float32) that k-center, k-means, "
+                                     "DEITA and KNN-6 keep in RAM; past it they re-read the float16 shards on "
+                                     "every pass (same results, slower; benchmarks/RESULTS.md).")
     eval_batch_size: int = Field(default=32, description="Prompts per generation batch of the harness evaluation.")
 
     def resolved_device(self) -> str:

@@ -16,7 +16,7 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, Ma
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, base_model_path, load_tokenizer,
                                               method_key, method_tags, source_version)
 from selection_assets.assets.embeddings import SPACES
-from selection_assets.core import cost, embed, evaluate, similarity, store, tokenize, train
+from selection_assets.core import cost, embed, embedding_matrix, evaluate, similarity, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core import methods as methods_package  # ScoringInputs, base_frame, score columns
 from selection_assets.core.methods import MODEL_PASSES, MethodSpec, Need, ScoringInputs, deita
@@ -31,11 +31,13 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
     method that fine-tunes while it selects)."""
     rings = grid.rings_of(pool_size)
     budgets_below = grid.budgets_below(pool_size)
+    compute = compute or ComputeResource()
     inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed, device=device,
                            max_budget=max(budgets_below) if budgets_below else None,
                            budgets=tuple(budgets_below),
                            replicate_seeds=tuple(replicate_seeds),
-                           similarity_precision=(compute or ComputeResource()).similarity_dtype)
+                           similarity_precision=compute.similarity_dtype,
+                           embedding_memory_bytes=compute.embedding_memory_mb * 2**20)
     if Need.EMBEDDINGS in spec.needs:
         inputs.pool_embedding_blocks = lambda: pool_io.embedding_blocks(layout, rings, spec.space)
     if Need.QUERIES in spec.needs:
@@ -55,7 +57,7 @@ def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: D
         inputs.deita_scores = _deita_scores(data, pool_io.messages(layout, rings), device)
     if Need.FINETUNE_ROUNDS in spec.needs:
         inputs.train_and_embed = _train_and_embed(layout, pool_io.messages(layout, rings), data,
-                                                  training or TrainResource(), compute or ComputeResource(), log)
+                                                  training or TrainResource(), compute, log)
     return inputs
 
 
@@ -164,6 +166,7 @@ def build_scores(grid: Grid, spec: MethodSpec):
     @asset(key=method_key(spec.name, SCORES), group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
            code_version=source_version(methods_package, *spec.code_modules, similarity,
+                                       *([embedding_matrix] if Need.EMBEDDINGS in spec.needs else []),
                                        *([evaluate.expected_digit_scores] if Need.DEITA_SCORES in spec.needs else []),
                                        *([train, embed, _train_and_embed] if Need.FINETUNE_ROUNDS in spec.needs
                                          else []),

@@ -26,6 +26,9 @@ from typing import Callable, Iterable, Literal, get_args, get_origin, get_type_h
 import numpy as np
 import pandas as pd
 
+from selection_assets.core.embedding_matrix import DEFAULT_MEMORY_BYTES, EmbeddingMatrix
+
+
 class Need(str, Enum):
     """What a method's scoring reads beyond the pool table (ids, sources, labels, token counts)."""
 
@@ -71,6 +74,7 @@ class ScoringInputs:
     max_budget: int | None = None  # largest budget the pool is selected for (budget-ordered methods)
     budgets: tuple[int, ...] = ()  # every budget the pool is selected for (per-budget methods)
     pool_embedding_blocks: Callable[[], Iterable[np.ndarray]] | None = None
+    embedding_memory_bytes: int = DEFAULT_MEMORY_BYTES  # float32 embeddings a diversity method keeps in RAM
     query_embeddings: np.ndarray | None = None
     query_tasks: np.ndarray | None = None  # task name of each query row
     query_ids: np.ndarray | None = None  # unique id of each query row
@@ -81,12 +85,12 @@ class ScoringInputs:
     # fine-tune a fresh base model on pool rows, return every pool example's embedding under it
     train_and_embed: Callable[[np.ndarray], np.ndarray] | None = None
 
-    def embeddings(self) -> np.ndarray:
-        """All pool embeddings as one float32 (N, d) array (diversity methods need random access)."""
+    def embedding_matrix(self) -> EmbeddingMatrix:
+        """The pool embeddings for passes and random rows (diversity methods), the leading shards
+        that fit `embedding_memory_bytes` kept as float32, the rest re-read from their shards."""
         if self.pool_embedding_blocks is None:
             raise ValueError("this method needs pool embeddings")
-        blocks = [np.asarray(b, dtype=np.float32) for b in self.pool_embedding_blocks()]
-        return np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
+        return EmbeddingMatrix(self.pool_embedding_blocks(), self.embedding_memory_bytes)
 
     def require_answer_losses(self) -> pd.DataFrame:
         if self.answer_losses is None:

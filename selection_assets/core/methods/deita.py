@@ -26,6 +26,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
+from selection_assets.core.embedding_matrix import EmbeddingMatrix
 from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, top_k
 from selection_assets.core.methods.diversity import order_to_score
 
@@ -35,6 +36,7 @@ COMPLEXITY_PROMPT = ("You are a helpful assistant. Please identify the complexit
 QUALITY_PROMPT = ("You are a helpful assistant. Please identify the quality score of the Response corresponding "
                   "to the Question. \n #Question#:\n{instruction}\n#Response#:\n{output} \n##Quality: ")
 RANKINGS = ("evol", "length")
+CANDIDATE_BATCH = 1024  # candidates compared with the accepted set in one product
 
 
 def turns(messages: Sequence[dict]) -> list[tuple[str, str]]:
@@ -64,17 +66,35 @@ def evol_scores(complexity: np.ndarray, quality: np.ndarray, owner: np.ndarray, 
     return np.bincount(owner, weights=np.asarray(complexity) * np.asarray(quality), minlength=n)
 
 
-def redundancy_filter(embeddings: np.ndarray, ranking: np.ndarray, k: int, threshold: float) -> np.ndarray:
-    """Indices accepted walking `ranking`, each with max cosine to the accepted ones <= threshold."""
-    x = np.asarray(embeddings, dtype=np.float32)
-    max_sim = np.full(len(x), -np.inf, dtype=np.float32)
+def redundancy_filter(embeddings: np.ndarray | EmbeddingMatrix, ranking: np.ndarray, k: int, threshold: float,
+                      batch: int = CANDIDATE_BATCH) -> np.ndarray:
+    """Indices accepted walking `ranking`, each with max cosine to the accepted ones <= threshold.
+
+    Candidates are read `batch` at a time in ranking order: one product against everything accepted
+    so far, then a walk through the batch that also checks the ones it accepts; the same decisions
+    as one candidate at a time, in memory of the accepted vectors plus one batch."""
+    matrix = embeddings if isinstance(embeddings, EmbeddingMatrix) else EmbeddingMatrix.of(embeddings)
+    ranking = np.asarray(ranking, dtype=np.int64)
+    accepted_vectors = np.empty((min(k, len(ranking)), matrix.dim), dtype=np.float32)
     accepted: list[int] = []
-    for index in ranking:
+    for begin in range(0, len(ranking), batch):
         if len(accepted) >= k:
             break
-        if max_sim[index] <= threshold:
+        candidates = ranking[begin:begin + batch]
+        vectors = matrix.rows(candidates)
+        against_accepted = (vectors @ accepted_vectors[:len(accepted)].T).max(axis=1, initial=-np.inf)
+        among_batch = vectors @ vectors.T
+        taken_here: list[int] = []
+        for position, index in enumerate(candidates):
+            if len(accepted) >= k:
+                break
+            if against_accepted[position] > threshold:
+                continue
+            if taken_here and among_batch[position, taken_here].max() > threshold:
+                continue
+            accepted_vectors[len(accepted)] = vectors[position]
             accepted.append(int(index))
-            np.maximum(max_sim, x @ x[index], out=max_sim)
+            taken_here.append(position)
     return np.asarray(accepted, dtype=np.int64)
 
 
@@ -97,13 +117,13 @@ def score(inputs: ScoringInputs, threshold: float, ranking: str) -> pd.DataFrame
         quality = inputs.pool["total_tokens"].to_numpy()
     else:
         raise ValueError(f"unknown DEITA ranking {ranking!r} ({', '.join(RANKINGS)})")
-    x = inputs.embeddings()
+    matrix = inputs.embedding_matrix()
     order = np.argsort(-quality, kind="stable")
-    k = inputs.max_budget or len(x)
-    accepted = redundancy_filter(x, order, k, threshold)
+    k = inputs.max_budget or len(matrix)
+    accepted = redundancy_filter(matrix, order, k, threshold)
     rejected = order[~np.isin(order, accepted)][: max(k - len(accepted), 0)]
-    frame = base_frame(inputs, order_to_score(np.concatenate([accepted, rejected]), len(x)))
-    frame["redundant"] = np.isin(np.arange(len(x)), rejected)
+    frame = base_frame(inputs, order_to_score(np.concatenate([accepted, rejected]), len(matrix)))
+    frame["redundant"] = np.isin(np.arange(len(matrix)), rejected)
     if ranking == "evol":
         frame["evol_score"] = quality
     return frame

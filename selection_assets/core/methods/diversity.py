@@ -19,6 +19,12 @@
 kcenter and kmeans orders are prefix-consistent (the selection for a smaller budget is a prefix of
 a larger one), so the stored score is the order itself: score = -position, -inf past the largest
 budget. kmeans_per_budget stores one such column per budget (`score_budget_<k>`).
+
+Memory is bounded whatever the pool: each method reads the embeddings through an `EmbeddingMatrix`
+(float32 up to a budget, the rest re-read from the float16 shards on every pass). k-center keeps an
+O(N) min-distance vector and makes one pass per example it adds; k-means trains on at most
+MAX_POINTS_PER_CENTROID rows per cluster (faiss's own cap, past which it would subsample for
+itself), drawn by the method's seed, then assigns and ranks every row a shard at a time.
 """
 
 from __future__ import annotations
@@ -31,29 +37,42 @@ import faiss
 import numpy as np
 import pandas as pd
 
+from selection_assets.core.embedding_matrix import EmbeddingMatrix, nearest_rows
 from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, budget_column, top_k
 
 
-def kcenter_order(embeddings: np.ndarray, k: int, seed: int) -> np.ndarray:
+MAX_POINTS_PER_CENTROID = 256  # faiss.Kmeans's default: past it, it trains on a sample
+NEAREST_CANDIDATES = 16  # nearest examples kept per k-means centroid (more are searched if all are taken)
+
+
+def _matrix(embeddings: np.ndarray | EmbeddingMatrix) -> EmbeddingMatrix:
+    return embeddings if isinstance(embeddings, EmbeddingMatrix) else EmbeddingMatrix.of(embeddings)
+
+
+def kcenter_order(embeddings: np.ndarray | EmbeddingMatrix, k: int, seed: int) -> np.ndarray:
     """Greedy k-center from a seeded random first example: indices in the order they are added."""
-    n = len(embeddings)
+    matrix = _matrix(embeddings)
+    n = len(matrix)
     k = min(k, n)
     if k == 0:
         return np.zeros(0, dtype=np.int64)
     first = int(np.random.default_rng(seed).integers(n))
-    return np.asarray([first] + farthest_additions(embeddings, [first], k - 1), dtype=np.int64)
+    return np.asarray([first] + farthest_additions(matrix, [first], k - 1), dtype=np.int64)
 
 
-def farthest_additions(embeddings: np.ndarray, centres: list[int], count: int) -> list[int]:
+def farthest_additions(embeddings: np.ndarray | EmbeddingMatrix, centres: list[int], count: int) -> list[int]:
     """Greedy k-center from `centres`: `count` examples, each the one farthest (L2) from every centre
-    and earlier addition (a running min-distance vector: O(N) memory, O(N count d) time)."""
-    x = np.asarray(embeddings, dtype=np.float32)
-    squared_norms = np.einsum("ij,ij->i", x, x)
-    min_dist = np.full(len(x), np.inf, dtype=np.float32)
+    and earlier addition (a running min-distance vector: O(N) memory, one pass per addition)."""
+    matrix = _matrix(embeddings)
+    squared_norms = matrix.squared_norms()
+    min_dist = np.full(len(matrix), np.inf, dtype=np.float32)
 
     def add_centre(centre: int) -> None:
-        np.minimum(min_dist, np.maximum(squared_norms - 2.0 * (x @ x[centre]) + squared_norms[centre], 0.0),
-                   out=min_dist)
+        vector = matrix.rows([centre])[0]
+        for start, block in matrix.blocks():
+            part = slice(start, start + len(block))
+            distances = squared_norms[part] - 2.0 * (block @ vector) + squared_norms[centre]
+            np.minimum(min_dist[part], np.maximum(distances, 0.0), out=min_dist[part])
 
     for centre in centres:
         add_centre(centre)
@@ -72,22 +91,39 @@ def default_clusters(n: int) -> int:
     return max(2, int(round(math.sqrt(n))))
 
 
-def kmeans_order(embeddings: np.ndarray, n_clusters: int, seed: int, iterations: int = 20,
+def _training_rows(matrix: EmbeddingMatrix, clusters: int, seed: int) -> np.ndarray:
+    """What k-means trains on: every row, or a seeded sample of MAX_POINTS_PER_CENTROID per cluster."""
+    return np.ascontiguousarray(matrix.sample(clusters * MAX_POINTS_PER_CENTROID, seed))
+
+
+def _nearest_centroid(matrix: EmbeddingMatrix, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared L2 distance to, and index of, every row's nearest centroid, a shard at a time."""
+    index = faiss.IndexFlatL2(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    distances = np.empty(len(matrix), dtype=np.float32)
+    assignment = np.empty(len(matrix), dtype=np.int64)
+    for start, block in matrix.blocks():
+        found_distances, found = index.search(block, 1)
+        distances[start:start + len(block)], assignment[start:start + len(block)] = found_distances[:, 0], found[:, 0]
+    return distances, assignment
+
+
+def kmeans_order(embeddings: np.ndarray | EmbeddingMatrix, n_clusters: int, seed: int, iterations: int = 20,
                  restarts: int = 5) -> np.ndarray:
     """All indices: round-robin over clusters (largest first), nearest-to-centroid first in each."""
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    n_clusters = min(n_clusters, len(x))
-    kmeans = faiss.Kmeans(x.shape[1], n_clusters, niter=iterations, nredo=restarts, seed=seed, verbose=False)
-    kmeans.train(x)
-    distances, assignment = kmeans.index.search(x, 1)
-    distances, assignment = distances[:, 0], assignment[:, 0]
+    matrix = _matrix(embeddings)
+    n = len(matrix)
+    n_clusters = min(n_clusters, n)
+    kmeans = faiss.Kmeans(matrix.dim, n_clusters, niter=iterations, nredo=restarts, seed=seed, verbose=False)
+    kmeans.train(_training_rows(matrix, n_clusters, seed))
+    distances, assignment = _nearest_centroid(matrix, kmeans.centroids)
     sizes = np.bincount(assignment, minlength=n_clusters)
     cluster_turn = np.empty(n_clusters, dtype=np.int64)
     cluster_turn[np.argsort(-sizes, kind="stable")] = np.arange(n_clusters)
-    within = np.lexsort((np.arange(len(x)), distances, assignment))  # by cluster, then distance
-    rank_in_cluster = np.empty(len(x), dtype=np.int64)
+    within = np.lexsort((np.arange(n), distances, assignment))  # by cluster, then distance
+    rank_in_cluster = np.empty(n, dtype=np.int64)
     starts = np.searchsorted(assignment[within], np.arange(n_clusters))
-    rank_in_cluster[within] = np.arange(len(x)) - starts[assignment[within]]
+    rank_in_cluster[within] = np.arange(n) - starts[assignment[within]]
     return np.lexsort((cluster_turn[assignment], rank_in_cluster))
 
 
@@ -104,24 +140,24 @@ def kmeans_plus_plus(x: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.ascontiguousarray(x[centres], dtype=np.float32)
 
 
-def kmeans_nearest_to_centroids(embeddings: np.ndarray, k: int, seed: int, iterations: int = 20) -> np.ndarray:
+def kmeans_nearest_to_centroids(embeddings: np.ndarray | EmbeddingMatrix, k: int, seed: int,
+                                iterations: int = 20) -> np.ndarray:
     """Indices of the k examples nearest the centroids of a k-means with k clusters (k-means++
     seeding, Lloyd iterations), in centroid order; a centroid whose nearest example is taken
     already gets its nearest one not taken."""
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    k = min(k, len(x))
-    kmeans = faiss.Kmeans(x.shape[1], k, niter=iterations, seed=seed, verbose=False, min_points_per_centroid=1)
+    matrix = _matrix(embeddings)
+    k = min(k, len(matrix))
+    x = _training_rows(matrix, k, seed)
+    kmeans = faiss.Kmeans(matrix.dim, k, niter=iterations, seed=seed, verbose=False, min_points_per_centroid=1)
     kmeans.train(x, init_centroids=kmeans_plus_plus(x, k, seed))
-    index = faiss.IndexFlatL2(x.shape[1])
-    index.add(x)
-    _, nearest = index.search(kmeans.centroids, min(len(x), k + 1))
+    _, nearest = nearest_rows(matrix, kmeans.centroids, NEAREST_CANDIDATES)
     chosen: list[int] = []
     taken: set[int] = set()
     for centroid, candidates in enumerate(nearest):
-        pick = next((int(c) for c in candidates if c >= 0 and int(c) not in taken), None)
-        if pick is None:  # all k + 1 nearest taken: search this centroid's whole list
-            distances = ((x - kmeans.centroids[centroid]) ** 2).sum(axis=1)
-            pick = next(int(c) for c in np.argsort(distances, kind="stable") if int(c) not in taken)
+        pick = next((int(c) for c in candidates if int(c) not in taken), None)
+        if pick is None:  # all its nearest candidates taken: rank every row for this centroid
+            _, ranked = nearest_rows(matrix, kmeans.centroids[centroid:centroid + 1], len(taken) + 1)
+            pick = next(int(c) for c in ranked[0] if int(c) not in taken)
         chosen.append(pick)
         taken.add(pick)
     return np.asarray(chosen, dtype=np.int64)
@@ -156,16 +192,16 @@ class Params(MethodParams):
 
 def score(inputs: ScoringInputs, algorithm: str) -> pd.DataFrame:
     """The diversity order as a score."""
-    x = inputs.embeddings()
+    matrix = inputs.embedding_matrix()
     if algorithm == "kcenter":
-        order = kcenter_order(x, inputs.max_budget or len(x), inputs.seed)
+        order = kcenter_order(matrix, inputs.max_budget or len(matrix), inputs.seed)
     elif algorithm == "kmeans":
-        order = kmeans_order(x, default_clusters(len(x)), inputs.seed)
+        order = kmeans_order(matrix, default_clusters(len(matrix)), inputs.seed)
     elif algorithm == "kmeans_per_budget":
-        return per_budget_frame(inputs, lambda budget: kmeans_nearest_to_centroids(x, budget, inputs.seed))
+        return per_budget_frame(inputs, lambda budget: kmeans_nearest_to_centroids(matrix, budget, inputs.seed))
     else:
         raise ValueError(f"unknown diversity algorithm {algorithm!r} (kcenter, kmeans, kmeans_per_budget)")
-    return base_frame(inputs, order_to_score(order, len(x)))
+    return base_frame(inputs, order_to_score(order, len(matrix)))
 
 
 def select(scores: pd.DataFrame, budget: int, algorithm: str) -> pd.DataFrame:

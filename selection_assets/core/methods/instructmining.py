@@ -20,10 +20,10 @@ import json
 import re
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 import pandas as pd
 
+from selection_assets.core.embedding_matrix import EmbeddingMatrix, nearest_rows
 from selection_assets.core.methods import ScoringInputs, base_frame, top_k
 
 PUBLISHED_RULE = {"intercept": 1.0694, "reward": -0.1498, "output_length": 8.257e-5, "knn6": -0.9350}
@@ -55,21 +55,23 @@ def mtld(text: str, threshold: float = MTLD_THRESHOLD) -> float:
     return 0.5 * (_mtld_one_direction(tokens, threshold) + _mtld_one_direction(tokens[::-1], threshold))
 
 
-def knn_distance(embeddings: np.ndarray, k: int = 6) -> np.ndarray:
-    """L2 distance of each row to its k-th nearest other row (exact search, faiss); with fewer than
-    k other rows, to the farthest one."""
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    if len(x) < 2:
-        return np.zeros(len(x))
-    neighbours = min(k + 1, len(x))
-    index = faiss.IndexFlatL2(x.shape[1])
-    index.add(x)
-    squared, found = index.search(x, neighbours)
-    distances = np.sqrt(np.maximum(squared, 0.0))
-    own = found == np.arange(len(x))[:, None]
-    distances[own] = np.nan  # drop each row itself (wherever ties placed it)
-    kept = np.where(np.isnan(distances), np.inf, distances)
-    return np.sort(kept, axis=1)[:, neighbours - 2]
+def knn_distance(embeddings: np.ndarray | EmbeddingMatrix, k: int = 6) -> np.ndarray:
+    """L2 distance of each row to its k-th nearest other row (exact search, faiss, a shard of
+    queries against every shard at a time: memory of two shards and N x (k + 1) neighbours); with
+    fewer than k other rows, to the farthest one."""
+    matrix = embeddings if isinstance(embeddings, EmbeddingMatrix) else EmbeddingMatrix.of(embeddings)
+    n = len(matrix)
+    if n < 2:
+        return np.zeros(n)
+    neighbours = min(k + 1, n)
+    result = np.empty(n)
+    for start, queries in matrix.blocks():
+        squared, found = nearest_rows(matrix, queries, neighbours)
+        distances = np.sqrt(np.maximum(squared, 0.0)).astype(np.float64)
+        own = found == np.arange(start, start + len(queries))[:, None]
+        distances[own] = np.inf  # drop each row itself (wherever ties placed it)
+        result[start:start + len(queries)] = np.sort(distances, axis=1)[:, neighbours - 2]
+    return result
 
 
 def indicators(inputs: ScoringInputs) -> pd.DataFrame:
@@ -84,7 +86,7 @@ def indicators(inputs: ScoringInputs) -> pd.DataFrame:
         "output_length": pool["answer_tokens"].to_numpy(dtype=np.float64),
         "perplexity": np.exp(losses["ce_answer"].to_numpy(dtype=np.float64)),
         "mtld": np.array([mtld(a) for a in answers]),
-        "knn6": knn_distance(inputs.embeddings()),
+        "knn6": knn_distance(inputs.embedding_matrix()),
     })
     if inputs.reward_scores is not None:
         table["reward"] = np.asarray(inputs.reward_scores, dtype=np.float64)
