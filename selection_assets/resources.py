@@ -53,6 +53,8 @@ class ComputeResource(ConfigurableResource):
     embedding_memory_mb: int = Field(default=2048, description="Pool embeddings (as float32) that k-center, k-means, "
                                      "DEITA and KNN-6 keep in RAM; past it they re-read the float16 shards on "
                                      "every pass (same results, slower; benchmarks/RESULTS.md).")
+    cpu_workers: int = Field(default=0, description="Processes that validate and tokenise a ring of at least "
+                             "100,000 rows, a chunk each (0: every CPU); smaller rings stay in one process.")
     eval_batch_size: int = Field(default=32, description="Prompts per generation batch of the harness evaluation.")
 
     def resolved_device(self) -> str:

@@ -4,12 +4,11 @@ import ast
 import hashlib
 import inspect
 import textwrap
-from pathlib import Path
 from types import ModuleType
 
 from dagster import AssetExecutionContext, AssetKey, Failure, MultiPartitionKey
 
-from selection_assets.core import store
+from selection_assets.core import store, tokenize
 from selection_assets.core.store import Layout
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM
 
@@ -89,9 +88,5 @@ def base_model_name(layout: Layout) -> str:
 
 
 def load_tokenizer(layout: Layout):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(Path(layout.tokenizer_dir))
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    """The pipeline's tokenizer (the tokenizer asset's directory)."""
+    return tokenize.load_tokenizer_dir(layout.tokenizer_dir)

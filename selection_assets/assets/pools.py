@@ -1,6 +1,6 @@
 """Pool assets: validated records per ring, token counts per ring, and the per-pool-size view."""
 
-import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -8,23 +8,25 @@ import pandas as pd
 import pyarrow.parquet as pq
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import load_tokenizer, source_version
+from selection_assets.assets._shared import source_version
 from selection_assets.core import pool as pool_io
-from selection_assets.core import records, store, tokenize
+from selection_assets.core import parallel, records, store, tokenize
 from selection_assets.partitions import Grid, ring_bounds
-from selection_assets.resources import DataResource, StorageResource
+from selection_assets.resources import ComputeResource, DataResource, StorageResource
 
 TOKENIZE_CHUNK = 8192
 RING_CHUNK = 65536  # source rows validated and written at a time: a ring's memory is one chunk's
+QUOTED = re.compile(r"'[^']*'")  # quoted values in quarantine reasons, left out when reasons are counted
+PARALLEL_MIN_ROWS = 100_000  # smaller rings stay in one process: a chunk or two is not worth a pool
 
 
 def _counts_table(counts) -> str:
     return "| source | examples |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in counts.items())
 
 
-def _by_count(counter: Counter) -> dict:
-    """Counts, most frequent first."""
-    return dict(counter.most_common())
+def _workers(compute: ComputeResource, rows: int) -> int:
+    """Worker processes for a ring's validation or tokenisation (ComputeResource.cpu_workers)."""
+    return parallel.resolve_workers(compute.cpu_workers) if rows >= PARALLEL_MIN_ROWS else 1
 
 
 def build(grid: Grid) -> list:
@@ -34,22 +36,24 @@ def build(grid: Grid) -> list:
            code_version=source_version(records),
            description="Normalised conversations (id, source, messages) of one ring of the pool; "
                        "malformed records are quarantined with a reason (in = kept + quarantined).")
-    def ring_records(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
+    def ring_records(context: AssetExecutionContext, storage: StorageResource,
+                     compute: ComputeResource) -> MaterializeResult:
         layout = storage.layout()
         ring = context.partition_key
         start, end = ring_bounds(ring)
+        slices = [(begin, min(begin + RING_CHUNK, end)) for begin in range(start, end, RING_CHUNK)]
         read, reasons, per_source, first_quarantined = 0, Counter(), Counter(), None
         with store.ParquetAppender(layout.ring_records(ring), records.KEPT_SCHEMA) as kept, \
                 store.ParquetAppender(layout.ring_quarantine(ring), records.QUARANTINE_SCHEMA) as quarantine:
-            for source in pool_io.iter_source_slices(layout, start, end, RING_CHUNK):
-                result = records.validate_raw(source["raw"], source["position"], source["duplicate_of"])
-                kept.write(result.kept)
-                quarantine.write(result.quarantined)
-                read += len(source)
-                per_source.update(result.kept["source"])
-                reasons.update(result.quarantined["reason"].str.replace(r"'[^']*'", "'…'", regex=True))
-                if first_quarantined is None and len(result.quarantined):
-                    first_quarantined = result.quarantined.iloc[0]
+            for rows, kept_rows, quarantined_rows in parallel.ordered_map(
+                    pool_io.SliceValidator(layout), slices, _workers(compute, end - start)):
+                kept.write(kept_rows)
+                quarantine.write(quarantined_rows)
+                read += rows
+                per_source.update(kept_rows.column("source").to_pylist())
+                reasons.update(QUOTED.sub("'…'", reason) for reason in quarantined_rows.column("reason").to_pylist())
+                if first_quarantined is None and quarantined_rows.num_rows:
+                    first_quarantined = quarantined_rows.slice(0, 1).to_pylist()[0]
             if not kept.rows + quarantine.rows == read == end - start:
                 raise Failure(f"ring {ring}: {end - start} positions, {read} read, "
                               f"{kept.rows} kept + {quarantine.rows} quarantined")
@@ -59,7 +63,7 @@ def build(grid: Grid) -> list:
         return MaterializeResult(metadata={
             "records_in": read, "kept": kept.rows, "quarantined": quarantine.rows,
             "source_positions": f"[{start}, {end})",
-            "quarantine_reasons": MetadataValue.md(_counts_table(_by_count(reasons)) if reasons else "none"),
+            "quarantine_reasons": MetadataValue.md(_counts_table(dict(reasons.most_common())) if reasons else "none"),
             "per_source": MetadataValue.md(_counts_table(dict(sorted(per_source.items())))),
             "quarantine_path": MetadataValue.path(str(layout.ring_quarantine(ring))),
         })
@@ -67,14 +71,16 @@ def build(grid: Grid) -> list:
     @asset(group_name="pool", partitions_def=grid.rings_def, deps=["ring_records", "tokenizer"], kinds={"parquet"},
            code_version=source_version(tokenize),
            description="Token counts per example (chat template applied): total and answer tokens.")
-    def ring_token_counts(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:
+    def ring_token_counts(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                          compute: ComputeResource) -> MaterializeResult:
         layout = storage.layout()
         ring = context.partition_key
-        tok = load_tokenizer(layout)
+        records_file = pq.ParquetFile(layout.ring_records(ring))
+        batches = (batch.column("messages").to_pylist()
+                   for batch in records_file.iter_batches(TOKENIZE_CHUNK, columns=["messages"]))
         totals, answers = [], []
-        for batch in pq.ParquetFile(layout.ring_records(ring)).iter_batches(TOKENIZE_CHUNK, columns=["messages"]):
-            conversations = [json.loads(m) for m in batch.column("messages").to_pylist()]
-            total, answer = tokenize.token_counts(tokenize.encode_conversations(tok, conversations))
+        for total, answer in parallel.ordered_map(tokenize.TokenCounter(str(layout.tokenizer_dir)), batches,
+                                                  _workers(compute, records_file.metadata.num_rows)):
             totals.append(total)
             answers.append(answer)
         total = np.concatenate(totals) if totals else np.zeros(0, np.int64)

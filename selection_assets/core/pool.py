@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from selection_assets.core import embed, records
+from selection_assets.core import embed, records, store
 from selection_assets.core.store import Layout
 
 POOL_COLUMNS = ["example_id", "source", "clean", "noise", "total_tokens", "answer_tokens", "ring"]
@@ -40,6 +42,21 @@ def iter_valid_source_messages(layout: Layout, rows: int = 65536) -> Iterator[st
     total = pq.ParquetFile(layout.source_pool).metadata.num_rows
     for source in iter_source_slices(layout, 0, total, rows):
         yield from records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept["messages"]
+
+
+@dataclass(frozen=True)
+class SliceValidator:
+    """Validates source positions [start, end) of the storage at `layout`: rows read, then the kept
+    and quarantined records as Arrow tables of the ring files' schemas. It reads its own slice and
+    pickles as its layout, so a worker process does the reading, the validation and the conversion."""
+
+    layout: Layout
+
+    def __call__(self, bounds: tuple[int, int]) -> tuple[int, pa.Table, pa.Table]:
+        source = read_source_slice(self.layout, *bounds)
+        result = records.validate_source_slice(source)
+        return (len(source), store.arrow_table(result.kept, records.KEPT_SCHEMA),
+                store.arrow_table(result.quarantined, records.QUARANTINE_SCHEMA))
 
 
 def valid_source_messages(layout: Layout, end: int | None = None) -> pd.Series:

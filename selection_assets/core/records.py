@@ -182,6 +182,11 @@ def validate_raw(raw_json: Iterable[bytes | str], source_indices: Iterable[int],
     return ValidatedPool(kept=kept_df, quarantined=q_df)
 
 
+def validate_source_slice(source: pd.DataFrame) -> ValidatedPool:
+    """`validate_raw` over rows of the shuffled source (columns raw, position, duplicate_of)."""
+    return validate_raw(source["raw"], source["position"], source["duplicate_of"])
+
+
 def declared_ids(raw_json: Iterable[bytes | str]) -> list[str | None]:
     """The `id` each raw record declares (None when unparseable or absent), for duplicate checks."""
     ids: list[str | None] = []

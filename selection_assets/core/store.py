@@ -165,6 +165,11 @@ def write_parquet(df: pd.DataFrame, path: Path) -> Path:
     return Path(path)
 
 
+def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """`frame` as an Arrow table of `schema`'s column types (with pandas' dtypes in its metadata)."""
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
 class ParquetAppender:
     """A Parquet file written a DataFrame at a time with a fixed `schema` (each `write` one row
     group), renamed into place only when the `with` block ends without an error: memory stays at one
@@ -178,13 +183,13 @@ class ParquetAppender:
         self._writer: pq.ParquetWriter | None = None
         return self
 
-    def write(self, frame: pd.DataFrame) -> None:
-        """Append `frame`'s rows (its columns cast to the schema's types)."""
-        table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
+    def write(self, rows: pd.DataFrame | pa.Table) -> None:
+        """Append `rows` (a DataFrame is cast to the schema's types by `arrow_table`)."""
+        table = arrow_table(rows, self.schema) if isinstance(rows, pd.DataFrame) else rows
         if self._writer is None:  # the first table's schema carries pandas' dtypes (nullable booleans)
             self._writer = pq.ParquetWriter(self._tmp, table.schema)
         self._writer.write_table(table)
-        self.rows += len(frame)
+        self.rows += table.num_rows
 
     def __exit__(self, error_type, error, traceback) -> None:
         if self._writer is None:

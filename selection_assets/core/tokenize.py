@@ -17,7 +17,10 @@ word-start pieces at the joins), and, as there, with no newline after the last t
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -189,3 +192,38 @@ def token_counts(encoded: Sequence[Encoded]) -> tuple[np.ndarray, np.ndarray]:
     answer = np.fromiter((sum(e.answer_mask[e.last_answer_start:]) for e in encoded), dtype=np.int64,
                          count=len(encoded))
     return total, answer
+
+
+def load_tokenizer_dir(path: str | Path):
+    """The tokenizer saved at `path` (its EOS as pad token when it has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(path))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+_LOADED: dict[tuple, object] = {}  # per process: (path, its files' sizes and mtimes) -> tokenizer
+
+
+def _tokenizer_at(path: str):
+    """The tokenizer at `path`, loaded once per process while its files stay unchanged."""
+    stamp = tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(path).iterdir()))
+    key = (os.path.realpath(path), stamp)
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = load_tokenizer_dir(path)
+    return _LOADED[key]
+
+
+@dataclass(frozen=True)
+class TokenCounter:
+    """Total and answer token counts of a chunk of conversations (JSON text of their messages) under
+    the tokenizer saved at `tokenizer_dir`; it pickles as its path, for worker processes."""
+
+    tokenizer_dir: str
+
+    def __call__(self, messages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        encoded = encode_conversations(_tokenizer_at(self.tokenizer_dir), [json.loads(m) for m in messages])
+        return token_counts(encoded)

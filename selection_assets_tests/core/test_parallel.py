@@ -1,0 +1,70 @@
+"""A ring's validation and tokenisation over worker processes (core/parallel.py): the same rows,
+counts and order as in one process."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from selection_assets.core import ingest, parallel, tokenize
+from selection_assets.core import pool as pool_io
+from selection_assets.core.store import Layout
+from selection_assets.world import generate
+
+
+def test_ordered_map_keeps_the_order_of_the_items_whatever_the_workers():
+    items = list(range(23))
+    assert list(parallel.ordered_map(abs, (-i for i in items), 3)) == items
+    assert list(parallel.ordered_map(abs, [], 2)) == []
+    with pytest.raises(ValueError, match="workers"):
+        parallel.resolve_workers(-1)
+    assert parallel.resolve_workers(0) == parallel.available_cpus() >= 1
+
+
+def test_slices_validated_by_workers_equal_one_process(tmp_path):
+    layout = Layout(tmp_path)
+    lines = (line.encode() for line in generate.iter_pool(900, seed=3))
+    ingest.write_shuffled_source(lines, layout.source_pool, seed=3)
+    slices = [(begin, min(begin + 128, 900)) for begin in range(0, 900, 128)]
+    validator = pool_io.SliceValidator(layout)
+    alone = list(parallel.ordered_map(validator, slices, 1))
+    spread = list(parallel.ordered_map(validator, slices, 2))
+    assert [rows for rows, _, _ in spread] == [end - begin for begin, end in slices]
+    for (_, kept_alone, quarantined_alone), (_, kept, quarantined) in zip(alone, spread):
+        assert kept.equals(kept_alone) and quarantined.equals(quarantined_alone)
+    kept = pa.concat_tables([k for _, k, _ in spread])
+    quarantined = pa.concat_tables([q for _, _, q in spread])
+    assert kept.num_rows + quarantined.num_rows == 900 and quarantined.num_rows > 0  # the world's malformed records
+
+    counter = tokenize.TokenCounter(str(_tokenizer(tmp_path, kept)))
+    messages = kept.column("messages").to_pylist()
+    batches = [messages[begin:begin + 100] for begin in range(0, len(messages), 100)]
+    alone_counts = list(parallel.ordered_map(counter, batches, 1))
+    spread_counts = list(parallel.ordered_map(counter, batches, 2))
+    for (total, answer), (total_alone, answer_alone) in zip(spread_counts, alone_counts):
+        np.testing.assert_array_equal(total, total_alone)
+        np.testing.assert_array_equal(answer, answer_alone)
+    assert sum(len(t) for t, _ in spread_counts) == kept.num_rows
+
+
+def _tokenizer(tmp_path, kept):
+    from selection_assets.world.models import EOS, train_tokenizer
+
+    texts = (tokenize.format_conversation(json.loads(m), EOS) for m in kept.column("messages").to_pylist())
+    train_tokenizer(texts, 300, tmp_path / "tokenizer")
+    return tmp_path / "tokenizer"
+
+
+def test_a_token_counter_reloads_a_tokenizer_that_was_trained_again(tmp_path):
+    from selection_assets.world.models import train_tokenizer
+
+    messages = [json.dumps([{"role": "user", "content": "hello there, general"},
+                            {"role": "assistant", "content": "kenobi, you are a bold one"}])]
+    texts = ["hello there general kenobi you are a bold one " * 20]
+    train_tokenizer(texts, 300, tmp_path / "tokenizer")
+    counter = tokenize.TokenCounter(str(tmp_path / "tokenizer"))
+    finer_total, _ = counter(messages)
+    train_tokenizer(texts, 270, tmp_path / "tokenizer")  # fewer merges: more tokens for the same text
+    coarser_total, _ = counter(messages)
+    assert coarser_total[0] > finer_total[0]
