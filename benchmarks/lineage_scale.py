@@ -77,10 +77,14 @@ def main() -> None:
     parser.add_argument("--pool-sizes", default="10000,100000,1000000")
     parser.add_argument("--budgets", default="1000")
     parser.add_argument("--home", default="/tmp/lineage_scale", help="DAGSTER_HOME (the storage goes under it)")
+    parser.add_argument("--replot", action="store_true", help="redraw the plot from the results file")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         child(args.child)
+        return
+    if args.replot:
+        _plot(json.loads((RESULTS / f"{RESULT_NAME}.json").read_text())["steps"])
         return
     os.environ.update({"DAGSTER_HOME": str(Path(args.home).resolve()), "SELECTION_ASSETS_POOL_SIZES": args.pool_sizes,
                        "SELECTION_ASSETS_BUDGETS": args.budgets, "SELECTION_ASSETS_PROFILE": "world"})
@@ -125,13 +129,13 @@ def _plot(rows: list[dict]) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     assets = sorted({r["asset"] for r in rows if _rows_of(r["label"])})
     for asset in assets:
-        points = sorted((_rows_of(r["label"]), r["wall_seconds"], r["peak_rss_mib"]) for r in rows
+        points = sorted((_rows_of(r["label"]), r["step_seconds"], r["peak_rss_mib"]) for r in rows
                         if r["asset"] == asset)
         sizes = [p[0] for p in points]
         left.plot(sizes, [p[1] for p in points], marker="o", label=asset)
         right.plot(sizes, [p[2] for p in points], marker="o", label=asset)
-    left.set(xscale="log", yscale="log", xlabel="examples (ring rows, or pool size)", ylabel="wall seconds",
-             title="Time per asset against N")
+    left.set(xscale="log", yscale="log", xlabel="examples (ring rows, or pool size)",
+             ylabel="seconds in the run (process start left out)", title="Time per asset against N")
     right.set(xscale="log", xlabel="examples (ring rows, or pool size)", ylabel="peak RSS (MiB)",
               title="Peak RSS per asset against N")
     right.axhline(4096, linestyle="--", color="grey", label="4 GiB")

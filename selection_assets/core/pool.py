@@ -41,7 +41,7 @@ def iter_valid_source_messages(layout: Layout, rows: int = 65536) -> Iterator[st
     quarantined through the source's `duplicate_of`, whichever chunk the first one is in)."""
     total = pq.ParquetFile(layout.source_pool).metadata.num_rows
     for source in iter_source_slices(layout, 0, total, rows):
-        yield from records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept["messages"]
+        yield from records.validate_source_slice(source).kept["messages"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def valid_source_messages(layout: Layout, end: int | None = None) -> pd.Series:
     and counts the others."""
     source = (read_source_slice(layout, 0, end) if end is not None
               else pd.read_parquet(layout.source_pool, columns=["raw", "position", "duplicate_of"]))
-    return records.validate_raw(source["raw"], source["position"], source["duplicate_of"]).kept["messages"]
+    return records.validate_source_slice(source).kept["messages"]
 
 
 def ring_ids_digest(layout: Layout, ring: str, batch_rows: int = 65536) -> str:
