@@ -23,17 +23,18 @@ class EmbeddingMatrix:
     blocks: passes in pool order, and rows gathered by index."""
 
     def __init__(self, shards: Iterable[np.ndarray], memory_bytes: int = DEFAULT_MEMORY_BYTES):
-        self._kept: list[np.ndarray | None] = []  # float32 rows of a kept shard
-        self._reopen: list[Callable[[], np.ndarray] | None] = []  # how to get another shard again
+        # per shard: its float32 rows when kept (or an in-memory array), else how to open its file again
+        self._shards: list[np.ndarray | Callable[[], np.ndarray]] = []
         sizes, self.kept_bytes, self.dim, spilled = [], 0, 0, False
         for shard in shards:
             rows, self.dim = (shard.shape[0], shard.shape[1]) if shard.ndim == 2 else (0, self.dim)
             sizes.append(rows)
-            keep = not spilled and self.kept_bytes + rows * self.dim * 4 <= memory_bytes
-            spilled = not keep
-            self._kept.append(np.ascontiguousarray(shard, dtype=np.float32) if keep else None)
-            self._reopen.append(None if keep else _reopener(shard))
-            self.kept_bytes += rows * self.dim * 4 if keep else 0
+            spilled = spilled or self.kept_bytes + rows * self.dim * 4 > memory_bytes
+            if not spilled:
+                self._shards.append(np.ascontiguousarray(shard, dtype=np.float32))
+                self.kept_bytes += rows * self.dim * 4
+            else:
+                self._shards.append(_reopener(shard))
         self.starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
         self.n = int(self.starts[-1])
 
@@ -47,20 +48,19 @@ class EmbeddingMatrix:
     def __len__(self) -> int:
         return self.n
 
+    def _shard(self, index: int) -> np.ndarray:
+        """Shard `index`: its kept rows, or its file opened again (a memory map the caller drops,
+        which unmaps it: its pages leave the resident set)."""
+        shard = self._shards[index]
+        return shard() if callable(shard) else shard
+
     def block(self, index: int) -> np.ndarray:
         """Shard `index` as float32 rows."""
-        kept = self._kept[index]
-        if kept is not None:
-            return kept
-        shard = self._reopen[index]()
-        try:
-            return np.asarray(shard, dtype=np.float32)
-        finally:
-            del shard  # unmaps a memory-mapped shard: its pages leave the resident set
+        return np.asarray(self._shard(index), dtype=np.float32)
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, float32 rows) of every shard, in pool order."""
-        for index in range(len(self._kept)):
+        for index in range(len(self._shards)):
             yield int(self.starts[index]), self.block(index)
 
     def rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -74,14 +74,7 @@ class EmbeddingMatrix:
         shard_of = np.searchsorted(self.starts, indices, side="right") - 1
         for shard in np.unique(shard_of):
             where = np.flatnonzero(shard_of == shard)
-            local = indices[where] - self.starts[shard]
-            kept = self._kept[shard]
-            if kept is not None:
-                out[where] = kept[local]
-            else:
-                mapped = self._reopen[shard]()
-                out[where] = np.asarray(mapped[local], dtype=np.float32)
-                del mapped
+            out[where] = self._shard(shard)[indices[where] - self.starts[shard]]
         return out
 
     def squared_norms(self) -> np.ndarray:
@@ -119,9 +112,15 @@ def nearest_rows(matrix: EmbeddingMatrix, targets: np.ndarray, count: int) -> tu
     return best_distances, best
 
 
-def _reopener(shard: np.ndarray) -> Callable[[], np.ndarray]:
-    """How to get `shard` again later: reopen its file when memory-mapped, else keep the array."""
+def as_matrix(embeddings: np.ndarray | EmbeddingMatrix) -> EmbeddingMatrix:
+    """`embeddings` as a matrix (an in-memory array is wrapped by `EmbeddingMatrix.of`)."""
+    return embeddings if isinstance(embeddings, EmbeddingMatrix) else EmbeddingMatrix.of(embeddings)
+
+
+def _reopener(shard: np.ndarray) -> np.ndarray | Callable[[], np.ndarray]:
+    """How to get a shard that is not kept again: reopen its file when memory-mapped (holding no
+    pages in between), else the array itself."""
     filename = getattr(shard, "filename", None)
     if isinstance(shard, np.memmap) and filename:
         return lambda: np.load(filename, mmap_mode="r")
-    return lambda: shard
+    return shard

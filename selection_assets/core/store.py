@@ -225,9 +225,8 @@ class ParquetRows:
         """Rows [start, end) as an Arrow table of the chosen columns."""
         if not 0 <= start <= end <= len(self):
             raise IndexError(f"rows [{start}, {end}) of {self._file.metadata.num_rows} in {self.columns}")
-        first = int(np.searchsorted(self._starts, start, side="right")) - 1
+        group = int(np.searchsorted(self._starts, start, side="right")) - 1
         pieces = []
-        group = first
         while group < len(self._starts) - 1 and self._starts[group] < end:
             table = self._group(group)
             begin = max(start - int(self._starts[group]), 0)

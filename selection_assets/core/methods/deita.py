@@ -26,7 +26,7 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.embedding_matrix import EmbeddingMatrix
+from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix
 from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, top_k
 from selection_assets.core.methods.diversity import order_to_score
 
@@ -73,7 +73,7 @@ def redundancy_filter(embeddings: np.ndarray | EmbeddingMatrix, ranking: np.ndar
     Candidates are read `batch` at a time in ranking order: one product against everything accepted
     so far, then a walk through the batch that also checks the ones it accepts; the same decisions
     as one candidate at a time, in memory of the accepted vectors plus one batch."""
-    matrix = embeddings if isinstance(embeddings, EmbeddingMatrix) else EmbeddingMatrix.of(embeddings)
+    matrix = as_matrix(embeddings)
     ranking = np.asarray(ranking, dtype=np.int64)
     accepted_vectors = np.empty((min(k, len(ranking)), matrix.dim), dtype=np.float32)
     accepted: list[int] = []

@@ -37,7 +37,7 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.embedding_matrix import EmbeddingMatrix, nearest_rows
+from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix, nearest_rows
 from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, budget_column, top_k
 
 
@@ -45,13 +45,9 @@ MAX_POINTS_PER_CENTROID = 256  # faiss.Kmeans's default: past it, it trains on a
 NEAREST_CANDIDATES = 16  # nearest examples kept per k-means centroid (more are searched if all are taken)
 
 
-def _matrix(embeddings: np.ndarray | EmbeddingMatrix) -> EmbeddingMatrix:
-    return embeddings if isinstance(embeddings, EmbeddingMatrix) else EmbeddingMatrix.of(embeddings)
-
-
 def kcenter_order(embeddings: np.ndarray | EmbeddingMatrix, k: int, seed: int) -> np.ndarray:
     """Greedy k-center from a seeded random first example: indices in the order they are added."""
-    matrix = _matrix(embeddings)
+    matrix = as_matrix(embeddings)
     n = len(matrix)
     k = min(k, n)
     if k == 0:
@@ -63,7 +59,7 @@ def kcenter_order(embeddings: np.ndarray | EmbeddingMatrix, k: int, seed: int) -
 def farthest_additions(embeddings: np.ndarray | EmbeddingMatrix, centres: list[int], count: int) -> list[int]:
     """Greedy k-center from `centres`: `count` examples, each the one farthest (L2) from every centre
     and earlier addition (a running min-distance vector: O(N) memory, one pass per addition)."""
-    matrix = _matrix(embeddings)
+    matrix = as_matrix(embeddings)
     squared_norms = matrix.squared_norms()
     min_dist = np.full(len(matrix), np.inf, dtype=np.float32)
 
@@ -111,7 +107,7 @@ def _nearest_centroid(matrix: EmbeddingMatrix, centroids: np.ndarray) -> tuple[n
 def kmeans_order(embeddings: np.ndarray | EmbeddingMatrix, n_clusters: int, seed: int, iterations: int = 20,
                  restarts: int = 5) -> np.ndarray:
     """All indices: round-robin over clusters (largest first), nearest-to-centroid first in each."""
-    matrix = _matrix(embeddings)
+    matrix = as_matrix(embeddings)
     n = len(matrix)
     n_clusters = min(n_clusters, n)
     kmeans = faiss.Kmeans(matrix.dim, n_clusters, niter=iterations, nredo=restarts, seed=seed, verbose=False)
@@ -145,7 +141,7 @@ def kmeans_nearest_to_centroids(embeddings: np.ndarray | EmbeddingMatrix, k: int
     """Indices of the k examples nearest the centroids of a k-means with k clusters (k-means++
     seeding, Lloyd iterations), in centroid order; a centroid whose nearest example is taken
     already gets its nearest one not taken."""
-    matrix = _matrix(embeddings)
+    matrix = as_matrix(embeddings)
     k = min(k, len(matrix))
     x = _training_rows(matrix, k, seed)
     kmeans = faiss.Kmeans(matrix.dim, k, niter=iterations, seed=seed, verbose=False, min_points_per_centroid=1)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.embedding_matrix import EmbeddingMatrix, nearest_rows
+from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix, nearest_rows
 from selection_assets.core.methods import ScoringInputs, base_frame, top_k
 
 PUBLISHED_RULE = {"intercept": 1.0694, "reward": -0.1498, "output_length": 8.257e-5, "knn6": -0.9350}
@@ -59,7 +59,7 @@ def knn_distance(embeddings: np.ndarray | EmbeddingMatrix, k: int = 6) -> np.nda
     """L2 distance of each row to its k-th nearest other row (exact search, faiss, a shard of
     queries against every shard at a time: memory of two shards and N x (k + 1) neighbours); with
     fewer than k other rows, to the farthest one."""
-    matrix = embeddings if isinstance(embeddings, EmbeddingMatrix) else EmbeddingMatrix.of(embeddings)
+    matrix = as_matrix(embeddings)
     n = len(matrix)
     if n < 2:
         return np.zeros(n)
