@@ -16,10 +16,8 @@ import multiprocessing
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 
-from selection_assets.assets.pools import RING_CHUNK, TOKENIZE_CHUNK
-from selection_assets.core import ingest, parallel, pool, records, store, tokenize
+from selection_assets.core import ingest, parallel, pool, records, tokenize
 from selection_assets.core.store import Layout
 from selection_assets.world import generate
 from selection_assets.world.models import train_tokenizer
@@ -32,26 +30,17 @@ def write_generated_pool(rows: int, path: Path) -> None:
     path.write_text("\n".join(generate.generate_pool(rows, seed=5)) + "\n")
 
 
-def validate_and_tokenize(layout: Layout, rows: int, tokenizer_dir: Path, workers: int) -> dict:
+def validate_and_tokenize(layout: Layout, rows: int, workers: int) -> dict:
     """The ring_records and ring_token_counts assets' work over the whole source as one ring, with
     `workers` processes: seconds of each, and what they counted."""
+    ring = f"0-{rows}-workers-{workers}"
     began = time.perf_counter()
-    ring = layout.ring_records(f"0-{rows}-workers-{workers}")
-    ring.parent.mkdir(parents=True, exist_ok=True)
-    with store.ParquetAppender(ring, records.KEPT_SCHEMA) as kept, \
-            store.ParquetAppender(ring.with_suffix(".quarantine.parquet"), records.QUARANTINE_SCHEMA) as quarantined:
-        slices = [(begin, min(begin + RING_CHUNK, rows)) for begin in range(0, rows, RING_CHUNK)]
-        for _, kept_rows, quarantined_rows in parallel.ordered_map(pool.SliceValidator(layout), slices, workers):
-            kept.write(kept_rows)
-            quarantined.write(quarantined_rows)
+    written = pool.write_ring_records(layout, ring, 0, rows, workers)
     validate_s = time.perf_counter() - began
     began = time.perf_counter()
-    batches = (b.column("messages").to_pylist()
-               for b in pq.ParquetFile(ring).iter_batches(TOKENIZE_CHUNK, columns=["messages"]))
-    tokens = sum(int(total.sum()) for total, _ in
-                 parallel.ordered_map(tokenize.TokenCounter(str(tokenizer_dir)), batches, workers))
+    tokens = int(pool.count_ring_tokens(layout, ring, workers)[0].sum())
     tokenize_s = time.perf_counter() - began
-    return {"workers": workers, "kept": kept.rows, "quarantined": quarantined.rows, "tokens": tokens,
+    return {"workers": workers, "kept": written.kept, "quarantined": written.quarantined, "tokens": tokens,
             "validate_s": validate_s, "tokenize_s": tokenize_s,
             "validate_rows_per_s": rows / validate_s, "tokenize_tokens_per_s": tokens / tokenize_s}
 
@@ -74,10 +63,10 @@ def main() -> None:
     rows = ingest.write_shuffled_source(records.iter_raw_records(str(path)), layout.source_pool, seed=5)
     read_s = time.perf_counter() - began
     ingest_rss_mb = peak_rss_mb()
-    tokenizer_dir = path.parent / "tokenizer_ingest"  # trained once, outside the timing
-    first = records.validate_source_slice(pool.read_source_slice(layout, 0, 20000)).kept["messages"]
-    train_tokenizer((tokenize.format_conversation(json.loads(m), "<|endoftext|>") for m in first), 1024, tokenizer_dir)
-    one, many = (validate_and_tokenize(layout, rows, tokenizer_dir, w) for w in (1, args.workers))
+    first = pool.iter_valid_source_messages(layout, 20000)  # the tokenizer is trained once, outside the timing
+    train_tokenizer((tokenize.format_conversation(json.loads(m), "<|endoftext|>") for m in first), 1024,
+                    layout.tokenizer_dir)
+    one, many = (validate_and_tokenize(layout, rows, w) for w in (1, args.workers))
     if (one["kept"], one["quarantined"], one["tokens"]) != (many["kept"], many["quarantined"], many["tokens"]):
         raise AssertionError(f"{args.workers} workers counted otherwise than one: {many} vs {one}")
     result = {"rows": rows, "kept": one["kept"], "quarantined": one["quarantined"], "tokens": one["tokens"],

@@ -255,11 +255,11 @@ def _build_less_warmup(grid: Grid):
 
         layout = storage.layout()
         smallest, largest = min(grid.pool_sizes), max(grid.pool_sizes)
-        messages = pool_io.valid_source_messages(layout, smallest)
+        messages = list(pool_io.iter_valid_source_messages(layout, smallest))
         settings = training.less_settings(data.max_length, data.seed)
         count = min(max(1, round(settings.warmup_fraction * largest)), len(messages))
         chosen = np.random.default_rng(data.seed).permutation(len(messages))[:count]
-        conversations = [json.loads(messages.iloc[i]) for i in chosen]
+        conversations = [json.loads(messages[i]) for i in chosen]
         device = compute.resolved_device()
         model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=torch.float32)
         tokenizer = load_tokenizer(layout)

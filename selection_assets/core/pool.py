@@ -1,11 +1,14 @@
-"""Reading a pool (the union of its rings) from the storage layout: examples with their labels and
-token counts, their embeddings in row order, and the records of a selection."""
+"""A pool (the union of its rings) in the storage layout: validating and counting a ring's records
+from the shuffled source, and reading back examples with their labels and token counts, their
+embeddings in row order, and the records of a selection."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -14,10 +17,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from selection_assets.core import embed, records, store
+from selection_assets.core import embed, parallel, records, store, tokenize
 from selection_assets.core.store import Layout
 
 POOL_COLUMNS = ["example_id", "source", "clean", "noise", "total_tokens", "answer_tokens", "ring"]
+RING_CHUNK = 65536  # source rows validated and written at a time: a ring's memory is one chunk's
+TOKENIZE_CHUNK = 8192  # conversations tokenised at a time
+QUOTED = re.compile(r"'[^']*'")  # quoted values in quarantine reasons, left out when reasons are counted
 
 
 def read_source_slice(layout: Layout, start: int, end: int) -> pd.DataFrame:
@@ -28,20 +34,14 @@ def read_source_slice(layout: Layout, start: int, end: int) -> pd.DataFrame:
     return table.to_pandas().sort_values("position", kind="stable").reset_index(drop=True)
 
 
-def iter_source_slices(layout: Layout, start: int, end: int, rows: int) -> Iterator[pd.DataFrame]:
-    """Positions [start, end) of the shuffled source, `rows` at a time, in position order (the
-    source is sorted by position in row groups, so each read decodes only the groups it needs)."""
-    for begin in range(start, end, rows):
-        yield read_source_slice(layout, begin, min(begin + rows, end))
-
-
-def iter_valid_source_messages(layout: Layout, rows: int = 65536) -> Iterator[str]:
-    """The messages (JSON text) of every valid record of the shuffled source, in position order,
-    validated `rows` source rows at a time (memory stays at one chunk; repeats of an id are
-    quarantined through the source's `duplicate_of`, whichever chunk the first one is in)."""
-    total = pq.ParquetFile(layout.source_pool).metadata.num_rows
-    for source in iter_source_slices(layout, 0, total, rows):
-        yield from records.validate_source_slice(source).kept["messages"]
+def iter_valid_source_messages(layout: Layout, end: int | None = None, rows: int = RING_CHUNK) -> Iterator[str]:
+    """The messages (JSON text) of the valid records among the first `end` positions of the
+    shuffled source (all of them without `end`), in position order, validated `rows` source rows at
+    a time (memory stays at one chunk; repeats of an id are quarantined through the source's
+    `duplicate_of`, whichever chunk the first one is in; the ring_records asset counts them)."""
+    total = pq.ParquetFile(layout.source_pool).metadata.num_rows if end is None else end
+    for begin in range(0, total, rows):
+        yield from records.validate_source_slice(read_source_slice(layout, begin, min(begin + rows, total))).kept["messages"]
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,55 @@ class SliceValidator:
                 store.arrow_table(result.quarantined, records.QUARANTINE_SCHEMA))
 
 
-def valid_source_messages(layout: Layout, end: int | None = None) -> pd.Series:
-    """The messages (JSON text) of the valid records among the first `end` pool positions of the
-    shuffled source (all of them without `end`), in position order; the ring_records asset quarantines
-    and counts the others."""
-    source = (read_source_slice(layout, 0, end) if end is not None
-              else pd.read_parquet(layout.source_pool, columns=["raw", "position", "duplicate_of"]))
-    return records.validate_source_slice(source).kept["messages"]
+@dataclass
+class RingRecords:
+    """What validating a ring wrote: source rows read, records kept and quarantined, the kept ones
+    per source, the quarantine reasons (quoted values left out, so alike reasons count together) and
+    the first quarantined record."""
+
+    read: int = 0
+    kept: int = 0
+    quarantined: int = 0
+    per_source: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    first_quarantined: dict | None = None
+
+
+def write_ring_records(layout: Layout, ring: str, start: int, end: int, workers: int,
+                       chunk_rows: int = RING_CHUNK) -> RingRecords:
+    """Validate source positions [start, end) `chunk_rows` at a time over `workers` processes
+    (`parallel.ordered_map`) and write the ring's records and quarantine, each a row group per chunk.
+    ValueError, and neither file, when kept + quarantined != rows read != end - start."""
+    slices = [(begin, min(begin + chunk_rows, end)) for begin in range(start, end, chunk_rows)]
+    summary = RingRecords()
+    with store.ParquetAppender(layout.ring_records(ring), records.KEPT_SCHEMA) as kept, \
+            store.ParquetAppender(layout.ring_quarantine(ring), records.QUARANTINE_SCHEMA) as quarantine:
+        for rows, kept_rows, quarantined_rows in parallel.ordered_map(SliceValidator(layout), slices, workers):
+            kept.write(kept_rows)
+            quarantine.write(quarantined_rows)
+            summary.read += rows
+            summary.per_source.update(kept_rows.column("source").to_pylist())
+            summary.reasons.update(QUOTED.sub("'…'", r) for r in quarantined_rows.column("reason").to_pylist())
+            if summary.first_quarantined is None and quarantined_rows.num_rows:
+                summary.first_quarantined = quarantined_rows.slice(0, 1).to_pylist()[0]
+        summary.kept, summary.quarantined = kept.rows, quarantine.rows
+        if not summary.kept + summary.quarantined == summary.read == end - start:
+            raise ValueError(f"ring {ring}: {end - start} positions, {summary.read} read, "
+                             f"{summary.kept} kept + {summary.quarantined} quarantined")
+    return summary
+
+
+def count_ring_tokens(layout: Layout, ring: str, workers: int,
+                      batch_rows: int = TOKENIZE_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Total and answer tokens of every kept record of the ring under the storage's tokenizer,
+    `batch_rows` conversations at a time over `workers` processes."""
+    records_file = pq.ParquetFile(layout.ring_records(ring))
+    batches = (batch.column("messages").to_pylist()
+               for batch in records_file.iter_batches(batch_rows, columns=["messages"]))
+    counts = list(parallel.ordered_map(tokenize.TokenCounter(str(layout.tokenizer_dir)), batches, workers))
+    if not counts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate([t for t, _ in counts]), np.concatenate([a for _, a in counts])
 
 
 def ring_ids_digest(layout: Layout, ring: str, batch_rows: int = 65536) -> str:

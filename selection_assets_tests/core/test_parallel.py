@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from selection_assets.core import ingest, parallel, tokenize
@@ -68,3 +69,20 @@ def test_a_token_counter_reloads_a_tokenizer_that_was_trained_again(tmp_path):
     train_tokenizer(texts, 270, tmp_path / "tokenizer")  # fewer merges: more tokens for the same text
     coarser_total, _ = counter(messages)
     assert coarser_total[0] > finer_total[0]
+
+
+def test_a_ring_written_by_workers_equals_one_written_alone_and_a_short_source_leaves_no_files(tmp_path):
+    layout = Layout(tmp_path)
+    ingest.write_shuffled_source((line.encode() for line in generate.iter_pool(900, seed=4)), layout.source_pool,
+                                 seed=4)
+    alone = pool_io.write_ring_records(layout, "alone", 0, 900, 1, chunk_rows=128)
+    spread = pool_io.write_ring_records(layout, "spread", 0, 900, 2, chunk_rows=128)
+    assert (alone.read, alone.kept, alone.quarantined) == (spread.read, spread.kept, spread.quarantined) == \
+        (900, alone.kept, 900 - alone.kept)
+    assert alone.reasons == spread.reasons and alone.per_source == spread.per_source
+    for written in (layout.ring_records, layout.ring_quarantine):
+        assert pq.read_table(written("alone")).equals(pq.read_table(written("spread")))
+    with pytest.raises(ValueError, match="1000 positions, 900 read"):
+        pool_io.write_ring_records(layout, "past-the-source", 0, 1000, 2, chunk_rows=128)
+    assert not layout.ring_records("past-the-source").exists()
+    assert not layout.ring_quarantine("past-the-source").exists()
