@@ -6,10 +6,13 @@ the float16 shards. The two must choose the same rows (a digest of each result i
 
     python -m benchmarks.diversity_scale                      # 1M x 192, budget 1,000; KNN-6 on 100k rows
     python -m benchmarks.diversity_scale --rows 100000 --knn-rows 20000   # a quick look
+    python -m benchmarks.diversity_scale --kinds knn6 --knn-rows 1000000 --budgeted-only knn6   # ~50 min
 
 The vectors are a seeded mixture of 2,000 Gaussian clusters, L2-normalised, stored as float16
 shards of 4,096 rows with a manifest (as the pipeline stores embeddings); d = 192 is the world
-LM's width. KNN-6 is exact, so its time grows as N^2: it is measured on the first --knn-rows rows.
+LM's width. KNN-6 is exact, so its time grows as N^2: it is measured on the first --knn-rows rows
+(whole shards, rounded up). Kinds named in --budgeted-only run with the default budget alone, for
+when their twin without one has already been compared at a smaller N.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def make_shards(n: int, dim: int) -> Path:
 def child(kind: str, directory: Path, memory_mb: int, budget: int, limit: int | None) -> None:
     """Run one method over the shards; print seconds, peak RSS and a digest of its result."""
     from itertools import islice
+    from math import ceil
 
     from selection_assets.core.embed import iter_shards
     from selection_assets.core.embedding_matrix import EmbeddingMatrix
@@ -58,7 +62,7 @@ def child(kind: str, directory: Path, memory_mb: int, budget: int, limit: int | 
 
     began = time.perf_counter()
     shards = iter_shards(directory)
-    matrix = EmbeddingMatrix(islice(shards, limit // SHARD_ROWS) if limit else shards, memory_mb * 2**20)
+    matrix = EmbeddingMatrix(islice(shards, ceil(limit / SHARD_ROWS)) if limit else shards, memory_mb * 2**20)
     if kind == "kcenter":
         result = diversity.kcenter_order(matrix, budget, seed=0)
     elif kind == "kmeans":
@@ -84,6 +88,7 @@ def main() -> None:
     parser.add_argument("--knn-rows", type=int, default=100_000)
     parser.add_argument("--memory-mb", type=int, default=2048, help="the default budget (ComputeResource)")
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--budgeted-only", default="", help="kinds run with the default memory budget only")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "DIR", "MEMORY_MB", "LIMIT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -91,22 +96,25 @@ def main() -> None:
         child(kind, Path(directory), int(memory_mb), args.budget, int(limit) or None)
         return
     directory = make_shards(args.rows, args.dim)
-    rows = []
-    for kind in args.kinds.split(","):
+    rows, kinds, budgeted_only = [], args.kinds.split(","), set(filter(None, args.budgeted_only.split(",")))
+    for kind in kinds:
         limit = args.knn_rows if kind == "knn6" else 0
-        for memory_mb in (args.memory_mb, 0):
+        for memory_mb in (args.memory_mb,) if kind in budgeted_only else (args.memory_mb, 0):
             result = run_isolated("diversity_scale", "--budget", str(args.budget),
                                   "--child", kind, str(directory), str(memory_mb), str(limit))
             rows.append({"method": kind, "memory_mb": memory_mb, **result})
             print(f"{kind:>18} memory {memory_mb:>5} MiB  rows {result['rows']:>9,}  {result['seconds']:8.1f}s  "
                   f"peak {result['peak_rss_mib']:6.0f} MiB  kept {result['kept_mib']:5.0f} MiB  {result['digest']}",
                   flush=True)
-        same = rows[-1]["digest"] == rows[-2]["digest"]
-        rows[-1]["same_as_kept"] = rows[-2]["same_as_kept"] = same
-    path = save(f"diversity_scale_{args.rows}", {
+        if kind not in budgeted_only:
+            same = rows[-1]["digest"] == rows[-2]["digest"]
+            rows[-1]["same_as_kept"] = rows[-2]["same_as_kept"] = same
+    name = f"diversity_scale_{args.rows}" + ("" if kinds == list(KINDS) else "_" + "_".join(kinds))
+    path = save(name, {
         "command": f"python -m benchmarks.diversity_scale --rows {args.rows} --dim {args.dim} --budget {args.budget} "
-                   f"--knn-rows {args.knn_rows}", "rows": args.rows, "dim": args.dim, "budget": args.budget,
-        "runs": rows})
+                   f"--knn-rows {args.knn_rows} --kinds {args.kinds}"
+                   + (f" --budgeted-only {args.budgeted_only}" if budgeted_only else ""),
+        "rows": args.rows, "dim": args.dim, "budget": args.budget, "runs": rows})
     print(path)
 
 
