@@ -78,15 +78,23 @@ def embedder(space: EmbeddingSpace, layout, compute: ComputeResource, data: Data
 
     from transformers import AutoModel
 
-    tokenizer = load_tokenizer(layout)
     model = AutoModel.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype()).to(device).eval()
+    run_lm = lm_embedder(model, load_tokenizer(layout), compute, data, space.name)
+    return run_lm, base_model_name(layout), sum(p.numel() for p in model.parameters())
+
+
+def lm_embedder(model: torch.nn.Module, tokenizer, compute: ComputeResource, data: DataResource,
+                pooling: str) -> Callable[[list[list[dict]]], np.ndarray]:
+    """Conversations -> float32 unit vectors from a loaded base LM: tokenised as the pipeline does,
+    then `embed.embed_token_ids` with `pooling` on the compute resource's device and batch size."""
+    device = compute.resolved_device()
 
     def run_lm(conversations: list[list[dict]]) -> np.ndarray:
         encoded = tokenize.encode_conversations(tokenizer, conversations, data.max_length)
         return embed.embed_token_ids(model, [e.input_ids for e in encoded], pad_id=tokenizer.pad_token_id,
-                                     batch_tokens=compute.embed_batch_tokens, device=device, pooling=space.name)
+                                     batch_tokens=compute.embed_batch_tokens, device=device, pooling=pooling)
 
-    return run_lm, base_model_name(layout), sum(p.numel() for p in model.parameters())
+    return run_lm
 
 
 def _less_featurizer(layout, device: str, data: DataResource, optimizer_aware: bool):
