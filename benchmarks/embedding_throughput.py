@@ -7,6 +7,11 @@ loop of the same model on the same data, in one run (tokens/s of real tokens).
 Random weights are fine for throughput. MFU = achieved model FLOPs (2 x non-embedding parameters x
 real tokens per second; attention scores and padding are not counted, so it is a lower bound) / the
 device's dense bf16 peak (--peak-tflops, default 989 for an H100 or H200 SXM).
+
+Without --mfu the run also measures the ceiling of the batched path: the rate of this device's
+matrix products at the model's own weight shapes (a full batch of tokens as rows against each
+projection, in the run's dtype), and the speedup over the batch-1 loop that rate would allow were
+the batched path nothing but those products.
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ def model_of(size: str, vocab: int, device: str, dtype) -> LlamaModel:
                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
                          max_position_embeddings=4096)
     return LlamaModel(config).to(device=device, dtype=dtype).eval()
+
+
+def projection_tflops(model: LlamaModel, rows: int, device: str, dtype, sync, repeats: int = 5) -> float:
+    """TFLOP/s of `rows` x in @ in x out products over the shapes of one decoder layer's
+    projections (q, k, v, o, gate, up, down), the median of `repeats` timings of the whole set."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    shapes = [tuple(m.weight.shape) for m in model.layers[0].modules() if isinstance(m, torch.nn.Linear)]
+    weights = [torch.randn(shape, generator=generator).to(device=device, dtype=dtype) for shape in shapes]
+    inputs = {w.shape[1]: torch.randn(rows, w.shape[1], generator=generator).to(device=device, dtype=dtype)
+              for w in weights}
+    flops = sum(2 * rows * w.shape[0] * w.shape[1] for w in weights)
+
+    def products() -> None:
+        for weight in weights:
+            torch.nn.functional.linear(inputs[weight.shape[1]], weight)
+
+    products()  # warm-up
+    return flops / float(np.median([timed(products, sync) for _ in range(repeats)])) / 1e12
 
 
 def timed(fn, sync) -> float:
@@ -92,6 +115,11 @@ def main() -> None:
                         sync) for _ in range(args.repeats)]
         result["batch1_tokens_per_s"] = real_tokens / float(np.median(single))
         result["speedup"] = result["batched_tokens_per_s"] / result["batch1_tokens_per_s"]
+        for path in ("batched", "batch1"):  # attention and pooling not counted: lower bounds
+            result[f"{path}_projection_tflops"] = 2 * matmul_parameters * result[f"{path}_tokens_per_s"] / 1e12
+        result["projection_ceiling_tflops"] = projection_tflops(model, args.batch_tokens, device, dtype, sync)
+        result["projection_ceiling_rows"] = args.batch_tokens  # a full batch, flattened to rows
+        result["speedup_ceiling"] = result["projection_ceiling_tflops"] / result["batch1_projection_tflops"]
     else:
         sample = sequences[:64]  # the same vectors with and without the (redundant) padding mask
         masked, unmasked = (embed.embed_token_ids(model, sample, pad_id=0, batch_tokens=args.batch_tokens,
