@@ -136,23 +136,25 @@ class Stages:
                 steps.append(Step(job, partition, keys))
         return steps
 
-    def feeds(self, parent_partition: str | None, child_partition: str | None) -> bool:
-        """Whether a parent's `parent_partition` is upstream of a child's `child_partition`: a ring
+    def feeds(self, parent: AssetKey, parent_partition: str | None, child: AssetKey,
+              child_partition: str | None) -> bool:
+        """Whether `parent`'s `parent_partition` is upstream of `child`'s `child_partition`: a ring
         feeds itself and the pools (and their cells) that hold it, a pool size itself and its cells,
-        a cell itself; an unpartitioned asset feeds, and reads, every partition."""
+        a cell itself; an unpartitioned asset feeds, and reads, every partition. What kind of key a
+        partition is follows from its asset's stage."""
         if parent_partition is None or child_partition is None:
             return True
-        parent_kind, child_kind = _partition_kind(parent_partition), _partition_kind(child_partition)
-        if parent_kind == "ring":
-            return (parent_partition == child_partition if child_kind == "ring"
-                    else ring_bounds(parent_partition)[1] <= int(self.pool_of(child_partition)))
-        if parent_kind == "cell":
+        parent_job, child_job = self.job_of[parent], self.job_of[child]
+        if parent_job == RINGS_JOB:
+            return (parent_partition == child_partition if child_job == RINGS_JOB
+                    else ring_bounds(parent_partition)[1] <= int(self.pool_of(child_job, child_partition)))
+        if parent_job == CELLS_JOB:
             return parent_partition == child_partition
-        return child_kind != "ring" and parent_partition == self.pool_of(child_partition)
+        return child_job != RINGS_JOB and parent_partition == self.pool_of(child_job, child_partition)
 
-    def pool_of(self, partition: str) -> str:
-        """The pool size of a pool or cell partition key."""
-        if _partition_kind(partition) != "cell":
+    def pool_of(self, job: str, partition: str) -> str:
+        """The pool size of a partition of the pools or cells stage."""
+        if job != CELLS_JOB:
             return partition
         return self.grid.grid_def.get_partition_key_from_str(partition).keys_by_dimension[POOL_DIM]
 
@@ -173,11 +175,6 @@ def _parents_first(parents: dict[AssetKey, set[AssetKey]]) -> list[AssetKey]:
     for key in parents:
         visit(key)
     return order
-
-
-def _partition_kind(partition: str) -> str:
-    """'ring' ("0-1000"), 'cell' ("100|1000", budget|pool_size) or 'pool' ("1000")."""
-    return "ring" if "-" in partition else "cell" if "|" in partition else "pool"
 
 
 Materialisations = dict[AssetKey, dict]  # key -> partition (None: unpartitioned) -> its latest record
@@ -209,7 +206,7 @@ def stale_targets(stages: Stages, latest: Materialisations) -> set[tuple[AssetKe
     for key in stages.keys:  # lineage order: a parent's staleness is known before its children's
         for partition, record in latest[key].items():
             changed_code = record.asset_materialization.tags.get(CODE_VERSION_TAG) != stages.code_versions[key]
-            upstream_newer = any(stages.feeds(parent_partition, partition) and (
+            upstream_newer = any(stages.feeds(parent, parent_partition, key, partition) and (
                 (parent, parent_partition) in stale or parent_record.storage_id > record.storage_id)
                 for parent in stages.parents[key] if parent in latest
                 for parent_partition, parent_record in latest[parent].items())

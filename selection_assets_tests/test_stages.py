@@ -1,7 +1,7 @@
 """The stage order, the plans built from it and staleness read through Dagster's public APIs, on a
 five-asset lineage with the experiment's partitioning (source -> rings -> pools -> cells -> report)."""
 
-from dagster import AssetDep, DagsterInstance, Definitions, RunRequest, SkipReason, asset, build_sensor_context
+from dagster import AssetDep, AssetKey, DagsterInstance, Definitions, RunRequest, SkipReason, asset, build_sensor_context
 
 from selection_assets.cli import run_step
 from selection_assets.operations import (CELLS_JOB, INPUTS_JOB, POOLS_JOB, REPORTS_JOB, RINGS_JOB, Stages, Step,
@@ -63,12 +63,20 @@ def test_the_stage_order_is_inputs_then_each_ring_and_its_pool_then_cells_then_r
 
 
 def test_which_partition_feeds_which():
-    feeds = Stages(GRID, toy_lineage()).feeds
-    assert feeds("0-80", "80") and feeds("0-80", "160") and feeds("0-80", "40|160") and feeds("0-80", "0-80")
-    assert not feeds("80-160", "80") and not feeds("80-160", "40|80") and not feeds("0-80", "80-160")
-    assert feeds("160", "40|160") and not feeds("80", "40|160") and not feeds("80", "0-80")
-    assert feeds("40|80", "40|80") and not feeds("40|80", "40|160")
-    assert feeds(None, "0-80") and feeds("40|80", None)
+    stages = Stages(GRID, toy_lineage())
+    source, records, view, choice, report = (AssetKey(name) for name in ("source", "records", "view", "choice", "report"))
+
+    def feeds(parent, parent_partition, child, child_partition):
+        return stages.feeds(parent, parent_partition, child, child_partition)
+
+    assert feeds(records, "0-80", view, "80") and feeds(records, "0-80", view, "160")
+    assert feeds(records, "0-80", choice, "40|160") and feeds(records, "0-80", records, "0-80")
+    assert not feeds(records, "80-160", view, "80") and not feeds(records, "80-160", choice, "40|80")
+    assert not feeds(records, "0-80", records, "80-160")
+    assert feeds(view, "160", choice, "40|160") and not feeds(view, "80", choice, "40|160")
+    assert not feeds(view, "80", records, "0-80")
+    assert feeds(choice, "40|80", choice, "40|80") and not feeds(choice, "40|80", choice, "40|160")
+    assert feeds(source, None, records, "0-80") and feeds(choice, "40|80", report, None)
 
 
 def test_staleness_is_a_changed_code_version_or_newer_upstream_data_and_everything_below_it():
