@@ -97,14 +97,32 @@ def write_ring_records(layout: Layout, ring: str, start: int, end: int, workers:
     return summary
 
 
+@dataclass(frozen=True)
+class RowGroupTokenCounter:
+    """Total and answer tokens of the records in one row group of a ring's records file, counted
+    `batch_rows` conversations at a time. It reads its own row group and pickles as two paths, so a
+    worker process does the reading and the parsing, and only the counts travel back."""
+
+    records_path: str
+    tokenizer_dir: str
+    batch_rows: int = TOKENIZE_CHUNK
+
+    def __call__(self, group: int) -> tuple[np.ndarray, np.ndarray]:
+        table = pq.ParquetFile(self.records_path).read_row_group(group, columns=["messages"])
+        counter = tokenize.TokenCounter(self.tokenizer_dir)
+        counts = [counter(batch.column("messages").to_pylist()) for batch in table.to_batches(self.batch_rows)]
+        if not counts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate([t for t, _ in counts]), np.concatenate([a for _, a in counts])
+
+
 def count_ring_tokens(layout: Layout, ring: str, workers: int,
                       batch_rows: int = TOKENIZE_CHUNK) -> tuple[np.ndarray, np.ndarray]:
-    """Total and answer tokens of every kept record of the ring under the storage's tokenizer,
-    `batch_rows` conversations at a time over `workers` processes."""
-    records_file = pq.ParquetFile(layout.ring_records(ring))
-    batches = (batch.column("messages").to_pylist()
-               for batch in records_file.iter_batches(batch_rows, columns=["messages"]))
-    counts = list(parallel.ordered_map(tokenize.TokenCounter(str(layout.tokenizer_dir)), batches, workers))
+    """Total and answer tokens of every kept record of the ring under the storage's tokenizer, a row
+    group of the records file (one validation chunk) a task over `workers` processes."""
+    path = layout.ring_records(ring)
+    counter = RowGroupTokenCounter(str(path), str(layout.tokenizer_dir), batch_rows)
+    counts = list(parallel.ordered_map(counter, range(pq.ParquetFile(path).num_row_groups), workers))
     if not counts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate([t for t, _ in counts]), np.concatenate([a for _, a in counts])

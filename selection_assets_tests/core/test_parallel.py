@@ -38,24 +38,6 @@ def test_slices_validated_by_workers_equal_one_process(tmp_path):
     quarantined = pa.concat_tables([q for _, _, q in spread])
     assert kept.num_rows + quarantined.num_rows == 900 and quarantined.num_rows > 0  # the world's malformed records
 
-    counter = tokenize.TokenCounter(str(_tokenizer(tmp_path, kept)))
-    messages = kept.column("messages").to_pylist()
-    batches = [messages[begin:begin + 100] for begin in range(0, len(messages), 100)]
-    alone_counts = list(parallel.ordered_map(counter, batches, 1))
-    spread_counts = list(parallel.ordered_map(counter, batches, 2))
-    for (total, answer), (total_alone, answer_alone) in zip(spread_counts, alone_counts):
-        np.testing.assert_array_equal(total, total_alone)
-        np.testing.assert_array_equal(answer, answer_alone)
-    assert sum(len(t) for t, _ in spread_counts) == kept.num_rows
-
-
-def _tokenizer(tmp_path, kept):
-    from selection_assets.world.models import EOS, train_tokenizer
-
-    texts = (tokenize.format_conversation(json.loads(m), EOS) for m in kept.column("messages").to_pylist())
-    train_tokenizer(texts, 300, tmp_path / "tokenizer")
-    return tmp_path / "tokenizer"
-
 
 def test_a_token_counter_reloads_a_tokenizer_that_was_trained_again(tmp_path):
     from selection_assets.world.models import train_tokenizer
@@ -71,7 +53,7 @@ def test_a_token_counter_reloads_a_tokenizer_that_was_trained_again(tmp_path):
     assert coarser_total[0] > finer_total[0]
 
 
-def test_a_ring_written_by_workers_equals_one_written_alone_and_a_short_source_leaves_no_files(tmp_path):
+def test_a_ring_written_and_counted_by_workers_equals_one_process_and_a_short_source_leaves_no_files(tmp_path):
     layout = Layout(tmp_path)
     ingest.write_shuffled_source((line.encode() for line in generate.iter_pool(900, seed=4)), layout.source_pool,
                                  seed=4)
@@ -82,6 +64,18 @@ def test_a_ring_written_by_workers_equals_one_written_alone_and_a_short_source_l
     assert alone.reasons == spread.reasons and alone.per_source == spread.per_source
     for written in (layout.ring_records, layout.ring_quarantine):
         assert pq.read_table(written("alone")).equals(pq.read_table(written("spread")))
+
+    # token counts: a row group per task, read by the worker; the same as one counter over every record
+    from selection_assets.world.models import EOS, train_tokenizer
+
+    messages = pq.read_table(layout.ring_records("spread")).column("messages").to_pylist()
+    train_tokenizer((tokenize.format_conversation(json.loads(m), EOS) for m in messages), 300, layout.tokenizer_dir)
+    expected_total, expected_answer = tokenize.TokenCounter(str(layout.tokenizer_dir))(messages)
+    assert pq.ParquetFile(layout.ring_records("spread")).num_row_groups == 8  # 900 rows, 128 a chunk
+    for workers in (1, 2):
+        total, answer = pool_io.count_ring_tokens(layout, "spread", workers, batch_rows=50)
+        np.testing.assert_array_equal(total, expected_total)
+        np.testing.assert_array_equal(answer, expected_answer)
     with pytest.raises(ValueError, match="1000 positions, 900 read"):
         pool_io.write_ring_records(layout, "past-the-source", 0, 1000, 2, chunk_rows=128)
     assert not layout.ring_records("past-the-source").exists()
