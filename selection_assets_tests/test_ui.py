@@ -59,10 +59,11 @@ def dagster_dev(small_env, tmp_path):
         yield f"http://127.0.0.1:{port}", copy
     finally:
         os.killpg(process.pid, signal.SIGINT)  # dagster dev's children (code server, daemon) too
-        try:
-            process.wait(timeout=60)
+        try:  # the daemon stops at once; the webserver can linger a minute, which no test needs
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (setup.sh installs Debian's)")
