@@ -51,7 +51,8 @@ def build(grid: Grid) -> list:
         })
 
     @asset(group_name="pool", partitions_def=grid.rings_def, deps=["ring_records", "tokenizer"], kinds={"parquet"},
-           code_version=source_version(tokenize, pool_io.RowGroupTokenCounter, pool_io.count_ring_tokens),
+           code_version=source_version(tokenize, pool_io.RowGroupTokenCounter, pool_io.count_ring_tokens,
+                                        pool_io.joined_counts),
            description="Token counts per example (chat template applied): total and answer tokens.")
     def ring_token_counts(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                           compute: ComputeResource) -> MaterializeResult:

@@ -110,10 +110,8 @@ class RowGroupTokenCounter:
     def __call__(self, group: int) -> tuple[np.ndarray, np.ndarray]:
         table = pq.ParquetFile(self.records_path).read_row_group(group, columns=["messages"])
         counter = tokenize.TokenCounter(self.tokenizer_dir)
-        counts = [counter(batch.column("messages").to_pylist()) for batch in table.to_batches(self.batch_rows)]
-        if not counts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate([t for t, _ in counts]), np.concatenate([a for _, a in counts])
+        return joined_counts([counter(batch.column("messages").to_pylist())
+                              for batch in table.to_batches(self.batch_rows)])
 
 
 def count_ring_tokens(layout: Layout, ring: str, workers: int,
@@ -122,7 +120,11 @@ def count_ring_tokens(layout: Layout, ring: str, workers: int,
     group of the records file (one validation chunk) a task over `workers` processes."""
     path = layout.ring_records(ring)
     counter = RowGroupTokenCounter(str(path), str(layout.tokenizer_dir), batch_rows)
-    counts = list(parallel.ordered_map(counter, range(pq.ParquetFile(path).num_row_groups), workers))
+    return joined_counts(list(parallel.ordered_map(counter, range(pq.ParquetFile(path).num_row_groups), workers)))
+
+
+def joined_counts(counts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(total, answer) count arrays of consecutive pieces joined in order (empty arrays for none)."""
     if not counts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate([t for t, _ in counts]), np.concatenate([a for _, a in counts])
