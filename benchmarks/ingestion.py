@@ -34,10 +34,15 @@ def write_generated_pool(rows: int, path: Path) -> None:
     path.write_text("\n".join(generate.generate_pool(rows, seed=5)) + "\n")
 
 
+def ring_name(rows: int, workers: int) -> str:
+    """The ring the whole source is validated into by `workers` processes."""
+    return f"0-{rows}-workers-{workers}"
+
+
 def validate_and_tokenize(layout: Layout, rows: int, workers: int) -> dict:
     """The ring_records and ring_token_counts assets' work over the whole source as one ring, with
     `workers` processes: seconds of each, and what they counted."""
-    ring = f"0-{rows}-workers-{workers}"
+    ring = ring_name(rows, workers)
     began = time.perf_counter()
     written = pool.write_ring_records(layout, ring, 0, rows, workers)
     validate_s = time.perf_counter() - began
@@ -63,9 +68,10 @@ def _repeat_for(function: Callable, item, seconds: float) -> int:
 
 def concurrent_gain(function: Callable, item, processes: int, seconds: float = 10.0) -> dict:
     """Pieces done by `processes` independent processes running `function(item)` at once, against
-    one process alone, in the same `seconds` (forked; nothing is shared or sent but the counts)."""
+    one process alone, in the same `seconds` (started as the ring's workers are; nothing is shared or
+    sent back but the counts)."""
     alone = _repeat_for(function, item, seconds)
-    with multiprocessing.get_context("fork").Pool(processes) as workers:
+    with multiprocessing.get_context(parallel.START_METHOD).Pool(processes) as workers:
         together = workers.starmap(_repeat_for, [(function, item, seconds)] * processes)
     return {"alone": alone, "together": together, "gain": sum(together) / alone}
 
@@ -93,7 +99,7 @@ def main() -> None:
                     layout.tokenizer_dir)
     ceiling = {"validate": concurrent_gain(pool.SliceValidator(layout), (0, CEILING_PIECE), args.workers)}
     one, many = (validate_and_tokenize(layout, rows, w) for w in (1, args.workers))
-    messages = store.ParquetRows(layout.ring_records(f"0-{rows}-workers-1"), ["messages"]).read(0, CEILING_PIECE)
+    messages = store.ParquetRows(layout.ring_records(ring_name(rows, 1)), ["messages"]).read(0, CEILING_PIECE)
     ceiling["tokenize"] = concurrent_gain(tokenize.TokenCounter(str(layout.tokenizer_dir)),
                                           messages.column("messages").to_pylist(), args.workers)
     if (one["kept"], one["quarantined"], one["tokens"]) != (many["kept"], many["quarantined"], many["tokens"]):
