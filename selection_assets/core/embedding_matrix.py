@@ -42,6 +42,8 @@ class EmbeddingMatrix:
     def of(cls, array: np.ndarray, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> "EmbeddingMatrix":
         """An in-memory (N, d) array, in blocks of ARRAY_BLOCK_ROWS."""
         array = np.asarray(array)
+        if array.ndim != 2:
+            array = array.reshape(len(array), -1)
         return cls([array[s:s + ARRAY_BLOCK_ROWS] for s in range(0, len(array), ARRAY_BLOCK_ROWS)] or [array],
                    memory_bytes)
 

@@ -93,3 +93,9 @@ def test_kmeans_trains_on_a_seeded_sample_past_its_points_per_centroid(shard_fil
     order = diversity.kmeans_order(_matrix(files, 0), 3, seed=5)
     assert sorted(order.tolist()) == list(range(230))
     assert trained_on[0].shape == (30, 8)
+
+
+def test_an_in_memory_vector_is_one_row_per_value_not_an_empty_matrix():
+    matrix = EmbeddingMatrix.of(np.arange(5.0))
+    assert (len(matrix), matrix.dim) == (5, 1)
+    np.testing.assert_array_equal(matrix.rows([4, 0]), [[4.0], [0.0]])
