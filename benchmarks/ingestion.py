@@ -5,9 +5,9 @@ chunk at a time through the ring assets' own functions, in one process (as the a
 under 100,000 rows; the Rust tokenizer still runs its own threads), then over --workers forked
 processes (default: every CPU); both must count the same records and tokens.
 It also measures what the machine's CPUs allow: one small piece of each step (8,192 source rows
-validated; 8,192 conversations counted) repeated for ten seconds in one process, then in as many
-processes at once, nothing shared; the ratio of pieces done is the most any split of that step over
-those processes could gain here.
+validated and written as a part; 8,192 conversations counted) repeated for ten seconds in one
+process, then in as many processes at once, nothing shared; the ratio of pieces done is the most any
+split of that step over those processes could gain here.
 
     python -m benchmarks.ingestion              # 1,000,000 rows
     python -m benchmarks.ingestion --rows 5000000   # writes results/ingestion_<rows>.json
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -97,7 +98,10 @@ def main() -> None:
     first = pool.iter_valid_source_messages(layout, 20000)  # the tokenizer is trained once, outside the timing
     train_tokenizer((tokenize.format_conversation(json.loads(m), "<|endoftext|>") for m in first), 1024,
                     layout.tokenizer_dir)
-    ceiling = {"validate": concurrent_gain(pool.SliceValidator(layout), (0, CEILING_PIECE), args.workers)}
+    scratch = [store.temp_dir_beside(layout.root / "ceiling" / name) for name in ("records", "quarantine")]
+    ceiling = {"validate": concurrent_gain(pool.ChunkPartWriter(layout, *map(str, scratch)), (0, (0, CEILING_PIECE)),
+                                           args.workers)}
+    shutil.rmtree(layout.root / "ceiling")
     one, many = (validate_and_tokenize(layout, rows, w) for w in (1, args.workers))
     messages = store.ParquetRows(layout.ring_records(ring_name(rows, 1)), ["messages"]).read(0, CEILING_PIECE)
     ceiling["tokenize"] = concurrent_gain(tokenize.TokenCounter(str(layout.tokenizer_dir)),

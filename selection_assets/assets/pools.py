@@ -1,7 +1,6 @@
 """Pool assets: validated records per ring, token counts per ring, and the per-pool-size view."""
 
 import pandas as pd
-import pyarrow.parquet as pq
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import source_version
@@ -26,7 +25,8 @@ def build(grid: Grid) -> list:
     ring_mapping = grid.ring_to_pool_mapping()
 
     @asset(group_name="pool", partitions_def=grid.rings_def, deps=["source_pool"], kinds={"parquet"},
-           code_version=source_version(records, pool_io.write_ring_records, pool_io.SliceValidator),
+           code_version=source_version(records, pool_io.write_ring_records, pool_io.ChunkPartWriter,
+                                        pool_io.RingRecords, store.write_part),
            description="Normalised conversations (id, source, messages) of one ring of the pool; "
                        "malformed records are quarantined with a reason (in = kept + quarantined).")
     def ring_records(context: AssetExecutionContext, storage: StorageResource,
@@ -51,14 +51,14 @@ def build(grid: Grid) -> list:
         })
 
     @asset(group_name="pool", partitions_def=grid.rings_def, deps=["ring_records", "tokenizer"], kinds={"parquet"},
-           code_version=source_version(tokenize, pool_io.RowGroupTokenCounter, pool_io.count_ring_tokens,
+           code_version=source_version(tokenize, pool_io.PartTokenCounter, pool_io.count_ring_tokens,
                                         pool_io.joined_counts),
            description="Token counts per example (chat template applied): total and answer tokens.")
     def ring_token_counts(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                           compute: ComputeResource) -> MaterializeResult:
         layout = storage.layout()
         ring = context.partition_key
-        rows = pq.ParquetFile(layout.ring_records(ring)).metadata.num_rows
+        rows = store.parts_rows(layout.ring_records(ring))
         total, answer = pool_io.count_ring_tokens(layout, ring, _workers(compute, rows))
         frame = pd.DataFrame({"total_tokens": total, "answer_tokens": answer,
                               "truncated": total > data.max_length})
@@ -76,7 +76,7 @@ def build(grid: Grid) -> list:
         layout = storage.layout()
         rings = grid.rings_of(context.partition_key)
         frame = pool_io.pool_frame(layout, rings)
-        quarantined = sum(pq.ParquetFile(layout.ring_quarantine(r)).metadata.num_rows for r in rings)
+        quarantined = sum(store.parts_rows(layout.ring_quarantine(r)) for r in rings)
         manifest = {"pool_size": int(context.partition_key), "rings": rings, "examples": len(frame),
                     "quarantined": quarantined, "mean_tokens": float(frame["total_tokens"].mean())}
         store.write_json(manifest, layout.pool_manifest(context.partition_key))

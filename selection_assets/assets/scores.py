@@ -220,7 +220,7 @@ def build(grid: Grid) -> list:
         model, tokenizer = model.to(device).eval(), load_tokenizer(layout)
         rows, seconds, undefined, truncated = 0, 0.0, 0, 0
         for ring in context.partition_keys:
-            frame = pd.read_parquet(layout.ring_records(ring), columns=["id", "messages"])
+            frame = store.read_parts(layout.ring_records(ring), ["id", "messages"]).to_pandas()
             began = time.perf_counter()
             losses = evaluate.answer_losses(model, tokenizer, [json.loads(m) for m in frame["messages"]],
                                             max_length=data.max_length, batch_tokens=compute.embed_batch_tokens,

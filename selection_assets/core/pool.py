@@ -7,8 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -44,26 +46,11 @@ def iter_valid_source_messages(layout: Layout, end: int | None = None, rows: int
         yield from records.validate_source_slice(read_source_slice(layout, begin, min(begin + rows, total))).kept["messages"]
 
 
-@dataclass(frozen=True)
-class SliceValidator:
-    """Validates source positions [start, end) of the storage at `layout`: rows read, then the kept
-    and quarantined records as Arrow tables of the ring files' schemas. It reads its own slice and
-    pickles as its layout, so a worker process does the reading, the validation and the conversion."""
-
-    layout: Layout
-
-    def __call__(self, bounds: tuple[int, int]) -> tuple[int, pa.Table, pa.Table]:
-        source = read_source_slice(self.layout, *bounds)
-        result = records.validate_source_slice(source)
-        return (len(source), store.arrow_table(result.kept, records.KEPT_SCHEMA),
-                store.arrow_table(result.quarantined, records.QUARANTINE_SCHEMA))
-
-
 @dataclass
 class RingRecords:
-    """What validating a ring wrote: source rows read, records kept and quarantined, the kept ones
-    per source, the quarantine reasons (quoted values left out, so alike reasons count together) and
-    the first quarantined record."""
+    """What validating a ring (or one chunk of it) wrote: source rows read, records kept and
+    quarantined, the kept ones per source, the quarantine reasons (quoted values left out, so alike
+    reasons count together) and the first quarantined record."""
 
     read: int = 0
     kept: int = 0
@@ -72,43 +59,80 @@ class RingRecords:
     reasons: Counter = field(default_factory=Counter)
     first_quarantined: dict | None = None
 
+    @classmethod
+    def of_chunk(cls, read: int, kept: pa.Table, quarantined: pa.Table) -> "RingRecords":
+        """The summary of one validated chunk."""
+        return cls(read, kept.num_rows, quarantined.num_rows, Counter(kept.column("source").to_pylist()),
+                   Counter(QUOTED.sub("'…'", reason) for reason in quarantined.column("reason").to_pylist()),
+                   quarantined.slice(0, 1).to_pylist()[0] if quarantined.num_rows else None)
+
+    def add(self, later: "RingRecords") -> None:
+        """Count in the summary of the chunk that follows."""
+        self.read, self.kept, self.quarantined = (self.read + later.read, self.kept + later.kept,
+                                                  self.quarantined + later.quarantined)
+        self.per_source.update(later.per_source)
+        self.reasons.update(later.reasons)
+        self.first_quarantined = self.first_quarantined or later.first_quarantined
+
+
+@dataclass(frozen=True)
+class ChunkPartWriter:
+    """Validates one chunk of source positions and writes its kept and quarantined records as part
+    `index` of the ring's (temporary) records and quarantine directories. It reads its own slice,
+    writes its own parts and pickles as three paths, so a worker process does all of a chunk's work
+    and only the chunk's `RingRecords` travels back."""
+
+    layout: Layout
+    records_dir: str
+    quarantine_dir: str
+
+    def __call__(self, chunk: tuple[int, tuple[int, int]]) -> RingRecords:
+        index, bounds = chunk
+        source = read_source_slice(self.layout, *bounds)
+        result = records.validate_source_slice(source)
+        kept = store.arrow_table(result.kept, records.KEPT_SCHEMA)
+        quarantined = store.arrow_table(result.quarantined, records.QUARANTINE_SCHEMA)
+        store.write_part(Path(self.records_dir), index, kept)
+        store.write_part(Path(self.quarantine_dir), index, quarantined)
+        return RingRecords.of_chunk(len(source), kept, quarantined)
+
 
 def write_ring_records(layout: Layout, ring: str, start: int, end: int, workers: int,
                        chunk_rows: int = RING_CHUNK) -> RingRecords:
     """Validate source positions [start, end) `chunk_rows` at a time over `workers` processes
-    (`parallel.ordered_map`) and write the ring's records and quarantine, each a row group per chunk.
-    ValueError, and neither file, when kept + quarantined != rows read != end - start."""
-    slices = [(begin, min(begin + chunk_rows, end)) for begin in range(start, end, chunk_rows)]
-    summary = RingRecords()
-    with store.ParquetAppender(layout.ring_records(ring), records.KEPT_SCHEMA) as kept, \
-            store.ParquetAppender(layout.ring_quarantine(ring), records.QUARANTINE_SCHEMA) as quarantine:
-        for rows, kept_rows, quarantined_rows in parallel.ordered_map(SliceValidator(layout), slices, workers):
-            kept.write(kept_rows)
-            quarantine.write(quarantined_rows)
-            summary.read += rows
-            summary.per_source.update(kept_rows.column("source").to_pylist())
-            summary.reasons.update(QUOTED.sub("'…'", r) for r in quarantined_rows.column("reason").to_pylist())
-            if summary.first_quarantined is None and quarantined_rows.num_rows:
-                summary.first_quarantined = quarantined_rows.slice(0, 1).to_pylist()[0]
-        summary.kept, summary.quarantined = kept.rows, quarantine.rows
+    (`parallel.ordered_map`), each chunk written by its worker as a part of the ring's records and
+    quarantine (an empty ring gets one empty part of each). Both directories are moved into place
+    only when kept + quarantined == rows read == end - start; otherwise ValueError, and neither."""
+    chunks = list(enumerate((begin, min(begin + chunk_rows, end)) for begin in range(start, end, chunk_rows)))
+    records_dir, quarantine_dir = (store.temp_dir_beside(path)
+                                   for path in (layout.ring_records(ring), layout.ring_quarantine(ring)))
+    try:
+        summary = RingRecords()
+        writer = ChunkPartWriter(layout, str(records_dir), str(quarantine_dir))
+        for chunk in parallel.ordered_map(writer, chunks or [(0, (start, end))], workers):
+            summary.add(chunk)
         if not summary.kept + summary.quarantined == summary.read == end - start:
             raise ValueError(f"ring {ring}: {end - start} positions, {summary.read} read, "
                              f"{summary.kept} kept + {summary.quarantined} quarantined")
+        store.replace_dir(records_dir, layout.ring_records(ring))
+        store.replace_dir(quarantine_dir, layout.ring_quarantine(ring))
+    finally:
+        for leftover in (records_dir, quarantine_dir):
+            shutil.rmtree(leftover, ignore_errors=True)
     return summary
 
 
 @dataclass(frozen=True)
-class RowGroupTokenCounter:
-    """Total and answer tokens of the records in one row group of a ring's records file, counted
-    `batch_rows` conversations at a time. It reads its own row group and pickles as two paths, so a
-    worker process does the reading and the parsing, and only the counts travel back."""
+class PartTokenCounter:
+    """Total and answer tokens of the records in one part of a ring's records, counted `batch_rows`
+    conversations at a time. It reads its own part and pickles as two paths, so a worker process
+    does the reading and the parsing, and only the counts travel back."""
 
-    records_path: str
     tokenizer_dir: str
     batch_rows: int = TOKENIZE_CHUNK
 
-    def __call__(self, group: int) -> tuple[np.ndarray, np.ndarray]:
-        table = pq.ParquetFile(self.records_path).read_row_group(group, columns=["messages"])
+    def __call__(self, part: Path) -> tuple[np.ndarray, np.ndarray]:
+        table = pq.read_table(part, columns=["messages"])
         counter = tokenize.TokenCounter(self.tokenizer_dir)
         return joined_counts([counter(batch.column("messages").to_pylist())
                               for batch in table.to_batches(self.batch_rows)])
@@ -116,11 +140,10 @@ class RowGroupTokenCounter:
 
 def count_ring_tokens(layout: Layout, ring: str, workers: int,
                       batch_rows: int = TOKENIZE_CHUNK) -> tuple[np.ndarray, np.ndarray]:
-    """Total and answer tokens of every kept record of the ring under the storage's tokenizer, a row
-    group of the records file (one validation chunk) a task over `workers` processes."""
-    path = layout.ring_records(ring)
-    counter = RowGroupTokenCounter(str(path), str(layout.tokenizer_dir), batch_rows)
-    return joined_counts(list(parallel.ordered_map(counter, range(pq.ParquetFile(path).num_row_groups), workers)))
+    """Total and answer tokens of every kept record of the ring under the storage's tokenizer, a part
+    of the records (one validation chunk) a task over `workers` processes."""
+    counter = PartTokenCounter(str(layout.tokenizer_dir), batch_rows)
+    return joined_counts(list(parallel.ordered_map(counter, store.part_paths(layout.ring_records(ring)), workers)))
 
 
 def joined_counts(counts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +156,7 @@ def joined_counts(counts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 def ring_ids_digest(layout: Layout, ring: str, batch_rows: int = 65536) -> str:
     """SHA-256 of the ring's example ids joined by newlines, read a batch at a time."""
     digest, first = hashlib.sha256(), True
-    for batch in pq.ParquetFile(layout.ring_records(ring)).iter_batches(batch_rows, columns=["id"]):
+    for batch in store.iter_part_batches(layout.ring_records(ring), batch_rows, ["id"]):
         ids = batch.column("id").to_pylist()
         if ids:
             digest.update(("" if first else "\n").encode() + "\n".join(ids).encode())
@@ -145,7 +168,7 @@ def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:
     """One row per kept example of the pool, in pool order, with labels and token counts."""
     frames = []
     for ring in rings:
-        records = pd.read_parquet(layout.ring_records(ring), columns=["id", "source", "clean", "noise"])
+        records = store.read_parts(layout.ring_records(ring), ["id", "source", "clean", "noise"]).to_pandas()
         tokens = pd.read_parquet(layout.ring_tokens(ring), columns=["total_tokens", "answer_tokens"])
         if len(tokens) != len(records):
             raise ValueError(f"ring {ring}: {len(records)} records but {len(tokens)} token rows")
@@ -167,7 +190,7 @@ def embedding_blocks(layout: Layout, rings: Sequence[str], space: str = "positio
 def messages(layout: Layout, rings: Sequence[str]) -> list[list[dict]]:
     """Every conversation of the pool, in pool order."""
     return [json.loads(m) for ring in rings
-            for m in pd.read_parquet(layout.ring_records(ring), columns=["messages"])["messages"]]
+            for m in store.read_parts(layout.ring_records(ring), ["messages"]).column("messages").to_pylist()]
 
 
 def records_for(layout: Layout, rings: Sequence[str], example_ids: Sequence[str]) -> list[list[dict]]:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import duckdb
 import numpy as np
@@ -67,10 +67,12 @@ class Layout:
         return self.root / "pool" / "rings" / ring
 
     def ring_records(self, ring: str) -> Path:
-        return self.ring_dir(ring) / "records.parquet"
+        """The ring's kept records: a parted table (`write_part`), a part per validation chunk."""
+        return self.ring_dir(ring) / "records"
 
     def ring_quarantine(self, ring: str) -> Path:
-        return self.ring_dir(ring) / "quarantine.parquet"
+        """The ring's quarantined records with their reasons: a parted table, a part per chunk."""
+        return self.ring_dir(ring) / "quarantine"
 
     def ring_tokens(self, ring: str) -> Path:
         return self.ring_dir(ring) / "tokens.parquet"
@@ -170,46 +172,57 @@ def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
 
-class ParquetAppender:
-    """A Parquet file written a DataFrame at a time with a fixed `schema` (each `write` one row
-    group), renamed into place only when the `with` block ends without an error: memory stays at one
-    chunk whatever the file's length, and a killed writer leaves no file a later run would trust."""
+PART_FILE = "part-{:05d}.parquet"  # the name of part `index` of a table stored as a directory of parts
 
-    def __init__(self, path: Path, schema: pa.Schema):
-        self.path, self.schema, self.rows = Path(path), schema, 0
 
-    def __enter__(self) -> "ParquetAppender":
-        self._tmp = _temp_sibling(self.path)
-        self._writer: pq.ParquetWriter | None = None
-        return self
+def write_part(directory: Path, index: int, table: pa.Table) -> Path:
+    """Write `table` as part `index` of the parted table in `directory` (a temporary directory from
+    `temp_dir_beside`, moved into place whole by `replace_dir` once every part is written, so each
+    part can come from its own process and a killed run leaves no table a later run would trust)."""
+    if not 0 <= index < 100_000:  # five digits keep the names' order the parts' order
+        raise ValueError(f"part index {index} outside [0, 100000) in {directory}")
+    path = Path(directory) / PART_FILE.format(index)
+    pq.write_table(table, path)
+    return path
 
-    def write(self, rows: pd.DataFrame | pa.Table) -> None:
-        """Append `rows` (a DataFrame is cast to the schema's types by `arrow_table`)."""
-        table = arrow_table(rows, self.schema) if isinstance(rows, pd.DataFrame) else rows
-        if self._writer is None:  # the first table's schema carries pandas' dtypes (nullable booleans)
-            self._writer = pq.ParquetWriter(self._tmp, table.schema)
-        self._writer.write_table(table)
-        self.rows += table.num_rows
 
-    def __exit__(self, error_type, error, traceback) -> None:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._tmp, self.schema)
-        self._writer.close()
-        if error_type is None:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+def part_paths(directory: Path) -> list[Path]:
+    """The part files of the parted table in `directory`, in part order. FileNotFoundError when
+    there are none (the table was never written)."""
+    parts = sorted(Path(directory).glob(PART_FILE.replace("{:05d}", "*")))
+    if not parts:
+        raise FileNotFoundError(f"no Parquet parts in {directory}")
+    return parts
+
+
+def read_parts(directory: Path, columns: list[str] | None = None) -> pa.Table:
+    """Every row of the parted table in `directory`, in part order, as one Arrow table (pandas' dtypes
+    from the first part's metadata: `to_pandas()` gives back nullable labels)."""
+    return pa.concat_tables([pq.read_table(path, columns=columns) for path in part_paths(directory)])
+
+
+def parts_rows(directory: Path) -> int:
+    """Rows of the parted table in `directory`, from the parts' footers."""
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in part_paths(directory))
+
+
+def iter_part_batches(directory: Path, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The parted table's rows in order, at most `batch_rows` a batch (batches do not span parts)."""
+    for path in part_paths(directory):
+        yield from pq.ParquetFile(path).iter_batches(batch_rows, columns=columns)
 
 
 class ParquetRows:
-    """Rows [start, end) of one Parquet file read by row range: only the row groups that hold them
-    are decoded, and the last one decoded is kept for the next call (reads in row order decode each
-    row group once)."""
+    """Rows [start, end) of a parted table (`write_part`) read by row range: only the row groups that
+    hold them are decoded, and the last one decoded is kept for the next call (reads in row order
+    decode each row group once)."""
 
-    def __init__(self, path: Path, columns: list[str]):
-        self._file = pq.ParquetFile(path)
+    def __init__(self, directory: Path, columns: list[str]):
+        files = [pq.ParquetFile(path) for path in part_paths(directory)]
+        self._groups = [(file, group) for file in files for group in range(file.num_row_groups)]
+        self._schema = files[0].schema_arrow
         self.columns = columns
-        sizes = [self._file.metadata.row_group(i).num_rows for i in range(self._file.num_row_groups)]
+        sizes = [file.metadata.row_group(group).num_rows for file, group in self._groups]
         self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
         self._cached: tuple[int, pa.Table] | None = None
 
@@ -218,13 +231,14 @@ class ParquetRows:
 
     def _group(self, index: int) -> pa.Table:
         if self._cached is None or self._cached[0] != index:
-            self._cached = (index, self._file.read_row_group(index, columns=self.columns))
+            file, group = self._groups[index]
+            self._cached = (index, file.read_row_group(group, columns=self.columns))
         return self._cached[1]
 
     def read(self, start: int, end: int) -> pa.Table:
         """Rows [start, end) as an Arrow table of the chosen columns."""
         if not 0 <= start <= end <= len(self):
-            raise IndexError(f"rows [{start}, {end}) of {self._file.metadata.num_rows} in {self.columns}")
+            raise IndexError(f"rows [{start}, {end}) of {len(self)} in {self.columns}")
         group = int(np.searchsorted(self._starts, start, side="right")) - 1
         pieces = []
         while group < len(self._starts) - 1 and self._starts[group] < end:
@@ -233,7 +247,7 @@ class ParquetRows:
             stop = min(end - int(self._starts[group]), table.num_rows)
             pieces.append(table.slice(begin, stop - begin))
             group += 1
-        return pa.concat_tables(pieces) if pieces else self._file.schema_arrow.empty_table().select(self.columns)
+        return pa.concat_tables(pieces) if pieces else self._schema.empty_table().select(self.columns)
 
 
 def write_json(obj: Any, path: Path) -> Path:

@@ -2,13 +2,12 @@
 counts and order as in one process."""
 
 import json
+from collections import Counter
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from selection_assets.core import ingest, parallel, tokenize
+from selection_assets.core import ingest, parallel, store, tokenize
 from selection_assets.core import pool as pool_io
 from selection_assets.core.store import Layout
 from selection_assets.world import generate
@@ -23,20 +22,17 @@ def test_ordered_map_keeps_the_order_of_the_items_whatever_the_workers():
     assert parallel.resolve_workers(0) == parallel.available_cpus() >= 1
 
 
-def test_slices_validated_by_workers_equal_one_process(tmp_path):
+def test_a_ring_summary_from_worker_chunks_agrees_with_the_parts_they_wrote(tmp_path):
     layout = Layout(tmp_path)
     lines = (line.encode() for line in generate.iter_pool(900, seed=3))
     ingest.write_shuffled_source(lines, layout.source_pool, seed=3)
-    slices = [(begin, min(begin + 128, 900)) for begin in range(0, 900, 128)]
-    validator = pool_io.SliceValidator(layout)
-    alone = list(parallel.ordered_map(validator, slices, 1))
-    spread = list(parallel.ordered_map(validator, slices, 2))
-    assert [rows for rows, _, _ in spread] == [end - begin for begin, end in slices]
-    for (_, kept_alone, quarantined_alone), (_, kept, quarantined) in zip(alone, spread):
-        assert kept.equals(kept_alone) and quarantined.equals(quarantined_alone)
-    kept = pa.concat_tables([k for _, k, _ in spread])
-    quarantined = pa.concat_tables([q for _, _, q in spread])
-    assert kept.num_rows + quarantined.num_rows == 900 and quarantined.num_rows > 0  # the world's malformed records
+    summary = pool_io.write_ring_records(layout, "0-900", 0, 900, 2, chunk_rows=128)
+    kept = store.read_parts(layout.ring_records("0-900")).to_pandas()
+    quarantined = store.read_parts(layout.ring_quarantine("0-900")).to_pandas()
+    assert (summary.kept, summary.quarantined) == (len(kept), len(quarantined)) and len(quarantined) > 0
+    assert kept["source_index"].tolist() == sorted(kept["source_index"])  # chunks joined in source order
+    assert summary.per_source == Counter(kept["source"]) and sum(summary.reasons.values()) == len(quarantined)
+    assert summary.first_quarantined["source_index"] == quarantined["source_index"].min()
 
 
 def test_a_token_counter_reloads_a_tokenizer_that_was_trained_again(tmp_path):
@@ -62,21 +58,23 @@ def test_a_ring_written_and_counted_by_workers_equals_one_process_and_a_short_so
     assert (alone.read, alone.kept, alone.quarantined) == (spread.read, spread.kept, spread.quarantined) == \
         (900, alone.kept, 900 - alone.kept)
     assert alone.reasons == spread.reasons and alone.per_source == spread.per_source
-    for written in (layout.ring_records, layout.ring_quarantine):
-        assert pq.read_table(written("alone")).equals(pq.read_table(written("spread")))
+    for written in (layout.ring_records, layout.ring_quarantine):  # the same parts, byte for byte
+        alone_parts, spread_parts = store.part_paths(written("alone")), store.part_paths(written("spread"))
+        assert [p.name for p in alone_parts] == [p.name for p in spread_parts] and len(alone_parts) == 8
+        assert [p.read_bytes() for p in alone_parts] == [p.read_bytes() for p in spread_parts]
 
-    # token counts: a row group per task, read by the worker; the same as one counter over every record
+    # token counts: a part per task, read by the worker; the same as one counter over every record
     from selection_assets.world.models import EOS, train_tokenizer
 
-    messages = pq.read_table(layout.ring_records("spread")).column("messages").to_pylist()
+    messages = store.read_parts(layout.ring_records("spread")).column("messages").to_pylist()
     train_tokenizer((tokenize.format_conversation(json.loads(m), EOS) for m in messages), 300, layout.tokenizer_dir)
     expected_total, expected_answer = tokenize.TokenCounter(str(layout.tokenizer_dir))(messages)
-    assert pq.ParquetFile(layout.ring_records("spread")).num_row_groups == 8  # 900 rows, 128 a chunk
     for workers in (1, 2):
         total, answer = pool_io.count_ring_tokens(layout, "spread", workers, batch_rows=50)
         np.testing.assert_array_equal(total, expected_total)
         np.testing.assert_array_equal(answer, expected_answer)
     with pytest.raises(ValueError, match="1000 positions, 900 read"):
         pool_io.write_ring_records(layout, "past-the-source", 0, 1000, 2, chunk_rows=128)
-    assert not layout.ring_records("past-the-source").exists()
+    assert not layout.ring_records("past-the-source").exists() and not layout.ring_quarantine("past-the-source").exists()
+    assert not store.remove_partial_writes(layout.root)  # and no temporary parts left behind
     assert not layout.ring_quarantine("past-the-source").exists()

@@ -1,5 +1,6 @@
-"""Chunked Parquet writing and row-range reading (core/store.py), which keep a ring's memory at one
-chunk whatever its length."""
+"""Parted Parquet tables (core/store.py): parts written in any order by any process, read back in
+part order whole, in batches or by row range, so a ring's memory stays at one chunk whatever its
+length."""
 
 import hashlib
 
@@ -15,37 +16,33 @@ def _kept(ids: list[str], clean) -> pd.DataFrame:
                          "noise": None, "source_index": range(len(ids))})
 
 
-def test_appender_writes_every_chunk_with_one_schema_and_keeps_nullable_labels(tmp_path):
-    path = tmp_path / "kept.parquet"
-    with store.ParquetAppender(path, records.KEPT_SCHEMA) as kept:
-        kept.write(_kept(["a", "b"], [None, None]))  # a chunk without a label would type `clean` null alone
-        kept.write(_kept([], []))
-        kept.write(_kept(["c"], [True]).assign(noise="junk"))
-    back = pd.read_parquet(path)
-    assert kept.rows == 3
-    assert back["id"].tolist() == ["a", "b", "c"]
+def _parts(directory, frames) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, frame in frames:
+        store.write_part(directory, index, store.arrow_table(frame, records.KEPT_SCHEMA))
+
+
+def test_parts_written_in_any_order_read_back_in_part_order_with_nullable_labels(tmp_path):
+    _parts(tmp_path / "kept", [(2, _kept(["c"], [True]).assign(noise="junk")),  # workers finish in any order
+                               (0, _kept(["a", "b"], [None, None])),  # a part without a label types `clean` null alone
+                               (1, _kept([], []))])
+    back = store.read_parts(tmp_path / "kept").to_pandas()
+    assert back["id"].tolist() == ["a", "b", "c"] and store.parts_rows(tmp_path / "kept") == 3
     assert str(back["clean"].dtype) == "boolean" and back["clean"].isna().tolist() == [True, True, False]
     assert back["noise"].tolist()[2] == "junk"
+    assert [b.num_rows for b in store.iter_part_batches(tmp_path / "kept", 1, ["id"])] == [1, 1, 1]
+    with pytest.raises(FileNotFoundError, match="no Parquet parts"):
+        store.read_parts(tmp_path / "never-written")
 
 
-def test_appender_leaves_no_file_when_its_block_fails(tmp_path):
-    path = tmp_path / "kept.parquet"
-    with pytest.raises(RuntimeError):
-        with store.ParquetAppender(path, records.KEPT_SCHEMA) as kept:
-            kept.write(_kept(["a"], [True]))
-            raise RuntimeError("killed mid-ring")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_row_ranges_across_row_groups_equal_slices_of_the_whole(tmp_path):
-    path = tmp_path / "kept.parquet"
+def test_row_ranges_across_parts_equal_slices_of_the_whole(tmp_path):
     ids = [f"ex-{i}" for i in range(23)]
-    with store.ParquetAppender(path, records.KEPT_SCHEMA) as kept:
-        for begin in range(0, 23, 5):  # row groups of 5, 5, 5, 5, 3
-            kept.write(_kept(ids[begin:begin + 5], [True] * len(ids[begin:begin + 5])))
-    rows = store.ParquetRows(path, ["id"])
+    # parts of 5, 5, 0, 5, 5, 3 rows
+    pieces = [ids[0:5], ids[5:10], [], ids[10:15], ids[15:20], ids[20:23]]
+    _parts(tmp_path / "kept", [(i, _kept(p, [True] * len(p))) for i, p in enumerate(pieces)])
+    rows = store.ParquetRows(tmp_path / "kept", ["id"])
     assert len(rows) == 23
-    for start, end in [(0, 23), (3, 12), (5, 10), (22, 23), (7, 7), (0, 4), (9, 6 + 9)]:
+    for start, end in [(0, 23), (3, 12), (5, 10), (10, 15), (22, 23), (7, 7), (0, 4), (9, 6 + 9)]:
         assert rows.read(start, end).column("id").to_pylist() == ids[start:end]
     with pytest.raises(IndexError):
         rows.read(20, 24)
@@ -54,7 +51,5 @@ def test_row_ranges_across_row_groups_equal_slices_of_the_whole(tmp_path):
 def test_ring_ids_digest_is_the_digest_of_every_id_joined(tmp_path):
     layout = store.Layout(tmp_path)
     ids = [f"ex-{i}" for i in range(10)]
-    layout.ring_records("0-10").parent.mkdir(parents=True, exist_ok=True)
-    with store.ParquetAppender(layout.ring_records("0-10"), records.KEPT_SCHEMA) as kept:
-        kept.write(_kept(ids, [True] * 10))
+    _parts(layout.ring_records("0-10"), [(0, _kept(ids[:4], [True] * 4)), (1, _kept(ids[4:], [True] * 6))])
     assert pool_io.ring_ids_digest(layout, "0-10", batch_rows=3) == hashlib.sha256("\n".join(ids).encode()).hexdigest()
