@@ -13,11 +13,14 @@ import torch
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from selection_assets.core import parallel
 from selection_assets.core.store import Layout
 from selection_assets.real_material import GSM8K_MAX_NEW_TOKENS
 from selection_assets.core.less import LessSettings
 from selection_assets.core.train import TrainSettings
 from selection_assets.world.models import TinyModelShape
+
+PARALLEL_MIN_ROWS = 100_000  # rows from which chunked pure-Python work is spread over processes
 
 
 def default_storage_root() -> str:
@@ -53,9 +56,15 @@ class ComputeResource(ConfigurableResource):
     embedding_memory_mb: int = Field(default=2048, description="Pool embeddings (as float32) that k-center, k-means, "
                                      "DEITA and KNN-6 keep in RAM; past it they re-read the float16 shards on "
                                      "every pass (same results, slower; benchmarks/RESULTS.md).")
-    cpu_workers: int = Field(default=0, description="Processes that validate and tokenise a ring of at least "
-                             "100,000 rows, a chunk each (0: every CPU); smaller rings stay in one process.")
+    cpu_workers: int = Field(default=0, description="Processes that parse a source's ids, validate and tokenise "
+                             "a ring, a chunk each, when there are at least 100,000 rows (0: every CPU); "
+                             "fewer stay in one process.")
     eval_batch_size: int = Field(default=32, description="Prompts per generation batch of the harness evaluation.")
+
+    def workers_for(self, rows: int) -> int:
+        """Worker processes for `rows` rows of chunked pure-Python work (ingestion, validation,
+        tokenisation): `cpu_workers`, or one below PARALLEL_MIN_ROWS (a chunk or two is not worth a pool)."""
+        return parallel.resolve_workers(self.cpu_workers) if rows >= PARALLEL_MIN_ROWS else 1
 
     def resolved_device(self) -> str:
         if self.device != "auto":

@@ -5,20 +5,13 @@ from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult,
 
 from selection_assets.assets._shared import source_version
 from selection_assets.core import pool as pool_io
-from selection_assets.core import parallel, records, store, tokenize
+from selection_assets.core import records, store, tokenize
 from selection_assets.partitions import Grid, ring_bounds
 from selection_assets.resources import ComputeResource, DataResource, StorageResource
-
-PARALLEL_MIN_ROWS = 100_000  # smaller rings stay in one process: a chunk or two is not worth a pool
 
 
 def _counts_table(counts) -> str:
     return "| source | examples |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in counts.items())
-
-
-def _workers(compute: ComputeResource, rows: int) -> int:
-    """Worker processes for a ring's validation or tokenisation (ComputeResource.cpu_workers)."""
-    return parallel.resolve_workers(compute.cpu_workers) if rows >= PARALLEL_MIN_ROWS else 1
 
 
 def build(grid: Grid) -> list:
@@ -35,7 +28,7 @@ def build(grid: Grid) -> list:
         ring = context.partition_key
         start, end = ring_bounds(ring)
         try:
-            written = pool_io.write_ring_records(layout, ring, start, end, _workers(compute, end - start))
+            written = pool_io.write_ring_records(layout, ring, start, end, compute.workers_for(end - start))
         except ValueError as error:
             raise Failure(str(error)) from None
         if written.first_quarantined is not None:
@@ -59,7 +52,7 @@ def build(grid: Grid) -> list:
         layout = storage.layout()
         ring = context.partition_key
         rows = store.parts_rows(layout.ring_records(ring))
-        total, answer = pool_io.count_ring_tokens(layout, ring, _workers(compute, rows))
+        total, answer = pool_io.count_ring_tokens(layout, ring, compute.workers_for(rows))
         frame = pd.DataFrame({"total_tokens": total, "answer_tokens": answer,
                               "truncated": total > data.max_length})
         store.write_parquet(frame, layout.ring_tokens(ring))

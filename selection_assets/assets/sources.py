@@ -9,7 +9,7 @@ from selection_assets.assets._shared import source_version
 from selection_assets import real_material
 from selection_assets.core import harness, ingest, records, store
 from selection_assets.partitions import Grid
-from selection_assets.resources import DataResource, StorageResource, WorldResource
+from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
 
 
@@ -19,7 +19,8 @@ def build(grid: Grid) -> list:
     @asset(group_name="sources", kinds={"parquet"}, code_version=source_version(generate, records, ingest),
            description="The whole source pool as raw JSON records in one seeded shuffle; pool size p is "
                        "its first p records. 'world' generates the embedded default pool.")
-    def source_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource) -> MaterializeResult:
+    def source_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                    compute: ComputeResource) -> MaterializeResult:
         layout = storage.layout()
         if data.pool == "world":
             raw = (record.encode("utf-8") for record in generate.iter_pool(largest, data.seed))
@@ -29,7 +30,8 @@ def build(grid: Grid) -> list:
             except FileNotFoundError as error:
                 raise Failure(f"DataResource.pool={data.pool!r} (SELECTION_ASSETS_POOL): {error}") from None
         try:
-            count = ingest.write_shuffled_source(raw, layout.source_pool, data.seed, minimum=largest)
+            count = ingest.write_shuffled_source(raw, layout.source_pool, data.seed, minimum=largest,
+                                                 workers=compute.workers_for(largest))
         except ValueError as error:
             raise Failure(f"pool source {data.pool!r}: {error}; lower SELECTION_ASSETS_POOL_SIZES") from None
         return MaterializeResult(metadata={"records": count, "source": data.pool,

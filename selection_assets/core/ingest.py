@@ -11,16 +11,18 @@ quarantine with its reason.
 
 from __future__ import annotations
 
+import itertools
 import shutil
+from collections import deque
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selection_assets.core import records, store
+from selection_assets.core import parallel, records, store
 
 CHUNK_RECORDS = 10_000
 DUCKDB_MEMORY_LIMIT = "512MB"
@@ -28,23 +30,27 @@ RAW_SCHEMA = pa.schema([("file_index", pa.int64()), ("raw", pa.binary()), ("decl
 
 
 def write_shuffled_source(raw_records: Iterable[bytes], out_path: Path, seed: int, *, minimum: int = 0,
-                          chunk_records: int = CHUNK_RECORDS) -> int:
+                          chunk_records: int = CHUNK_RECORDS, workers: int = 1) -> int:
     """Write `raw_records` as the source table (position, file_index, raw, duplicate_of), in a seeded
-    shuffle; returns how many records came in. Raises ValueError when fewer than `minimum` arrive
-    (nothing is written then)."""
+    shuffle; returns how many records came in. Each chunk's declared ids are parsed over `workers`
+    processes (`parallel.ordered_map`; the same table whatever their number). Raises ValueError when
+    fewer than `minimum` arrive (nothing is written then)."""
     out_path = Path(out_path)
     work = store.temp_dir_beside(out_path)
     try:
         arrival = work / "arrival.parquet"
         count = 0
+        in_flight: deque[list[bytes]] = deque()  # chunks sent for their ids, in order, until written
+
+        def chunks() -> Iterator[list[bytes]]:
+            arriving = iter(raw_records)
+            while chunk := list(itertools.islice(arriving, chunk_records)):
+                in_flight.append(chunk)
+                yield chunk
+
         with pq.ParquetWriter(arrival, RAW_SCHEMA) as writer:
-            chunk: list[bytes] = []
-            for raw in raw_records:
-                chunk.append(raw)
-                if len(chunk) >= chunk_records:
-                    count = _write_chunk(writer, chunk, count)
-                    chunk = []
-            count = _write_chunk(writer, chunk, count)
+            for ids in parallel.ordered_map(declared_id_bytes, chunks(), workers):
+                count = _write_chunk(writer, in_flight.popleft(), ids, count)
         if count < minimum:
             raise ValueError(f"the source has {count} records, fewer than the largest pool size {minimum}")
         order = np.random.default_rng(seed).permutation(count)  # position p holds arrival record order[p]
@@ -74,16 +80,16 @@ def write_shuffled_source(raw_records: Iterable[bytes], out_path: Path, seed: in
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_chunk(writer: pq.ParquetWriter, chunk: list[bytes], start: int) -> int:
+def _write_chunk(writer: pq.ParquetWriter, chunk: list[bytes], ids: list[bytes | None], start: int) -> int:
     """Append `chunk` (arrival indices from `start`) with each record's declared id; the next index."""
-    if chunk:
-        writer.write_table(pa.table({"file_index": np.arange(start, start + len(chunk), dtype=np.int64),
-                                     "raw": pa.array(chunk, type=pa.binary()),
-                                     "declared_id": pa.array(_id_bytes(records.declared_ids(chunk)), type=pa.binary())},
-                                    schema=RAW_SCHEMA))
+    writer.write_table(pa.table({"file_index": np.arange(start, start + len(chunk), dtype=np.int64),
+                                 "raw": pa.array(chunk, type=pa.binary()),
+                                 "declared_id": pa.array(ids, type=pa.binary())}, schema=RAW_SCHEMA))
     return start + len(chunk)
 
 
-def _id_bytes(ids: list[str | None]) -> list[bytes | None]:
-    """Declared ids as UTF-8 bytes; a lone surrogate (a JSON "\\ud800" escape) is kept, not refused."""
-    return [None if value is None else value.encode("utf-8", "surrogatepass") for value in ids]
+def declared_id_bytes(chunk: list[bytes]) -> list[bytes | None]:
+    """The id each raw record of `chunk` declares as UTF-8 bytes (None: unparseable or none); a lone
+    surrogate (a JSON "\\ud800" escape) is kept, not refused."""
+    return [None if value is None else value.encode("utf-8", "surrogatepass")
+            for value in records.declared_ids(chunk)]

@@ -159,6 +159,9 @@ def test_duplicate_ids_point_at_their_first_position_across_chunks(tmp_path):
     out = tmp_path / "source.parquet"
     assert ingest.write_shuffled_source(iter(lines), out, seed=9, chunk_records=64) == len(lines)
     source = pd.read_parquet(out)
+    spread = tmp_path / "spread.parquet"  # ids parsed by two worker processes: the same table
+    assert ingest.write_shuffled_source(iter(lines), spread, seed=9, chunk_records=64, workers=2) == len(lines)
+    pd.testing.assert_frame_equal(pd.read_parquet(spread), source)
     assert source["position"].tolist() == list(range(len(lines)))
     expected = first_occurrence(records.declared_ids(list(source["raw"])))
     assert source["duplicate_of"].tolist() == expected
