@@ -1,12 +1,12 @@
 """Ingestion (raw JSONL -> the shuffled source table -> validated records, streamed) and
 tokenisation throughput on a generated pool, with the peak memory of ingestion against the file's
-size (streaming keeps it bounded by a chunk, not by the file). Validation and tokenisation go a
-chunk at a time through the ring assets' own functions, in one process (as the assets run a ring
-under 100,000 rows; the Rust tokenizer still runs its own threads), then over --workers forked
-processes (default: every CPU); both must count the same records and tokens.
-The shuffled source is written in one process, then with its ids parsed over the workers. It
-also measures what the machine's CPUs allow: one small piece of each step (8,192 raw records' ids
-parsed; 8,192 source rows validated and written as a part; 8,192 conversations counted) repeated
+size (streaming keeps it bounded by a chunk, not by the file). Each step runs through the assets' own
+functions (`ingest.write_shuffled_source`, `pool.write_ring_records`, `pool.count_ring_tokens`), in
+one process (as the assets run under 100,000 rows; the Rust tokenizer still runs its own threads)
+and over --workers forked processes (default: every CPU), alternated --repeats times so each pair
+is compared on the same minute of this VM; every run must count the same.
+It also measures what the machine's CPUs allow: one small piece of each step (8,192 raw records'
+ids parsed; 8,192 source rows validated and written as a part; 8,192 conversations counted) repeated
 for ten seconds in one process, then in as many processes at once, nothing shared; the ratio of
 pieces done is the most any split of that step over those processes could gain here.
 
@@ -20,6 +20,7 @@ import argparse
 import json
 import multiprocessing
 import shutil
+import statistics
 import time
 from pathlib import Path
 from typing import Callable
@@ -41,19 +42,26 @@ def ring_name(rows: int, workers: int) -> str:
     return f"0-{rows}-workers-{workers}"
 
 
-def validate_and_tokenize(layout: Layout, rows: int, workers: int) -> dict:
-    """The ring_records and ring_token_counts assets' work over the whole source as one ring, with
-    `workers` processes: seconds of each, and what they counted."""
-    ring = ring_name(rows, workers)
+def paired_runs(step: Callable[[int], dict], workers: int, repeats: int) -> dict:
+    """`step(1)` and `step(workers)` alternated `repeats` times (the VM's speed drifts by tens of
+    percent within minutes, so each pair is compared, not two blocks): every run's seconds and what
+    it counted, the pairs' speedups (one process's seconds over the workers'), their median and range.
+    Every run must count the same."""
+    runs = [step(w) for _ in range(repeats) for w in (1, workers)]
+    counted = {json.dumps({k: v for k, v in run.items() if k != "seconds"}, sort_keys=True) for run in runs}
+    if len(counted) != 1:
+        raise AssertionError(f"runs with 1 and {workers} processes counted differently: {sorted(counted)}")
+    speedups = [one["seconds"] / many["seconds"] for one, many in zip(runs[::2], runs[1::2])]
+    return {"counted": json.loads(counted.pop()), "one_process_s": [r["seconds"] for r in runs[::2]],
+            "workers_s": [r["seconds"] for r in runs[1::2]], "speedups": speedups,
+            "speedup": statistics.median(speedups), "speedup_range": [min(speedups), max(speedups)]}
+
+
+def timed(work: Callable[[], dict]) -> dict:
+    """What `work()` counted, with its seconds."""
     began = time.perf_counter()
-    written = pool.write_ring_records(layout, ring, 0, rows, workers)
-    validate_s = time.perf_counter() - began
-    began = time.perf_counter()
-    tokens = int(pool.count_ring_tokens(layout, ring, workers)[0].sum())
-    tokenize_s = time.perf_counter() - began
-    return {"workers": workers, "kept": written.kept, "quarantined": written.quarantined, "tokens": tokens,
-            "validate_s": validate_s, "tokenize_s": tokenize_s,
-            "validate_rows_per_s": rows / validate_s, "tokenize_tokens_per_s": tokens / tokenize_s}
+    counted = work()
+    return {**counted, "seconds": time.perf_counter() - began}
 
 
 CEILING_PIECE = 8192  # rows of the pieces that measure what the CPUs allow
@@ -84,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=parallel.available_cpus())
+    parser.add_argument("--repeats", type=int, default=5, help="pairs of one-process and worker runs per step")
     args = parser.parse_args()
     path = Path(f"/tmp/selection_assets_bench/pool_{args.rows}.jsonl")
     if not path.exists():  # generated in a child process, so its memory is not counted as ingestion's
@@ -92,42 +101,50 @@ def main() -> None:
         child.join()
     baseline_rss_mb = peak_rss_mb()  # the interpreter and its imports, before any record is read
     layout = Layout(path.parent / f"storage_{args.rows}")
-    read_s = {}
-    for workers in (1, args.workers):  # the later source replaces the earlier: the same table either way
-        began = time.perf_counter()
-        rows = ingest.write_shuffled_source(records.iter_raw_records(str(path)), layout.source_pool, seed=5,
-                                            workers=workers)
-        read_s[workers] = time.perf_counter() - began
-        if workers == 1:
-            ingest_rss_mb = peak_rss_mb()  # what ingestion holds in one process
-    arriving = records.iter_raw_records(str(path))
-    ceiling = {"ids": concurrent_gain(ingest.declared_id_bytes, [next(arriving) for _ in range(CEILING_PIECE)],
-                                      args.workers)}
+    rows = ingest.write_shuffled_source(records.iter_raw_records(str(path)), layout.source_pool, seed=5)
+    ingest_rss_mb = peak_rss_mb()  # what ingestion holds in one process
     first = pool.iter_valid_source_messages(layout, 20000)  # the tokenizer is trained once, outside the timing
     train_tokenizer((tokenize.format_conversation(json.loads(m), "<|endoftext|>") for m in first), 1024,
                     layout.tokenizer_dir)
+
+    def write_source(workers: int) -> dict:  # each run replaces the source with the same table
+        return timed(lambda: {"rows": ingest.write_shuffled_source(records.iter_raw_records(str(path)),
+                                                                   layout.source_pool, seed=5, workers=workers)})
+
+    def validate(workers: int) -> dict:
+        written = timed(lambda: vars(pool.write_ring_records(layout, ring_name(rows, workers), 0, rows, workers)))
+        return {"kept": written["kept"], "quarantined": written["quarantined"], "seconds": written["seconds"]}
+
+    def count_tokens(workers: int) -> dict:
+        return timed(lambda: {"tokens": int(pool.count_ring_tokens(layout, ring_name(rows, 1), workers)[0].sum())})
+
+    steps = {"source": paired_runs(write_source, args.workers, args.repeats),
+             "validate": paired_runs(validate, args.workers, args.repeats),
+             "tokenize": paired_runs(count_tokens, args.workers, args.repeats)}
+    arriving = records.iter_raw_records(str(path))
     scratch = [store.temp_dir_beside(layout.root / "ceiling" / name) for name in ("records", "quarantine")]
-    ceiling["validate"] = concurrent_gain(pool.ChunkPartWriter(layout, *map(str, scratch)), (0, (0, CEILING_PIECE)),
-                                          args.workers)
-    shutil.rmtree(layout.root / "ceiling")
-    one, many = (validate_and_tokenize(layout, rows, w) for w in (1, args.workers))
     messages = store.ParquetRows(layout.ring_records(ring_name(rows, 1)), ["messages"]).read(0, CEILING_PIECE)
-    ceiling["tokenize"] = concurrent_gain(tokenize.TokenCounter(str(layout.tokenizer_dir)),
-                                          messages.column("messages").to_pylist(), args.workers)
-    if (one["kept"], one["quarantined"], one["tokens"]) != (many["kept"], many["quarantined"], many["tokens"]):
-        raise AssertionError(f"{args.workers} workers counted otherwise than one: {many} vs {one}")
-    result = {"rows": rows, "kept": one["kept"], "quarantined": one["quarantined"], "tokens": one["tokens"],
+    ceiling = {"source": concurrent_gain(ingest.declared_id_bytes, [next(arriving) for _ in range(CEILING_PIECE)],
+                                         args.workers),
+               "validate": concurrent_gain(pool.ChunkPartWriter(layout, *map(str, scratch)), (0, (0, CEILING_PIECE)),
+                                           args.workers),
+               "tokenize": concurrent_gain(tokenize.TokenCounter(str(layout.tokenizer_dir)),
+                                           messages.column("messages").to_pylist(), args.workers)}
+    shutil.rmtree(layout.root / "ceiling")
+    median = {name: {kind: statistics.median(step[f"{kind}_s"]) for kind in ("one_process", "workers")}
+              for name, step in steps.items()}
+    ingest_s = {kind: median["source"][kind] + median["validate"][kind] for kind in ("one_process", "workers")}
+    result = {"rows": rows, **steps["validate"]["counted"], **steps["tokenize"]["counted"],
               "file_mb": path.stat().st_size / 2**20, "baseline_rss_mb": baseline_rss_mb,
-              "ingest_peak_rss_mb": ingest_rss_mb, "read_rows_per_s": rows / read_s[1],
-              "read_rows_per_s_workers": rows / read_s[args.workers], "read_speedup": read_s[1] / read_s[args.workers],
-              "one_process": one, "workers": many,
-              "validate_speedup": one["validate_s"] / many["validate_s"],
-              "tokenize_speedup": one["tokenize_s"] / many["tokenize_s"],
-              "ceiling_of_the_cpus": ceiling,
-              "ingest_rows_per_s_one_process": rows / (read_s[1] + one["validate_s"]),
-              "ingest_rows_per_s_workers": rows / (read_s[args.workers] + many["validate_s"]),
-              "ingest_speedup": (read_s[1] + one["validate_s"]) / (read_s[args.workers] + many["validate_s"]),
-              "peak_rss_mb": peak_rss_mb()}
+              "ingest_peak_rss_mb": ingest_rss_mb, "workers": args.workers, "repeats": args.repeats,
+              "steps": steps, "median_seconds": median,
+              "rates": {"source_rows_per_s": {k: rows / v for k, v in median["source"].items()},
+                        "validate_rows_per_s": {k: rows / v for k, v in median["validate"].items()},
+                        "ingest_rows_per_s": {k: rows / v for k, v in ingest_s.items()},
+                        "tokenize_tokens_per_s": {k: steps["tokenize"]["counted"]["tokens"] / v
+                                                  for k, v in median["tokenize"].items()}},
+              "ingest_speedup_of_medians": ingest_s["one_process"] / ingest_s["workers"],
+              "ceiling_of_the_cpus": ceiling, "peak_rss_mb": peak_rss_mb()}
     print(json.dumps(result, indent=1))
     save(f"ingestion_{rows}", result)
 
