@@ -6,9 +6,9 @@ caller's main module again (the Dagster or selection-assets command: dagster, to
 seconds per worker that ate the whole gain in a first measurement; a fork costs milliseconds. The
 threads a fork copies (Dagster's, torch's OpenMP pool, pyarrow's) are never used by the workers:
 they only parse JSON in Python and run the Rust tokenizer, no torch, BLAS or CUDA. At most
-`workers + 1` chunks are in flight, so memory stays at a few chunks whatever the ring's length. The
-results are the same whatever the number of workers; one worker runs everything in the calling
-process.
+`2 * workers` chunks are in flight: a worker that finishes early finds one queued while the oldest
+is still running, and memory stays at a few chunks whatever the ring's length. The results are the
+same whatever the number of workers; one worker runs everything in the calling process.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def ordered_map(function: Callable[[Item], Result], items: Iterable[Item], worke
         pending = deque()
         for item in items:
             pending.append(pool.submit(function, item))
-            if len(pending) > workers:
+            if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
