@@ -218,11 +218,11 @@ class ParquetRows:
     decode each row group once)."""
 
     def __init__(self, directory: Path, columns: list[str]):
-        files = [pq.ParquetFile(path) for path in part_paths(directory)]
-        self._groups = [(file, group) for file in files for group in range(file.num_row_groups)]
-        self._schema = files[0].schema_arrow
+        footers = {path: pq.read_metadata(path) for path in part_paths(directory)}  # no file stays open
+        self._groups = [(path, group) for path, footer in footers.items() for group in range(footer.num_row_groups)]
+        self._schema = next(iter(footers.values())).schema.to_arrow_schema()
         self.columns = columns
-        sizes = [file.metadata.row_group(group).num_rows for file, group in self._groups]
+        sizes = [footers[path].row_group(group).num_rows for path, group in self._groups]
         self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
         self._cached: tuple[int, pa.Table] | None = None
 
@@ -231,8 +231,8 @@ class ParquetRows:
 
     def _group(self, index: int) -> pa.Table:
         if self._cached is None or self._cached[0] != index:
-            file, group = self._groups[index]
-            self._cached = (index, file.read_row_group(group, columns=self.columns))
+            path, group = self._groups[index]
+            self._cached = (index, pq.ParquetFile(path).read_row_group(group, columns=self.columns))
         return self._cached[1]
 
     def read(self, start: int, end: int) -> pa.Table:
