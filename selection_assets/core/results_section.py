@@ -22,7 +22,8 @@ PAPER_CLAIMS = {
 }
 
 
-def _fmt_seconds(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """`seconds` as minutes and seconds ("6 min 05 s")."""
     minutes, rest = divmod(int(round(seconds)), 60)
     return f"{minutes} min {rest:02d} s"
 
@@ -36,7 +37,7 @@ def _setting_lines(comparison: dict, run: dict | None) -> list[str]:
     if run:
         lines.append(f"`{run['command']}` (methods: {', '.join(run['methods'])}; pool sizes "
                      f"{', '.join(map(str, run['pool_sizes']))} x budgets {', '.join(map(str, run['budgets']))}; "
-                     f"seeds {', '.join(map(str, run['seeds']))}) took **{_fmt_seconds(run['wall_seconds'])}** "
+                     f"seeds {', '.join(map(str, run['seeds']))}) took **{format_duration(run['wall_seconds'])}** "
                      f"on {run['machine']}.")
     base = comparison.get("base")
     n_items = base["n_items"] if base else None

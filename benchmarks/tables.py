@@ -1,0 +1,116 @@
+"""The tables of benchmarks/RESULTS.md that are rendered from result files, between
+`<!-- results:NAME begin -->` and `<!-- results:NAME end -->` markers, so that their numbers cannot
+drift from the runs (a test fails while RESULTS.md differs from a fresh rendering). Prose around
+them is written by hand and cites the same files.
+
+    python -m benchmarks.tables        # rewrite every rendered table from benchmarks/results/
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from selection_assets.core.results_section import format_duration, replace_section
+
+HERE = Path(__file__).resolve().parent
+RESULTS_MD = HERE / "RESULTS.md"
+COMMAND = "python -m benchmarks.tables"
+# (asset in the lineage results, its row's name) in the order the lineage table shows them
+LINEAGE_ROWS = [("ring_records", "ring_records"), ("ring_token_counts", "ring_token_counts"),
+                ("ring_embeddings_position_weighted", "ring_embeddings_position_weighted"),
+                ("pool_manifest", "pool_manifest"), ("rds_plus/scores", "rds_plus/scores"),
+                ("random_balanced/scores", "random_balanced/scores"), ("rds_plus/selection", "rds_plus/selection"),
+                ("rds_plus/finetuned", "rds_plus/finetuned"), ("rds_plus/eval_report", "rds_plus/eval_report")]
+
+
+def _pipe_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table: the first column left-aligned, the numbers right-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _step_label(asset: str, pool_size: int, previous: int, budget: int) -> str:
+    """The lineage step that holds `asset` at `pool_size`: its ring, its pool or its cell."""
+    if asset.startswith("ring_"):
+        return f"ring {previous}-{pool_size}"
+    if asset.endswith(("/selection", "/finetuned", "/eval_report")):
+        return f"pool {pool_size} budget {budget}"
+    return f"pool {pool_size}"
+
+
+def lineage_table(result: dict) -> str:
+    """Run seconds and peak RSS of each spine asset at every pool size, and the whole run's time."""
+    steps = {(row["label"], row["asset"]): row for row in result["steps"]}
+    sizes, budget = result["pool_sizes"], result["budgets"][0]
+    header = ["asset (ring: its new rows; pool or cell: the pool size)"]
+    for size in sizes:
+        header += [f"{size:,}: run s", "peak MiB"]
+    rows = []
+    for asset, name in LINEAGE_ROWS:
+        row = [name]
+        for previous, size in zip([0, *sizes], sizes):
+            step = steps[(_step_label(asset, size, previous, budget), asset)]
+            row += [f"{step['step_seconds']:.1f}", f"{step['peak_rss_mib']:,.0f}"]
+        rows.append(row)
+    inside = sum(row["step_seconds"] for row in result["steps"])
+    return (f"**Whole run: {format_duration(result['total_wall_seconds'])}** ({result['total_wall_seconds']:,.0f} s; "
+            f"{inside:,.0f} s inside the runs; budget {budget:,}).\n\n"
+            + _pipe_table(header, rows))
+
+
+def _rate(value: float, unit: str) -> str:
+    return f"{round(value, -2):,.0f} {unit}"
+
+
+def _paired(step: dict) -> str:
+    low, high = step["speedup_range"]
+    return f"{step['speedup']:.2f}x ({low:.2f}-{high:.2f})"
+
+
+def ingestion_table(result: dict) -> str:
+    """Rates of each ingestion step in one process and over the workers, the pairs' speedups and
+    what two independent processes reach."""
+    steps, rates, ceiling = result["steps"], result["rates"], result["ceiling_of_the_cpus"]
+    workers = result["workers"]
+
+    def rated(key: str, unit: str) -> list[str]:
+        return [_rate(rates[key]["one_process"], unit), _rate(rates[key]["workers"], unit)]
+
+    rows = [
+        ["shuffled source: read, parse ids, write, DuckDB shuffle", *rated("source_rows_per_s", "rows/s"),
+         _paired(steps["source"]), f"{ceiling['source']['gain']:.2f}x (ids only)"],
+        ["validation: parse, normalise, validate, quarantine, write parts",
+         *rated("validate_rows_per_s", "rows/s"), _paired(steps["validate"]),
+         f"{ceiling['validate']['gain']:.2f}x"],
+        ["ingestion end to end (the two above, medians)", *rated("ingest_rows_per_s", "rows/s"),
+         f"{result['ingest_speedup_of_medians']:.2f}x", ""],
+        ["tokenisation: read, parse, encode, count", *rated("tokenize_tokens_per_s", "tokens/s"),
+         _paired(steps["tokenize"]), f"{ceiling['tokenize']['gain']:.2f}x"],
+        [f"peak RSS of the whole run (interpreter and imports: {result['baseline_rss_mb']:,.0f} MiB)",
+         f"{result['peak_rss_mb']:,.0f} MiB", "", "", ""],
+    ]
+    header = ["step", "one process", f"{workers} worker processes",
+              f"speedup (median, range of {result['repeats']} pairs)", f"{workers} independent processes (ceiling)"]
+    return _pipe_table(header, rows)
+
+
+TABLES = {"lineage_scale": ("lineage_scale.json", lineage_table),
+          "ingestion_1000000": ("ingestion_1000000.json", ingestion_table)}
+
+
+def render(document: str, results_dir: Path = HERE / "results") -> str:
+    """`document` with every rendered table replaced by a rendering of its result file."""
+    for name, (file_name, table) in TABLES.items():
+        body = table(json.loads((results_dir / file_name).read_text()))
+        document = replace_section(document, name, body, COMMAND)
+    return document
+
+
+def main() -> None:
+    RESULTS_MD.write_text(render(RESULTS_MD.read_text()))
+    print(f"rendered {', '.join(TABLES)} in {RESULTS_MD}")
+
+
+if __name__ == "__main__":
+    main()
