@@ -95,14 +95,39 @@ def ingestion_table(result: dict) -> str:
     return _pipe_table(header, rows)
 
 
-TABLES = {"lineage_scale": ("lineage_scale.json", lineage_table),
-          "ingestion_1000000": ("ingestion_1000000.json", ingestion_table)}
+DIVERSITY_METHODS = {"kcenter": "k-center (a pass per pick)", "kmeans": "k-means, sqrt(N) clusters, round-robin order",
+                     "kmeans_per_budget": "k-means per budget (Xia et al.)", "deita": "DEITA redundancy filter",
+                     "knn6": "KNN-6 (exact)"}
+
+
+def diversity_table(result: dict, knn6_everything: dict) -> str:
+    """Seconds and peak RSS of each diversity method with the default memory budget and with none,
+    whether both chose the same, and KNN-6's own run over every row."""
+    runs = {(run["method"], run["memory_mb"] > 0): run for run in result["runs"]}
+    budgeted = next(run["memory_mb"] for run in result["runs"] if run["memory_mb"] > 0)
+    rows = []
+    for method, name in DIVERSITY_METHODS.items():
+        kept, streamed = runs[(method, True)], runs[(method, False)]
+        same = "yes" if kept["digest"] == streamed["digest"] else "no"
+        rows.append([name, f"{kept['rows']:,}", f"{kept['seconds']:,.1f}", f"{kept['peak_rss_mib']:,.0f}",
+                     f"{streamed['seconds']:,.1f}", f"{streamed['peak_rss_mib']:,.0f}", same])
+    for run in knn6_everything["runs"]:
+        rows.append([f"{DIVERSITY_METHODS[run['method']]}, its own run (below)", f"{run['rows']:,}",
+                     f"{run['seconds']:,.0f}", f"{run['peak_rss_mib']:,.0f}", "not run", "", ""])
+    header = ["method", "rows", f"budget {budgeted:,} MiB: s", "peak MiB", "budget 0: s", "peak MiB", "same result"]
+    return _pipe_table(header, rows)
+
+
+TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
+          "diversity_scale_1000000": (["diversity_scale_1000000.json", "diversity_scale_1000000_knn6.json"],
+                                      diversity_table),
+          "ingestion_1000000": (["ingestion_1000000.json"], ingestion_table)}
 
 
 def render(document: str, results_dir: Path = HERE / "results") -> str:
-    """`document` with every rendered table replaced by a rendering of its result file."""
-    for name, (file_name, table) in TABLES.items():
-        body = table(json.loads((results_dir / file_name).read_text()))
+    """`document` with every rendered table replaced by a rendering of its result files."""
+    for name, (file_names, table) in TABLES.items():
+        body = table(*(json.loads((results_dir / file_name).read_text()) for file_name in file_names))
         document = replace_section(document, name, body, COMMAND)
     return document
 

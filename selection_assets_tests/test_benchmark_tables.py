@@ -13,8 +13,9 @@ def test_the_rendered_tables_of_results_md_match_the_result_files():
 
 
 def test_a_changed_result_changes_its_table(tmp_path):
-    for file_name, _ in tables.TABLES.values():
-        (tmp_path / file_name).write_bytes((tables.HERE / "results" / file_name).read_bytes())
+    for file_names, _ in tables.TABLES.values():
+        for file_name in file_names:
+            (tmp_path / file_name).write_bytes((tables.HERE / "results" / file_name).read_bytes())
     result = json.loads((tmp_path / "ingestion_1000000.json").read_text())
     result["steps"]["validate"]["speedup"] = 1.234
     (tmp_path / "ingestion_1000000.json").write_text(json.dumps(result))
