@@ -118,7 +118,37 @@ def diversity_table(result: dict, knn6_everything: dict) -> str:
     return _pipe_table(header, rows)
 
 
+def selection_scaling_table(result: dict) -> str:
+    """RDS+ selection against the bare GEMM and the dict-of-dicts reference at each pool size."""
+    rows = []
+    for row in result["rows"]:
+        reference = (f"{row['reference_s']:.1f} (peak RSS {row['reference_peak_rss_mb']:,.0f} MiB)"
+                     if "reference_s" in row else "")
+        rows.append([f"{row['pool']:,}", f"{row['budget']:,}", f"{row['ours_s']:.2f}", f"{row['similarity_s']:.2f}",
+                     f"{row['gemm_s']:.2f}", f"{row['ours_s'] / row['gemm_s']:.2f}", f"{row['ours_peak_rss_mb']:,.0f}",
+                     f"{row['embeddings_mb'] + 1024:,.0f}", reference])
+    header = ["pool", "budget", "selection (s)", "of which similarity (s)", "bare GEMM, same data (s)", "ratio to GEMM",
+              "peak RSS (MiB)", "embeddings + 1 GiB (MiB)", "dict-of-dicts reference (s)"]
+    return _pipe_table(header, rows)
+
+
+PRECISIONS = {"float32": "float32 (numpy; the default)",
+              "bfloat16": "bfloat16 (torch, `ComputeResource.similarity_dtype`)"}
+
+
+def selection_paper_scale_table(result: dict) -> str:
+    """RDS+ selection at the paper's pool in each precision, against the bare GEMM floor."""
+    rows = [[PRECISIONS[row["precision"]], f"{row['selection_s']:.1f}", f"{row['similarity_s']:.1f}",
+             f"{row['gemm_s']:.1f}", f"{row['ratio_to_gemm']:.2f}", f"{row['selection_peak_rss_mb']:,.0f}"]
+            for row in result["rows"]]
+    header = ["precision", "selection (s)", "of which similarity (s)", "bare GEMM floor (s)", "ratio to the floor",
+              "peak RSS (MiB)"]
+    return _pipe_table(header, rows)
+
+
 TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
+          "selection_scaling": (["selection_scaling.json"], selection_scaling_table),
+          "selection_paper_scale_5800000": (["selection_paper_scale_5800000.json"], selection_paper_scale_table),
           "diversity_scale_1000000": (["diversity_scale_1000000.json", "diversity_scale_1000000_knn6.json"],
                                       diversity_table),
           "ingestion_1000000": (["ingestion_1000000.json"], ingestion_table)}
