@@ -146,7 +146,40 @@ def selection_paper_scale_table(result: dict) -> str:
     return _pipe_table(header, rows)
 
 
+def _scientific(value: float) -> str:
+    """`value` with two significant digits and a plain exponent (3.1e-5)."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def embedding_throughput_table(*results: dict) -> str:
+    """Batched against batch-1 embedding throughput per dtype, with the CPU's projection ceiling."""
+    rows = [[result["dtype"].removeprefix("torch."), f"{result['batched_tokens_per_s']:,.0f}",
+             f"{result['batch1_tokens_per_s']:,.0f}", _paired(result),
+             f"{result['batched_projection_tflops']:.3f} TFLOP/s", f"{result['projection_ceiling_tflops']:.3f} TFLOP/s"]
+            for result in results]
+    header = ["dtype", "batched (tokens/s)", "batch 1 (tokens/s)",
+              f"speedup, median (range of {results[0]['repeats']} pairs)", "batched projections", "ceiling"]
+    return _pipe_table(header, rows)
+
+
+def precision_agreement_table(result: dict) -> str:
+    """Per grid cell: how far bfloat16's RDS+ picks overlap float32's, how far it moves scores, and
+    how close float32's scores lie around the cut."""
+    rows = [[f"{cell['pool_size']:,}", f"{cell['budget']:,}",
+             f"{100 * cell['bfloat16']['overlap']:.2f}%", _scientific(cell["bfloat16"]["score_move_median"]),
+             f"{100 * cell['bfloat16_products']['overlap']:.2f}%",
+             _scientific(cell["bfloat16_products"]["score_move_median"]), _scientific(cell["float32_spacing_at_cut"])]
+            for cell in result["cells"]]
+    header = ["pool", "budget", "bfloat16: overlap", "score move", "bfloat16 products: overlap", "score move",
+              "float32 spacing at the cut"]
+    return _pipe_table(header, rows)
+
+
 TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
+          "embedding_throughput_tiny_cpu": (["embedding_throughput_tiny_cpu_float32.json",
+                                             "embedding_throughput_tiny_cpu_bfloat16.json"], embedding_throughput_table),
+          "embedding_precision_agreement": (["embedding_precision_agreement.json"], precision_agreement_table),
           "selection_scaling": (["selection_scaling.json"], selection_scaling_table),
           "selection_paper_scale_5800000": (["selection_paper_scale_5800000.json"], selection_paper_scale_table),
           "diversity_scale_1000000": (["diversity_scale_1000000.json", "diversity_scale_1000000_knn6.json"],
