@@ -16,12 +16,10 @@ from selection_assets.core.results_section import format_duration, replace_secti
 HERE = Path(__file__).resolve().parent
 RESULTS_MD = HERE / "RESULTS.md"
 COMMAND = "python -m benchmarks.tables"
-# (asset in the lineage results, its row's name) in the order the lineage table shows them
-LINEAGE_ROWS = [("ring_records", "ring_records"), ("ring_token_counts", "ring_token_counts"),
-                ("ring_embeddings_position_weighted", "ring_embeddings_position_weighted"),
-                ("pool_manifest", "pool_manifest"), ("rds_plus/scores", "rds_plus/scores"),
-                ("random_balanced/scores", "random_balanced/scores"), ("rds_plus/selection", "rds_plus/selection"),
-                ("rds_plus/finetuned", "rds_plus/finetuned"), ("rds_plus/eval_report", "rds_plus/eval_report")]
+# the assets of the lineage table, in its order (the other methods' rows stay in the results file)
+LINEAGE_ASSETS = ["ring_records", "ring_token_counts", "ring_embeddings_position_weighted", "pool_manifest",
+                  "rds_plus/scores", "random_balanced/scores", "rds_plus/selection", "rds_plus/finetuned",
+                  "rds_plus/eval_report"]
 
 
 def _pipe_table(header: list[str], rows: list[list[str]]) -> str:
@@ -47,8 +45,8 @@ def lineage_table(result: dict) -> str:
     for size in sizes:
         header += [f"{size:,}: run s", "peak MiB"]
     rows = []
-    for asset, name in LINEAGE_ROWS:
-        row = [name]
+    for asset in LINEAGE_ASSETS:
+        row = [asset]
         for previous, size in zip([0, *sizes], sizes):
             step = steps[(_step_label(asset, size, previous, budget), asset)]
             row += [f"{step['step_seconds']:.1f}", f"{step['peak_rss_mib']:,.0f}"]
