@@ -174,7 +174,28 @@ def precision_agreement_table(result: dict) -> str:
     return _pipe_table(header, rows)
 
 
+def recipe_table(result: dict) -> str:
+    """Every fine-tuning recipe tried on the dev split, best dev answer loss first."""
+    rows = [[f"{row['epochs']:g}", f"{row['learning_rate']:g}", f"{row['dev_answer_loss']:.3f}",
+             f"{row['dev_exact_match']:.3f}"] for row in result["summary"]]
+    return _pipe_table(["epochs", "learning rate", "mean dev answer loss", "mean dev exact match"], rows)
+
+
+ANSWER_LOSS_PASSES = {"full": "full vocabulary", "chunked": "chunked, attention cap"}
+
+
+def answer_loss_memory_table(result: dict) -> str:
+    """Peak memory, time and mean loss of the whole-vocabulary and the chunked answer-loss pass."""
+    runs = {run["mode"]: run for run in result["runs"]}
+    rows = [[name, f"{runs[mode]['peak_rss_mb']:,.0f} MiB", f"{runs[mode]['model_mb']:,.0f} MiB",
+             f"{runs[mode]['peak_minus_model_mb']:,.0f} MiB", f"{runs[mode]['seconds']:.0f}",
+             f"{runs[mode]['mean_loss']:.4f}"] for mode, name in ANSWER_LOSS_PASSES.items()]
+    return _pipe_table(["pass", "peak RSS", "model (float32)", "peak minus model", "seconds", "mean answer loss"], rows)
+
+
 TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
+          "recipe": (["recipe.json"], recipe_table),
+          "answer_loss_memory": (["answer_loss_memory.json"], answer_loss_memory_table),
           "embedding_throughput_tiny_cpu": (["embedding_throughput_tiny_cpu_float32.json",
                                              "embedding_throughput_tiny_cpu_bfloat16.json"], embedding_throughput_table),
           "embedding_precision_agreement": (["embedding_precision_agreement.json"], precision_agreement_table),
