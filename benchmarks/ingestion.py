@@ -126,7 +126,7 @@ def main() -> None:
     messages = store.ParquetRows(layout.ring_records(ring_name(rows, 1)), ["messages"]).read(0, CEILING_PIECE)
     ceiling = {"source": concurrent_gain(ingest.declared_id_bytes, [next(arriving) for _ in range(CEILING_PIECE)],
                                          args.workers),
-               "validate": concurrent_gain(pool.ChunkPartWriter(layout, *map(str, scratch)), (0, (0, CEILING_PIECE)),
+               "validate": concurrent_gain(pool.ChunkPartWriter(layout, *scratch), (0, (0, CEILING_PIECE)),
                                            args.workers),
                "tokenize": concurrent_gain(tokenize.TokenCounter(str(layout.tokenizer_dir)),
                                            messages.column("messages").to_pylist(), args.workers)}

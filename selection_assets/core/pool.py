@@ -85,8 +85,8 @@ class ChunkPartWriter:
     and only the chunk's `RingRecords` travels back."""
 
     layout: Layout
-    records_dir: str
-    quarantine_dir: str
+    records_dir: Path
+    quarantine_dir: Path
 
     def __call__(self, chunk: tuple[int, tuple[int, int]]) -> RingRecords:
         index, bounds = chunk
@@ -94,8 +94,8 @@ class ChunkPartWriter:
         result = records.validate_source_slice(source)
         kept = store.arrow_table(result.kept, records.KEPT_SCHEMA)
         quarantined = store.arrow_table(result.quarantined, records.QUARANTINE_SCHEMA)
-        store.write_part(Path(self.records_dir), index, kept)
-        store.write_part(Path(self.quarantine_dir), index, quarantined)
+        store.write_part(self.records_dir, index, kept)
+        store.write_part(self.quarantine_dir, index, quarantined)
         return RingRecords.of_chunk(len(source), kept, quarantined)
 
 
@@ -110,7 +110,7 @@ def write_ring_records(layout: Layout, ring: str, start: int, end: int, workers:
                                    for path in (layout.ring_records(ring), layout.ring_quarantine(ring)))
     try:
         summary = RingRecords()
-        writer = ChunkPartWriter(layout, str(records_dir), str(quarantine_dir))
+        writer = ChunkPartWriter(layout, records_dir, quarantine_dir)
         for chunk in parallel.ordered_map(writer, chunks or [(0, (start, end))], workers):
             summary.add(chunk)
         if not summary.kept + summary.quarantined == summary.read == end - start:
