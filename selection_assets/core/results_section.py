@@ -20,6 +20,8 @@ PAPER_CLAIMS = {
     "token_length": "Xia et al. (2024) find token-length selection holds up at scale",
     "token_length_response": "Xia et al. (2024) find token-length selection holds up at scale",
 }
+# selection precisions this close to RDS+'s count as "as precise" when LESS and RDS+ are set side by side
+SAME_PRECISION = 0.05
 
 
 def format_duration(seconds: float) -> str:
@@ -128,6 +130,59 @@ def _against_papers(worse: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
                          + (f", so in this world it picks {' and '.join(differences)} examples than random does."
                             if differences else "."))
     return sentences
+
+
+_EM_AGAINST_RANDOM = {"better": "resolvably above random", "worse": "resolvably below random",
+                      "no difference": "not resolvably apart from random"}
+
+
+def _gradient_methods(methods: pd.DataFrame) -> list[str]:
+    """The methods of the comparison that select by gradient features (LESS and its variants)."""
+    from selection_assets.core.methods import Need, registry
+
+    specs = registry()
+    return [name for name in methods["method"] if name in specs and Need.GRADIENTS in specs[name].needs]
+
+
+def _less_paragraph(comparison: dict) -> list[str]:
+    """LESS set beside RDS+, as Ivison et al. set them: selection cost, exact match against random,
+    per-cell answer-loss verdicts and selection precision, each from the comparison."""
+    methods, cells = pd.DataFrame(comparison["methods"]), pd.DataFrame(comparison["cells"])
+    gradient = _gradient_methods(methods)
+    if not gradient or PAPER_METHOD not in set(methods["method"]) or "verdict" not in methods:
+        return []
+    table = methods.set_index("method")
+    compared = [*gradient, PAPER_METHOD]
+    rds_cost = float(table.loc[PAPER_METHOD, "selection_flops"])
+    cost_ratio = min(float(table.loc[name, "selection_flops"]) for name in gradient) / rds_cost
+    gradient_costs = ", ".join(f"{table.loc[name, 'selection_flops']:.2e} FLOPs for `{name}`" for name in gradient)
+    cost = (f"Selection costs {gradient_costs} "
+            f"against {rds_cost:.2e} for `{PAPER_METHOD}` ({cost_ratio:.0f}x"
+            + (f" or more), so the paper's cost gap holds here." if cost_ratio > 1 else "), so here LESS is no costlier."))
+    exact = ("On exact match over every cell, paired with random: "
+             + "; ".join(f"`{name}` {_EM_AGAINST_RANDOM[table.loc[name, 'verdict']]} "
+                         f"({_signed(table.loc[name, 'em_vs_random'])} {table.loc[name, 'em_vs_random_ci']})"
+                         for name in compared)
+             + ". Each is paired with random, not with the other, so no test here orders LESS against RDS+.")
+    losses = []
+    for name in compared:
+        verdicts = cells.loc[cells["method"] == name, "loss_verdict"].dropna()
+        losses.append(f"`{name}` worse than random in {int((verdicts == 'worse').sum())} of {len(verdicts)} cells "
+                      f"and better in {int((verdicts == 'better').sum())} (mean answer loss "
+                      f"{table.loc[name, 'mean_answer_loss']:.3f})")
+    loss = (f"On answer loss, per cell: {'; '.join(losses)}; random's mean answer loss is "
+            f"{table.loc['random', 'mean_answer_loss']:.3f}.")
+    rds_precision = float(table.loc[PAPER_METHOD, "mean_precision"])
+    precisions = {name: float(table.loc[name, "mean_precision"]) for name in gradient}
+    precision = (f"Mean selection precision: {', '.join(f'`{name}` {value:.3f}' for name, value in precisions.items())}, "
+                 f"`{PAPER_METHOD}` {rds_precision:.3f}")
+    if all(value >= rds_precision - SAME_PRECISION for value in precisions.values()):
+        precision += (f": LESS picks on-target, clean examples as often as RDS+ does (within {SAME_PRECISION}), so "
+                      "what separates them on answer loss is not how many of their picks are on target.")
+    else:
+        precision += "."
+    return [" ".join(["**LESS against RDS+.** Ivison et al. (2025) report LESS below RDS+ at a far higher "
+                      "selection cost.", cost, exact, loss, precision])]
 
 
 def _cells_paragraph(comparison: dict) -> list[str]:
@@ -253,7 +308,8 @@ def render(comparison: dict, run: dict | None, title: str) -> str:
     """The markdown of one results section."""
     parts = [f"### {title}", *_setting_lines(comparison, run), *_resolution_line(comparison),
              *_base_paragraph(comparison),
-             *_methods_paragraph(comparison), *_pool_growth_paragraph(comparison), *_cells_paragraph(comparison)]
+             *_methods_paragraph(comparison), *_less_paragraph(comparison), *_pool_growth_paragraph(comparison),
+             *_cells_paragraph(comparison)]
     return "\n\n".join(parts)
 
 

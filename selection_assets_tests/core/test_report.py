@@ -162,3 +162,35 @@ def test_a_method_a_paper_praises_but_found_worse_is_explained_by_what_it_picks(
     assert sentences[0].startswith("token_length is worse than random here, while Xia et al. (2024)")
     assert ("its picks are 10% on the eval tasks' skills and 20% clean (random: 50% and 75%), so in this world it "
             "picks fewer on-target and more noisy examples than random does.") in sentences[0]
+
+
+def _less_document(less_precision: float) -> dict:
+    """A comparison of random, RDS+ and LESS: LESS ten times the cost, worse on answer loss in one cell."""
+    def method(name, verdict, em, flops, loss, precision):
+        return {"method": name, "verdict": verdict, "em_vs_random": em, "em_vs_random_ci": "[0.010, 0.050]",
+                "selection_flops": flops, "mean_answer_loss": loss, "mean_precision": precision}
+    cells = [{"method": name, "pool_size": 1000, "budget": budget, "loss_verdict": verdict}
+             for name, budget, verdict in (("less", 100, "worse"), ("less", 400, "no difference"),
+                                           ("rds_plus", 100, "better"), ("rds_plus", 400, "no difference"),
+                                           ("random", 100, None), ("random", 400, None))]
+    return {"methods": [method("random", None, None, 0.0, 1.0, 0.4),
+                        method("rds_plus", "no difference", 0.01, 2e11, 0.9, 0.8),
+                        method("less", "better", 0.03, 2e12, 1.4, less_precision)],
+            "cells": cells}
+
+
+def test_less_is_set_beside_rds_plus_by_cost_verdicts_and_precision():
+    text = " ".join(results_section._less_paragraph(_less_document(less_precision=0.78)))
+    assert "2.00e+12 FLOPs for `less` against 2.00e+11 for `rds_plus` (10x or more)" in text
+    assert "`less` resolvably above random (+0.030 [0.010, 0.050])" in text
+    assert "`rds_plus` not resolvably apart from random (+0.010" in text
+    assert "`less` worse than random in 1 of 2 cells and better in 0 (mean answer loss 1.400)" in text
+    assert "`rds_plus` worse than random in 0 of 2 cells and better in 1" in text
+    assert "what separates them on answer loss is not how many of their picks are on target" in text
+    # LESS's picks clearly less precise: no claim that targeting is not the difference
+    imprecise = " ".join(results_section._less_paragraph(_less_document(less_precision=0.6)))
+    assert "`less` 0.600, `rds_plus` 0.800." in imprecise and "not how many" not in imprecise
+    # no gradient method in the comparison: no paragraph
+    document = _less_document(0.8)
+    document["methods"] = document["methods"][:2]
+    assert results_section._less_paragraph(document) == []
