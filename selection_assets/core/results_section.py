@@ -158,7 +158,7 @@ def _less_paragraph(comparison: dict) -> list[str]:
     gradient_costs = ", ".join(f"{table.loc[name, 'selection_flops']:.2e} FLOPs for `{name}`" for name in gradient)
     cost = (f"Selection costs {gradient_costs} "
             f"against {rds_cost:.2e} for `{PAPER_METHOD}` ({cost_ratio:.0f}x"
-            + (f" or more), so the paper's cost gap holds here." if cost_ratio > 1 else "), so here LESS is no costlier."))
+            + (" or more), so the paper's cost gap holds here." if cost_ratio > 1 else "), so here LESS is no costlier."))
     exact = ("On exact match over every cell, paired with random: "
              + "; ".join(f"`{name}` {_EM_AGAINST_RANDOM[table.loc[name, 'verdict']]} "
                          f"({_signed(table.loc[name, 'em_vs_random'])} {table.loc[name, 'em_vs_random_ci']})"
