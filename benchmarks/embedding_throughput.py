@@ -6,7 +6,8 @@ loop of the same model on the same data, in one run (tokens/s of real tokens).
 
 Random weights are fine for throughput. MFU = achieved model FLOPs (2 x non-embedding parameters x
 real tokens per second; attention scores and padding are not counted, so it is a lower bound) / the
-device's dense bf16 peak (--peak-tflops, default 989 for an H100 or H200 SXM).
+device's dense bf16 peak (--peak-tflops, default 989 for an H100 or H200 SXM); the result also holds
+the causal attention's FLOPs, for MFU counting them too.
 
 Without --mfu the run also measures the ceiling of the batched path: the rate of this device's
 matrix products at the model's own weight shapes (a full batch of tokens as rows against each
@@ -33,6 +34,19 @@ SIZES = {  # hidden, intermediate, layers, heads
     "tiny": (192, 512, 4, 4),
     "1b": (2048, 8192, 16, 32),
 }
+
+
+def mfu_lengths(examples: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The lengths of the --mfu run's synthetic sequences (512 to 2,047 tokens, drawn first from seed 0)."""
+    return (rng or np.random.default_rng(0)).integers(512, 2048, examples)
+
+
+def causal_attention_flops(lengths: np.ndarray, size: str) -> float:
+    """FLOPs of the attention scores and their weighted sum under a causal mask, which MFU's 2 x
+    parameters per token leaves out: per layer, 2 x hidden x L(L+1)/2 for QK^T and as many for AV."""
+    hidden, _, layers, _ = SIZES[size]
+    lengths = np.asarray(lengths, dtype=np.float64)
+    return float(4 * hidden * layers * (lengths * (lengths + 1) / 2).sum())
 
 
 def world_sequences(n: int, tokenizer) -> list[list[int]]:
@@ -94,7 +108,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     if args.mfu:
         rng = np.random.default_rng(0)
-        sequences = [rng.integers(10, 32000, size=int(n)).tolist() for n in rng.integers(512, 2048, args.examples)]
+        sequences = [rng.integers(10, 32000, size=int(n)).tolist() for n in mfu_lengths(args.examples, rng)]
         vocab = 32000
     else:
         texts = [tokenize.format_conversation(json.loads(l)["messages"], "<|endoftext|>")
@@ -127,6 +141,8 @@ def main() -> None:
         result["batch_tokens"] = args.batch_tokens
         result["achieved_tflops"] = 2 * matmul_parameters * result["batched_tokens_per_s"] / 1e12
         result["mfu"] = result["achieved_tflops"] / args.peak_tflops
+        result["peak_tflops"] = args.peak_tflops
+        result["causal_attention_flops"] = causal_attention_flops([len(s) for s in sequences], args.model_size)
     else:
         # batched and batch-1 passes alternate after a warm-up of each, so a drift in this VM's speed
         # reaches both; the speedup is the median of the pairs' ratios, with their range

@@ -1,10 +1,22 @@
-"""benchmarks/RESULTS.md's rendered tables (benchmarks/tables.py) equal a fresh rendering of the
-result files they cite: a rerun benchmark whose tables were not re-rendered, or a number edited by
-hand, fails here."""
+"""benchmarks/RESULTS.md's rendered tables and the README's Scale summary (benchmarks/tables.py)
+equal a fresh rendering of the result files they cite: a rerun benchmark whose tables were not
+re-rendered, or a number edited by hand, fails here."""
 
 import json
 
-from benchmarks import tables
+import numpy as np
+import pytest
+
+from benchmarks import embedding_throughput, tables
+
+MFU_RUN = "embedding_throughput_1b_cuda_bfloat16_16384.json"
+
+
+def _copied_results(tmp_path):
+    for file_names, _ in [*tables.TABLES.values(), *tables.README_SECTIONS.values()]:
+        for file_name in file_names:
+            (tmp_path / file_name).write_bytes((tables.HERE / "results" / file_name).read_bytes())
+    return tmp_path
 
 
 def test_the_rendered_tables_of_results_md_match_the_result_files():
@@ -12,12 +24,45 @@ def test_the_rendered_tables_of_results_md_match_the_result_files():
     assert tables.render(document) == document, "run `python -m benchmarks.tables` and commit RESULTS.md"
 
 
+def test_the_readme_scale_summary_matches_the_result_files():
+    readme = tables.README_MD.read_text()
+    assert tables.render(readme, sections=tables.README_SECTIONS) == readme, \
+        "run `python -m benchmarks.tables` and commit README.md"
+
+
 def test_a_changed_result_changes_its_table(tmp_path):
-    for file_names, _ in tables.TABLES.values():
-        for file_name in file_names:
-            (tmp_path / file_name).write_bytes((tables.HERE / "results" / file_name).read_bytes())
-    result = json.loads((tmp_path / "ingestion_1000000.json").read_text())
+    results = _copied_results(tmp_path)
+    result = json.loads((results / "ingestion_1000000.json").read_text())
     result["steps"]["validate"]["speedup"] = 1.234
-    (tmp_path / "ingestion_1000000.json").write_text(json.dumps(result))
+    (results / "ingestion_1000000.json").write_text(json.dumps(result))
     document = tables.RESULTS_MD.read_text()
-    assert "1.23x (1.70-1.98)" in tables.render(document, tmp_path) and "1.23x" not in document
+    assert "1.23x (1.70-1.98)" in tables.render(document, results) and "1.23x" not in document
+    assert "validation 1.23x" in tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+
+
+def test_the_gpu_goal_verdict_follows_the_measured_mfu(tmp_path):
+    results = _copied_results(tmp_path)
+    run = json.loads((results / MFU_RUN).read_text())
+    assert "**Goal (at least 40%): not met; 36.0%**" in tables.RESULTS_MD.read_text()
+    faster = 0.41 / run["mfu"]  # the same run, as if every pass had been that much faster
+    run.update(mfu=0.41, achieved_tflops=run["achieved_tflops"] * faster,
+               batched_tokens_per_s=run["batched_tokens_per_s"] * faster)
+    (results / MFU_RUN).write_text(json.dumps(run))
+    assert "**Goal (at least 40%): met; 41.0%**" in tables.render(tables.RESULTS_MD.read_text(), results)
+    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    assert "reaches 41.0% MFU (goal 40%, met)" in readme
+
+
+def test_causal_attention_flops_follow_a_plain_count_and_refuse_other_lengths(tmp_path):
+    hidden, _, layers, _ = embedding_throughput.SIZES["1b"]
+    lengths = np.array([1, 3, 512, 2047])
+    # query i of a causal sequence scores against i keys and sums i values: 2 x hidden FLOPs for each
+    plain = sum(layers * sum(2 * 2 * hidden * i for i in range(1, length + 1)) for length in lengths)
+    assert embedding_throughput.causal_attention_flops(lengths, "1b") == plain
+    run = json.loads((tables.HERE / "results" / MFU_RUN).read_text())
+    assert "causal_attention_flops" not in run  # an older run: recomputed from its seeded lengths
+    assert tables._attention_flops(run) == embedding_throughput.causal_attention_flops(
+        embedding_throughput.mfu_lengths(run["examples"]), "1b")
+    with pytest.raises(ValueError, match="cannot be recomputed"):
+        tables._attention_flops({**run, "real_tokens": run["real_tokens"] + 1})
+    assert tables._attention_flops({**run, "causal_attention_flops": 5.0}) == 5.0
