@@ -33,6 +33,18 @@ def median_of(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def commit() -> str | None:
+    """The checkout's commit, with "+changes" when tracked files differ from it; None outside git."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=RESULTS.parents[1], capture_output=True, text=True)
+
+    head = git("rev-parse", "--short", "HEAD")
+    if head.returncode != 0:
+        return None
+    changed = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return head.stdout.strip() + ("+changes" if changed else "")
+
+
 def machine() -> dict:
     import torch
     import transformers
@@ -42,7 +54,7 @@ def machine() -> dict:
             "python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__,
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "date": time.strftime("%Y-%m-%d")}
+            "date": time.strftime("%Y-%m-%d"), "commit": commit()}
 
 
 def save(name: str, payload: dict) -> Path:
