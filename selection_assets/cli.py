@@ -225,7 +225,8 @@ def embed_ring(args: argparse.Namespace) -> int:
     from selection_assets.resources import ComputeResource, DataResource
 
     state = PartialState()
-    compute = ComputeResource(device=str(state.device), embed_batch_tokens=args.batch_tokens)
+    compute = ComputeResource(device=str(state.device), embed_batch_tokens=args.batch_tokens,
+                              embed_dtype=args.embed_dtype, embed_compile=args.compile)
     data = DataResource(max_length=args.max_length, shard_size=args.shard_size, base_model=args.base_model,
                         encoder_model=args.encoder_model)
     stats = embed_ring_shards(args.storage, compute, data, args.space, args.ring,
@@ -272,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     rerun_parser.add_argument("--log-level", default="WARNING")
     rerun_parser.set_defaults(func=rerun)
     ring_parser = commands.add_parser("embed-ring", help="(internal) one accelerate process of a ring's embedding")
-    for flag in ("--storage", "--ring", "--space", "--base-model", "--encoder-model", "--stats-dir"):
+    for flag in ("--storage", "--ring", "--space", "--base-model", "--encoder-model", "--stats-dir", "--embed-dtype"):
         ring_parser.add_argument(flag, required=True)
+    ring_parser.add_argument("--compile", action="store_true", help="torch.compile the embedding model")
     for flag in ("--max-length", "--shard-size", "--batch-tokens"):
         ring_parser.add_argument(flag, type=int, required=True)
     ring_parser.set_defaults(func=embed_ring)

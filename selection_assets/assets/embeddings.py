@@ -86,8 +86,11 @@ def embedder(space: EmbeddingSpace, layout, compute: ComputeResource, data: Data
 def lm_embedder(model: torch.nn.Module, tokenizer, compute: ComputeResource, data: DataResource,
                 pooling: str) -> Callable[[list[list[dict]]], np.ndarray]:
     """Conversations -> float32 unit vectors from a loaded base LM: tokenised as the pipeline does,
-    then `embed.embed_token_ids` with `pooling` on the compute resource's device and batch size."""
+    then `embed.embed_token_ids` with `pooling` on the compute resource's device and batch size
+    (the model compiled first when `compute.embed_compile`)."""
     device = compute.resolved_device()
+    if compute.embed_compile:
+        model = torch.compile(model, dynamic=True)
 
     def run_lm(conversations: list[list[dict]]) -> np.ndarray:
         encoded = tokenize.encode_conversations(tokenizer, conversations, data.max_length)
@@ -153,7 +156,8 @@ def _embed_with_accelerate(storage: StorageResource, compute: ComputeResource, d
                *(["--cpu"] if compute.resolved_device() == "cpu" else []),
                "-m", "selection_assets.cli", "embed-ring", "--storage", storage.root, "--ring", ring,
                "--space", space.name, "--max-length", str(data.max_length), "--shard-size", str(data.shard_size),
-               "--batch-tokens", str(compute.embed_batch_tokens), "--base-model", data.base_model,
+               "--batch-tokens", str(compute.embed_batch_tokens), "--embed-dtype", compute.embed_dtype,
+               *(["--compile"] if compute.embed_compile else []), "--base-model", data.base_model,
                "--encoder-model", data.encoder_model, "--stats-dir", str(stats_dir)]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
@@ -200,6 +204,8 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
                            # a retrained, identical base model keeps the shards: its timing is no identity
                            "base_model": (store.without_durations(store.read_json(layout.base_model_ref))
                                           if model_deps else None)}
+            if space.name in embed.POOLINGS:
+                fingerprint["numerics"] = compute.embedding_numerics()
             if space.name == LESS_FEATURES:  # features of an older warm-up are never reused
                 fingerprint["less_warmup"] = store.read_json(layout.less_warmup / "manifest.json")["checkpoints"]
             directory = layout.ring_embeddings(ring, space.name)
