@@ -134,6 +134,8 @@ def main() -> None:
               "examples": len(sequences), "real_tokens": real_tokens, "repeats": args.repeats,
               "compiled": args.compile}
     result["batched_warm_up_s"] = timed(run(args.batch_tokens), sync)  # CUDA's start-up, and the compile
+    if args.compile:  # how far compiling moves the vectors
+        result["compiled_max_abs_difference"] = float(np.abs(run(args.batch_tokens)() - run(args.batch_tokens, model)()).max())
     if args.mfu:
         batched = [timed(run(args.batch_tokens), sync) for _ in range(args.repeats)]
         result["batched_tokens_per_s"] = real_tokens / float(np.median(batched))
