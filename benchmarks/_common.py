@@ -38,7 +38,10 @@ def commit() -> str | None:
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=RESULTS.parents[1], capture_output=True, text=True)
 
-    head = git("rev-parse", "--short", "HEAD")
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+    except FileNotFoundError:  # no git on this machine (a device machine's copy of the tree)
+        return None
     if head.returncode != 0:
         return None
     changed = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
