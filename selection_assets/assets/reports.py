@@ -155,6 +155,7 @@ def comparison_document(comparison: report.Comparison, base: dict | None) -> dic
             "methods": comparison.methods.to_dict(orient="records"),
             "random_vs_base": comparison.base.to_dict(orient="records"),
             "pool_growth": comparison.pool_growth.to_dict(orient="records"),
+            "head_to_head": comparison.head_to_head.to_dict(orient="records"),
             "base": None if base is None else {k: base[k] for k in ("exact_match", "exact_match_ci", "answer_loss",
                                                                     "answer_loss_ci", "n_items")}}
 
@@ -172,6 +173,9 @@ def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str
         parts += [f"## Random subsets against the base model without fine-tuning (exact match "
                   f"{base['exact_match']:.3f} {report._interval(base['exact_match_ci'])}, answer loss "
                   f"{base['answer_loss']:.3f})", report.markdown_table(comparison.base)]
+    if not comparison.head_to_head.empty:
+        parts += [f"## {report.HEAD_TO_HEAD_METHOD} against the methods its paper reports it beating (paired over "
+                  "shared cells, Holm over rivals)", report.markdown_table(comparison.head_to_head)]
     parts += ["## Each method as its pool grows (larger pool minus the next smaller one, paired)",
               report.markdown_table(comparison.pool_growth),
               "## Best budget per method and pool size (subset-size search)",
@@ -188,8 +192,9 @@ def build(grid: Grid) -> list:
     @asset(group_name="reports", deps=[*per_method, eval_report_base.key],
            kinds={"pandas", "matplotlib"}, code_version=source_version(report, stats),
            description="All eval reports side by side with 95% intervals; every method paired with random on "
-                       "the same test items (Holm-adjusted), random against the un-fine-tuned base model; "
-                       "tables and plots under reports/comparison/.")
+                       "the same test items (Holm-adjusted), RDS+ paired with each method its paper reports it "
+                       "beating, random against the un-fine-tuned base model; tables and plots under "
+                       "reports/comparison/.")
     def comparison_report(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
         known = {m.name for m in methods}
@@ -215,6 +220,7 @@ def build(grid: Grid) -> list:
             "methods_vs_random": MetadataValue.md(report.markdown_table(comparison.methods)),
             "random_vs_base": MetadataValue.md(report.markdown_table(comparison.base)),
             "pool_growth": MetadataValue.md(report.markdown_table(comparison.pool_growth)),
+            "head_to_head": MetadataValue.md(report.markdown_table(comparison.head_to_head)),
             "table": MetadataValue.md(report.markdown_table(comparison.cells)),
             "quality_vs_pool_size": MetadataValue.md(report.png_markdown(scaling, "quality vs pool size")),
             "difference_from_random": MetadataValue.md(report.png_markdown(differences, "difference from random")),

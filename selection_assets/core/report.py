@@ -5,7 +5,8 @@ A method's cell is summarised from its per-item table (one row per seed and test
 and answer loss over all test items with 95% bootstrap intervals. The comparison pairs every method
 with the random baseline of the same cell on the same test items (paired bootstrap, seeds resampled
 per side), Holm-adjusts the p-values over all such tests, and calls a difference "better" or
-"worse" only where the adjusted p-value is below 0.05; everything else is "no difference".
+"worse" only where the adjusted p-value is below 0.05; everything else is "no difference". RDS+ is
+also paired directly with each method Ivison et al. report it beating (a Holm family of its own).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from selection_assets.core import evaluate, stats  # noqa: E402
 
 BASELINE = "random"
 ALPHA = 0.05
+# Ivison et al. (2025) report RDS+ above each of these: their baselines (balanced random, top and
+# middle sequence perplexity, IFD, LESS, an encoder's embeddings) and RDS+'s own pooling ablations.
+# Each is tested against RDS+ directly, not only through random.
+HEAD_TO_HEAD_METHOD = "rds_plus"
+HEAD_TO_HEAD_RIVALS = ("random_balanced", "top_ppl_sequence", "mid_ppl_sequence", "ifd", "less", "less_mean",
+                       "embed_encoder", "rds_plus_mean", "rds_plus_last_token")
 
 
 def headline_items(items: pd.DataFrame) -> pd.DataFrame:
@@ -63,6 +70,7 @@ class Comparison:
     methods: pd.DataFrame  # per method: its paired difference from random averaged over all cells
     base: pd.DataFrame  # per cell: random's fine-tuned models against the un-fine-tuned base model
     pool_growth: pd.DataFrame  # per method and budget: each larger pool against the next smaller one
+    head_to_head: pd.DataFrame  # RDS+ against each method its paper reports it beating, over shared cells
     seeds: list[int]
     cell_tests: int  # method-vs-random tests over the grid (the Holm family of `cells`)
 
@@ -129,7 +137,35 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
     seeds = sorted({s for r in reports for s in r["seeds"]})
     return Comparison(cells=cells, methods=_per_method(cells, matrices, resamples), seeds=seeds,
                       base=_against_base(matrices, base_items, resamples),
-                      pool_growth=_pool_growth(cells, matrices, resamples), cell_tests=int(tested.sum()))
+                      pool_growth=_pool_growth(cells, matrices, resamples),
+                      head_to_head=_head_to_head(matrices, resamples), cell_tests=int(tested.sum()))
+
+
+def _head_to_head(matrices: dict, resamples: int) -> pd.DataFrame:
+    """HEAD_TO_HEAD_METHOD minus each of its rivals that ran, paired on the same items over every cell
+    both ran (exact match and answer loss, each a Holm family over the rivals); verdicts say whether
+    HEAD_TO_HEAD_METHOD is the better of the two."""
+    rows = []
+    for rival in HEAD_TO_HEAD_RIVALS:
+        pairs = [(key, (rival, *key[1:])) for key in matrices
+                 if key[0] == HEAD_TO_HEAD_METHOD and (rival, *key[1:]) in matrices]
+        if not pairs:
+            continue
+        differences = {column: stats.paired_difference([item_matrix(matrices[ours], column) for ours, _ in pairs],
+                                                        [item_matrix(matrices[theirs], column) for _, theirs in pairs],
+                                                        resamples=resamples)
+                       for column in ("correct", "answer_loss")}
+        em, loss = differences["correct"], differences["answer_loss"]
+        rows.append({"method": HEAD_TO_HEAD_METHOD, "rival": rival, "cells": len(pairs),
+                     "em_difference": em.difference, "em_difference_ci": _interval((em.low, em.high)),
+                     "em_p": em.p_value, "loss_difference": loss.difference,
+                     "loss_difference_ci": _interval((loss.low, loss.high)), "loss_p": loss.p_value})
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["em_p_holm"], frame["em_verdict"] = _holm_verdicts(frame["em_difference"], frame["em_p"])
+        frame["loss_p_holm"], frame["loss_verdict"] = _holm_verdicts(frame["loss_difference"], frame["loss_p"],
+                                                                     higher_is_better=False)
+    return frame
 
 
 def _pool_growth(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.DataFrame:

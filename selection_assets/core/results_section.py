@@ -163,7 +163,9 @@ def _less_paragraph(comparison: dict) -> list[str]:
              + "; ".join(f"`{name}` {_EM_AGAINST_RANDOM[table.loc[name, 'verdict']]} "
                          f"({_signed(table.loc[name, 'em_vs_random'])} {table.loc[name, 'em_vs_random_ci']})"
                          for name in compared)
-             + ". Each is paired with random, not with the other, so no test here orders LESS against RDS+.")
+             + ". " + ("The head-to-head paragraph below pairs them directly."
+                     if any(row.get("rival") in gradient for row in comparison.get("head_to_head") or [])
+                     else "Each is paired with random, not with the other, so no test here orders LESS against RDS+."))
     losses = []
     for name in compared:
         verdicts = cells.loc[cells["method"] == name, "loss_verdict"].dropna()
@@ -183,6 +185,32 @@ def _less_paragraph(comparison: dict) -> list[str]:
         precision += "."
     return [" ".join(["**LESS against RDS+.** Ivison et al. (2025) report LESS below RDS+ at a far higher "
                       "selection cost.", cost, exact, loss, precision])]
+
+
+def _head_to_head_paragraph(comparison: dict) -> list[str]:
+    """RDS+ paired directly with each method its paper reports it beating: per measure, the rivals it
+    is resolvably better than, worse than, and not resolvably apart from."""
+    duels = pd.DataFrame(comparison.get("head_to_head") or [])
+    if duels.empty:
+        return []
+    sentences = [f"**RDS+ head to head.** Ivison et al. (2025) report RDS+ above each method below; here each is "
+                 f"paired with RDS+ on the same test items over every cell both ran ({len(duels)} tests per measure, "
+                 f"Holm-adjusted; RDS+ minus the other)."]
+    for label, column, verdict_column in (("exact match", "em_difference", "em_verdict"),
+                                          ("answer loss (lower is better)", "loss_difference", "loss_verdict")):
+        parts = []
+        for verdict, phrase in (("better", "better than"), ("worse", "worse than"),
+                                ("no difference", "not resolvably apart from")):
+            chosen = duels[duels[verdict_column] == verdict]
+            listed = ", ".join(f"{r.rival} ({_signed(getattr(r, column))} {getattr(r, column + '_ci')})"
+                               for r in chosen.itertuples()) or "none"
+            parts.append(f"{phrase} {listed}")
+        sentences.append(f"On {label}, RDS+ is {'; '.join(parts)}.")
+        below = duels.loc[duels[verdict_column] == "worse", "rival"].tolist()
+        if below:
+            sentences.append(f"On {label.split(' (')[0]} the paper's ordering does not hold here for "
+                             f"{', '.join(below)}.")
+    return [" ".join(sentences)]
 
 
 def _cells_paragraph(comparison: dict) -> list[str]:
@@ -308,7 +336,8 @@ def render(comparison: dict, run: dict | None, title: str) -> str:
     """The markdown of one results section."""
     parts = [f"### {title}", *_setting_lines(comparison, run), *_resolution_line(comparison),
              *_base_paragraph(comparison),
-             *_methods_paragraph(comparison), *_less_paragraph(comparison), *_pool_growth_paragraph(comparison),
+             *_methods_paragraph(comparison), *_less_paragraph(comparison), *_head_to_head_paragraph(comparison),
+             *_pool_growth_paragraph(comparison),
              *_cells_paragraph(comparison)]
     return "\n\n".join(parts)
 

@@ -194,3 +194,25 @@ def test_less_is_set_beside_rds_plus_by_cost_verdicts_and_precision():
     document = _less_document(0.8)
     document["methods"] = document["methods"][:2]
     assert results_section._less_paragraph(document) == []
+
+
+def test_rds_plus_is_paired_directly_with_the_methods_its_paper_reports_it_beating():
+    reports, tables, base = _world()
+    renamed = {"good": "rds_plus", "plain": "ifd"}
+    reports = [{**r, "method": renamed.get(r["method"], r["method"])} for r in reports]
+    tables = {(renamed.get(m, m), p, b): items for (m, p, b), items in tables.items()}
+    comparison = report.compare(reports, lambda m, p, b: tables[(m, p, b)], base, resamples=1000)
+    duels = comparison.head_to_head
+    assert duels["rival"].tolist() == ["ifd"] and duels["cells"].tolist() == [2]  # random is no rival
+    # a plain restatement: per cell, RDS+'s mean over seeds and items minus the rival's, averaged over cells
+    plain = np.mean([tables[("rds_plus", pool, 100)]["correct"].mean() - tables[("ifd", pool, 100)]["correct"].mean()
+                     for pool in (1000, 4000)])
+    assert duels["em_difference"].iloc[0] == pytest.approx(plain)
+    assert duels["em_verdict"].iloc[0] == "better" and duels["loss_verdict"].iloc[0] == "better"
+    document = {"head_to_head": duels.to_dict(orient="records")}
+    text = " ".join(results_section._head_to_head_paragraph(document))
+    assert f"On exact match, RDS+ is better than ifd ({duels['em_difference'].iloc[0]:+.3f}" in text
+    assert "worse than none" in text and "does not hold" not in text
+    document["head_to_head"][0]["loss_verdict"] = "worse"
+    assert ("On answer loss the paper's ordering does not hold here for ifd."
+            in " ".join(results_section._head_to_head_paragraph(document)))
