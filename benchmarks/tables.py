@@ -57,7 +57,78 @@ def lineage_table(result: dict) -> str:
     inside = sum(row["step_seconds"] for row in result["steps"])
     return (f"**Whole run: {format_duration(result['total_wall_seconds'])}** ({result['total_wall_seconds']:,.0f} s; "
             f"{inside:,.0f} s inside the runs; budget {budget:,}).\n\n"
-            + _pipe_table(header, rows))
+            + _pipe_table(header, rows) + "\n\nOnce per run, sized by the largest pool or independent of N: "
+            + "; ".join(f"{step['asset']} {step['step_seconds']:.1f} s, {step['peak_rss_mib']:,.0f} MiB"
+                        for step in result["steps"] if step["label"] == "inputs")
+            + ".\n\n" + lineage_goals(result))
+
+
+MEMORY_GOAL_MIB = 4096  # issue 13 item 1: every step at most 4 GB at 1M
+LINEAR_SLACK = 1.2  # "at most linear": a ring stage's seconds per row may grow this much from ring to ring
+FLAT_MIB = 128  # "flat in N": a peak that moves less than this from the smallest N to the largest
+SELECTION_GEMM_GOAL = 2.0  # RDS+ selection within 2x of a bare GEMM over the same data
+REFERENCE_SPEEDUP_GOAL = 20  # and at least 20x the dict-of-dicts reference
+PAPER_SCALE_FLOOR_GOAL = 1.2  # selection at 5.8M within 1.2x of the GEMM floor at the fastest precision
+PAPER_SCALE_MEMORY_GOAL_MIB = 2048  # and at most 2 GB of peak RSS
+PARALLEL_GOAL = 1.8  # ingestion and tokenisation on 2 cores over one process
+ISSUE_BASELINES = {"validate": 82_100, "tokenize": 189_000}  # issue 13's one-process rates (2026-11-23)
+EMBEDDING_SPEEDUP_GOAL = 3.0  # batched embedding over a batch-1 loop on the CPU
+AGREEMENT_GOAL = 0.99  # bfloat16 may be the CPU default if its RDS+ picks overlap float32's this much everywhere
+
+
+def _goal(label: str, met: bool | str, detail: str) -> str:
+    """A goal's bullet: met, not met, or a verdict of its own words (e.g. met for some stages only)."""
+    verdict = met if isinstance(met, str) else ("met" if met else "not met")
+    return f"- **{label}: {verdict}** ({detail})"
+
+
+def _moves(result: dict, kind: str) -> list[float]:
+    """Per asset of one kind of step ("pool" or "cell"), its peak at the largest pool minus its
+    peak at the smallest."""
+    sizes = result["pool_sizes"]
+    steps = [step for step in result["steps"] if step["label"].startswith("pool ")
+             and (" budget " in step["label"]) == (kind == "cell")]
+    peaks = {(step["asset"], int(step["label"].split()[1])): step["peak_rss_mib"] for step in steps}
+    assets = sorted({asset for asset, _ in peaks})
+    return [peaks[(asset, sizes[-1])] - peaks[(asset, sizes[0])] for asset in assets
+            if (asset, sizes[0]) in peaks and (asset, sizes[-1]) in peaks]
+
+
+def lineage_goals(result: dict) -> str:
+    """Issue 13 item 1's goals, judged from the run: peak RSS under 4 GB, time at most linear in N,
+    peaks flat in N."""
+    by_peak = sorted(result["steps"], key=lambda step: -step["peak_rss_mib"])
+    largest, second = by_peak[0], next(step for step in by_peak if step["asset"] != by_peak[0]["asset"])
+    growth = {asset: (rings[-1]["step_seconds"] / rings[-1]["rows"]) / (rings[0]["step_seconds"] / rings[0]["rows"])
+              for asset, rings in ((asset, _rings(result, asset)) for asset in RING_ASSETS)}
+    ring_moves = [rings[-1]["peak_rss_mib"] - rings[0]["peak_rss_mib"]
+                  for rings in (_rings(result, asset) for asset in RING_ASSETS)]
+    pool_moves, cell_moves = _moves(result, "pool"), _moves(result, "cell")
+    flat = {"ring": max(map(abs, ring_moves)) < FLAT_MIB, "pool": max(map(abs, pool_moves)) < FLAT_MIB,
+            "cell": max(map(abs, cell_moves)) < FLAT_MIB}
+    flat_kinds = [kind for kind, holds in flat.items() if holds]
+    flat_verdict = (all(flat.values()) if len(flat_kinds) in (0, len(flat)) else
+                    f"met for {' and '.join(f'{kind} stages' for kind in flat_kinds)}, not for "
+                    + " and ".join(f"{kind} stages" for kind, holds in flat.items() if not holds))
+    small, large = result["pool_sizes"][0], result["pool_sizes"][-1]
+
+    def span(moves: list[float]) -> str:
+        return f"{min(moves):+,.0f} to {max(moves):+,.0f} MiB"
+
+    return "\n".join([
+        "Goals (issue 13, item 1), judged from the table and the results file:",
+        _goal(f"Peak RSS at most {MEMORY_GOAL_MIB / 1024:.0f} GiB at {large:,}", largest["peak_rss_mib"] <= MEMORY_GOAL_MIB,
+              f"the largest step is {largest['asset']} at {largest['peak_rss_mib']:,.0f} MiB, the next "
+              f"{second['asset']} at {second['peak_rss_mib']:,.0f} MiB"),
+        _goal("Time at most linear in N", all(ratio <= LINEAR_SLACK for ratio in growth.values()),
+              "seconds per row at the largest ring over the smallest: "
+              + ", ".join(f"{asset} {ratio:.2f}" for asset, ratio in growth.items())
+              + f"; at most {LINEAR_SLACK} counts as linear"),
+        _goal("Peak RSS flat in N", flat_verdict,
+              f"from the smallest N to the largest, peaks move by {span(ring_moves)} in ring stages, "
+              f"{span(pool_moves)} in pool stages and {span(cell_moves)} in cell stages ({small:,} to {large:,}); "
+              f"a move within {FLAT_MIB} MiB counts as flat"),
+    ])
 
 
 def _rate(value: float, unit: str) -> str:
@@ -93,7 +164,35 @@ def ingestion_table(result: dict) -> str:
     ]
     header = ["step", "one process", f"{workers} worker processes",
               f"speedup (median, range of {result['repeats']} pairs)", f"{workers} independent processes (ceiling)"]
-    return _pipe_table(header, rows)
+    return _pipe_table(header, rows) + "\n\n" + ingestion_goals(result)
+
+
+def ingestion_goals(result: dict) -> str:
+    """Issue 13 item 4's goal per step (speedup over today's one process), with validation and
+    tokenisation also set against the issue's own one-process baselines."""
+    steps, rates, ceiling = result["steps"], result["rates"], result["ceiling_of_the_cpus"]
+
+    def against_issue(key: str, step: str, unit: str) -> str:
+        rate, baseline = rates[key]["workers"], ISSUE_BASELINES[step]
+        return f"; {_rate(rate, unit)}, {rate / baseline:.2f}x the issue's one-process {_rate(baseline, unit)}"
+
+    def pairs_at_goal(step: str) -> str:
+        speedups = steps[step]["speedups"]
+        return f", {sum(s >= PARALLEL_GOAL for s in speedups)} of {len(speedups)} pairs at {PARALLEL_GOAL}x or more"
+
+    return "\n".join([
+        f"Goals (issue 13, item 4: at least {PARALLEL_GOAL}x on {result['workers']} cores over one process):",
+        _goal("validation", steps["validate"]["speedup"] >= PARALLEL_GOAL,
+              f"{steps['validate']['speedup']:.2f}x{pairs_at_goal('validate')}"
+              + against_issue("validate_rows_per_s", "validate", "rows/s")),
+        _goal("tokenisation", steps["tokenize"]["speedup"] >= PARALLEL_GOAL,
+              f"{steps['tokenize']['speedup']:.2f}x, where two processes that share nothing reach "
+              f"{ceiling['tokenize']['gain']:.2f}x" + against_issue("tokenize_tokens_per_s", "tokenize", "tokens/s")),
+        _goal("writing the shuffled source", steps["source"]["speedup"] >= PARALLEL_GOAL,
+              f"{steps['source']['speedup']:.2f}x"),
+        _goal("ingestion end to end", result["ingest_speedup_of_medians"] >= PARALLEL_GOAL,
+              f"{result['ingest_speedup_of_medians']:.2f}x"),
+    ])
 
 
 DIVERSITY_METHODS = {"kcenter": "k-center (a pass per pick)", "kmeans": "k-means, sqrt(N) clusters, round-robin order",
@@ -130,7 +229,29 @@ def selection_scaling_table(result: dict) -> str:
                      f"{row['embeddings_mb'] + 1024:,.0f}", reference])
     header = ["pool", "budget", "selection (s)", "of which similarity (s)", "bare GEMM, same data (s)", "ratio to GEMM",
               "peak RSS (MiB)", "embeddings + 1 GiB (MiB)", "dict-of-dicts reference (s)"]
-    return _pipe_table(header, rows)
+    return _pipe_table(header, rows) + "\n\n" + selection_scaling_goals(result)
+
+
+def selection_scaling_goals(result: dict) -> str:
+    """The selection benchmark's goals: memory under the embeddings + 1 GiB, time within 2x of the
+    bare GEMM, and 20x the dict-of-dicts reference."""
+    rows = result["rows"]
+    ratios = [row["ours_s"] / row["gemm_s"] for row in rows]
+    reference = next(row for row in rows if "reference_s" in row)
+    speedup = reference["reference_s"] / reference["ours_s"]
+    return "\n".join([
+        "Goals:",
+        _goal("Peak RSS at most the embeddings plus 1 GiB", all(row["ours_peak_rss_mb"] <= row["embeddings_mb"] + 1024
+                                                               for row in rows),
+              "at every pool size: " + ", ".join(f"{row['ours_peak_rss_mb']:,.0f} of {row['embeddings_mb'] + 1024:,.0f} MiB"
+                                                 for row in rows)),
+        _goal(f"Wall time within {SELECTION_GEMM_GOAL:g}x of a bare GEMM over the same data",
+              all(ratio <= SELECTION_GEMM_GOAL for ratio in ratios), ", ".join(f"{ratio:.2f}x" for ratio in ratios)),
+        _goal(f"At least {REFERENCE_SPEEDUP_GOAL}x faster than the dict-of-dicts reference at {reference['pool']:,}",
+              speedup >= REFERENCE_SPEEDUP_GOAL,
+              f"{speedup:.0f}x: {reference['reference_s']:.1f} s against {reference['ours_s']:.2f} s, with "
+              f"{reference['reference_peak_rss_mb'] / reference['ours_peak_rss_mb']:.0f}x less memory"),
+    ])
 
 
 PRECISIONS = {"float32": "float32 (numpy; the default)",
@@ -144,7 +265,24 @@ def selection_paper_scale_table(result: dict) -> str:
             for row in result["rows"]]
     header = ["precision", "selection (s)", "of which similarity (s)", "bare GEMM floor (s)", "ratio to the floor",
               "peak RSS (MiB)"]
-    return _pipe_table(header, rows)
+    fastest = min(result["rows"], key=lambda row: row["selection_s"])
+    others = [row for row in result["rows"] if row is not fastest]
+    peaks = [row["selection_peak_rss_mb"] for row in result["rows"]]
+    overlaps = result["bfloat16_overlap_with_float32"]
+    speedup = next(row["selection_s"] for row in result["rows"] if row["precision"] == "float32") / next(
+        row["selection_s"] for row in result["rows"] if row["precision"] == "bfloat16")
+    return "\n".join([
+        _pipe_table(header, rows), "", "Goals (issue 13):",
+        _goal(f"Wall time within {PAPER_SCALE_FLOOR_GOAL}x of the GEMM floor at the fastest precision",
+              fastest["ratio_to_gemm"] <= PAPER_SCALE_FLOOR_GOAL,
+              f"{fastest['precision']}, the faster here, at {fastest['ratio_to_gemm']:.2f}x; "
+              + ", ".join(f"{row['precision']} at {row['ratio_to_gemm']:.2f}x" for row in others)),
+        _goal(f"Peak RSS at most {PAPER_SCALE_MEMORY_GOAL_MIB / 1024:.0f} GiB whatever N",
+              max(peaks) <= PAPER_SCALE_MEMORY_GOAL_MIB, " / ".join(f"{peak:,.0f}" for peak in peaks) + " MiB"),
+        "",
+        f"bfloat16 selection is {speedup:.1f}x faster than float32 but not the default: its choices overlap "
+        f"float32's by " + ", ".join(f"{100 * overlap:.1f}% at budget {int(budget):,}" for budget, overlap in
+                                     sorted(overlaps.items(), key=lambda item: int(item[0]))) + "."])
 
 
 def _scientific(value: float) -> str:
@@ -162,7 +300,12 @@ def embedding_throughput_table(*results: dict) -> str:
             for result in results]
     header = ["dtype", "batched (tokens/s)", "batch 1 (tokens/s)",
               f"speedup, median (range of {results[0]['repeats']} pairs)", "batched projections", "ceiling"]
-    return _pipe_table(header, rows)
+    eager = results[0]
+    return (_pipe_table(header, rows) + "\n\n"
+            + _goal(f"Goal (issue 13, item 5): batched at least {EMBEDDING_SPEEDUP_GOAL:g}x a batch-1 loop in "
+                    f"{eager['dtype'].removeprefix('torch.')}, the CPU default", eager["speedup"] >= EMBEDDING_SPEEDUP_GOAL,
+                    f"median {eager['speedup']:.2f}x, pairs from {eager['speedup_range'][0]:.2f}x to "
+                    f"{eager['speedup_range'][1]:.2f}x").removeprefix("- "))
 
 
 def _attention_flops(result: dict) -> float:
@@ -216,7 +359,15 @@ def precision_agreement_table(result: dict) -> str:
             for cell in result["cells"]]
     header = ["pool", "budget", "bfloat16: overlap", "score move", "bfloat16 products: overlap", "score move",
               "float32 spacing at the cut"]
-    return _pipe_table(header, rows)
+    lines = [_pipe_table(header, rows), "",
+             f"Goal (issue 13, item 5's other route): bfloat16 picks overlap float32's by at least "
+             f"{AGREEMENT_GOAL:.0%} in every cell:"]
+    for form, name in (("bfloat16", "bfloat16"), ("bfloat16_products", "bfloat16 products")):
+        worst = min(result["cells"], key=lambda cell: cell[form]["overlap"])
+        lines.append(_goal(name, result["all_cells_at_least_99_percent"][form],
+                           f"lowest {100 * worst[form]['overlap']:.2f}% at pool {worst['pool_size']:,} / budget "
+                           f"{worst['budget']:,}"))
+    return "\n".join(lines)
 
 
 def recipe_table(result: dict) -> str:

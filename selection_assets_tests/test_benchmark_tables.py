@@ -66,3 +66,29 @@ def test_causal_attention_flops_follow_a_plain_count_and_refuse_other_lengths(tm
     with pytest.raises(ValueError, match="cannot be recomputed"):
         tables._attention_flops({**run, "real_tokens": run["real_tokens"] + 1})
     assert tables._attention_flops({**run, "causal_attention_flops": 5.0}) == 5.0
+
+
+def test_goal_verdicts_follow_the_numbers():
+    def loaded(name):
+        return json.loads((tables.HERE / "results" / name).read_text())
+
+    lineage = loaded("lineage_scale.json")
+    assert "**Peak RSS at most 4 GiB at 1,000,000: met**" in tables.lineage_goals(lineage)
+    assert "**Peak RSS flat in N: met for ring stages, not for pool stages and cell stages**" in tables.lineage_goals(lineage)
+    embedding_at_1m = next(step for step in lineage["steps"] if step["label"] == "ring 100000-1000000"
+                           and step["asset"] == tables.EMBEDDING_ASSET)
+    embedding_at_1m["peak_rss_mib"], embedding_at_1m["step_seconds"] = 5000.0, 5000.0  # 5x the seconds per row
+    goals = tables.lineage_goals(lineage)
+    assert "**Peak RSS at most 4 GiB at 1,000,000: not met** (the largest step is ring_embeddings" in goals
+    assert "**Time at most linear in N: not met**" in goals and "**Peak RSS flat in N: not met**" in goals
+
+    ingestion = loaded("ingestion_1000000.json")
+    assert "**tokenisation: not met** (1.51x" in tables.ingestion_goals(ingestion)
+    ingestion["steps"]["tokenize"]["speedup"] = 1.9
+    assert "**tokenisation: met** (1.90x" in tables.ingestion_goals(ingestion)
+
+    scaling = loaded("selection_scaling.json")
+    assert "**Wall time within 2x of a bare GEMM over the same data: met**" in tables.selection_scaling_table(scaling)
+    scaling["rows"][0]["gemm_s"] = scaling["rows"][0]["ours_s"] / 2.5
+    assert "**Wall time within 2x of a bare GEMM over the same data: not met** (2.50x" in \
+        tables.selection_scaling_table(scaling)
