@@ -17,9 +17,24 @@ from selection_assets.core.results_section import format_duration, replace_secti
 
 HERE = Path(__file__).resolve().parent
 RESULTS_MD = HERE / "RESULTS.md"
+README_MD = HERE.parent / "README.md"
 COMMAND = "python -m benchmarks.tables"
+RING_ASSETS = ("ring_records", "ring_token_counts", "ring_embeddings_position_weighted")
+EMBEDDING_ASSET = "ring_embeddings_position_weighted"
+# issue 13's goals, each judged from its results file
+GPU_MFU_GOAL = 0.40  # the 1B embedding pass in bf16
+MEMORY_GOAL_MIB = 4096  # every lineage step at most 4 GB at 1M
+LINEAR_SLACK = 1.2  # "at most linear": a ring stage's seconds per row may grow this much from ring to ring
+FLAT_MIB = 128  # "flat in N": a peak that moves less than this from the smallest N to the largest
+SELECTION_GEMM_GOAL = 2.0  # RDS+ selection within 2x of a bare GEMM over the same data
+REFERENCE_SPEEDUP_GOAL = 20  # and at least 20x the dict-of-dicts reference
+PAPER_SCALE_FLOOR_GOAL = 1.2  # selection at 5.8M within 1.2x of the GEMM floor at the fastest precision
+PAPER_SCALE_MEMORY_GOAL_MIB = 2048  # and at most 2 GB of peak RSS
+PARALLEL_GOAL = 1.8  # ingestion and tokenisation on 2 cores over one process
+ISSUE_BASELINES = {"validate": 82_100, "tokenize": 189_000}  # issue 13's one-process rates (2026-11-23)
+EMBEDDING_SPEEDUP_GOAL = 3.0  # batched embedding over a batch-1 loop on the CPU
+AGREEMENT_GOAL = 0.99  # bfloat16 may be the CPU default if its RDS+ picks overlap float32's this much everywhere
 # the assets of the lineage table, in its order (the other methods' rows stay in the results file)
-GPU_MFU_GOAL = 0.40  # issue 13's goal for the 1B embedding pass in bf16
 LINEAGE_ASSETS = ["ring_records", "ring_token_counts", "ring_embeddings_position_weighted", "pool_manifest",
                   "rds_plus/scores", "random_balanced/scores", "rds_plus/selection", "rds_plus/finetuned",
                   "rds_plus/eval_report"]
@@ -63,17 +78,18 @@ def lineage_table(result: dict) -> str:
             + ".\n\n" + lineage_goals(result))
 
 
-MEMORY_GOAL_MIB = 4096  # issue 13 item 1: every step at most 4 GB at 1M
-LINEAR_SLACK = 1.2  # "at most linear": a ring stage's seconds per row may grow this much from ring to ring
-FLAT_MIB = 128  # "flat in N": a peak that moves less than this from the smallest N to the largest
-SELECTION_GEMM_GOAL = 2.0  # RDS+ selection within 2x of a bare GEMM over the same data
-REFERENCE_SPEEDUP_GOAL = 20  # and at least 20x the dict-of-dicts reference
-PAPER_SCALE_FLOOR_GOAL = 1.2  # selection at 5.8M within 1.2x of the GEMM floor at the fastest precision
-PAPER_SCALE_MEMORY_GOAL_MIB = 2048  # and at most 2 GB of peak RSS
-PARALLEL_GOAL = 1.8  # ingestion and tokenisation on 2 cores over one process
-ISSUE_BASELINES = {"validate": 82_100, "tokenize": 189_000}  # issue 13's one-process rates (2026-11-23)
-EMBEDDING_SPEEDUP_GOAL = 3.0  # batched embedding over a batch-1 loop on the CPU
-AGREEMENT_GOAL = 0.99  # bfloat16 may be the CPU default if its RDS+ picks overlap float32's this much everywhere
+def _rings(result: dict, asset: str) -> list[dict]:
+    """`asset`'s steps over the rings, smallest ring first, each with its number of new rows."""
+    rings = []
+    for step in result["steps"]:
+        if step["asset"] == asset and step["label"].startswith("ring "):
+            first, last = (int(bound) for bound in step["label"].removeprefix("ring ").split("-"))
+            rings.append({**step, "rows": last - first})
+    return sorted(rings, key=lambda step: step["rows"])
+
+
+def _gib(mib: float) -> str:
+    return f"{mib / 1024:.1f} GiB"
 
 
 def _goal(label: str, met: bool | str, detail: str) -> str:
@@ -405,24 +421,6 @@ TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
           "ingestion_1000000": (["ingestion_1000000.json"], ingestion_table)}
 
 
-RING_ASSETS = ("ring_records", "ring_token_counts", "ring_embeddings_position_weighted")
-EMBEDDING_ASSET = "ring_embeddings_position_weighted"
-
-
-def _rings(result: dict, asset: str) -> list[dict]:
-    """`asset`'s steps over the rings, smallest ring first, each with its number of new rows."""
-    rings = []
-    for step in result["steps"]:
-        if step["asset"] == asset and step["label"].startswith("ring "):
-            first, last = (int(bound) for bound in step["label"].removeprefix("ring ").split("-"))
-            rings.append({**step, "rows": last - first})
-    return sorted(rings, key=lambda step: step["rows"])
-
-
-def _gib(mib: float) -> str:
-    return f"{mib / 1024:.1f} GiB"
-
-
 def _lineage_summary(result: dict) -> str:
     sizes = ", ".join(f"{size:,}" for size in result["pool_sizes"])
     largest = max(result["steps"], key=lambda step: step["peak_rss_mib"])
@@ -505,7 +503,6 @@ def scale_summary(lineage: dict, paper_scale: dict, scaling: dict, diversity: di
         _ingestion_summary(ingestion), _embedding_summary(single, compiled, half, agreement, mfu)))
 
 
-README_MD = HERE.parent / "README.md"
 README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_5800000.json", "selection_scaling.json",
                               "diversity_scale_1000000.json", "diversity_scale_1000000_knn6.json",
                               "ingestion_1000000.json", "embedding_throughput_tiny_cpu_float32.json",
