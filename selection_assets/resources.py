@@ -51,8 +51,9 @@ class ComputeResource(ConfigurableResource):
     embed_dtype: str = Field(default="auto", description="float32, bfloat16, float16, or auto "
                              "(bfloat16 on CUDA, float32 elsewhere).")
     embed_compile: bool = Field(default=False, description="torch.compile the base LM that embeds (dynamic shapes): "
-                                "1.15x on the project's 2-core CPU after a ~10 s compile; its vectors differ from "
-                                "eager ones in the last float bits, so shards are never mixed across the two.")
+                                "about 1.14x on the project's 2-core CPU after a ~10 s compile (benchmarks/RESULTS.md); "
+                                "its vectors differ from eager ones in the last float bits, so shards are never mixed "
+                                "across the two.")
     similarity_dtype: str = Field(default="float32", description="float32 or bfloat16: the precision of the pool x "
                                   "query products of RDS+/LESS selection (bfloat16 ~2.2x faster on a CPU with bf16 "
                                   "units; its selections overlap float32's by 98-99%, benchmarks/RESULTS.md).")

@@ -108,13 +108,13 @@ def embed_token_ids(model: torch.nn.Module, token_ids: Sequence[Sequence[int]], 
     """
     pool_fn = POOLINGS[pooling]
     lengths = [len(ids) for ids in token_ids]
-    on_cpu = torch.device(device).type == "cpu"
+    on_cpu, on_cuda = (torch.device(device).type == kind for kind in ("cpu", "cuda"))
     pass_mask = on_cpu if padding_mask is None else padding_mask
     batches = length_buckets(lengths, batch_tokens, attention_cells=ATTENTION_CELLS if on_cpu else None)
     pooled = []
     for batch in batches:
         ids, mask = pad_batch([token_ids[i] for i in batch], pad_id)
-        if not on_cpu:
+        if on_cuda:  # page-locked, so the copy up needs no stream sync
             ids, mask = ids.pin_memory(), mask.pin_memory()
         ids, mask = ids.to(device, non_blocking=True), mask.to(device, non_blocking=True)
         hidden = model(input_ids=ids, attention_mask=mask if pass_mask else None).last_hidden_state
