@@ -194,7 +194,8 @@ def _head_to_head_paragraph(comparison: dict) -> list[str]:
     if duels.empty:
         return []
     sentences = [f"**RDS+ head to head.** Ivison et al. (2025) report RDS+ above each method below; here each is "
-                 f"paired with RDS+ on the same test items over every cell both ran ({len(duels)} tests per measure, "
+                 f"paired with RDS+ on the same test items over every cell both ran ({len(duels)} "
+                 f"test{'s' if len(duels) > 1 else ''} per measure, "
                  f"Holm-adjusted; RDS+ minus the other)."]
     for label, column, verdict_column in (("exact match", "em_difference", "em_verdict"),
                                           ("answer loss (lower is better)", "loss_difference", "loss_verdict")):
@@ -202,9 +203,9 @@ def _head_to_head_paragraph(comparison: dict) -> list[str]:
         for verdict, phrase in (("better", "better than"), ("worse", "worse than"),
                                 ("no difference", "not resolvably apart from")):
             chosen = duels[duels[verdict_column] == verdict]
-            listed = ", ".join(f"{r.rival} ({_signed(getattr(r, column))} {getattr(r, column + '_ci')})"
-                               for r in chosen.itertuples()) or "none"
-            parts.append(f"{phrase} {listed}")
+            if not chosen.empty:
+                parts.append(phrase + " " + ", ".join(f"{r.rival} ({_signed(getattr(r, column))} "
+                                                      f"{getattr(r, column + '_ci')})" for r in chosen.itertuples()))
         sentences.append(f"On {label}, RDS+ is {'; '.join(parts)}.")
         below = duels.loc[duels[verdict_column] == "worse", "rival"].tolist()
         if below:

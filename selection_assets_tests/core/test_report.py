@@ -212,7 +212,7 @@ def test_rds_plus_is_paired_directly_with_the_methods_its_paper_reports_it_beati
     document = {"head_to_head": duels.to_dict(orient="records")}
     text = " ".join(results_section._head_to_head_paragraph(document))
     assert f"On exact match, RDS+ is better than ifd ({duels['em_difference'].iloc[0]:+.3f}" in text
-    assert "worse than none" in text and "does not hold" not in text
+    assert "(1 test per measure" in text and "worse than" not in text and "does not hold" not in text
     document["head_to_head"][0]["loss_verdict"] = "worse"
     assert ("On answer loss the paper's ordering does not hold here for ifd."
             in " ".join(results_section._head_to_head_paragraph(document)))
