@@ -231,7 +231,27 @@ def diversity_table(result: dict, knn6_everything: dict) -> str:
         rows.append([f"{DIVERSITY_METHODS[run['method']]}, its own run (below)", f"{run['rows']:,}",
                      f"{run['seconds']:,.0f}", f"{run['peak_rss_mib']:,.0f}", "not run", "", ""])
     header = ["method", "rows", f"budget {budgeted:,} MiB: s", "peak MiB", "budget 0: s", "peak MiB", "same result"]
-    return _pipe_table(header, rows)
+    return _pipe_table(header, rows) + "\n\n" + _diversity_findings(result, knn6_everything)
+
+
+def _diversity_findings(result: dict, knn6_everything: dict) -> str:
+    """What the diversity table shows of issue 13 item 3 (bounded memory at 1M), and KNN-6's own run
+    against the quadratic extrapolation of its smaller one."""
+    full = [run for run in result["runs"] if run["rows"] == result["rows"]]
+    streamed = [run for run in full if run["memory_mb"] == 0]
+    kept_mib = max(run["kept_mib"] for run in full)
+    same = sum(run["same_as_kept"] for run in result["runs"] if run["memory_mb"] == 0)
+    small = next(run for run in result["runs"] if run["method"] == "knn6" and run["memory_mb"] > 0)
+    everything = knn6_everything["runs"][0]
+    predicted = small["seconds"] * (everything["rows"] / small["rows"]) ** 2
+    return (f"With no embeddings kept (budget 0), the methods run over all {result['rows']:,} rows peak at "
+            f"{min(run['peak_rss_mib'] for run in streamed):,.0f} to {max(run['peak_rss_mib'] for run in streamed):,.0f} "
+            f"MiB, against the {kept_mib:,.0f} MiB that a float32 copy of the pool's embeddings takes on its own; "
+            f"{same} of {sum(run['memory_mb'] == 0 for run in result['runs'])} methods choose the same with and "
+            f"without a budget. Exact KNN-6 over all {everything['rows']:,} rows took {everything['seconds']:,.0f} s "
+            f"({everything['seconds'] / 60:.0f} min), peak {everything['peak_rss_mib']:,.0f} MiB; the quadratic "
+            f"extrapolation from its {small['rows']:,}-row run ({small['seconds']:.1f} s) is {predicted:,.0f} s, "
+            f"so it took {everything['seconds'] / predicted:.2f}x that.")
 
 
 def selection_scaling_table(result: dict) -> str:
