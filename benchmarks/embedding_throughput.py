@@ -65,7 +65,9 @@ def model_of(size: str, vocab: int, device: str, dtype) -> LlamaModel:
     config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=intermediate,
                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
                          max_position_embeddings=4096)
-    return LlamaModel(config).to(device=device, dtype=dtype).eval()
+    with torch.device(device):  # initialised where it runs: a 1B model's random init on the CPU takes a minute
+        model = LlamaModel(config)
+    return model.to(dtype=dtype).eval()
 
 
 def projection_tflops(model: LlamaModel, rows: int, device: str, dtype, sync, repeats: int = 5) -> float:
