@@ -17,7 +17,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform
-import shutil
 import sys
 import time
 import warnings
@@ -33,14 +32,27 @@ from selection_assets.profiles import PROFILE_ENV, PROFILES
 from selection_assets.runs import StorageBusy, exclusive_storage, owner_tags, reap_dead_runs
 
 REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+# Dagster keeps each step's stdout/stderr under $DAGSTER_HOME/storage/<run id>/ by default, among the
+# project's data (which lives in that folder too); a home the CLI prepares keeps them in logs/.
+COMPUTE_LOGS_YAML = """
+# Written by selection-assets: each step's stdout/stderr (shown in the UI) under logs/, not among the
+# data in storage/, where Dagster would put them.
+compute_logs:
+  module: dagster._core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config:
+    base_dir: {logs}
+"""
 
 
 def prepare_dagster_home(default: Path) -> Path:
-    """Use $DAGSTER_HOME, else `default`; make sure it exists and holds the project's dagster.yaml."""
+    """Use $DAGSTER_HOME, else `default`; make sure it exists and holds the project's dagster.yaml
+    (with step logs kept in its logs/ folder)."""
     home = Path(os.environ.get("DAGSTER_HOME") or default).resolve()
     home.mkdir(parents=True, exist_ok=True)
     if REPO_INSTANCE_YAML.exists() and not (home / "dagster.yaml").exists():
-        shutil.copy(REPO_INSTANCE_YAML, home / "dagster.yaml")
+        (home / "dagster.yaml").write_text(REPO_INSTANCE_YAML.read_text()
+                                           + COMPUTE_LOGS_YAML.format(logs=json.dumps(str(home / "logs"))))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

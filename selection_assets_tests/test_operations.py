@@ -95,3 +95,12 @@ def test_definitions_load_with_the_kubernetes_executor():
     gpu_step = defs.resolve_assets_def(AssetKey("ring_embeddings_position_weighted")).op
     limits = json.loads(gpu_step.tags["dagster-k8s/config"])["container_config"]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "1"
+
+
+def test_step_logs_live_beside_the_data_not_among_it(small_env):
+    home, _ = small_env
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        runs = instance.get_runs()
+    assert runs and all((home / "logs" / run.run_id / "compute_logs").is_dir() for run in runs)
+    # the storage root holds the project's folders and files only, no Dagster run-id folders
+    assert not [p.name for p in (home / "storage").iterdir() if len(p.name) == 36 and p.name.count("-") == 4]
