@@ -52,8 +52,13 @@ def queries() -> tuple[np.ndarray, np.ndarray]:
 
 
 def blocks(path: Path):
-    pool = np.load(path, mmap_mode="r")
-    return [pool[i : i + BLOCK_ROWS] for i in range(0, len(pool), BLOCK_ROWS)]
+    """The pool's blocks as the pipeline reads its shards: each mapped only while it is read, so pages
+    already read do not stay resident (one mapping of the whole file would hold every page touched)."""
+    rows = len(np.load(path, mmap_mode="r"))
+    for start in range(0, rows, BLOCK_ROWS):
+        pool = np.load(path, mmap_mode="r")
+        yield pool[start : start + BLOCK_ROWS]
+        del pool
 
 
 def run_ours(path: Path) -> dict:
