@@ -273,6 +273,7 @@ def selection_scaling_goals(result: dict) -> str:
     bare GEMM, and 20x the dict-of-dicts reference."""
     rows = result["rows"]
     ratios = [row["ours_s"] / row["gemm_s"] for row in rows]
+    peaks = [row["ours_peak_rss_mb"] for row in rows]
     reference = next(row for row in rows if "reference_s" in row)
     speedup = reference["reference_s"] / reference["ours_s"]
     return "\n".join([
@@ -281,6 +282,9 @@ def selection_scaling_goals(result: dict) -> str:
                                                                for row in rows),
               "at every pool size: " + ", ".join(f"{row['ours_peak_rss_mb']:,.0f} of {row['embeddings_mb'] + 1024:,.0f} MiB"
                                                  for row in rows)),
+        _goal("Peak RSS flat in N", max(peaks) - min(peaks) < FLAT_MIB,
+              f"{min(peaks):,.0f} to {max(peaks):,.0f} MiB from {rows[0]['pool']:,} to {rows[-1]['pool']:,} rows; "
+              f"a spread within {FLAT_MIB} MiB counts as flat"),
         _goal(f"Wall time within {SELECTION_GEMM_GOAL:g}x of a bare GEMM over the same data",
               all(ratio <= SELECTION_GEMM_GOAL for ratio in ratios), ", ".join(f"{ratio:.2f}x" for ratio in ratios)),
         _goal(f"At least {REFERENCE_SPEEDUP_GOAL}x faster than the dict-of-dicts reference at {reference['pool']:,}",
