@@ -88,14 +88,28 @@ def _rings(result: dict, asset: str) -> list[dict]:
     return sorted(rings, key=lambda step: step["rows"])
 
 
+def _ring_moves(result: dict) -> list[float]:
+    """Per ring stage, its peak at the largest ring minus its peak at the smallest."""
+    return [rings[-1]["peak_rss_mib"] - rings[0]["peak_rss_mib"]
+            for rings in (_rings(result, asset) for asset in RING_ASSETS)]
+
+
 def _gib(mib: float) -> str:
     return f"{mib / 1024:.1f} GiB"
 
 
+def _verdict(met: bool) -> str:
+    return "met" if met else "not met"
+
+
+def _goal_line(label: str, met: bool | str, detail: str) -> str:
+    """A goal judged: met, not met, or a verdict of its own words (e.g. met for some stages only)."""
+    return f"**{label}: {met if isinstance(met, str) else _verdict(met)}** ({detail})"
+
+
 def _goal(label: str, met: bool | str, detail: str) -> str:
-    """A goal's bullet: met, not met, or a verdict of its own words (e.g. met for some stages only)."""
-    verdict = met if isinstance(met, str) else ("met" if met else "not met")
-    return f"- **{label}: {verdict}** ({detail})"
+    """A goal's bullet (`_goal_line` in a list)."""
+    return "- " + _goal_line(label, met, detail)
 
 
 def _moves(result: dict, kind: str) -> list[float]:
@@ -117,8 +131,7 @@ def lineage_goals(result: dict) -> str:
     largest, second = by_peak[0], next(step for step in by_peak if step["asset"] != by_peak[0]["asset"])
     growth = {asset: (rings[-1]["step_seconds"] / rings[-1]["rows"]) / (rings[0]["step_seconds"] / rings[0]["rows"])
               for asset, rings in ((asset, _rings(result, asset)) for asset in RING_ASSETS)}
-    ring_moves = [rings[-1]["peak_rss_mib"] - rings[0]["peak_rss_mib"]
-                  for rings in (_rings(result, asset) for asset in RING_ASSETS)]
+    ring_moves = _ring_moves(result)
     pool_moves, cell_moves = _moves(result, "pool"), _moves(result, "cell")
     flat = {"ring": max(map(abs, ring_moves)) < FLAT_MIB, "pool": max(map(abs, pool_moves)) < FLAT_MIB,
             "cell": max(map(abs, cell_moves)) < FLAT_MIB}
@@ -216,6 +229,12 @@ DIVERSITY_METHODS = {"kcenter": "k-center (a pass per pick)", "kmeans": "k-means
                      "knn6": "KNN-6 (exact)"}
 
 
+def _full_size_runs(result: dict) -> tuple[list[dict], list[dict]]:
+    """The diversity runs over every row: with the default memory budget, and with none."""
+    full = [run for run in result["runs"] if run["rows"] == result["rows"]]
+    return [run for run in full if run["memory_mb"] > 0], [run for run in full if run["memory_mb"] == 0]
+
+
 def diversity_table(result: dict, knn6_everything: dict) -> str:
     """Seconds and peak RSS of each diversity method with the default memory budget and with none,
     whether both chose the same, and KNN-6's own run over every row."""
@@ -224,7 +243,7 @@ def diversity_table(result: dict, knn6_everything: dict) -> str:
     rows = []
     for method, name in DIVERSITY_METHODS.items():
         kept, streamed = runs[(method, True)], runs[(method, False)]
-        same = "yes" if kept["digest"] == streamed["digest"] else "no"
+        same = "yes" if streamed["same_as_kept"] else "no"
         rows.append([name, f"{kept['rows']:,}", f"{kept['seconds']:,.1f}", f"{kept['peak_rss_mib']:,.0f}",
                      f"{streamed['seconds']:,.1f}", f"{streamed['peak_rss_mib']:,.0f}", same])
     for run in knn6_everything["runs"]:
@@ -237,9 +256,8 @@ def diversity_table(result: dict, knn6_everything: dict) -> str:
 def _diversity_findings(result: dict, knn6_everything: dict) -> str:
     """What the diversity table shows of issue 13 item 3 (bounded memory at 1M), and KNN-6's own run
     against the quadratic extrapolation of its smaller one."""
-    full = [run for run in result["runs"] if run["rows"] == result["rows"]]
-    streamed = [run for run in full if run["memory_mb"] == 0]
-    kept_mib = max(run["kept_mib"] for run in full)
+    kept, streamed = _full_size_runs(result)
+    kept_mib = max(run["kept_mib"] for run in kept)
     same = sum(run["same_as_kept"] for run in result["runs"] if run["memory_mb"] == 0)
     small = next(run for run in result["runs"] if run["method"] == "knn6" and run["memory_mb"] > 0)
     everything = knn6_everything["runs"][0]
@@ -309,8 +327,8 @@ def selection_paper_scale_table(result: dict) -> str:
     others = [row for row in result["rows"] if row is not fastest]
     peaks = [row["selection_peak_rss_mb"] for row in result["rows"]]
     overlaps = result["bfloat16_overlap_with_float32"]
-    speedup = next(row["selection_s"] for row in result["rows"] if row["precision"] == "float32") / next(
-        row["selection_s"] for row in result["rows"] if row["precision"] == "bfloat16")
+    by_precision = {row["precision"]: row for row in result["rows"]}
+    speedup = by_precision["float32"]["selection_s"] / by_precision["bfloat16"]["selection_s"]
     return "\n".join([
         _pipe_table(header, rows), "", "Goals (issue 13):",
         _goal(f"Wall time within {PAPER_SCALE_FLOOR_GOAL}x of the GEMM floor at the fastest precision",
@@ -342,10 +360,10 @@ def embedding_throughput_table(*results: dict) -> str:
               f"speedup, median (range of {results[0]['repeats']} pairs)", "batched projections", "ceiling"]
     eager = results[0]
     return (_pipe_table(header, rows) + "\n\n"
-            + _goal(f"Goal (issue 13, item 5): batched at least {EMBEDDING_SPEEDUP_GOAL:g}x a batch-1 loop in "
+            + _goal_line(f"Goal (issue 13, item 5): batched at least {EMBEDDING_SPEEDUP_GOAL:g}x a batch-1 loop in "
                     f"{eager['dtype'].removeprefix('torch.')}, the CPU default", eager["speedup"] >= EMBEDDING_SPEEDUP_GOAL,
                     f"median {eager['speedup']:.2f}x, pairs from {eager['speedup_range'][0]:.2f}x to "
-                    f"{eager['speedup_range'][1]:.2f}x").removeprefix("- "))
+                    f"{eager['speedup_range'][1]:.2f}x"))
 
 
 def _attention_flops(result: dict) -> float:
@@ -384,8 +402,7 @@ def gpu_mfu_table(result: dict, larger_batches: dict) -> str:
             row(f"same, {larger_batches['batch_tokens']:,} tokens per batch", larger_batches,
                 larger_batches["batched_tokens_per_s"])]
     header = ["path", "tokens/s", "TFLOP/s", "MFU", "MFU counting causal attention too", "padding"]
-    verdict = ("met" if result["mfu"] >= GPU_MFU_GOAL else "not met")
-    return (_pipe_table(header, rows) + f"\n\n**Goal (at least {GPU_MFU_GOAL:.0%}): {verdict}; "
+    return (_pipe_table(header, rows) + f"\n\n**Goal (at least {GPU_MFU_GOAL:.0%}): {_verdict(result['mfu'] >= GPU_MFU_GOAL)}; "
             f"{100 * result['mfu']:.1f}%** (peak taken as {peak:,.0f} TFLOP/s).")
 
 
@@ -448,8 +465,7 @@ TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
 def _lineage_summary(result: dict) -> str:
     sizes = ", ".join(f"{size:,}" for size in result["pool_sizes"])
     largest = max(result["steps"], key=lambda step: step["peak_rss_mib"])
-    ring_moves = [rings[-1]["peak_rss_mib"] - rings[0]["peak_rss_mib"]
-                  for rings in (_rings(result, asset) for asset in RING_ASSETS)]
+    ring_moves = _ring_moves(result)
     embedding = _rings(result, EMBEDDING_ASSET)
     per_row = " / ".join(f"{1000 * step['step_seconds'] / step['rows']:.2f}" for step in embedding)
     inside = sum(step["step_seconds"] for step in result["steps"])
@@ -480,9 +496,7 @@ def _selection_summary(paper_scale: dict, scaling: dict) -> str:
 
 
 def _diversity_summary(result: dict, knn6_everything: dict) -> str:
-    full = [run for run in result["runs"] if run["rows"] == result["rows"]]
-    kept = [run for run in full if run["memory_mb"] > 0]
-    streamed = [run for run in full if run["memory_mb"] == 0]
+    kept, streamed = _full_size_runs(result)
     names = [DIVERSITY_METHODS[run["method"]].split(" (")[0].split(",")[0] for run in kept]
     listed = ", ".join(names[:-1]) + " and " + names[-1]
     same = all(run["same_as_kept"] for run in streamed)
@@ -509,14 +523,13 @@ def _embedding_summary(single: dict, compiled: dict, half: dict, agreement: dict
                if agreement["all_cells_at_least_99_percent"]["bfloat16"] else
                f"bfloat16 is not the CPU default because its RDS+ picks overlap float32's by only "
                f"{100 * worst['bfloat16']['overlap']:.0f}% at pool {worst['pool_size']:,} / budget {worst['budget']:,}")
-    verdict = "met" if mfu["mfu"] >= GPU_MFU_GOAL else "not met"
     return (f"Bucketed embedding is {single['speedup']:.1f}x a batch-size-1 loop in float32 "
             f"({compiled['speedup']:.1f}x with `embed_compile`, whose batched path is "
             f"{compiled['batched_tokens_per_s'] / single['batched_tokens_per_s']:.2f}x the eager one; "
             f"{half['speedup']:.1f}x in bfloat16; medians of {single['repeats']} interleaved pairs, a noisy ratio "
             f"whose credit RESULTS.md weighs); {default}. On one {mfu['machine']['gpu']}, embedding with a "
             f"{mfu['parameters'] / 1e9:.1f}B Llama in bfloat16 reaches {100 * mfu['mfu']:.1f}% MFU (goal "
-            f"{GPU_MFU_GOAL:.0%}, {verdict}).")
+            f"{GPU_MFU_GOAL:.0%}, {_verdict(mfu['mfu'] >= GPU_MFU_GOAL)}).")
 
 
 def scale_summary(lineage: dict, paper_scale: dict, scaling: dict, diversity: dict, knn6_everything: dict,
