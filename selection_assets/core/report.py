@@ -75,6 +75,16 @@ class Comparison:
     cell_tests: int  # method-vs-random tests over the grid (the Holm family of `cells`)
 
 
+def _paired_em_and_loss(ours, theirs, resamples: int) -> tuple[stats.PairedDifference, stats.PairedDifference]:
+    """Exact match and answer loss of `ours` minus `theirs`, paired on the same test items; each side a
+    per-item table, or an equally long list of them (one per grid cell)."""
+    def matrices(tables, column: str):
+        return [item_matrix(t, column) for t in tables] if isinstance(tables, list) else item_matrix(tables, column)
+
+    return tuple(stats.paired_difference(matrices(ours, column), matrices(theirs, column), resamples=resamples)
+                 for column in ("correct", "answer_loss"))
+
+
 def _verdict(difference: float, adjusted_p: float, higher_is_better: bool = True) -> str:
     if not adjusted_p < ALPHA:
         return "no difference"
@@ -116,10 +126,7 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
                "selection_flops": report.get("selection_flops"), "training_flops": report.get("training_flops")}
         baseline_key = (BASELINE, key[1], key[2])
         if key[0] != BASELINE and baseline_key in matrices:
-            em = stats.paired_difference(item_matrix(matrices[key], "correct"),
-                                         item_matrix(matrices[baseline_key], "correct"), resamples=resamples)
-            loss = stats.paired_difference(item_matrix(matrices[key], "answer_loss"),
-                                           item_matrix(matrices[baseline_key], "answer_loss"), resamples=resamples)
+            em, loss = _paired_em_and_loss(matrices[key], matrices[baseline_key], resamples)
             row.update(em_vs_random=em.difference, em_vs_random_ci=_interval((em.low, em.high)), em_p=em.p_value,
                        loss_vs_random=loss.difference, loss_vs_random_ci=_interval((loss.low, loss.high)),
                        loss_p=loss.p_value)
@@ -151,11 +158,8 @@ def _head_to_head(matrices: dict, resamples: int) -> pd.DataFrame:
                  if key[0] == HEAD_TO_HEAD_METHOD and (rival, *key[1:]) in matrices]
         if not pairs:
             continue
-        differences = {column: stats.paired_difference([item_matrix(matrices[ours], column) for ours, _ in pairs],
-                                                        [item_matrix(matrices[theirs], column) for _, theirs in pairs],
-                                                        resamples=resamples)
-                       for column in ("correct", "answer_loss")}
-        em, loss = differences["correct"], differences["answer_loss"]
+        em, loss = _paired_em_and_loss([matrices[ours] for ours, _ in pairs],
+                                       [matrices[theirs] for _, theirs in pairs], resamples)
         rows.append({"method": HEAD_TO_HEAD_METHOD, "rival": rival, "cells": len(pairs),
                      "em_difference": em.difference, "em_difference_ci": _interval((em.low, em.high)),
                      "em_p": em.p_value, "loss_difference": loss.difference,
@@ -178,10 +182,7 @@ def _pool_growth(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.Data
         group = group.sort_values("pool_size")
         for smaller, larger in zip(group.itertuples(), group.iloc[1:].itertuples()):
             small, large = matrices[(method, smaller.pool_size, budget)], matrices[(method, larger.pool_size, budget)]
-            em = stats.paired_difference(item_matrix(large, "correct"), item_matrix(small, "correct"),
-                                         resamples=resamples)
-            loss = stats.paired_difference(item_matrix(large, "answer_loss"), item_matrix(small, "answer_loss"),
-                                           resamples=resamples)
+            em, loss = _paired_em_and_loss(large, small, resamples)
             rows.append({"method": method, "budget": budget, "from_pool": smaller.pool_size,
                          "to_pool": larger.pool_size, "em_change": em.difference,
                          "em_change_ci": _interval((em.low, em.high)), "em_p": em.p_value,
@@ -231,12 +232,10 @@ def _against_base(matrices: dict, base_items: pd.DataFrame | None, resamples: in
     if base_items is None:
         return pd.DataFrame()
     rows = []
-    base_em, base_loss = item_matrix(base_items, "correct"), item_matrix(base_items, "answer_loss")
     for (method, pool_size, budget), items in matrices.items():
         if method != BASELINE:
             continue
-        em = stats.paired_difference(item_matrix(items, "correct"), base_em, resamples=resamples)
-        loss = stats.paired_difference(item_matrix(items, "answer_loss"), base_loss, resamples=resamples)
+        em, loss = _paired_em_and_loss(items, base_items, resamples)
         rows.append({"pool_size": pool_size, "budget": budget, "em_gain": em.difference,
                      "em_gain_ci": _interval((em.low, em.high)), "loss_change": loss.difference,
                      "loss_change_ci": _interval((loss.low, loss.high))})
