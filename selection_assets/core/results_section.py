@@ -197,8 +197,9 @@ def _head_to_head_paragraph(comparison: dict) -> list[str]:
                  f"paired with RDS+ on the same test items over every cell both ran ({len(duels)} "
                  f"test{'s' if len(duels) > 1 else ''} per measure, "
                  f"Holm-adjusted; RDS+ minus the other)."]
-    for label, column, verdict_column in (("exact match", "em_difference", "em_verdict"),
-                                          ("answer loss (lower is better)", "loss_difference", "loss_verdict")):
+    for measure, note, column, verdict_column in (("exact match", "", "em_difference", "em_verdict"),
+                                                  ("answer loss", " (lower is better)", "loss_difference",
+                                                   "loss_verdict")):
         parts = []
         for verdict, phrase in (("better", "better than"), ("worse", "worse than"),
                                 ("no difference", "not resolvably apart from")):
@@ -206,10 +207,10 @@ def _head_to_head_paragraph(comparison: dict) -> list[str]:
             if not chosen.empty:
                 parts.append(phrase + " " + ", ".join(f"{r.rival} ({_signed(getattr(r, column))} "
                                                       f"{getattr(r, column + '_ci')})" for r in chosen.itertuples()))
-        sentences.append(f"On {label}, RDS+ is {'; '.join(parts)}.")
+        sentences.append(f"On {measure}{note}, RDS+ is {'; '.join(parts)}.")
         below = duels.loc[duels[verdict_column] == "worse", "rival"].tolist()
         if below:
-            sentences.append(f"On {label.split(' (')[0]} the paper's ordering does not hold here for "
+            sentences.append(f"On {measure} the paper's ordering does not hold here for "
                              f"{', '.join(below)}.")
     return [" ".join(sentences)]
 
