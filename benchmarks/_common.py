@@ -34,17 +34,19 @@ def median_of(runs: list[dict], key: str) -> float:
 
 
 def commit() -> str | None:
-    """The checkout's commit, with "+changes" when tracked files differ from it; None outside git."""
+    """The checkout's commit, with "+changes" when tracked files outside benchmarks/results differ from it;
+    None outside git."""
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=RESULTS.parents[1], capture_output=True, text=True)
 
     try:
         head = git("rev-parse", "--short", "HEAD")
-    except FileNotFoundError:  # no git on this machine (a device machine's copy of the tree)
+    except FileNotFoundError:  # no git on this machine
         return None
     if head.returncode != 0:
         return None
-    changed = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    # results files are what benchmarks write, not what they run: one run's output must not mark the next as changed
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results").stdout.strip()
     return head.stdout.strip() + ("+changes" if changed else "")
 
 
