@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     ring_parser = commands.add_parser("embed-ring", help="(internal) one accelerate process of a ring's embedding")
     for flag in ("--storage", "--ring", "--space", "--base-model", "--encoder-model", "--stats-dir", "--embed-dtype"):
         ring_parser.add_argument(flag, required=True)
-    ring_parser.add_argument("--compile", action="store_true", help="torch.compile the embedding model")
+    ring_parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                             help="torch.compile the embedding model (default: on CUDA only)")
     for flag in ("--max-length", "--shard-size", "--batch-tokens"):
         ring_parser.add_argument(flag, type=int, required=True)
     ring_parser.set_defaults(func=embed_ring)

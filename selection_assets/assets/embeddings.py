@@ -87,9 +87,9 @@ def lm_embedder(model: torch.nn.Module, tokenizer, compute: ComputeResource, dat
                 pooling: str) -> Callable[[list[list[dict]]], np.ndarray]:
     """Conversations -> float32 unit vectors from a loaded base LM: tokenised as the pipeline does,
     then `embed.embed_token_ids` with `pooling` on the compute resource's device and batch size
-    (the model compiled first when `compute.embed_compile`)."""
+    (the model compiled first when `compute.resolved_compile()`)."""
     device = compute.resolved_device()
-    if compute.embed_compile:
+    if compute.resolved_compile():
         model = torch.compile(model, dynamic=True)
 
     def run_lm(conversations: list[list[dict]]) -> np.ndarray:
@@ -157,7 +157,7 @@ def _embed_with_accelerate(storage: StorageResource, compute: ComputeResource, d
                "-m", "selection_assets.cli", "embed-ring", "--storage", storage.root, "--ring", ring,
                "--space", space.name, "--max-length", str(data.max_length), "--shard-size", str(data.shard_size),
                "--batch-tokens", str(compute.embed_batch_tokens), "--embed-dtype", compute.embed_dtype,
-               *(["--compile"] if compute.embed_compile else []), "--base-model", data.base_model,
+               "--compile" if compute.resolved_compile() else "--no-compile", "--base-model", data.base_model,
                "--encoder-model", data.encoder_model, "--stats-dir", str(stats_dir)]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
