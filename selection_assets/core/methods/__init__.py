@@ -66,7 +66,7 @@ class MethodParams:
 class ScoringInputs:
     """Everything a method may read about one pool (all rings up to a pool size), loaded lazily."""
 
-    pool: pd.DataFrame  # example_id, source, clean, noise, total_tokens, answer_tokens (pool order)
+    pool: pd.DataFrame  # example_id, source, total_tokens, answer_tokens (pool order; no labels)
     seed: int = 0
     replicate_seeds: tuple[int, ...] = (0,)  # seeded methods store one score column per replicate
     device: str = "cpu"  # where model-free heavy arithmetic (similarity) may run
@@ -184,8 +184,10 @@ def budget_column(budget: int) -> str:
 
 def base_frame(inputs: ScoringInputs, score: np.ndarray) -> pd.DataFrame:
     """A score table: pool ids and sources with one `score` column."""
-    return pd.DataFrame({"example_id": inputs.pool["example_id"].to_numpy(),
-                         "source": inputs.pool["source"].to_numpy(),
+    # the columns' own arrays: pandas keeps strings in Arrow, where `to_numpy()` would make one
+    # Python object per example (200 MiB at a million)
+    return pd.DataFrame({"example_id": inputs.pool["example_id"].array,
+                         "source": inputs.pool["source"].array,
                          "score": np.asarray(score, dtype=np.float64)})
 
 

@@ -25,7 +25,7 @@ def shuffle_keys(example_ids, seed: int) -> np.ndarray:
 def score(inputs: ScoringInputs) -> pd.DataFrame:
     """Random score: the seeded shuffle key (seed `inputs.seed`), and one shuffle key per replicate
     seed r (seed `inputs.seed + r`) in column `score_seed_<r>`; replicate 0 is `score`."""
-    ids = inputs.pool["example_id"].to_numpy()
+    ids = inputs.pool["example_id"]  # iterated, not turned into one Python object per example at once
     frame = base_frame(inputs, shuffle_keys(ids, inputs.seed))
     for replicate in inputs.replicate_seeds:
         frame[seed_column(replicate)] = (frame["score"].to_numpy() if replicate == 0
