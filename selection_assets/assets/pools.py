@@ -68,15 +68,15 @@ def build(grid: Grid) -> list:
     def pool_manifest(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
         rings = grid.rings_of(context.partition_key)
-        frame = pool_io.pool_frame(layout, rings)
+        summary = pool_io.pool_summary(layout, rings)
         quarantined = sum(store.parts_rows(layout.ring_quarantine(r)) for r in rings)
-        manifest = {"pool_size": int(context.partition_key), "rings": rings, "examples": len(frame),
-                    "quarantined": quarantined, "mean_tokens": float(frame["total_tokens"].mean())}
+        manifest = {"pool_size": int(context.partition_key), "rings": rings, "examples": summary.examples,
+                    "quarantined": quarantined, "mean_tokens": summary.mean_tokens}
         store.write_json(manifest, layout.pool_manifest(context.partition_key))
         return MaterializeResult(metadata={
-            "rings": ", ".join(rings), "examples": len(frame), "quarantined": quarantined,
-            "per_source": MetadataValue.md(_counts_table(frame["source"].value_counts().sort_index())),
-            "clean_share": float(frame["clean"].astype("Float64").mean()) if frame["clean"].notna().any() else None,
+            "rings": ", ".join(rings), "examples": summary.examples, "quarantined": quarantined,
+            "per_source": MetadataValue.md(_counts_table(dict(sorted(summary.per_source.items())))),
+            "clean_share": summary.clean_share,
         })
 
     return [ring_records, ring_token_counts, pool_manifest]

@@ -87,8 +87,8 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
         items = pd.concat(frames, ignore_index=True)
         store.write_parquet(items, layout.eval_items(spec.name, pool_size, budget))
         selected = pd.read_parquet(layout.selection(spec.name, pool_size, budget))
-        labelled = selected.merge(pool_io.pool_frame(layout, rings)[["example_id", "clean", "noise"]],
-                                  on="example_id")
+        labels = pool_io.pool_rows(layout, rings, selected["example_id"], ["clean", "noise"]).to_pandas()
+        labelled = selected.merge(labels.rename(columns={"id": "example_id"}), on="example_id")
         targeted = sorted({t.get("skill", t["name"]) for t in tasks})
         dev_answers = {t.get("skill", t["name"]): [q["answer"] for q in t.get("dev", []) if "answer" in q]
                        for t in tasks}

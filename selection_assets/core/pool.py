@@ -16,17 +16,23 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from selection_assets.core import embed, parallel, records, store, tokenize
 from selection_assets.core.store import Layout
 
-POOL_COLUMNS = ["example_id", "source", "clean", "noise", "total_tokens", "answer_tokens", "ring"]
+# what a method may read about each example: no label (`clean`, `noise`), which only evaluation reads
+POOL_COLUMNS = ["example_id", "source", "total_tokens", "answer_tokens"]
 RING_CHUNK = 32768  # source rows validated and written at a time: a ring's memory is one chunk's, and
 # two workers finish within half a chunk of each other (two workers at 1M, in probes: 1.78-1.89x over one
 # process with 65,536 a chunk, 1.86-2.0x with 32,768)
 TOKENIZE_CHUNK = 8192  # conversations tokenised at a time
+# a filtered scan decodes this many rows a batch, one part at a time and a batch ahead: Arrow's
+# default read-ahead (4 parts, 16 batches of 131,072 rows) decodes more of a large ring's messages the
+# more parts it has
+FILTERED_SCAN = {"batch_size": 8192, "batch_readahead": 1, "fragment_readahead": 1}
 QUOTED = re.compile(r"'[^']*'")  # quoted values in quarantine reasons, left out when reasons are counted
 
 
@@ -167,20 +173,60 @@ def ring_ids_digest(layout: Layout, ring: str, batch_rows: int = 65536) -> str:
 
 
 def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:
-    """One row per kept example of the pool, in pool order, with labels and token counts."""
-    frames = []
+    """One row per kept example of the pool, in pool order: id, source and token counts (`POOL_COLUMNS`),
+    turned into pandas once rather than ring by ring and then concatenated."""
+    records, tokens = [], []
     for ring in rings:
-        records = store.read_parts(layout.ring_records(ring), ["id", "source", "clean", "noise"]).to_pandas()
-        tokens = pd.read_parquet(layout.ring_tokens(ring), columns=["total_tokens", "answer_tokens"])
-        if len(tokens) != len(records):
-            raise ValueError(f"ring {ring}: {len(records)} records but {len(tokens)} token rows")
-        frame = records.rename(columns={"id": "example_id"})
-        frame[["total_tokens", "answer_tokens"]] = tokens.to_numpy()
-        frame["ring"] = ring
-        frames.append(frame)
-    if not frames:
+        records.append(store.read_parts(layout.ring_records(ring), ["id", "source"]))
+        tokens.append(pq.read_table(layout.ring_tokens(ring), columns=["total_tokens", "answer_tokens"]))
+        if len(tokens[-1]) != len(records[-1]):
+            raise ValueError(f"ring {ring}: {len(records[-1])} records but {len(tokens[-1])} token rows")
+    if not records:
         return pd.DataFrame(columns=POOL_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[POOL_COLUMNS]
+    frame = pa.concat_tables(records).to_pandas().rename(columns={"id": "example_id"})
+    counts = pa.concat_tables(tokens)
+    for column in ("total_tokens", "answer_tokens"):
+        frame[column] = counts.column(column).to_numpy()
+    return frame[POOL_COLUMNS]
+
+
+@dataclass
+class PoolSummary:
+    """Counts over a pool, read a part at a time: examples, their tokens, examples per source, and
+    how many carry a `clean` label and how many of those are clean."""
+
+    examples: int = 0
+    total_tokens: int = 0
+    per_source: Counter = field(default_factory=Counter)
+    labelled: int = 0
+    clean: int = 0
+
+    @property
+    def mean_tokens(self) -> float:
+        return self.total_tokens / self.examples if self.examples else float("nan")
+
+    @property
+    def clean_share(self) -> float | None:
+        return self.clean / self.labelled if self.labelled else None
+
+
+def pool_summary(layout: Layout, rings: Sequence[str]) -> PoolSummary:
+    """`PoolSummary` of the pool made of `rings`; memory is one batch whatever the pool's size."""
+    summary = PoolSummary()
+    for ring in rings:
+        for batch in store.iter_part_batches(layout.ring_records(ring), RING_CHUNK, ["source", "clean"]):
+            summary.per_source.update(batch.column("source").to_pylist())
+            clean = batch.column("clean")
+            summary.labelled += len(clean) - clean.null_count
+            summary.clean += pc.sum(clean).as_py() or 0
+        ring_examples = store.parts_rows(layout.ring_records(ring))
+        tokens = pq.ParquetFile(layout.ring_tokens(ring))
+        if tokens.metadata.num_rows != ring_examples:
+            raise ValueError(f"ring {ring}: {ring_examples} records but {tokens.metadata.num_rows} token rows")
+        for batch in tokens.iter_batches(RING_CHUNK, columns=["total_tokens"]):
+            summary.total_tokens += pc.sum(batch.column("total_tokens")).as_py() or 0
+        summary.examples += ring_examples
+    return summary
 
 
 def embedding_blocks(layout: Layout, rings: Sequence[str], space: str = "position_weighted") -> Iterator[np.ndarray]:
@@ -195,15 +241,19 @@ def messages(layout: Layout, rings: Sequence[str]) -> list[list[dict]]:
             for m in store.read_parts(layout.ring_records(ring), ["messages"]).column("messages").to_pylist()]
 
 
+def pool_rows(layout: Layout, rings: Sequence[str], example_ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
+    """The ring records of `example_ids` (`id` and `columns`), in ring order, found by a filtered
+    scan: memory is a scan batch and the matches, whatever the pool's size."""
+    wanted = pa.array(list(dict.fromkeys(example_ids)), pa.string())
+    return pa.concat_tables([ds.dataset(layout.ring_records(ring), format="parquet").to_table(
+        columns=["id", *columns], filter=ds.field("id").isin(wanted), **FILTERED_SCAN) for ring in rings])
+
+
 def records_for(layout: Layout, rings: Sequence[str], example_ids: Sequence[str]) -> list[list[dict]]:
     """The conversations (messages) of `example_ids`, in the given order."""
-    wanted = pd.Index(example_ids)
-    found: dict[str, str] = {}
-    for ring in rings:
-        table = ds.dataset(layout.ring_records(ring), format="parquet").to_table(
-            columns=["id", "messages"], filter=ds.field("id").isin(list(wanted)))
-        found.update(zip(table.column("id").to_pylist(), table.column("messages").to_pylist()))
-    missing = [i for i in wanted if i not in found]
+    table = pool_rows(layout, rings, example_ids, ["messages"])
+    found = dict(zip(table.column("id").to_pylist(), table.column("messages").to_pylist()))
+    missing = [i for i in dict.fromkeys(example_ids) if i not in found]
     if missing:
         raise KeyError(f"{len(missing)} selected ids are not in the pool, e.g. {missing[:3]}")
     return [json.loads(found[i]) for i in example_ids]
