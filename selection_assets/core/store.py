@@ -24,6 +24,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# Arrow allocates from the C library's malloc, not its default mimalloc: mimalloc keeps the buffers of
+# every decoding thread for reuse, so reading a million ids peaked at 180-210 MiB instead of 70-120 MiB,
+# no faster (benchmarks/RESULTS.md, the lineage at scale). The choice is the process's: every Arrow read
+# of the pipeline goes through this module or imports it first.
+pa.set_memory_pool(pa.system_memory_pool())
+
 
 @dataclass(frozen=True)
 class Layout:
