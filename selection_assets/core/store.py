@@ -24,10 +24,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# Arrow allocates from the C library's malloc, not its default mimalloc: mimalloc keeps the buffers of
-# every decoding thread for reuse, so reading a million ids peaked at 180-210 MiB instead of 70-120 MiB,
-# no faster (benchmarks/RESULTS.md, the lineage at scale). The choice is the process's: every Arrow read
-# of the pipeline goes through this module or imports it first.
+# Arrow allocates from the C library's malloc, not its default mimalloc, which keeps the buffers of
+# every decoding thread for reuse: reading the pool frame of a million examples peaked 180-210 MiB above
+# the process's start with mimalloc and about 120 MiB with malloc, in the same time (probes for the
+# lineage at scale, benchmarks/RESULTS.md). The choice is the process's; the pipeline's Arrow reads go
+# through this module or come after its import.
 pa.set_memory_pool(pa.system_memory_pool())
 
 
