@@ -7,6 +7,8 @@ recomputed; its JSON (exact match and answer loss with 95% intervals, per seed a
 selection precision and composition, per-source counts, costs) is shown as Dagster metadata. The
 comparison pairs every method with random on the same items (core/report.py)."""
 
+import json
+
 import numpy as np
 import pandas as pd
 from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
@@ -87,15 +89,16 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
         items = pd.concat(frames, ignore_index=True)
         store.write_parquet(items, layout.eval_items(spec.name, pool_size, budget))
         selected = pd.read_parquet(layout.selection(spec.name, pool_size, budget))
-        labels = pool_io.pool_rows(layout, rings, selected["example_id"], ["clean", "noise"]).to_pandas()
-        labelled = selected.merge(labels.rename(columns={"id": "example_id"}), on="example_id")
+        # every seed's picks, labels and final answers in one filtered scan of the pool
+        rows = pool_io.pool_rows(layout, rings, selected["example_id"], ["clean", "noise", "messages"])
+        labelled = selected.assign(**{column: rows[column].array for column in ("clean", "noise", "messages")})
         targeted = sorted({t.get("skill", t["name"]) for t in tasks})
         dev_answers = {t.get("skill", t["name"]): [q["answer"] for q in t.get("dev", []) if "answer" in q]
                        for t in tasks}
-        precision = [evaluate.selection_precision(group, targeted) for _, group in labelled.groupby("seed")]
-        composition = []
+        precision, composition = [], []
         for _, group in labelled.groupby("seed"):
-            answers = [c[-1]["content"] for c in pool_io.records_for(layout, rings, group["example_id"].tolist())]
+            answers = [json.loads(messages)[-1]["content"] for messages in group["messages"]]
+            precision.append(evaluate.selection_precision(group, targeted))
             composition.append(evaluate.selection_composition(group, targeted, answers, dev_answers))
         costs = method_selection_cost(layout, grid, spec, pool_size, training.epochs)
         first_seed = selected[selected["seed"] == training.seeds[0]]

@@ -172,6 +172,12 @@ def ring_ids_digest(layout: Layout, ring: str, batch_rows: int = 65536) -> str:
     return digest.hexdigest()
 
 
+def _check_token_rows(ring: str, records: int, token_rows: int) -> None:
+    """A ring's token counts must have a row per kept record."""
+    if token_rows != records:
+        raise ValueError(f"ring {ring}: {records} records but {token_rows} token rows")
+
+
 def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:
     """One row per kept example of the pool, in pool order: id, source and token counts (`POOL_COLUMNS`),
     turned into pandas once rather than ring by ring and then concatenated."""
@@ -179,8 +185,7 @@ def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:
     for ring in rings:
         records.append(store.read_parts(layout.ring_records(ring), ["id", "source"]))
         tokens.append(pq.read_table(layout.ring_tokens(ring), columns=["total_tokens", "answer_tokens"]))
-        if len(tokens[-1]) != len(records[-1]):
-            raise ValueError(f"ring {ring}: {len(records[-1])} records but {len(tokens[-1])} token rows")
+        _check_token_rows(ring, len(records[-1]), len(tokens[-1]))
     if not records:
         return pd.DataFrame(columns=POOL_COLUMNS)
     frame = pa.concat_tables(records).to_pandas().rename(columns={"id": "example_id"})
@@ -214,15 +219,15 @@ def pool_summary(layout: Layout, rings: Sequence[str]) -> PoolSummary:
     """`PoolSummary` of the pool made of `rings`; memory is one batch whatever the pool's size."""
     summary = PoolSummary()
     for ring in rings:
+        ring_examples = 0
         for batch in store.iter_part_batches(layout.ring_records(ring), RING_CHUNK, ["source", "clean"]):
             summary.per_source.update(batch.column("source").to_pylist())
             clean = batch.column("clean")
             summary.labelled += len(clean) - clean.null_count
             summary.clean += pc.sum(clean).as_py() or 0
-        ring_examples = store.parts_rows(layout.ring_records(ring))
+            ring_examples += len(batch)
         tokens = pq.ParquetFile(layout.ring_tokens(ring))
-        if tokens.metadata.num_rows != ring_examples:
-            raise ValueError(f"ring {ring}: {ring_examples} records but {tokens.metadata.num_rows} token rows")
+        _check_token_rows(ring, ring_examples, tokens.metadata.num_rows)
         for batch in tokens.iter_batches(RING_CHUNK, columns=["total_tokens"]):
             summary.total_tokens += pc.sum(batch.column("total_tokens")).as_py() or 0
         summary.examples += ring_examples
@@ -241,19 +246,21 @@ def messages(layout: Layout, rings: Sequence[str]) -> list[list[dict]]:
             for m in store.read_parts(layout.ring_records(ring), ["messages"]).column("messages").to_pylist()]
 
 
-def pool_rows(layout: Layout, rings: Sequence[str], example_ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
-    """The ring records of `example_ids` (`id` and `columns`), in ring order, found by a filtered
-    scan: memory is a scan batch and the matches, whatever the pool's size."""
-    wanted = pa.array(list(dict.fromkeys(example_ids)), pa.string())
-    return pa.concat_tables([ds.dataset(layout.ring_records(ring), format="parquet").to_table(
+def pool_rows(layout: Layout, rings: Sequence[str], example_ids: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
+    """`columns` of the ring records of `example_ids`, a row per id in the given order (a repeated id
+    repeated), indexed by id. Found by a filtered scan: memory is a scan batch and the matches,
+    whatever the pool's size. Raises KeyError naming the ids the pool does not hold."""
+    unique = list(dict.fromkeys(example_ids))
+    wanted = pa.array(unique, pa.string())
+    found = pa.concat_tables([ds.dataset(layout.ring_records(ring), format="parquet").to_table(
         columns=["id", *columns], filter=ds.field("id").isin(wanted), **FILTERED_SCAN) for ring in rings])
+    frame = found.to_pandas().set_index("id")
+    missing = [i for i in unique if i not in frame.index]
+    if missing:
+        raise KeyError(f"{len(missing)} selected ids are not in the pool, e.g. {missing[:3]}")
+    return frame.loc[list(example_ids)]
 
 
 def records_for(layout: Layout, rings: Sequence[str], example_ids: Sequence[str]) -> list[list[dict]]:
     """The conversations (messages) of `example_ids`, in the given order."""
-    table = pool_rows(layout, rings, example_ids, ["messages"])
-    found = dict(zip(table.column("id").to_pylist(), table.column("messages").to_pylist()))
-    missing = [i for i in dict.fromkeys(example_ids) if i not in found]
-    if missing:
-        raise KeyError(f"{len(missing)} selected ids are not in the pool, e.g. {missing[:3]}")
-    return [json.loads(found[i]) for i in example_ids]
+    return [json.loads(m) for m in pool_rows(layout, rings, example_ids, ["messages"])["messages"]]

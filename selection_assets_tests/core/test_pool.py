@@ -66,9 +66,12 @@ def test_the_streamed_pool_summary_equals_counts_over_the_whole_pool(layout):
 def test_the_rows_of_chosen_ids_are_their_rows_of_the_whole_pool(layout):
     frame = _whole_pool(layout)
     chosen = frame["example_id"].iloc[[650, 3, 400, 3, 120]].tolist()  # both rings, out of order, a repeat
-    rows = pool_io.pool_rows(layout, RINGS, chosen, ["clean", "noise"]).to_pandas().rename(columns={"id": "example_id"})
-    expected = frame[frame["example_id"].isin(chosen)][["example_id", "clean", "noise"]]
-    pd.testing.assert_frame_equal(rows.reset_index(drop=True), expected.reset_index(drop=True))
-    assert pool_io.records_for(layout, RINGS, chosen)[1] == pool_io.records_for(layout, RINGS, chosen)[3]
+    rows = pool_io.pool_rows(layout, RINGS, chosen, ["clean", "noise", "messages"])
+    expected = frame.set_index("example_id").loc[chosen, ["clean", "noise", "messages"]].rename_axis("id")
+    pd.testing.assert_frame_equal(rows, expected)
+    conversations = pool_io.records_for(layout, RINGS, chosen)
+    assert conversations == [json.loads(m) for m in expected["messages"]] and conversations[1] == conversations[3]
     with pytest.raises(KeyError, match="1 selected ids are not in the pool"):
         pool_io.records_for(layout, RINGS, [chosen[0], "no-such-id"])
+    with pytest.raises(KeyError, match="1 selected ids are not in the pool"):
+        pool_io.pool_rows(layout, RINGS, ["no-such-id"], ["clean"])
