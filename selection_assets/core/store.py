@@ -166,10 +166,13 @@ def _temp_sibling(path: Path, suffix: str = "") -> Path:
     return Path(name)
 
 
+ROW_GROUP_ROWS = 65_536  # rows a Parquet row group holds at most: a reader streaming a table holds one
+
+
 def write_parquet(df: pd.DataFrame, path: Path) -> Path:
-    """Write a DataFrame to Parquet atomically."""
+    """Write a DataFrame to Parquet atomically, in row groups of at most `ROW_GROUP_ROWS` rows."""
     tmp = _temp_sibling(Path(path))
-    df.to_parquet(tmp, index=False)
+    df.to_parquet(tmp, index=False, row_group_size=ROW_GROUP_ROWS)
     os.replace(tmp, path)
     return Path(path)
 
