@@ -4,11 +4,12 @@ column; a method that does not depend on the seed repeats its one choice), with 
 replicate's size equals the budget and no id repeats within a replicate."""
 
 import pandas as pd
+import pyarrow.parquet as pq
 from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue,
                      asset)
 
 from selection_assets.assets._shared import SCORES, SELECTION, grid_keys, method_key, method_tags, source_version
-from selection_assets.core import store
+from selection_assets.core import shortlist, store
 from selection_assets.core import methods as methods_package  # top_k, base_frame, MethodSpec.select
 from selection_assets.core.methods import MethodSpec
 from selection_assets.partitions import Grid
@@ -24,7 +25,7 @@ def build_selection(grid: Grid, spec: MethodSpec):
 
     @asset(key=name, group_name="selections", partitions_def=grid.grid_def, deps=[method_key(spec.name, SCORES)],
            tags=method_tags(spec.name),
-           check_specs=checks, kinds={"parquet"}, code_version=source_version(methods_package, *spec.code_modules,
+           check_specs=checks, kinds={"parquet"}, code_version=source_version(methods_package, *spec.code_modules, shortlist,
                                                                            repr(spec.params)),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
@@ -33,10 +34,13 @@ def build_selection(grid: Grid, spec: MethodSpec):
         if int(budget) >= int(pool_size):
             raise Failure(f"budget {budget} is not smaller than pool size {pool_size}: selecting would "
                           "take the whole pool. Launch only cells with budget < pool_size.")
-        scores = pd.read_parquet(layout.scores(spec.name, pool_size))
-        if int(budget) > len(scores):
-            raise Failure(f"budget {budget} exceeds the {len(scores)} valid examples of pool {pool_size} "
+        scores_path = layout.scores(spec.name, pool_size)
+        valid = pq.read_metadata(scores_path).num_rows
+        if int(budget) > valid:
+            raise Failure(f"budget {budget} exceeds the {valid} valid examples of pool {pool_size} "
                           "(the rest were quarantined)")
+        # only the rows the method can choose at this budget: memory follows the budget, not the pool
+        scores = shortlist.read_shortlist(spec, scores_path, int(budget), tuple(training.seeds))
         replicates = []
         for seed in training.seeds:
             try:

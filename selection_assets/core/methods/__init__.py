@@ -5,7 +5,9 @@ Every method module exposes
   with `example_id`, `source` and `score` (higher = preferred; methods whose order depends on the
   budget store an order that is a prefix for every smaller budget), plus method-specific columns;
 - `select(scores: pd.DataFrame, budget: int, **params) -> pd.DataFrame`: the chosen rows in
-  selection order, with `rank`, `example_id`, `source`.
+  selection order, with `rank`, `example_id`, `source`;
+- `SHORTLIST`, a `Shortlist`: the rankings its `select` takes rows from, so a selection can read only
+  the rows it can reach (core/shortlist.py) instead of the whole score table.
 
 A spec names the module, what its scoring reads (`needs`), which embedding space it uses and its
 parameters, so one module can serve several methods (rds_plus and its pooling ablations, say).
@@ -60,6 +62,20 @@ class MethodParams:
     def as_kwargs(self) -> dict:
         """The parameters as the keyword arguments of the module's `score` and `select`."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Shortlist:
+    """How a method's `select` walks its score table: it takes rows from one or more rankings, each
+    best first (highest value; NaN after every number; ties to the earlier pool row, or the later
+    one with `later_rows_first`), either the `budget` best of one ranking (top-k) or by turns across
+    several. The rankings are the `score` column (the replicate's or budget's column for seeded and
+    per-budget methods), or every column whose name starts with `column_prefix`; with `per_source`,
+    each ranking is split by source. A select that fits none of these cannot declare a shortlist."""
+
+    column_prefix: str | None = None
+    per_source: bool = False
+    later_rows_first: bool = False
 
 
 @dataclass
@@ -118,6 +134,27 @@ class MethodSpec:
         if (expected is None) != (self.params is None) or (expected and not isinstance(self.params, expected)):
             raise TypeError(f"method {self.name}: params must be {self.module.__name__}.Params"
                             if expected else f"method {self.name}: {self.module.__name__} takes no params")
+        if not isinstance(getattr(self.module, "SHORTLIST", None), Shortlist):
+            raise TypeError(f"method {self.name}: {self.module.__name__} must declare SHORTLIST, a Shortlist "
+                            "naming the rankings its select takes rows from")
+
+    @property
+    def shortlist(self) -> Shortlist:
+        return self.module.SHORTLIST
+
+    def ranking_columns(self, columns: Iterable[str], seeds: Iterable[int], budget: int) -> list[str]:
+        """The columns of a score table with `columns` that `select` ranks rows by, for any of the
+        replicate `seeds` at `budget` (a column the table lacks is left out: `select` names it)."""
+        columns = list(columns)
+        if self.shortlist.column_prefix is not None:
+            return [c for c in columns if c.startswith(self.shortlist.column_prefix)]
+        if self.per_budget:
+            wanted = [budget_column(budget)]
+        elif self.seeded:
+            wanted = [seed_column(seed) for seed in seeds]
+        else:
+            wanted = ["score"]
+        return [c for c in dict.fromkeys(wanted) if c in columns]
 
     @property
     def code_modules(self) -> tuple[ModuleType, ...]:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix
-from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, top_k
+from selection_assets.core.methods import MethodParams, ScoringInputs, Shortlist, base_frame, top_k
 from selection_assets.core.methods.diversity import order_to_score
 
 # the scorers' prompts, as deita/selection/scorer/llama_scorer.py writes them
@@ -127,6 +127,9 @@ def score(inputs: ScoringInputs, threshold: float, ranking: str) -> pd.DataFrame
     if ranking == "evol":
         frame["evol_score"] = quality
     return frame
+
+
+SHORTLIST = Shortlist()  # top-k of its score
 
 
 def select(scores: pd.DataFrame, budget: int, threshold: float, ranking: str) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, top_k
+from selection_assets.core.methods import ScoringInputs, Shortlist, top_k
 from selection_assets.core.methods.diversity import farthest_additions, per_budget_frame
 
 INITIAL_SHARE = 0.1
@@ -58,6 +58,9 @@ def score(inputs: ScoringInputs) -> pd.DataFrame:
         raise ValueError("DiverseEvol needs to fine-tune and embed (ScoringInputs.train_and_embed)")
     n = len(inputs.pool)
     return per_budget_frame(inputs, lambda budget: diverse_evol_order(n, budget, inputs.seed, inputs.train_and_embed))
+
+
+SHORTLIST = Shortlist()  # top-k of its per-budget order
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix, nearest_rows
-from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, budget_column, top_k
+from selection_assets.core.methods import MethodParams, ScoringInputs, Shortlist, base_frame, budget_column, top_k
 
 
 MAX_POINTS_PER_CENTROID = 256  # faiss.Kmeans's default: past it, it trains on a sample
@@ -198,6 +198,9 @@ def score(inputs: ScoringInputs, algorithm: str) -> pd.DataFrame:
     else:
         raise ValueError(f"unknown diversity algorithm {algorithm!r} (kcenter, kmeans, kmeans_per_budget)")
     return base_frame(inputs, order_to_score(order, len(matrix)))
+
+
+SHORTLIST = Shortlist()  # top-k of its order (per budget for kmeans_xia)
 
 
 def select(scores: pd.DataFrame, budget: int, algorithm: str) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, top_k
+from selection_assets.core.methods import ScoringInputs, Shortlist, base_frame, top_k
 
 
 def ifd_values(ce_with_context: np.ndarray, ce_alone: np.ndarray) -> np.ndarray:
@@ -34,6 +34,9 @@ def score(inputs: ScoringInputs) -> pd.DataFrame:
     frame = base_frame(inputs, np.where(np.isfinite(values) & (values <= 1.0), values, -np.inf))
     frame["ifd"] = values
     return frame
+
+
+SHORTLIST = Shortlist(later_rows_first=True)  # top-k, ties to the later row
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:

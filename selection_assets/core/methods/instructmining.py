@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix, nearest_rows
-from selection_assets.core.methods import ScoringInputs, base_frame, top_k
+from selection_assets.core.methods import ScoringInputs, Shortlist, base_frame, top_k
 
 PUBLISHED_RULE = {"intercept": 1.0694, "reward": -0.1498, "output_length": 8.257e-5, "knn6": -0.9350}
 INDICATORS = ("input_length", "output_length", "perplexity", "mtld", "knn6", "reward")
@@ -148,6 +148,9 @@ def report_notes(scores: pd.DataFrame) -> dict[str, str]:
     return {"missing_indicators": f"{', '.join(missing)}: no reward model is configured "
             "(DataResource.reward_model), so the rule's -0.1498 Rew term is left out and examples are ranked "
             "by KNN-6 and output length alone"}
+
+
+SHORTLIST = Shortlist()  # top-k of the predicted loss's negation
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:

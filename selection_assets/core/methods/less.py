@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.methods import MethodParams, ScoringInputs
+from selection_assets.core.methods.rds import SHORTLIST as rds_shortlist
 from selection_assets.core.methods.rds import group_score_frame
 from selection_assets.core.methods.rds import select as round_robin_over_groups
 
@@ -53,6 +54,9 @@ def score(inputs: ScoringInputs, aggregate: str) -> pd.DataFrame:
     queries, groups = task_query_features(np.asarray(inputs.query_embeddings, dtype=np.float32),
                                           np.asarray(inputs.query_tasks), aggregate)
     return group_score_frame(inputs, queries, groups, "gradient features")
+
+
+SHORTLIST = rds_shortlist  # its select is rds's: turns across the group columns
 
 
 def select(scores: pd.DataFrame, budget: int, aggregate: str) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, top_k
+from selection_assets.core.methods import MethodParams, ScoringInputs, Shortlist, base_frame, top_k
 
 MID_START_PERCENTILE = 0.33
 
@@ -65,6 +65,9 @@ def score(inputs: ScoringInputs, variant: str, loss: str = "answer") -> pd.DataF
     frame = base_frame(inputs, order_key(np.nan_to_num(ce, nan=-np.inf if variant == "top" else np.inf), variant))
     frame[LOSS_COLUMNS[loss]] = ce
     return frame
+
+
+SHORTLIST = Shortlist()  # top-k of the variant's order
 
 
 def select(scores: pd.DataFrame, budget: int, variant: str, loss: str = "answer") -> pd.DataFrame:

@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, seed_column, top_k
+from selection_assets.core.methods import ScoringInputs, Shortlist, base_frame, seed_column, top_k
 
 
 def shuffle_keys(example_ids, seed: int) -> np.ndarray:
@@ -31,6 +31,9 @@ def score(inputs: ScoringInputs) -> pd.DataFrame:
         frame[seed_column(replicate)] = (frame["score"].to_numpy() if replicate == 0
                                          else shuffle_keys(ids, inputs.seed + replicate))
     return frame
+
+
+SHORTLIST = Shortlist()  # top-k of the replicate's shuffle key
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, selection_frame
+from selection_assets.core.methods import ScoringInputs, Shortlist, selection_frame
 from selection_assets.core.methods import random as plain_random
 
 
@@ -17,6 +17,9 @@ from selection_assets.core.methods import random as plain_random
 def score(inputs: ScoringInputs) -> pd.DataFrame:
     """The same seeded shuffle key as the unbalanced baseline."""
     return plain_random.score(inputs)
+
+
+SHORTLIST = Shortlist(per_source=True)  # turns across sources, each in shuffle order
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:

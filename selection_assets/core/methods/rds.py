@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, base_frame, selection_frame
+from selection_assets.core.methods import ScoringInputs, Shortlist, base_frame, selection_frame
 from selection_assets.core.similarity import group_max_scores, round_robin_select
 
 GROUP_PREFIX = "group__"
@@ -38,6 +38,9 @@ def group_score_frame(inputs: ScoringInputs, queries: np.ndarray, groups: np.nda
     for column, label in enumerate(labels):
         frame[f"{GROUP_PREFIX}{label}"] = sims[:, column]
     return frame
+
+
+SHORTLIST = Shortlist(column_prefix=GROUP_PREFIX)  # turns across the group columns
 
 
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from typing import Literal
 
 import pandas as pd
 
-from selection_assets.core.methods import MethodParams, ScoringInputs, base_frame, top_k
+from selection_assets.core.methods import MethodParams, ScoringInputs, Shortlist, base_frame, top_k
 
 COLUMNS = {"total": "total_tokens", "response": "answer_tokens"}
 
@@ -29,6 +29,9 @@ def score(inputs: ScoringInputs, count: str) -> pd.DataFrame:
     if count not in COLUMNS:
         raise ValueError(f"unknown token count {count!r} ({', '.join(COLUMNS)})")
     return base_frame(inputs, inputs.pool[COLUMNS[count]].to_numpy())
+
+
+SHORTLIST = Shortlist()  # top-k of the token count
 
 
 def select(scores: pd.DataFrame, budget: int, count: str) -> pd.DataFrame:
