@@ -8,6 +8,8 @@ later run would trust.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import fcntl
 import json
 import os
@@ -30,6 +32,25 @@ import pyarrow.parquet as pq
 # lineage at scale, benchmarks/RESULTS.md). The choice is the process's; the pipeline's Arrow reads go
 # through this module or come after its import.
 pa.set_memory_pool(pa.system_memory_pool())
+
+
+def _malloc_trim():
+    """glibc's `malloc_trim`, or None where the C library has none (macOS, musl)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand the heap memory this process has freed back to the OS (glibc keeps it for reuse, so a
+    step repeating large short-lived allocations stays as large as the most it ever freed). Nothing
+    where the C library cannot."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass(frozen=True)
