@@ -152,8 +152,8 @@ def _shard_embedder(run: Callable[[list[list[dict]]], np.ndarray],
                     messages: store.ParquetRows) -> Callable[[int, int], np.ndarray]:
     """(start, end) -> the embeddings of ring rows [start, end), the memory the pass freed handed
     back to the OS before the next shard: in a probe over 40 shards of a ring, the process's RSS
-    swung between 638 and 776 MiB without it and stayed at 600-612 MiB with it, so a ring's peak no
-    longer grows with how many shards it has (benchmarks/RESULTS.md). The vectors are the same."""
+    between shards swung from 638 to 776 MiB without it and stayed at 600-612 MiB with it (the peak
+    within a pass is its own; benchmarks/RESULTS.md). The vectors are the same."""
     def embed_rows(start: int, end: int) -> np.ndarray:
         vectors = run(_conversations(messages, start, end))
         store.release_freed_memory()
