@@ -79,13 +79,15 @@ def test_goal_verdicts_follow_the_numbers():
 
     lineage = loaded("lineage_scale.json")
     assert "**Peak RSS at most 4 GiB at 1,000,000: met**" in tables.lineage_goals(lineage)
-    assert "**Peak RSS flat in N: met for ring stages, not for pool stages and cell stages**" in tables.lineage_goals(lineage)
+    assert "**Peak RSS flat in N: met** (" in tables.lineage_goals(lineage)
+    assert "the largest pool or cell move is 117 bytes per added pool example" in tables.lineage_goals(lineage)
     embedding_at_1m = next(step for step in lineage["steps"] if step["label"] == "ring 100000-1000000"
                            and step["asset"] == tables.EMBEDDING_ASSET)
     embedding_at_1m["peak_rss_mib"], embedding_at_1m["step_seconds"] = 5000.0, 5000.0  # 5x the seconds per row
     goals = tables.lineage_goals(lineage)
     assert "**Peak RSS at most 4 GiB at 1,000,000: not met** (the largest step is ring_embeddings" in goals
-    assert "**Time at most linear in N: not met**" in goals and "**Peak RSS flat in N: not met**" in goals
+    assert "**Time at most linear in N: not met**" in goals
+    assert "**Peak RSS flat in N: met for pool stages and cell stages, not for ring stages**" in goals
 
     ingestion = loaded("ingestion_1000000.json")
     assert "**tokenisation: not met** (1.51x" in tables.ingestion_goals(ingestion)
