@@ -25,8 +25,8 @@ def build_selection(grid: Grid, spec: MethodSpec):
 
     @asset(key=name, group_name="selections", partitions_def=grid.grid_def, deps=[method_key(spec.name, SCORES)],
            tags=method_tags(spec.name),
-           check_specs=checks, kinds={"parquet"}, code_version=source_version(methods_package, *spec.code_modules, shortlist,
-                                                                           repr(spec.params)),
+           check_specs=checks, kinds={"parquet"},
+           code_version=source_version(methods_package, *spec.code_modules, shortlist, repr(spec.params)),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
         layout = storage.layout()

@@ -23,16 +23,16 @@ import pyarrow.parquet as pq
 
 from selection_assets.core.methods import MethodSpec
 
+
 def read_shortlist(spec: MethodSpec, path: Path, budget: int, seeds: tuple[int, ...]) -> pd.DataFrame:
     """The rows of the score table at `path` that `spec.select` can choose at `budget` for any of
-    the replicate `seeds`, in pool order, with the columns `select` reads (ids, sources, `score`
-    and the ranking columns); `spec.select` on it equals `spec.select` on the whole table."""
+    the replicate `seeds`, in pool order, with the columns `select` reads
+    (`MethodSpec.selected_columns`); `spec.select` on it equals `spec.select` on the whole table."""
     parquet = pq.ParquetFile(path)
     names = parquet.schema_arrow.names
     rankings = spec.ranking_columns(names, seeds, budget)
     rows = shortlist_rows(parquet, rankings, budget, spec.shortlist.per_source, spec.shortlist.later_rows_first)
-    columns = [c for c in dict.fromkeys(["example_id", "source", "score", *rankings]) if c in names]
-    return _take_rows(parquet, rows, columns)
+    return _take_rows(parquet, rows, spec.selected_columns(names, seeds, budget))
 
 
 def shortlist_rows(parquet: pq.ParquetFile, rankings: list[str], budget: int, per_source: bool,
@@ -40,12 +40,11 @@ def shortlist_rows(parquet: pq.ParquetFile, rankings: list[str], budget: int, pe
     """Sorted pool rows that are among the `budget` best of any ranking column (of each source, with
     `per_source`): highest value first, NaN after every number, ties to the earlier row (the later
     one with `later_rows_first`)."""
+    if not rankings:
+        return np.empty(0, dtype=np.int64)
     best: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}  # (ranking, source) -> (values, rows)
     start = 0
-    columns = [*rankings, *(["source"] if per_source else [])]
-    if not columns:
-        return np.empty(0, dtype=np.int64)
-    for group in _row_groups(parquet, columns):
+    for group in _row_groups(parquet, [*rankings, *(["source"] if per_source else [])]):
         rows = np.arange(start, start + group.num_rows, dtype=np.int64)
         start += group.num_rows
         if per_source:

@@ -98,3 +98,16 @@ def test_a_method_module_must_say_how_its_select_walks_the_table():
     module.score = module.select = lambda *args: None
     with pytest.raises(TypeError, match="must declare SHORTLIST"):
         MethodSpec(name="undeclared", module=module, summary="", reference="")
+
+
+def test_a_seeded_per_budget_method_keeps_the_seed_columns_its_select_checks(tmp_path):
+    from selection_assets.core.methods import random
+
+    spec = MethodSpec(name="seeded_per_budget", module=random, summary="", reference="", seeded=True, per_budget=True)
+    whole = score_table(200, np.random.default_rng(5))
+    path = tmp_path / "scores.parquet"
+    pq.write_table(pa.Table.from_pandas(whole, preserve_index=False), path, row_group_size=13)
+    short = shortlist.read_shortlist(spec, path, 40, SEEDS)
+    assert spec.ranking_columns(whole.columns, SEEDS, 40) == [budget_column(40)]
+    for seed in SEEDS:
+        pd.testing.assert_frame_equal(spec.select(short, 40, seed), spec.select(whole, 40, seed))

@@ -156,6 +156,15 @@ class MethodSpec:
             wanted = ["score"]
         return [c for c in dict.fromkeys(wanted) if c in columns]
 
+    def selected_columns(self, columns: Iterable[str], seeds: Iterable[int], budget: int) -> list[str]:
+        """Every column of a score table with `columns` that `select` reads for the replicate `seeds`
+        at `budget`: ids, sources, `score`, the seeds' columns it checks (seeded methods, even when
+        a per-budget column ranks) and the ranking columns."""
+        columns = list(columns)
+        checked = [seed_column(seed) for seed in seeds] if self.seeded else []
+        wanted = ["example_id", "source", "score", *checked, *self.ranking_columns(columns, seeds, budget)]
+        return [c for c in dict.fromkeys(wanted) if c in columns]
+
     @property
     def code_modules(self) -> tuple[ModuleType, ...]:
         """Every method module its scoring and selection run: its own and those it imports (part of
