@@ -46,7 +46,8 @@ def run_selection(directory: Path, precision: str, out: Path) -> dict:
     """Similarity (per-task maxima) and round-robin, as rds.score and rds.select run them; the
     selection order (every budget's choice is a prefix of it) is written to `out`."""
     from selection_assets.core.embed import iter_shards
-    from selection_assets.core.similarity import group_max_scores, round_robin_select
+    from selection_assets.core.ranking import round_robin_select
+    from selection_assets.core.similarity import group_max_scores
 
     q, tasks = queries()
     began = time.perf_counter()

@@ -62,7 +62,8 @@ def blocks(path: Path):
 
 
 def run_ours(path: Path) -> dict:
-    from selection_assets.core.similarity import group_max_scores, round_robin_select
+    from selection_assets.core.ranking import round_robin_select
+    from selection_assets.core.similarity import group_max_scores
 
     q, tasks = queries()
     began = time.perf_counter()

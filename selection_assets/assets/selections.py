@@ -9,7 +9,7 @@ from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Fa
                      asset)
 
 from selection_assets.assets._shared import SCORES, SELECTION, grid_keys, method_key, method_tags, source_version
-from selection_assets.core import shortlist, store
+from selection_assets.core import ranking, shortlist, store
 from selection_assets.core import methods as methods_package  # top_k, base_frame, MethodSpec.select
 from selection_assets.core.methods import MethodSpec
 from selection_assets.partitions import Grid
@@ -26,7 +26,8 @@ def build_selection(grid: Grid, spec: MethodSpec):
     @asset(key=name, group_name="selections", partitions_def=grid.grid_def, deps=[method_key(spec.name, SCORES)],
            tags=method_tags(spec.name),
            check_specs=checks, kinds={"parquet"},
-           code_version=source_version(methods_package, *spec.code_modules, shortlist, repr(spec.params)),
+           # shortlist ranks with ranking.best_first
+           code_version=source_version(methods_package, *spec.code_modules, shortlist, ranking, repr(spec.params)),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
         layout = storage.layout()

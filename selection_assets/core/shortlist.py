@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selection_assets.core.methods import MethodSpec
+from selection_assets.core.ranking import best_first
 
 
 def read_shortlist(spec: MethodSpec, path: Path, budget: int, seeds: tuple[int, ...]) -> pd.DataFrame:
@@ -59,27 +60,11 @@ def shortlist_rows(parquet: pq.ParquetFile, rankings: list[str], budget: int, pe
                 if (ranking, source) in best:
                     kept = best[(ranking, source)]
                     mine = (np.concatenate([kept[0], mine[0]]), np.concatenate([kept[1], mine[1]]))
-                keep = best_of(mine[0], mine[1], budget, later_rows_first)
+                keep = best_first(mine[0], budget, -mine[1] if later_rows_first else mine[1])
                 best[(ranking, source)] = (mine[0][keep], mine[1][keep])
     if not best:
         return np.empty(0, dtype=np.int64)
     return np.unique(np.concatenate([rows for _, rows in best.values()]))
-
-
-def best_of(values: np.ndarray, rows: np.ndarray, count: int, later_rows_first: bool = False) -> np.ndarray:
-    """Positions of the `count` best of `values` (highest first, NaN after every number, ties by
-    `rows`: lower first, or higher with `later_rows_first`), best first."""
-    if len(values) > count:  # a partition leaves the rows at or better than the count-th, ties included
-        key = np.where(np.isnan(values), np.inf, -values.astype(np.float64))
-        cut = np.partition(key, count - 1)[count - 1]
-        candidates = np.flatnonzero(key <= cut)
-    else:
-        candidates = np.arange(len(values))
-    chosen = values[candidates]
-    nan = np.isnan(chosen)
-    order = np.lexsort((-rows[candidates] if later_rows_first else rows[candidates],
-                        np.where(nan, 0.0, -chosen.astype(np.float64)), nan))
-    return candidates[order[:count]]
 
 
 def _row_groups(parquet: pq.ParquetFile, columns: list[str]):

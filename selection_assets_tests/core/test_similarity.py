@@ -1,61 +1,11 @@
-"""Round-robin selection (SCIENCE.md) on hand-made score tables, and streaming group maxima."""
+"""Streaming group maxima, and RDS+ single-task selection against a restatement of the reference."""
 
 import numpy as np
 import pytest
 
-from selection_assets.core.similarity import group_max_scores, round_robin_select, top_ranking
+from selection_assets.core.ranking import round_robin_select
+from selection_assets.core.similarity import group_max_scores
 
-
-def test_round_robin_alternates_tasks_best_first():
-    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.95], [0.2, 0.7]], dtype=np.float32)
-    assert round_robin_select(scores, 4).tolist() == [0, 2, 1, 3]
-
-
-def test_already_taken_example_costs_the_task_its_turn():
-    # both tasks rank row 0 first: task 1 loses its first turn, so task 0 picks row 1 next
-    scores = np.array([[0.9, 0.9], [0.8, 0.1], [0.1, 0.5], [0.0, 0.4]], dtype=np.float32)
-    assert round_robin_select(scores, 3).tolist() == [0, 1, 2]
-
-
-def test_ties_prefer_lower_index_and_budget_is_exact():
-    scores = np.array([[0.5], [0.5], [0.5], [0.7]], dtype=np.float32)
-    assert round_robin_select(scores, 3).tolist() == [3, 0, 1]
-
-
-def test_stops_at_exactly_budget_mid_round():
-    scores = np.array([[0.9, 0.1, 0.2], [0.1, 0.9, 0.3], [0.2, 0.3, 0.9], [0.3, 0.2, 0.1]], dtype=np.float32)
-    assert round_robin_select(scores, 2).tolist() == [0, 1]
-
-
-def test_never_repeats_and_covers_pool_when_budget_equals_size():
-    rng = np.random.default_rng(0)
-    scores = rng.random((50, 3)).astype(np.float32)
-    chosen = round_robin_select(scores, 50)
-    assert sorted(chosen.tolist()) == list(range(50))
-
-
-
-def _round_robin_with_full_rankings(scores: np.ndarray, budget: int) -> list[int]:
-    """The round-robin restated over complete stable rankings (what the partial rankings must equal)."""
-    rankings = [np.argsort(-scores[:, g], kind="stable") for g in range(scores.shape[1])]
-    taken: list[int] = []
-    for cursor in range(len(scores)):
-        for ranking in rankings:
-            if len(taken) < budget and ranking[cursor] not in taken:
-                taken.append(int(ranking[cursor]))
-    return taken
-
-
-def test_partial_rankings_give_the_full_rankings_choice_ties_and_deepening_included():
-    rng = np.random.default_rng(3)
-    for n, groups, levels in ((300, 3, 5), (500, 7, 1000), (200, 2, 2)):
-        scores = rng.integers(0, levels, size=(n, groups)).astype(np.float32)  # few levels: many ties
-        scores[:, 1:] = scores[:, :1]  # identical groups take turns on one ranking: the rounds run deep
-        for budget in (1, 10, n // 3, n):
-            assert round_robin_select(scores, budget).tolist() == _round_robin_with_full_rankings(scores, budget)
-    column = rng.integers(0, 4, size=1000).astype(np.float32)
-    for count in (1, 17, 999, 1000, 5000):
-        np.testing.assert_array_equal(top_ranking(column, count), np.argsort(-column, kind="stable")[:count])
 
 def test_group_max_matches_dense_computation_across_blocks():
     rng = np.random.default_rng(1)

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.methods import ScoringInputs, Shortlist, base_frame, selection_frame
-from selection_assets.core.similarity import group_max_scores, round_robin_select
+from selection_assets.core.ranking import round_robin_select
+from selection_assets.core.similarity import group_max_scores
 
 GROUP_PREFIX = "group__"
 
