@@ -16,7 +16,7 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, Ma
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, base_model_path, load_tokenizer,
                                               method_key, method_tags, source_version)
 from selection_assets.assets.embeddings import SPACES
-from selection_assets.core import cost, embed, embedding_matrix, evaluate, similarity, store, tokenize, train
+from selection_assets.core import cost, embed, embedding_matrix, evaluate, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core import methods as methods_package  # ScoringInputs, base_frame, score columns
 from selection_assets.core.methods import MODEL_PASSES, MethodSpec, Need, ScoringInputs, deita
@@ -165,7 +165,7 @@ def build_scores(grid: Grid, spec: MethodSpec):
 
     @asset(key=method_key(spec.name, SCORES), group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
-           code_version=source_version(methods_package, *spec.code_modules, similarity,
+           code_version=source_version(methods_package, *spec.code_modules,
                                        *([embedding_matrix] if Need.EMBEDDINGS in spec.needs else []),
                                        *([evaluate.expected_digit_scores] if Need.DEITA_SCORES in spec.needs else []),
                                        *([train, embed, _train_and_embed] if Need.FINETUNE_ROUNDS in spec.needs

@@ -30,6 +30,8 @@ import pandas as pd
 
 from selection_assets.core.embedding_matrix import DEFAULT_MEMORY_BYTES, EmbeddingMatrix
 
+CORE_PACKAGE = "selection_assets.core"
+
 
 class Need(str, Enum):
     """What a method's scoring reads beyond the pool table (ids, sources, labels, token counts)."""
@@ -167,8 +169,9 @@ class MethodSpec:
 
     @property
     def code_modules(self) -> tuple[ModuleType, ...]:
-        """Every method module its scoring and selection run: its own and those it imports (part of
-        its code version, with the package's shared code)."""
+        """Every project module its scoring and selection run: its own and the core modules it
+        imports (other methods', similarity, ranking, ...), directly or through one another. They are
+        part of its code version, with the methods package's shared code."""
         return modules_run_by(self.module)
 
     @property
@@ -197,17 +200,18 @@ class MethodSpec:
 
 @functools.cache  # read once per process: every definitions build asks for each method's modules
 def modules_run_by(module: ModuleType) -> tuple[ModuleType, ...]:
-    """`module` and the method modules it imports, directly or through one another."""
+    """`module` and the `selection_assets.core` modules it imports, directly or through one another;
+    not this package's own `__init__` (versioned on its own), whose registry imports every method."""
+    package = importlib.import_module(__name__)
     found = [module]
     for current in found:  # grows while it is walked
         for node in ast.walk(ast.parse(inspect.getsource(current))):
-            if not isinstance(node, ast.ImportFrom) or not node.module or not node.module.startswith(__name__):
-                continue
-            names = [node.module] if node.module != __name__ else [f"{__name__}.{alias.name}" for alias in node.names]
-            for name in names:
-                imported = importlib.import_module(name) if importlib.util.find_spec(name) else None
-                if imported is not None and imported is not module and imported not in found:
-                    found.append(imported)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(CORE_PACKAGE):
+                source = importlib.import_module(node.module)
+                names = (getattr(source, alias.name, None) for alias in node.names)
+                for imported in (source, *names):  # `from a.b import c` imports module a.b, or a.b.c
+                    if isinstance(imported, ModuleType) and imported is not package and imported not in found:
+                        found.append(imported)
     return tuple(found)
 
 
