@@ -67,12 +67,14 @@ def test_backfill_over_two_pool_sizes_materialises_every_partition(small_env, tm
     (tmp_path / "home").mkdir()
     shutil.copy(REPO / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
     shutil.copytree(home / "storage", tmp_path / "storage", ignore=shutil.ignore_patterns("checkpoints", "reports"))
-    # the backfills' runs are queued; the daemon launches them, one subprocess per partition
-    daemon = subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", "-m", "selection_assets.definitions"],
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+    # the instance's storage is created here, before the daemon and the backfill open it: processes
+    # that create a fresh SQLite storage at once can each stamp its schema version ("more than one head")
+    with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+        # the backfills' runs are queued; the daemon launches them, one subprocess per partition
+        command = [sys.executable, "-m", "dagster._daemon", "run", "-m", "selection_assets.definitions"]
+        daemon = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
             # the ring stage (the pool and cell stages backfill the same way; the lineage fixture runs them)
             _backfill("experiment_rings", "0-80,80-160", env)
             assert _wait_for_runs(instance, "experiment_rings", 400) == {"0-80": "SUCCESS", "80-160": "SUCCESS"}
@@ -80,9 +82,9 @@ def test_backfill_over_two_pool_sizes_materialises_every_partition(small_env, tm
                 records = instance.fetch_materializations(AssetKey(key), limit=10).records
                 assert sorted(r.partition_key for r in records) == ["0-80", "80-160"], key
             assert not instance.fetch_materializations(AssetKey("ring_embeddings_less_features"), limit=1).records
-    finally:
-        os.killpg(daemon.pid, signal.SIGINT)
-        daemon.wait(timeout=60)
+        finally:
+            os.killpg(daemon.pid, signal.SIGINT)
+            daemon.wait(timeout=60)
 
 
 def test_definitions_load_with_the_kubernetes_executor():
