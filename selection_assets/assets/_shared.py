@@ -11,6 +11,7 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MultiPartitionKey
 from selection_assets.core import store, tokenize
 from selection_assets.core.store import Layout
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM
+from selection_assets.resources import ComputeResource, TrainResource
 
 GPU_TAGS = {"compute": "gpu"}
 # the method an asset belongs to (its scores, selection, checkpoints and report): the stage jobs
@@ -45,6 +46,35 @@ def source_version(*objects: ModuleType | type | object | str) -> str:
     for obj in objects:
         digest.update((obj if isinstance(obj, str) else behaviour(inspect.getsource(obj))).encode())
     return digest.hexdigest()[:16]
+
+
+def resource_defaults(resource: type, *names: str) -> str:
+    """The default values of a resource's fields `names`, as text for a code version: a default
+    changed in code changes the version. Values given as run config are not code and Dagster does
+    not version them; the assets' metadata records the ones a run used."""
+    return "; ".join(f"{resource.__name__}.{name}={resource.model_fields[name].default!r}" for name in names)
+
+
+def fine_tuning_settings() -> tuple:
+    """What decides a fine-tuning recipe beyond `core/train.py`: `TrainResource.settings` and its
+    fields' defaults (for the code versions of the steps that fine-tune)."""
+    return TrainResource.settings, resource_defaults(TrainResource, "epochs", "learning_rate", "batch_size",
+                                                     "lora_rank")
+
+
+def less_settings() -> tuple:
+    """What decides LESS's warm-up beyond `core/less.py`: `TrainResource.less_settings` and the
+    defaults of the fields it reads."""
+    return TrainResource.less_settings, resource_defaults(TrainResource, "less_lora_rank", "less_epochs",
+                                                          "learning_rate", "batch_size", "less_warmup_fraction",
+                                                          "less_projection_dim")
+
+
+def model_numerics() -> tuple:
+    """What decides the dtype and compilation of a base model that embeds or scores: the
+    `ComputeResource` methods that resolve them and their fields' defaults."""
+    return (ComputeResource.resolved_dtype, ComputeResource.resolved_compile,
+            resource_defaults(ComputeResource, "embed_dtype", "embed_compile"))
 
 
 def behaviour(source: str) -> str:

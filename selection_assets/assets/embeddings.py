@@ -17,7 +17,8 @@ import torch
 from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_name,
-                                             base_model_path, load_tokenizer, source_version)
+                                             base_model_path, less_settings, load_tokenizer, model_numerics,
+                                             source_version)
 from selection_assets.core import embed, less, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.partitions import Grid
@@ -191,10 +192,10 @@ def _norm_check(report: dict) -> AssetCheckResult:
 
 def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
     model_deps = [] if space.name == ENCODER else ["base_model", "tokenizer"]
-    code = source_version(embed, tokenize)
+    code = source_version(embed, tokenize, embedder, lm_embedder, *model_numerics())
     if space.name == LESS_FEATURES:
         model_deps.append("less_warmup")
-        code = source_version(embed, tokenize, less, train.sft_examples)
+        code = source_version(embed, tokenize, embedder, less, train.sft_examples, _less_featurizer)
 
     @asset(name=space.pool_asset, group_name="embeddings", partitions_def=grid.rings_def, pool=GPU_POOL,
            tags=GPU_TAGS, op_tags=GPU_OP_TAGS, deps=["ring_records", *model_deps],
@@ -273,7 +274,9 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
 
 def _build_less_warmup(grid: Grid):
     @asset(group_name="embeddings", deps=["source_pool", "base_model", "tokenizer"], pool=GPU_POOL, tags=GPU_TAGS,
-           op_tags=GPU_OP_TAGS, kinds={"pytorch", "safetensors"}, code_version=source_version(less, train.sft_examples),
+           op_tags=GPU_OP_TAGS, kinds={"pytorch", "safetensors"},
+           code_version=source_version(less, train.sft_examples, pool_io.iter_valid_source_messages,
+                                       pool_io.read_source_slice, *less_settings()),
            description="LESS's LoRA warm-up: a random share of the pool (drawn from the smallest pool, so every "
                        "pool holds it) fine-tuned for a few epochs; per epoch the LoRA weights, Adam's moments "
                        "and the mean learning rate, which LESS's gradient features are computed from.")

@@ -40,8 +40,9 @@ def _packaged_path(name: str):
 
 def build(grid: Grid) -> list:
     @asset(group_name="models", deps=["source_pool"], kinds={"huggingface"},
-           code_version=source_version(world_models.train_tokenizer, tokenize, generate.generate_corpus,
-                                       generate._corpus_document, real_material),
+           code_version=source_version(world_models, tokenize, generate.generate_corpus, generate._corpus_document,
+                                       real_material, _pool_texts, pool_io.iter_valid_source_messages,
+                                       pool_io.read_source_slice),
            description="Tokenizer: byte-level BPE trained on the world's pre-training corpus and pool text, "
                        "or the named base model's own tokenizer (with the Tulu role markers as special "
                        "tokens when it has no chat template).")

@@ -19,7 +19,7 @@ def build(grid: Grid) -> list:
 
     @asset(group_name="pool", partitions_def=grid.rings_def, deps=["source_pool"], kinds={"parquet"},
            code_version=source_version(records, pool_io.write_ring_records, pool_io.ChunkPartWriter,
-                                        pool_io.RingRecords, store.write_part),
+                                        pool_io.read_source_slice, pool_io.RingRecords, store.write_part),
            description="Normalised conversations (id, source, messages) of one ring of the pool; "
                        "malformed records are quarantined with a reason (in = kept + quarantined).")
     def ring_records(context: AssetExecutionContext, storage: StorageResource,

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, base_model_path, load_tokenizer,
-                                              method_key, method_tags, source_version)
+from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, base_model_path,
+                                              fine_tuning_settings, load_tokenizer, method_key, method_tags,
+                                              model_numerics, source_version)
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, embed, embedding_matrix, evaluate, store, tokenize, train
 from selection_assets.core import pool as pool_io
@@ -167,9 +168,10 @@ def build_scores(grid: Grid, spec: MethodSpec):
            kinds={"duckdb", "parquet"},
            code_version=source_version(methods_package, *spec.code_modules,
                                        *([embedding_matrix] if Need.EMBEDDINGS in spec.needs else []),
-                                       *([evaluate.expected_digit_scores] if Need.DEITA_SCORES in spec.needs else []),
-                                       *([train, embed, _train_and_embed] if Need.FINETUNE_ROUNDS in spec.needs
-                                         else []),
+                                       *([evaluate, deita_scorer_names, _deita_scores]
+                                         if Need.DEITA_SCORES in spec.needs else []),
+                                       *([train, embed, _train_and_embed, *fine_tuning_settings(), *model_numerics()]
+                                         if Need.FINETUNE_ROUNDS in spec.needs else []),
                                        f"{spec.space} {spec.params!r}"),
            pool=GPU_POOL if runs_models else None, tags=method_tags(spec.name, gpu=runs_models),
            op_tags=GPU_OP_TAGS if runs_models else None,
@@ -205,7 +207,7 @@ def build(grid: Grid) -> list:
 
     @asset(group_name="scores", partitions_def=grid.rings_def, deps=["ring_records", "base_model", "tokenizer"],
            pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS, backfill_policy=BackfillPolicy.single_run(),
-           kinds={"pytorch", "parquet"}, code_version=source_version(evaluate),
+           kinds={"pytorch", "parquet"}, code_version=source_version(evaluate, *model_numerics()),
            description="The base model's answer cross-entropy per example of one ring: CE(A | Q) (perplexity "
                        "methods) and CE(A) without context (IFD's denominator), and whether the example was "
                        "cut at max_length (IFD skips those, as Cherry LLM does).")

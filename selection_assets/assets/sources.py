@@ -16,7 +16,9 @@ from selection_assets.world import generate
 def build(grid: Grid) -> list:
     largest = max(grid.pool_sizes)
 
-    @asset(group_name="sources", kinds={"parquet"}, code_version=source_version(generate, records, ingest),
+    @asset(group_name="sources", kinds={"parquet"},
+           code_version=source_version(generate, records, ingest, real_material.pool_source, real_material.PackagedFile,
+                                       repr(real_material.PACKAGED_POOLS)),
            description="The whole source pool as raw JSON records in one seeded shuffle; pool size p is "
                        "its first p records. 'world' generates the embedded default pool.")
     def source_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -37,7 +39,10 @@ def build(grid: Grid) -> list:
         return MaterializeResult(metadata={"records": count, "source": data.pool,
                                            "path": MetadataValue.path(str(layout.source_pool))})
 
-    @asset(group_name="sources", kinds={"json"}, code_version=source_version(generate, harness.named_task_entries, real_material.gsm8k_tasks),
+    @asset(group_name="sources", kinds={"json"},
+           code_version=source_version(generate, harness.named_task_entries, harness._leaf_tasks, harness._query,
+                                       real_material.gsm8k_tasks, real_material.PackagedFile,
+                                       repr(real_material.PACKAGED_EVAL_TASKS)),
            description="Eval tasks: per task a few dev queries (prompt + gold answer, RDS+ targets) and a "
                        "test split scored through lm-evaluation-harness; harness tasks named in "
                        "SELECTION_ASSETS_HARNESS_TASKS add their few-shot split as dev queries.")

@@ -5,8 +5,9 @@ per replicate seed (each seed's own selection and training seed), all with the s
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SELECTION, base_model_path, grid_keys,
-                                              load_tokenizer, method_key, method_tags, source_version)
+from selection_assets.assets._shared import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SELECTION, base_model_path,
+                                              fine_tuning_settings, grid_keys, load_tokenizer, method_key,
+                                              method_tags, source_version)
 from selection_assets.core import cost, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MethodSpec
@@ -20,7 +21,8 @@ def build_finetuned(grid: Grid, spec: MethodSpec):
     @asset(key=method_key(spec.name, FINETUNED), group_name="training", partitions_def=grid.grid_def,
            deps=[method_key(spec.name, SELECTION), "base_model"], pool=GPU_POOL, tags=method_tags(spec.name, gpu=True),
            op_tags=GPU_OP_TAGS,
-           kinds={"pytorch", "huggingface"}, code_version=source_version(train, tokenize, pool_io.records_for),
+           kinds={"pytorch", "huggingface"}, code_version=source_version(train, tokenize, pool_io.records_for,
+                                                                        *fine_tuning_settings()),
            description=f"The base model fine-tuned on the {spec.name} selection (save_pretrained).")
     def finetuned_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                         compute: ComputeResource, training: TrainResource) -> MaterializeResult:

@@ -1,12 +1,19 @@
 """Code versions follow what the code does: comments, docstrings and layout change nothing, any
-change of code changes them, and a method's assets cover the shared method code it runs."""
+change of code changes them, a method's assets cover the shared method code it runs, and each
+step's version covers the helpers and resource defaults that decide its output."""
 
 import inspect
+import textwrap
 
+import pytest
 from dagster import AssetKey
 
-from selection_assets.assets import _shared
+from selection_assets.assets import _shared, embeddings, models, scores
+from selection_assets import real_material
+from selection_assets.core import harness, ranking
 from selection_assets.core import methods as methods_package
+from selection_assets.core import pool as pool_io
+from selection_assets.resources import ComputeResource, TrainResource
 from selection_assets.definitions import build_assets
 from selection_assets.partitions import Grid
 
@@ -43,3 +50,48 @@ def test_a_change_to_shared_method_code_changes_every_method_score_and_selection
     monkeypatch.setattr(_shared.inspect, "getsource", with_shared_code_changed)
     after = _versions(keys)
     assert all(after[key] != before[key] for key in keys), (before, after)
+
+
+# code that decides a step's output without living in a module its version named whole (each was
+# once missing): changing it must make the listed assets stale
+DECIDING_CODE = [
+    (ranking, ["random/selection", "rds_plus/selection"]),
+    (TrainResource.settings, ["random/finetuned", "kcenter_diverseevol/scores"]),
+    (TrainResource.less_settings, ["less_warmup"]),
+    (ComputeResource.resolved_dtype, ["ring_embeddings_position_weighted", "query_embeddings_position_weighted",
+                                      "ring_answer_losses", "kcenter_diverseevol/scores"]),
+    (embeddings.embedder, ["ring_embeddings_mean", "query_embeddings_encoder", "ring_embeddings_less_features"]),
+    (pool_io.read_source_slice, ["ring_records", "less_warmup", "tokenizer"]),
+    (models._pool_texts, ["tokenizer"]),
+    (scores._deita_scores, ["deita/scores"]),
+    (harness._query, ["eval_tasks"]),
+    (real_material.pool_source, ["source_pool"]),
+]
+
+
+@pytest.mark.parametrize("code, keys", DECIDING_CODE, ids=lambda item: getattr(item, "__qualname__", None))
+def test_a_change_to_code_that_decides_an_output_changes_its_assets_versions(monkeypatch, code, keys):
+    before = _versions(keys)
+    original = inspect.getsource
+
+    def with_code_changed(obj):
+        return textwrap.dedent(original(obj)) + "\nCHANGED_BY_THE_TEST = True\n" if obj is code else original(obj)
+
+    monkeypatch.setattr(_shared.inspect, "getsource", with_code_changed)
+    after = _versions(keys)
+    assert [key for key in keys if after[key] == before[key]] == []
+
+
+@pytest.mark.parametrize("resource, field, value, keys", [
+    (TrainResource, "learning_rate", 1e-3, ["random/finetuned", "less_warmup"]),
+    (TrainResource, "less_projection_dim", 512, ["less_warmup"]),
+    (ComputeResource, "embed_dtype", "bfloat16", ["ring_embeddings_position_weighted", "ring_answer_losses"]),
+])
+def test_a_changed_resource_default_changes_the_versions_of_the_steps_it_decides(monkeypatch, resource, field,
+                                                                                  value, keys):
+    unrelated = ["random/selection", "source_pool"]
+    before = _versions(keys + unrelated)
+    monkeypatch.setattr(resource.model_fields[field], "default", value)
+    after = _versions(keys + unrelated)
+    assert [key for key in keys if after[key] == before[key]] == []
+    assert [key for key in unrelated if after[key] != before[key]] == []
