@@ -1,6 +1,7 @@
 """Helpers shared by the asset modules: code versions from source, grid keys, model loading."""
 
 import ast
+import functools
 import hashlib
 import inspect
 import textwrap
@@ -77,6 +78,7 @@ def model_numerics() -> tuple:
             resource_defaults(ComputeResource, "embed_dtype", "embed_compile"))
 
 
+@functools.cache  # one build of the definitions asks 384 times, for 66 distinct sources
 def behaviour(source: str) -> str:
     """`source` as a dump of its syntax tree without docstrings (comments and layout are not in it)."""
     tree = ast.parse(textwrap.dedent(source))
