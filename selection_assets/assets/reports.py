@@ -193,7 +193,8 @@ def build(grid: Grid) -> list:
     per_method = [method_key(spec.name, EVAL_REPORT) for spec in methods]
 
     @asset(group_name="reports", deps=[*per_method, eval_report_base.key],
-           kinds={"pandas", "matplotlib"}, code_version=source_version(report, stats),
+           kinds={"pandas", "matplotlib"},
+           code_version=source_version(report, stats, comparison_document, comparison_markdown),
            description="All eval reports side by side with 95% intervals; every method paired with random on "
                        "the same test items (Holm-adjusted), RDS+ paired with each method its paper reports it "
                        "beating, random against the un-fine-tuned base model; tables and plots under "

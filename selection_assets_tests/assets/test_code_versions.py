@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from dagster import AssetKey
 
-from selection_assets.assets import _shared, embeddings, models, scores
+from selection_assets.assets import _shared, embeddings, models, reports, scores
 from selection_assets import real_material
 from selection_assets.core import harness, ranking
 from selection_assets.core import methods as methods_package
@@ -66,6 +66,7 @@ DECIDING_CODE = [
     (scores._deita_scores, ["deita/scores"]),
     (harness._query, ["eval_tasks"]),
     (real_material.pool_source, ["source_pool"]),
+    (reports.comparison_markdown, ["comparison_report"]),
 ]
 
 
