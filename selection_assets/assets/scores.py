@@ -166,8 +166,10 @@ def build_scores(grid: Grid, spec: MethodSpec):
 
     @asset(key=method_key(spec.name, SCORES), group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
-           code_version=source_version(methods_package, *spec.code_modules,
+           code_version=source_version(methods_package, *spec.code_modules, scoring_inputs,
                                        *([embedding_matrix] if Need.EMBEDDINGS in spec.needs else []),
+                                       *([_reward_scores, evaluate.reward_scores] if Need.MESSAGES in spec.needs
+                                         else []),
                                        *([evaluate, deita_scorer_names, _deita_scores]
                                          if Need.DEITA_SCORES in spec.needs else []),
                                        *([train, embed, _train_and_embed, *fine_tuning_settings(), *model_numerics()]

@@ -64,6 +64,8 @@ DECIDING_CODE = [
     (pool_io.read_source_slice, ["ring_records", "less_warmup", "tokenizer"]),
     (models._pool_texts, ["tokenizer"]),
     (scores._deita_scores, ["deita/scores"]),
+    (scores.scoring_inputs, ["random/scores", "rds_plus/scores"]),
+    (scores._reward_scores, ["instructmining/scores"]),
     (harness._query, ["eval_tasks"]),
     (real_material.pool_source, ["source_pool"]),
     (reports.comparison_markdown, ["comparison_report"]),
