@@ -51,8 +51,8 @@ def source_version(*objects: ModuleType | type | object | str) -> str:
 
 def resource_defaults(resource: type, *names: str) -> str:
     """The default values of a resource's fields `names`, as text for a code version: a default
-    changed in code changes the version. Values given as run config are not code and Dagster does
-    not version them; the assets' metadata records the ones a run used."""
+    changed in code changes the version (values given as run config are not code, and Dagster does
+    not version them)."""
     return "; ".join(f"{resource.__name__}.{name}={resource.model_fields[name].default!r}" for name in names)
 
 

@@ -18,7 +18,7 @@ from selection_assets.assets._shared import (EVAL_REPORT, FINETUNED, GPU_OP_TAGS
                                               base_model_path, grid_keys, load_tokenizer, method_key, method_tags,
                                               source_version)
 from selection_assets.assets.scores import method_selection_cost
-from selection_assets.core import embed, evaluate, harness, report, stats, store, tokenize
+from selection_assets.core import cost, embed, evaluate, harness, report, stats, store, tokenize
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MethodSpec, instructmining, registry
 from selection_assets.partitions import Grid
@@ -28,6 +28,13 @@ from selection_assets.resources import ComputeResource, DataResource, StorageRes
 # what scores a checkpoint: the evaluation code, the harness wiring and the task configurations it ships
 EVAL_CODE_VERSION = source_version(evaluate, harness, tokenize, embed.length_buckets, stats, report.summarise_items,
                                    report.item_matrix, report.headline_items, *harness.shipped_config_texts())
+
+
+def trained_flops(parameters: int, train_stats: list[dict]) -> float:
+    """Fine-tuning FLOPs (SCIENCE.md: 6 N_p L x epochs) averaged over seeds, from each seed's
+    train_stats.json, whose `tokens` already counts every epoch."""
+    return float(np.mean([cost.training_flops(parameters, t["tokens"] / t["examples"], t["examples"], epochs=1.0)
+                          for t in train_stats]))
 
 
 def _summary_metadata(result: dict, per_task: pd.DataFrame) -> dict:
@@ -59,7 +66,8 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
     @asset(key=name, group_name="reports", partitions_def=grid.grid_def,
            deps=[method_key(spec.name, FINETUNED), method_key(spec.name, SELECTION), "eval_tasks", "eval_report_base"],
            pool=GPU_POOL, tags=method_tags(spec.name, gpu=True), op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
-           code_version=EVAL_CODE_VERSION,
+           # a method's report adds what its choice and fine-tuning cost
+           code_version=source_version(EVAL_CODE_VERSION, cost, method_selection_cost, trained_flops),
            check_specs=[AssetCheckSpec(BEATS_BASE, asset=name, description=(
                "Warns when a fine-tuned checkpoint does not beat the base model on the dev split (mean answer "
                "loss; the split the recipe was chosen on): fine-tuning that hurts makes every comparison moot."))],
@@ -108,7 +116,8 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
             "selection_composition": None if None in composition else
             pd.DataFrame(composition).fillna(0.0).mean().to_dict(),
             "per_source": first_seed["source"].value_counts().sort_index().to_dict(),
-            **costs, "training_flops": float(np.mean([t["training_flops"] for t in train_stats])),
+            **costs, "training_flops": trained_flops(store.read_json(layout.base_model_ref)["parameters"],
+                                                     train_stats),
             "training_seconds": float(np.sum([t["seconds"] for t in train_stats])),
             "dev_answer_loss_by_seed": dev_losses,
         }

@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 from selection_assets.assets._shared import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SELECTION, base_model_path,
                                               fine_tuning_settings, grid_keys, load_tokenizer, method_key,
                                               method_tags, source_version)
-from selection_assets.core import cost, store, tokenize, train
+from selection_assets.core import store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MethodSpec
 from selection_assets.partitions import Grid
@@ -32,7 +32,6 @@ def build_finetuned(grid: Grid, spec: MethodSpec):
         pool_size, budget = grid_keys(context)
         selected = pd.read_parquet(layout.selection(spec.name, pool_size, budget))
         tokenizer = load_tokenizer(layout)
-        parameters = store.read_json(layout.base_model_ref)["parameters"]
         per_seed = {}
         for seed in training.seeds:
             ids = selected.loc[selected["seed"] == seed, "example_id"].tolist()
@@ -46,8 +45,6 @@ def build_finetuned(grid: Grid, spec: MethodSpec):
             out = layout.seed_checkpoint(spec.name, pool_size, budget, seed)
             stats = train.train_causal_lm(model, tokenizer, examples, settings, out, compute.resolved_device(),
                                           log=context.log.info, label=f"fine-tuning seed {seed}")
-            stats["training_flops"] = cost.training_flops(parameters, stats["tokens"] / max(settings.epochs, 1e-9)
-                                                          / len(examples), len(examples), settings.epochs)
             store.write_json(stats, out / "train_stats.json")
             per_seed[seed] = stats
             context.log.info(f"seed {seed}: {len(examples)} examples, {stats['steps']} steps, "
@@ -56,7 +53,7 @@ def build_finetuned(grid: Grid, spec: MethodSpec):
         return MaterializeResult(metadata={
             "seeds": MetadataValue.json(list(training.seeds)), "train_loss": first["train_loss"],
             "train_loss_by_seed": MetadataValue.json({str(k): v["train_loss"] for k, v in per_seed.items()}),
-            "examples": first["examples"], "steps": first["steps"], "training_flops": first["training_flops"],
+            "examples": first["examples"], "steps": first["steps"],
             "seconds": sum(v["seconds"] for v in per_seed.values()), "device": compute.resolved_device(),
             "epochs": training.epochs, "learning_rate": training.learning_rate,
             "path": MetadataValue.path(str(layout.checkpoint(spec.name, pool_size, budget)))})

@@ -10,7 +10,7 @@ from dagster import AssetKey
 
 from selection_assets.assets import _shared, embeddings, models, reports, scores
 from selection_assets import real_material
-from selection_assets.core import harness, ranking
+from selection_assets.core import cost, harness, ranking
 from selection_assets.core import methods as methods_package
 from selection_assets.core import pool as pool_io
 from selection_assets.resources import ComputeResource, TrainResource
@@ -69,6 +69,8 @@ DECIDING_CODE = [
     (harness._query, ["eval_tasks"]),
     (real_material.pool_source, ["source_pool"]),
     (reports.comparison_markdown, ["comparison_report"]),
+    (cost, ["random/eval_report"]),
+    (scores.method_selection_cost, ["less/eval_report"]),
 ]
 
 
