@@ -5,7 +5,7 @@ from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult,
 
 from selection_assets.assets._shared import source_version
 from selection_assets.core import pool as pool_io
-from selection_assets.core import records, store, tokenize
+from selection_assets.core import parallel, records, store, tokenize
 from selection_assets.partitions import Grid, ring_bounds
 from selection_assets.resources import ComputeResource, DataResource, StorageResource
 
@@ -19,7 +19,8 @@ def build(grid: Grid) -> list:
 
     @asset(group_name="pool", partitions_def=grid.rings_def, deps=["source_pool"], kinds={"parquet"},
            code_version=source_version(records, pool_io.write_ring_records, pool_io.ChunkPartWriter,
-                                        pool_io.read_source_slice, pool_io.RingRecords, store.write_part),
+                                        pool_io.read_source_slice, pool_io.RingRecords, store.write_part,
+                                        ring_bounds, parallel.ordered_map),
            description="Normalised conversations (id, source, messages) of one ring of the pool; "
                        "malformed records are quarantined with a reason (in = kept + quarantined).")
     def ring_records(context: AssetExecutionContext, storage: StorageResource,
@@ -45,7 +46,7 @@ def build(grid: Grid) -> list:
 
     @asset(group_name="pool", partitions_def=grid.rings_def, deps=["ring_records", "tokenizer"], kinds={"parquet"},
            code_version=source_version(tokenize, pool_io.PartTokenCounter, pool_io.count_ring_tokens,
-                                        pool_io.joined_counts),
+                                        pool_io.joined_counts, parallel.ordered_map, store.part_paths),
            description="Token counts per example (chat template applied): total and answer tokens.")
     def ring_token_counts(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                           compute: ComputeResource) -> MaterializeResult:

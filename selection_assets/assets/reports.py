@@ -25,9 +25,11 @@ from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 
-# what scores a checkpoint: the evaluation code, the harness wiring and the task configurations it ships
-EVAL_CODE_VERSION = source_version(evaluate, harness, tokenize, embed.length_buckets, stats, report.summarise_items,
-                                   report.item_matrix, report.headline_items, *harness.shipped_config_texts())
+def eval_code_version(*more) -> str:
+    """The code version of a step that scores checkpoints: the evaluation code, the harness wiring
+    and the task configurations it ships, and `more` (what a method's report adds)."""
+    return source_version(evaluate, harness, tokenize, embed.length_buckets, stats, report.summarise_items,
+                          report.item_matrix, report.headline_items, *harness.shipped_config_texts(), *more)
 
 
 def trained_flops(parameters: int, train_stats: list[dict]) -> float:
@@ -67,7 +69,7 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
            deps=[method_key(spec.name, FINETUNED), method_key(spec.name, SELECTION), "eval_tasks", "eval_report_base"],
            pool=GPU_POOL, tags=method_tags(spec.name, gpu=True), op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
            # a method's report adds what its choice and fine-tuning cost
-           code_version=source_version(EVAL_CODE_VERSION, cost, method_selection_cost, trained_flops),
+           code_version=eval_code_version(cost, method_selection_cost, trained_flops),
            check_specs=[AssetCheckSpec(BEATS_BASE, asset=name, description=(
                "Warns when a fine-tuned checkpoint does not beat the base model on the dev split (mean answer "
                "loss; the split the recipe was chosen on): fine-tuning that hurts makes every comparison moot."))],
@@ -135,7 +137,7 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
 
 
 @asset(group_name="reports", deps=["base_model", "eval_tasks"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
-       kinds={"pytorch", "json"}, code_version=EVAL_CODE_VERSION,
+       kinds={"pytorch", "json"}, code_version=eval_code_version(),
        description="The base model evaluated without fine-tuning on every test item: the floor every "
                    "selection must beat.")
 def eval_report_base(context: AssetExecutionContext, storage: StorageResource, data: DataResource,

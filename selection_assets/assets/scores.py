@@ -209,7 +209,8 @@ def build(grid: Grid) -> list:
 
     @asset(group_name="scores", partitions_def=grid.rings_def, deps=["ring_records", "base_model", "tokenizer"],
            pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS, backfill_policy=BackfillPolicy.single_run(),
-           kinds={"pytorch", "parquet"}, code_version=source_version(evaluate, *model_numerics()),
+           kinds={"pytorch", "parquet"},
+           code_version=source_version(evaluate, embed.length_buckets, *model_numerics()),
            description="The base model's answer cross-entropy per example of one ring: CE(A | Q) (perplexity "
                        "methods) and CE(A) without context (IFD's denominator), and whether the example was "
                        "cut at max_length (IFD skips those, as Cherry LLM does).")

@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from selection_assets.assets._shared import source_version
 from selection_assets import real_material
-from selection_assets.core import harness, ingest, records, store
+from selection_assets.core import harness, ingest, parallel, records, store
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
@@ -17,8 +17,8 @@ def build(grid: Grid) -> list:
     largest = max(grid.pool_sizes)
 
     @asset(group_name="sources", kinds={"parquet"},
-           code_version=source_version(generate, records, ingest, real_material.pool_source, real_material.PackagedFile,
-                                       repr(real_material.PACKAGED_POOLS)),
+           code_version=source_version(generate, records, ingest, parallel.ordered_map, real_material.pool_source,
+                                       real_material.PackagedFile, repr(real_material.PACKAGED_POOLS)),
            description="The whole source pool as raw JSON records in one seeded shuffle; pool size p is "
                        "its first p records. 'world' generates the embedded default pool.")
     def source_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource,

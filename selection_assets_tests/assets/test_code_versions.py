@@ -9,8 +9,8 @@ import pytest
 from dagster import AssetKey
 
 from selection_assets.assets import _shared, embeddings, models, reports, scores
-from selection_assets import real_material
-from selection_assets.core import cost, harness, ranking
+from selection_assets import partitions, real_material
+from selection_assets.core import cost, embed, harness, parallel, ranking
 from selection_assets.core import methods as methods_package
 from selection_assets.core import pool as pool_io
 from selection_assets.resources import ComputeResource, TrainResource
@@ -70,6 +70,9 @@ DECIDING_CODE = [
     (real_material.pool_source, ["source_pool"]),
     (reports.comparison_markdown, ["comparison_report"]),
     (cost, ["random/eval_report"]),
+    (parallel.ordered_map, ["source_pool", "ring_records", "ring_token_counts"]),
+    (partitions.ring_bounds, ["ring_records"]),
+    (embed.length_buckets, ["ring_answer_losses", "random/eval_report"]),
     (scores.method_selection_cost, ["less/eval_report"]),
 ]
 
