@@ -136,30 +136,35 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
     return eval_report_asset
 
 
-@asset(group_name="reports", deps=["base_model", "eval_tasks"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
-       kinds={"pytorch", "json"}, code_version=eval_code_version(),
-       description="The base model evaluated without fine-tuning on every test item: the floor every "
-                   "selection must beat.")
-def eval_report_base(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
-                     compute: ComputeResource) -> MaterializeResult:
-    from transformers import AutoModelForCausalLM
+def build_eval_report_base():
+    """The base model's eval report (its code version built with the definitions, as the methods' are)."""
 
-    layout = storage.layout()
-    device = compute.resolved_device()
-    model = AutoModelForCausalLM.from_pretrained(base_model_path(layout)).to(device)
-    tokenizer = load_tokenizer(layout)
-    tasks = store.read_json(layout.eval_tasks)["tasks"]
-    items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=data.max_length,
-                                    device=device, batch_size=compute.eval_batch_size,
-                                    harness_include=data.harness_include, log=context.log.info).assign(seed=0)
-    store.write_parquet(items, layout.base_eval_items)
-    result = {"method": "base (no fine-tuning)", **report.summarise_items(items),
-              "dev_answer_loss": evaluate.dev_answer_loss(model, tokenizer, tasks,
-                                                          max_length=data.max_length, device=device)}
-    path = store.write_json(result, layout.base_eval_report)
-    return MaterializeResult(metadata={**_summary_metadata(result, pd.DataFrame(result["tasks"])),
-                                       "items": MetadataValue.path(str(layout.base_eval_items)),
-                                       "path": MetadataValue.path(str(path))})
+    @asset(group_name="reports", deps=["base_model", "eval_tasks"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
+           kinds={"pytorch", "json"}, code_version=eval_code_version(),
+           description="The base model evaluated without fine-tuning on every test item: the floor every "
+                       "selection must beat.")
+    def eval_report_base(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                         compute: ComputeResource) -> MaterializeResult:
+        from transformers import AutoModelForCausalLM
+
+        layout = storage.layout()
+        device = compute.resolved_device()
+        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout)).to(device)
+        tokenizer = load_tokenizer(layout)
+        tasks = store.read_json(layout.eval_tasks)["tasks"]
+        items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=data.max_length,
+                                        device=device, batch_size=compute.eval_batch_size,
+                                        harness_include=data.harness_include, log=context.log.info).assign(seed=0)
+        store.write_parquet(items, layout.base_eval_items)
+        result = {"method": "base (no fine-tuning)", **report.summarise_items(items),
+                  "dev_answer_loss": evaluate.dev_answer_loss(model, tokenizer, tasks,
+                                                              max_length=data.max_length, device=device)}
+        path = store.write_json(result, layout.base_eval_report)
+        return MaterializeResult(metadata={**_summary_metadata(result, pd.DataFrame(result["tasks"])),
+                                           "items": MetadataValue.path(str(layout.base_eval_items)),
+                                           "path": MetadataValue.path(str(path))})
+
+    return eval_report_base
 
 
 def comparison_document(comparison: report.Comparison, base: dict | None) -> dict:
@@ -202,6 +207,7 @@ def build(grid: Grid) -> list:
     read every method's eval reports (the methods' own assets are built by method_slices.py)."""
     methods = list(registry().values())
     per_method = [method_key(spec.name, EVAL_REPORT) for spec in methods]
+    eval_report_base = build_eval_report_base()
 
     @asset(group_name="reports", deps=[*per_method, eval_report_base.key],
            kinds={"pandas", "matplotlib"},

@@ -15,7 +15,7 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, Ma
 
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, base_model_path,
                                               fine_tuning_settings, load_tokenizer, method_key, method_tags,
-                                              model_numerics, source_version)
+                                              model_numerics, resource_defaults, source_version)
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, embed, embedding_matrix, evaluate, store, tokenize, train
 from selection_assets.core import pool as pool_io
@@ -166,7 +166,13 @@ def build_scores(grid: Grid, spec: MethodSpec):
 
     @asset(key=method_key(spec.name, SCORES), group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
-           code_version=source_version(methods_package, *spec.code_modules, scoring_inputs,
+           code_version=source_version(methods_package, *spec.code_modules, scoring_inputs, pool_io.pool_frame,
+                                       *([pool_io.embedding_blocks, embed.iter_shards] if Need.EMBEDDINGS in spec.needs
+                                         else []),
+                                       *([resource_defaults(ComputeResource, "similarity_dtype")]
+                                         if Need.QUERIES in spec.needs else []),
+                                       *([pool_io.messages] if spec.needs & {Need.MESSAGES, Need.FINETUNE_ROUNDS,
+                                                                             Need.DEITA_SCORES} else []),
                                        *([embedding_matrix] if Need.EMBEDDINGS in spec.needs else []),
                                        *([_reward_scores, evaluate.reward_scores] if Need.MESSAGES in spec.needs
                                          else []),

@@ -70,9 +70,12 @@ DECIDING_CODE = [
     (real_material.pool_source, ["source_pool"]),
     (reports.comparison_markdown, ["comparison_report"]),
     (cost, ["random/eval_report"]),
+    (pool_io.pool_frame, ["random/scores", "rds_plus/scores", "instructmining/scores"]),
+    (pool_io.embedding_blocks, ["rds_plus/scores", "kcenter/scores"]),
+    (pool_io.messages, ["instructmining/scores", "kcenter_diverseevol/scores"]),
     (parallel.ordered_map, ["source_pool", "ring_records", "ring_token_counts"]),
     (partitions.ring_bounds, ["ring_records"]),
-    (embed.length_buckets, ["ring_answer_losses", "random/eval_report"]),
+    (embed.length_buckets, ["ring_answer_losses", "random/eval_report", "eval_report_base"]),
     (scores.method_selection_cost, ["less/eval_report"]),
 ]
 
@@ -94,6 +97,7 @@ def test_a_change_to_code_that_decides_an_output_changes_its_assets_versions(mon
     (TrainResource, "learning_rate", 1e-3, ["random/finetuned", "less_warmup"]),
     (TrainResource, "less_projection_dim", 512, ["less_warmup"]),
     (ComputeResource, "embed_dtype", "bfloat16", ["ring_embeddings_position_weighted", "ring_answer_losses"]),
+    (ComputeResource, "similarity_dtype", "bfloat16", ["rds_plus/scores", "less/scores"]),
 ])
 def test_a_changed_resource_default_changes_the_versions_of_the_steps_it_decides(monkeypatch, resource, field,
                                                                                   value, keys):
