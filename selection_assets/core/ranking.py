@@ -14,7 +14,8 @@ import numpy as np
 
 def best_first(values: np.ndarray, count: int, tie_order: np.ndarray | None = None) -> np.ndarray:
     """Positions of the `count` best of `values`, best first: highest value first, NaN after every
-    number, ties by `tie_order` ascending (by position when None). Fewer when `values` is shorter."""
+    number, ties by `tie_order` ascending (by position when None). Fewer when `values` is shorter.
+    Integers are compared as float64, so two above 2**53 that round alike tie."""
     values = np.asarray(values)
     count = min(int(count), len(values))
     if count <= 0:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
-import importlib.util
 import inspect
 from dataclasses import dataclass, fields
 from enum import Enum
