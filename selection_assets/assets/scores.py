@@ -158,7 +158,8 @@ def build_scores(grid: Grid, spec: MethodSpec):
         deps.append(SPACES[spec.space].query_asset)
     if spec.needs & {Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}:
         deps.append(AssetDep("ring_answer_losses", partition_mapping=ring_mapping))
-    if spec.needs & {Need.MESSAGES, Need.FINETUNE_ROUNDS, Need.DEITA_SCORES}:
+    reads_messages = bool(spec.needs & {Need.MESSAGES, Need.FINETUNE_ROUNDS, Need.DEITA_SCORES})
+    if reads_messages:
         deps.append(AssetDep("ring_records", partition_mapping=ring_mapping))
     if Need.FINETUNE_ROUNDS in spec.needs:
         deps += ["base_model", "tokenizer"]
@@ -171,8 +172,7 @@ def build_scores(grid: Grid, spec: MethodSpec):
                                          else []),
                                        *([resource_defaults(ComputeResource, "similarity_dtype")]
                                          if Need.QUERIES in spec.needs else []),
-                                       *([pool_io.messages] if spec.needs & {Need.MESSAGES, Need.FINETUNE_ROUNDS,
-                                                                             Need.DEITA_SCORES} else []),
+                                       *([pool_io.messages] if reads_messages else []),
                                        *([embedding_matrix] if Need.EMBEDDINGS in spec.needs else []),
                                        *([_reward_scores, evaluate.reward_scores] if Need.MESSAGES in spec.needs
                                          else []),
