@@ -199,13 +199,15 @@ def _write_section(readme: Path, section: str, body: str, source: str) -> int:
 
 
 def rerun(args: argparse.Namespace) -> int:
-    """Rematerialise what is stale in the instance: changed code versions and their downstream."""
+    """Rematerialise what is stale in the instance: changed code versions and their downstream, one
+    step at a time, each asking again what is stale, so that nothing below a rerun that wrote the
+    same bytes runs."""
     if not args.stale:
         print("rerun needs --stale (rematerialise assets whose code or upstream data changed)")
         return 2
     home = prepare_dagster_home(Path(args.dagster_home))
     from selection_assets.definitions import build_experiment, default_resources
-    from selection_assets.operations import stale_plan
+    from selection_assets.operations import find_staleness, next_stale_step
 
     resources = default_resources()
     defs, stages = build_experiment(resources=resources)
@@ -213,16 +215,26 @@ def rerun(args: argparse.Namespace) -> int:
     transformers_logging.disable_progress_bar()
     with DagsterInstance.get() as instance:
         reap(instance)
-        plan = stale_plan(stages, instance)
-        if not plan:
+        found = find_staleness(stages, instance)
+        if not found.now:
             print(f"nothing is stale in {home}")
+            return 0
+        if args.dry_run:
+            for step in stages.plan(found.now | found.pending):
+                print(f"  {step.label}: " + ", ".join(
+                    key.to_user_string() + ("" if (key, step.partition) in found.now else " (only if what it reads changes)")
+                    for key in step.keys))
             return 0
         try:
             with exclusive_storage(Path(storage), instance):
-                for step in plan:
+                last = None
+                while (step := next_stale_step(stages, instance)) is not None:
+                    if step == last:
+                        print(f"  {step.label} is still stale after it ran; stopping")
+                        return 1
                     print(f"  {step.label}: {', '.join(k.to_user_string() for k in step.keys)}")
-                    if not args.dry_run:
-                        run_step(defs, step, instance, args.log_level)
+                    run_step(defs, step, instance, args.log_level)
+                    last = step
         except StorageBusy as busy:
             print(f"not started: {busy}")
             return 2
@@ -280,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     results_parser.set_defaults(func=results)
     rerun_parser = commands.add_parser("rerun", help="rematerialise stale assets (changed code or upstream data)")
     rerun_parser.add_argument("--stale", action="store_true", help="only what is stale, and so its downstream")
-    rerun_parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    rerun_parser.add_argument("--dry-run", action="store_true", help="print what may rerun, run nothing")
     rerun_parser.add_argument("--dagster-home", default=".dagster_home")
     rerun_parser.add_argument("--log-level", default="WARNING")
     rerun_parser.set_defaults(func=rerun)

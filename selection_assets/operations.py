@@ -4,8 +4,10 @@ that reruns it (for the command line and a sensor alike), and the executor choic
 
 Everything here reads the instance and the definitions through Dagster's public APIs: staleness is
 a materialisation's recorded code version against the asset's current one, or a parent partition
-materialised after it (Dagster's own rule for data versions that change with every
-materialisation, as ours do).
+materialised after it with other data. Assets tagged `data_version: content` record a digest of the
+files they wrote as their data version, so a rerun of theirs that writes the same bytes (a refactor,
+a new code version of a step whose output did not move) leaves their children fresh; every other
+asset's new materialisation counts as new data.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from dagster import (AssetKey, AssetSelection, DagsterRunStatus, DefaultSensorStatus, MultiPartitionKey, RunRequest,
-                     RunsFilter, SensorEvaluationContext, SkipReason, define_asset_job, in_process_executor,
-                     multiprocess_executor, sensor)
+from dagster import (AssetKey, AssetRecordsFilter, AssetSelection, DagsterRunStatus, DefaultSensorStatus,
+                     MultiPartitionKey, RunRequest, RunsFilter, SensorEvaluationContext, SkipReason, define_asset_job,
+                     in_process_executor, multiprocess_executor, sensor)
 
-from selection_assets.assets._shared import METHOD_TAG
+from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, METHOD_TAG
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM, Grid, ring_bounds
 from selection_assets.runs import owner_tagging, reap_dead_runs
 
 EXECUTOR_ENV = "SELECTION_ASSETS_EXECUTOR"
 CODE_VERSION_TAG = "dagster/code_version"  # the code version Dagster records on each materialisation
+DATA_VERSION_TAG = "dagster/data_version"  # and its data version, with whether the asset gave it
+DATA_VERSION_GIVEN_TAG = "dagster/data_version_is_user_provided"
 STALE_RERUN_TAG = "selection_assets/stale_rerun"
 # the stage jobs of an experiment, in the order they run; the demo is this experiment on the world
 INPUTS_JOB, RINGS_JOB, POOLS_JOB, CELLS_JOB, REPORTS_JOB = (
@@ -65,12 +69,15 @@ class Stages:
         self.grid = grid
         self.parents: dict[AssetKey, set[AssetKey]] = {}
         self.code_versions: dict[AssetKey, str | None] = {}
+        self.content_versioned: set[AssetKey] = set()  # data version = digest of the files written
         partitioning, dropped = {}, set()
         for asset_def in assets:
             for key in asset_def.keys:
                 spec = asset_def.get_asset_spec(key)
                 self.parents[key] = set(asset_def.asset_deps[key])
                 self.code_versions[key] = spec.code_version
+                if CONTENT_VERSIONED_TAGS.items() <= spec.tags.items():
+                    self.content_versioned.add(key)
                 partitioning[key] = asset_def.partitions_def
                 if spec.tags.get(METHOD_TAG) in leave_out:
                     dropped.add(key)
@@ -198,32 +205,103 @@ def latest_materializations(stages: Stages, instance) -> Materialisations:
     return latest
 
 
-def stale_targets(stages: Stages, latest: Materialisations) -> set[tuple[AssetKey, str | None]]:
-    """(key, partition) pairs to rematerialise: materialised under another code version, or before a
-    parent partition it reads was materialised again, or downstream of such a pair. Partitions never
-    materialised (or no longer in the grid) are left alone: this reruns, it does not fill gaps."""
-    stale: set[tuple[AssetKey, str | None]] = set()
+Target = tuple[AssetKey, str | None]  # an asset's partition (None: unpartitioned)
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """What a rerun must rematerialise, read from the instance.
+
+    `now`: stale on what is recorded: materialised under another code version, or after it a parent
+    partition it reads was materialised with other data, or below a stale pair whose new data will be
+    new whatever it holds. `pending`: below a stale content-versioned pair (or a pending one), so
+    stale only if that rerun writes other bytes; known once it has run."""
+
+    now: set[Target]
+    pending: set[Target]
+
+
+def _same_content(current, read) -> bool:
+    """Whether two materialisations of one partition wrote the same bytes: both recorded a content
+    digest as their data version, and the same one."""
+    if read is None:
+        return False
+    tags = (current.asset_materialization.tags, read.asset_materialization.tags)
+    return (all(t.get(DATA_VERSION_GIVEN_TAG) == "true" for t in tags)
+            and tags[0].get(DATA_VERSION_TAG) == tags[1].get(DATA_VERSION_TAG))
+
+
+def _brings_new_data(stages: Stages, now: set[Target], read_before, record, parent: AssetKey,
+                     parent_partition: str | None, parent_record) -> bool:
+    """Whether `parent`'s partition gives the child materialised as `record` other data than it
+    read: materialised since with other bytes (or bytes nobody digested), or stale now and not
+    content-versioned, so that its rerun will be new data whatever it writes."""
+    if parent_record.storage_id > record.storage_id and not (
+            parent in stages.content_versioned
+            and _same_content(parent_record, read_before(parent, parent_partition, record.storage_id))):
+        return True
+    return (parent, parent_partition) in now and parent not in stages.content_versioned
+
+
+def staleness(stages: Stages, latest: Materialisations, read_before) -> Staleness:
+    """Each materialised partition's staleness (`Staleness`). `read_before(key, partition,
+    storage_id)` gives the latest materialisation of that partition before `storage_id`: the one a
+    child materialised at `storage_id` read. Partitions never materialised (or no longer in the grid)
+    are left alone: this reruns, it does not fill gaps."""
+    now: set[Target] = set()
+    pending: set[Target] = set()
     for key in stages.keys:  # lineage order: a parent's staleness is known before its children's
         for partition, record in latest[key].items():
-            changed_code = record.asset_materialization.tags.get(CODE_VERSION_TAG) != stages.code_versions[key]
-            upstream_newer = any(stages.feeds(parent, parent_partition, key, partition) and (
-                (parent, parent_partition) in stale or parent_record.storage_id > record.storage_id)
-                for parent in stages.parents[key] if parent in latest
-                for parent_partition, parent_record in latest[parent].items())
-            if changed_code or upstream_newer:
-                stale.add((key, partition))
-    return stale
+            if record.asset_materialization.tags.get(CODE_VERSION_TAG) != stages.code_versions[key]:
+                now.add((key, partition))
+                continue
+            read = [(parent, parent_partition, parent_record) for parent in stages.parents[key]
+                    for parent_partition, parent_record in latest.get(parent, {}).items()
+                    if stages.feeds(parent, parent_partition, key, partition)]
+            if any(_brings_new_data(stages, now, read_before, record, *parent) for parent in read):
+                now.add((key, partition))
+            elif any((parent, parent_partition) in now or (parent, parent_partition) in pending
+                     for parent, parent_partition, _ in read):
+                pending.add((key, partition))
+    return Staleness(now, pending)
+
+
+def _reader(instance):
+    """`staleness`'s `read_before` over `instance`."""
+
+    def read_before(key: AssetKey, partition: str | None, storage_id: int):
+        records = instance.fetch_materializations(AssetRecordsFilter(
+            asset_key=key, asset_partitions=None if partition is None else [partition],
+            before_storage_id=storage_id), limit=1).records  # newest first
+        return records[0] if records else None
+
+    return read_before
+
+
+def find_staleness(stages: Stages, instance, latest: Materialisations | None = None) -> Staleness:
+    """`staleness` of what `instance` holds for `stages` (its `latest_materializations` unless given)."""
+    if latest is None:
+        latest = latest_materializations(stages, instance)
+    return staleness(stages, latest, _reader(instance))
 
 
 def stale_plan(stages: Stages, instance) -> list[Step]:
-    """The runs that rematerialise exactly what is stale, in stage order."""
-    return stages.plan(stale_targets(stages, latest_materializations(stages, instance)))
+    """Every run a rerun may take, in stage order: what is stale now and what is pending."""
+    found = find_staleness(stages, instance)
+    return stages.plan(found.now | found.pending)
+
+
+def next_stale_step(stages: Stages, instance) -> Step | None:
+    """The first run of what is stale now (None: nothing is). A rerun takes these one at a time and
+    asks again after each, so a child whose parent's rerun wrote the same bytes is never run."""
+    plan = stages.plan(find_staleness(stages, instance).now)
+    return plan[0] if plan else None
 
 
 def stale_rerun_sensor(stages: Stages, jobs: list):
-    """A sensor (off by default) that reruns what is stale one step of `stale_plan` at a time: it
-    asks for the first step when no rerun it asked for is in flight, so each step sees its
-    parents' new data."""
+    """A sensor (off by default) that reruns what is stale one step at a time, as `next_stale_step`
+    finds it: it asks for the first step when no rerun it asked for is in flight, so each step sees
+    its parents' new data, and a child whose parent's rerun wrote the same bytes is left alone."""
 
     @sensor(name="stale_rerun_sensor", minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
             jobs=jobs, description="Reruns stale assets (changed code version or upstream data) and their "
@@ -235,7 +313,7 @@ def stale_rerun_sensor(stages: Stages, jobs: list):
         if in_flight:
             return SkipReason(f"a stale rerun is in flight (run {in_flight[0].run_id[:8]})")
         latest = latest_materializations(stages, context.instance)
-        plan = stages.plan(stale_targets(stages, latest))
+        plan = stages.plan(find_staleness(stages, context.instance, latest).now)
         if not plan:
             return SkipReason("nothing is stale")
         step = plan[0]

@@ -1,19 +1,22 @@
 """The stage order, the plans built from it and staleness read through Dagster's public APIs, on a
 five-asset lineage with the experiment's partitioning (source -> rings -> pools -> cells -> report)."""
 
-from dagster import AssetDep, AssetKey, DagsterInstance, Definitions, RunRequest, SkipReason, asset, build_sensor_context
+from dagster import (AssetDep, AssetKey, DagsterInstance, DataVersion, Definitions, MaterializeResult, RunRequest,
+                     SkipReason, asset, build_sensor_context)
 
+from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS
 from selection_assets.cli import run_step
 from selection_assets.operations import (CELLS_JOB, INPUTS_JOB, POOLS_JOB, REPORTS_JOB, RINGS_JOB, Stages, Step,
-                                         stale_plan, stale_rerun_sensor)
+                                         find_staleness, next_stale_step, stale_plan, stale_rerun_sensor)
 from selection_assets.partitions import Grid
 
 GRID = Grid((80, 160), (40,))
 
 
-def toy_lineage(view_version: str = "1") -> list:
+def toy_lineage(view_version: str = "1", view_content: str | None = None) -> list:
     """source, records (per ring), view (per pool size, reading its rings), choice (per cell; method
-    'toy'), report (over every cell): the experiment's shape with nothing in it."""
+    'toy'), report (over every cell): the experiment's shape with nothing in it. With `view_content`,
+    the view is content-versioned and writes that content (its data version)."""
 
     @asset(code_version="1")
     def source() -> None:
@@ -24,9 +27,10 @@ def toy_lineage(view_version: str = "1") -> list:
         pass
 
     @asset(partitions_def=GRID.pools_def, code_version=view_version,
+           tags=CONTENT_VERSIONED_TAGS if view_content is not None else None,
            deps=[AssetDep(records, partition_mapping=GRID.ring_to_pool_mapping())])
-    def view() -> None:
-        pass
+    def view() -> MaterializeResult:
+        return MaterializeResult(data_version=None if view_content is None else DataVersion(view_content))
 
     @asset(partitions_def=GRID.grid_def, deps=[view], code_version="1", tags={"method": "toy"})
     def choice() -> None:
@@ -86,8 +90,10 @@ def test_staleness_is_a_changed_code_version_or_newer_upstream_data_and_everythi
         _run_all(stages, assets, instance, stages.plan())
         assert stale_plan(stages, instance) == []
 
-        # the pool view's code changed: every pool view and all below it, nothing above
+        # the pool view's code changed: every pool view and all below it, nothing above; nothing
+        # waits on the view's bytes, as it records none
         changed = Stages(GRID, toy_lineage(view_version="2"))
+        assert find_staleness(changed, instance).pending == set()
         assert _labels(stale_plan(changed, instance)) == [
             ("pool 80", ["view"]), ("pool 160", ["view"]), ("pool 80 budget 40", ["choice"]),
             ("pool 160 budget 40", ["choice"]), ("reports", ["report"])]
@@ -109,3 +115,47 @@ def test_staleness_is_a_changed_code_version_or_newer_upstream_data_and_everythi
         _run_all(stages, assets, instance, stale_plan(stages, instance))
         assert stale_plan(stages, instance) == []
         assert isinstance(sensor(build_sensor_context(instance=instance)), SkipReason)
+
+
+def _pairs(targets: set) -> set[tuple[str, str | None]]:
+    return {(key.to_user_string(), partition) for key, partition in targets}
+
+
+def _rerun_stale(stages: Stages, assets: list, instance) -> list[tuple[str, list[str]]]:
+    """What the command line's rerun does: the next step stale now, until none is; the steps run."""
+    ran = []
+    while (step := next_stale_step(stages, instance)) is not None:
+        assert not ran or ran[-1] != step, f"{step.label} is still stale after it ran"
+        _run_all(stages, assets, instance, [step])
+        ran.append(step)
+    return _labels(ran)
+
+
+def test_a_rerun_that_writes_the_same_bytes_leaves_what_reads_it_alone():
+    assets = toy_lineage(view_content="a")
+    stages = Stages(GRID, assets)
+    with DagsterInstance.ephemeral() as instance:
+        _run_all(stages, assets, instance, stages.plan())
+        # the view's code changed but it writes what it wrote: the views rerun, nothing below them
+        same_bytes = toy_lineage(view_version="2", view_content="a")
+        changed = Stages(GRID, same_bytes)
+        found = find_staleness(changed, instance)
+        assert _pairs(found.now) == {("view", "80"), ("view", "160")}
+        assert _pairs(found.pending) == {("choice", "40|80"), ("choice", "40|160"), ("report", None)}
+        assert _labels(stale_plan(changed, instance)) == [
+            ("pool 80", ["view"]), ("pool 160", ["view"]), ("pool 80 budget 40", ["choice"]),
+            ("pool 160 budget 40", ["choice"]), ("reports", ["report"])]
+        assert _rerun_stale(changed, same_bytes, instance) == [("pool 80", ["view"]), ("pool 160", ["view"])]
+        assert stale_plan(changed, instance) == []
+
+        # changed again, and now it writes other bytes: what reads it reruns, once it has run
+        other_bytes = toy_lineage(view_version="3", view_content="b")
+        assert _rerun_stale(Stages(GRID, other_bytes), other_bytes, instance) == [
+            ("pool 80", ["view"]), ("pool 160", ["view"]), ("pool 80 budget 40", ["choice"]),
+            ("pool 160 budget 40", ["choice"]), ("reports", ["report"])]
+
+        # a ring materialised again: the views reread it (no digest of the ring's), and their bytes
+        # are the same, so the choices stay
+        _run_all(stages, other_bytes, instance, [Step(RINGS_JOB, "0-80")])
+        assert _rerun_stale(Stages(GRID, other_bytes), other_bytes, instance) == [
+            ("pool 80", ["view"]), ("pool 160", ["view"])]

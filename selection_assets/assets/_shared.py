@@ -7,7 +7,7 @@ import inspect
 import textwrap
 from types import ModuleType
 
-from dagster import AssetExecutionContext, AssetKey, Failure, MultiPartitionKey
+from dagster import AssetExecutionContext, AssetKey, DataVersion, Failure, MultiPartitionKey
 
 from selection_assets.core import store, tokenize
 from selection_assets.core.store import Layout
@@ -33,6 +33,19 @@ def method_key(method: str, stage: str) -> AssetKey:
 def method_tags(method: str, gpu: bool = False) -> dict[str, str]:
     """Asset tags of one of `method`'s assets (with the gpu tag for a step that runs models)."""
     return {METHOD_TAG: method, **(GPU_TAGS if gpu else {})}
+
+
+# assets whose data version is a digest of the files they wrote (`content_version`), tagged so:
+# a rerun of one that writes the same bytes leaves its children fresh (operations.staleness)
+VERSIONED_BY_TAG = "data_version"
+CONTENT_VERSIONED_TAGS = {VERSIONED_BY_TAG: "content"}
+
+
+def content_version(path) -> DataVersion:
+    """The data version of an asset that wrote `path` (a file or a directory): its content digest."""
+    return DataVersion(store.content_digest(path))
+
+
 GPU_POOL = "gpu"
 # Under the Kubernetes executor (deploy/), each GPU step's pod requests one GPU.
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {

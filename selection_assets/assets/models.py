@@ -8,8 +8,8 @@ from typing import Iterator
 import torch
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path, load_tokenizer,
-                                             source_version)
+from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path,
+                                             content_version, load_tokenizer, source_version)
 from selection_assets import real_material
 from selection_assets.core import preflight, store, tokenize, train
 from selection_assets.core import pool as pool_io
@@ -39,7 +39,7 @@ def _packaged_path(name: str):
 
 
 def build(grid: Grid) -> list:
-    @asset(group_name="models", deps=["source_pool"], kinds={"huggingface"},
+    @asset(group_name="models", deps=["source_pool"], kinds={"huggingface"}, tags=CONTENT_VERSIONED_TAGS,
            code_version=source_version(world_models, tokenize, generate.generate_corpus, generate._corpus_document,
                                        real_material, _pool_texts, pool_io.iter_valid_source_messages,
                                        pool_io.read_source_slice),
@@ -66,7 +66,8 @@ def build(grid: Grid) -> list:
             tok.save_pretrained(tmp)
         store.replace_dir(tmp, layout.tokenizer_dir)
         return MaterializeResult(metadata={"vocab_size": len(tok), "eos_token": str(tok.eos_token),
-                                           "path": MetadataValue.path(str(layout.tokenizer_dir))})
+                                           "path": MetadataValue.path(str(layout.tokenizer_dir))},
+                                 data_version=content_version(layout.tokenizer_dir))
 
     @asset(group_name="models", deps=["tokenizer", "source_pool"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
            kinds={"pytorch"}, code_version=source_version(world_models, train, generate.generate_corpus,

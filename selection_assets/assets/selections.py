@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue,
                      asset)
 
-from selection_assets.assets._shared import SCORES, SELECTION, grid_keys, method_key, method_tags, source_version
+from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, SCORES, SELECTION, content_version, grid_keys,
+                                             method_key, method_tags, source_version)
 from selection_assets.core import ranking, shortlist, store
 from selection_assets.core import methods as methods_package  # top_k, base_frame, MethodSpec.select
 from selection_assets.core.methods import MethodSpec
@@ -24,7 +25,7 @@ def build_selection(grid: Grid, spec: MethodSpec):
                              blocking=True)]
 
     @asset(key=name, group_name="selections", partitions_def=grid.grid_def, deps=[method_key(spec.name, SCORES)],
-           tags=method_tags(spec.name),
+           tags={**method_tags(spec.name), **CONTENT_VERSIONED_TAGS},
            check_specs=checks, kinds={"parquet"},
            # shortlist ranks with ranking.best_first
            code_version=source_version(methods_package, *spec.code_modules, shortlist, ranking, repr(spec.params)),
@@ -59,6 +60,7 @@ def build_selection(grid: Grid, spec: MethodSpec):
             metadata={"selected": len(first), "seeds": MetadataValue.json(list(training.seeds)),
                       "per_source": MetadataValue.json(per_source.to_dict()),
                       "path": MetadataValue.path(str(path))},
+            data_version=content_version(path),
             check_results=[
                 AssetCheckResult(check_name="size_equals_budget", passed=bool((sizes == int(budget)).all()),
                                  metadata={"smallest": int(sizes.min()), "largest": int(sizes.max()),

@@ -5,7 +5,7 @@ import re
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import source_version
+from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, content_version, source_version
 from selection_assets import real_material
 from selection_assets.core import harness, ingest, parallel, records, store
 from selection_assets.partitions import Grid
@@ -16,7 +16,7 @@ from selection_assets.world import generate
 def build(grid: Grid) -> list:
     largest = max(grid.pool_sizes)
 
-    @asset(group_name="sources", kinds={"parquet"},
+    @asset(group_name="sources", kinds={"parquet"}, tags=CONTENT_VERSIONED_TAGS,
            code_version=source_version(generate, records, ingest, parallel.ordered_map, real_material.pool_source,
                                        real_material.PackagedFile, repr(real_material.PACKAGED_POOLS)),
            description="The whole source pool as raw JSON records in one seeded shuffle; pool size p is "
@@ -37,9 +37,10 @@ def build(grid: Grid) -> list:
         except ValueError as error:
             raise Failure(f"pool source {data.pool!r}: {error}; lower SELECTION_ASSETS_POOL_SIZES") from None
         return MaterializeResult(metadata={"records": count, "source": data.pool,
-                                           "path": MetadataValue.path(str(layout.source_pool))})
+                                           "path": MetadataValue.path(str(layout.source_pool))},
+                                 data_version=content_version(layout.source_pool))
 
-    @asset(group_name="sources", kinds={"json"},
+    @asset(group_name="sources", kinds={"json"}, tags=CONTENT_VERSIONED_TAGS,
            code_version=source_version(generate, harness.named_task_entries, harness._leaf_tasks, harness._query,
                                        real_material.gsm8k_tasks, real_material.PackagedFile,
                                        repr(real_material.PACKAGED_EVAL_TASKS)),
@@ -78,7 +79,8 @@ def build(grid: Grid) -> list:
             f"| {t['name']} | {len(t['dev'])} | {'the harness test split' if 'harness_task' in t else len(t['test'])} |"
             for t in tasks["tasks"])
         return MaterializeResult(metadata={"tasks": MetadataValue.md(table),
-                                           "path": MetadataValue.path(str(layout.eval_tasks))})
+                                           "path": MetadataValue.path(str(layout.eval_tasks))},
+                                 data_version=content_version(layout.eval_tasks))
 
     return [source_pool, eval_tasks]
 

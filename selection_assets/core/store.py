@@ -1,4 +1,5 @@
-"""Where every artefact lives under the storage root, and how it is written atomically.
+"""Where every artefact lives under the storage root, how it is written atomically, and the digest
+of what was written (a step's content data version).
 
 Assets never pass data through Dagster IO managers: each writes files at a path derived from its
 partition key (the `Layout`), and downstream assets read those paths. Writes go to a temporary
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -309,6 +311,22 @@ def without_durations(value: Any) -> Any:
     if isinstance(value, list):
         return [without_durations(v) for v in value]
     return value
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of what `path` holds: a file's bytes, or every file beneath a directory, each by its
+    name relative to the directory and its bytes, in sorted order. Two writes with equal digests
+    hold the same bytes, so a step whose rerun wrote the same digest changed nothing downstream."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: nothing written there to digest")
+    files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as handle:
+            file_hash = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{file.relative_to(path).as_posix() if file != path else ''}\0{file_hash}\n".encode())
+    return digest.hexdigest()
 
 
 def write_npy(array: np.ndarray, path: Path) -> Path:

@@ -53,3 +53,31 @@ def test_ring_ids_digest_is_the_digest_of_every_id_joined(tmp_path):
     ids = [f"ex-{i}" for i in range(10)]
     _parts(layout.ring_records("0-10"), [(0, _kept(ids[:4], [True] * 4)), (1, _kept(ids[4:], [True] * 6))])
     assert pool_io.ring_ids_digest(layout, "0-10", batch_rows=3) == hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def _tree(root, files: dict[str, bytes]):
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_content_digest_moves_with_any_byte_or_name_and_only_with_them(tmp_path):
+    files = {"a.json": b"{}", "nested/b.bin": bytes(range(256)) * 5000}
+    digest = store.content_digest(_tree(tmp_path / "one", files))
+    assert store.content_digest(_tree(tmp_path / "two", files)) == digest  # where it lies does not count
+    restated = hashlib.sha256()  # the plain restatement: names in sorted order, each with its bytes' hash
+    for name in sorted(files):
+        restated.update(f"{name}\0{hashlib.sha256(files[name]).hexdigest()}\n".encode())
+    assert digest == restated.hexdigest()
+    flipped = {**files, "nested/b.bin": files["nested/b.bin"][:-1] + b"\x00"}
+    renamed = {"a.json": files["a.json"], "nested/c.bin": files["nested/b.bin"]}
+    more = {**files, "empty": b""}
+    others = {store.content_digest(_tree(tmp_path / name, tree))
+              for name, tree in (("flipped", flipped), ("renamed", renamed), ("more", more))}
+    assert len(others) == 3 and digest not in others
+    # a file alone is digested under the empty name
+    assert store.content_digest(tmp_path / "one" / "a.json") == hashlib.sha256(
+        f"\0{hashlib.sha256(b'{}').hexdigest()}\n".encode()).hexdigest()
+    with pytest.raises(FileNotFoundError, match="nothing written"):
+        store.content_digest(tmp_path / "missing")
