@@ -1,8 +1,12 @@
-"""Rankings best first, NaN last (core/ranking.py), restated as plain sorts, and the RDS+
-round-robin over them (SCIENCE.md) on hand-made score tables."""
+"""Rankings best first, NaN last (core/ranking.py), restated as plain sorts; the RDS+ round-robin
+over them (SCIENCE.md) on hand-made score tables; and `methods.top_k`, every top-k method's
+selection, as the head of a plain sort of its eligible rows."""
 
 import numpy as np
+import pandas as pd
+import pytest
 
+from selection_assets.core.methods import top_k
 from selection_assets.core.ranking import best_first, round_robin_select
 
 
@@ -83,3 +87,22 @@ def test_best_first_is_the_head_of_a_plain_sort_nan_last():
 def test_best_first_ranks_integers_and_unsigned_values_without_wrapping():
     assert best_first(np.array([3, 0, 200, 7], dtype=np.uint8), 3).tolist() == [2, 3, 0]
     assert best_first(np.array([-5, 4, 4, -1], dtype=np.int64), 4).tolist() == [1, 2, 3, 0]
+
+
+def test_top_k_is_the_head_of_a_plain_sort_of_the_scored_rows_either_tie_order():
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        size = int(rng.integers(1, 40))
+        values = rng.integers(0, 4, size).astype(np.float64)
+        for special, share in ((np.nan, 0.2), (-np.inf, 0.1), (np.inf, 0.05)):
+            values[rng.random(size) < share] = special
+        table = pd.DataFrame({"example_id": [f"ex-{i}" for i in range(size)], "source": "s", "score": values})
+        scored = [i for i in range(size) if not np.isnan(values[i]) and values[i] != -np.inf]  # +inf counts
+        budget = int(rng.integers(0, len(scored) + 1))
+        for later_rows_first in (False, True):
+            plain = sorted(scored, key=lambda i: (-values[i], -i if later_rows_first else i))[:budget]
+            chosen = top_k(table, budget, later_rows_first=later_rows_first)
+            assert chosen["example_id"].tolist() == [f"ex-{i}" for i in plain]
+            assert chosen["rank"].tolist() == list(range(budget))
+        with pytest.raises(ValueError, match=f"only {len(scored)} examples are eligible"):
+            top_k(table, len(scored) + 1)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.embedding_matrix import DEFAULT_MEMORY_BYTES, EmbeddingMatrix
+from selection_assets.core.ranking import best_first
 
 CORE_PACKAGE = "selection_assets.core"
 
@@ -258,12 +259,10 @@ def top_k(scores: pd.DataFrame, budget: int, column: str = "score", later_rows_f
     if eligible.sum() < budget:
         raise ValueError(f"only {int(eligible.sum())} examples are eligible under '{column}', "
                          f"fewer than the budget {budget}")
-    key = -np.where(eligible, values, -np.inf)
-    if later_rows_first:
-        order = len(key) - 1 - np.argsort(key[::-1], kind="stable")[:budget]
-    else:
-        order = np.argsort(key, kind="stable")[:budget]
-    return selection_frame(scores, order)
+    # ineligible rows become NaN, which best_first ranks after every number: never reached here
+    ranked = np.where(eligible, values, np.nan)
+    rows = best_first(ranked, budget, tie_order=-np.arange(len(values)) if later_rows_first else None)
+    return selection_frame(scores, rows)
 
 
 def registry() -> dict[str, MethodSpec]:
