@@ -4,6 +4,7 @@ import ast
 import functools
 import hashlib
 import inspect
+import json
 import textwrap
 from types import ModuleType
 
@@ -41,9 +42,14 @@ VERSIONED_BY_TAG = "data_version"
 CONTENT_VERSIONED_TAGS = {VERSIONED_BY_TAG: "content"}
 
 
-def content_version(path) -> DataVersion:
-    """The data version of an asset that wrote `path` (a file or a directory): its content digest."""
-    return DataVersion(store.content_digest(path))
+def content_version(*paths, record: dict | None = None) -> DataVersion:
+    """The data version of an asset that wrote `paths` (files or directories) and `record` (a JSON
+    record, its measured seconds left out): their content digest (one path alone: its own)."""
+    digests = [store.content_digest(path) for path in paths]
+    if record is not None:
+        text = json.dumps(store.without_durations(record), sort_keys=True, default=str)
+        digests.append(hashlib.sha256(text.encode()).hexdigest())
+    return DataVersion(digests[0] if len(digests) == 1 else hashlib.sha256("\n".join(digests).encode()).hexdigest())
 
 
 GPU_POOL = "gpu"

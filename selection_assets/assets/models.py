@@ -69,7 +69,8 @@ def build(grid: Grid) -> list:
                                            "path": MetadataValue.path(str(layout.tokenizer_dir))},
                                  data_version=content_version(layout.tokenizer_dir))
 
-    @asset(group_name="models", deps=["tokenizer", "source_pool"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
+    @asset(group_name="models", deps=["tokenizer", "source_pool"], pool=GPU_POOL,
+           tags={**GPU_TAGS, **CONTENT_VERSIONED_TAGS}, op_tags=GPU_OP_TAGS,
            kinds={"pytorch"}, code_version=source_version(world_models, train, generate.generate_corpus,
                                                           generate._corpus_document, real_material, preflight),
            description="Base causal LM: the world's tiny Llama-style model pre-trained on the world's "
@@ -122,10 +123,13 @@ def build(grid: Grid) -> list:
         store.write_json(reference, layout.base_model_ref)
         path = base_model_path(layout)
         context.log.info(f"base model: {path} ({reference['parameters']:,} parameters)")
+        # its data version: the reference as written, but for measured seconds, and a model written here
+        written = [layout.base_model_dir] if reference.get("in_storage") else []
         return MaterializeResult(metadata={"path": path, "parameters": reference["parameters"],
                                            **({"pretrain_loss": reference["pretrain"]["train_loss"],
                                                "pretrain_seconds": reference["pretrain"]["seconds"]}
-                                              if "pretrain" in reference else {})})
+                                              if "pretrain" in reference else {})},
+                                 data_version=content_version(*written, record=reference))
 
     return [tokenizer, base_model]
 
