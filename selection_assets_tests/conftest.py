@@ -7,6 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Under pytest-xdist (pyproject: two workers, for this machine's two cores) each worker, and every
+# command it starts, computes on one thread: two processes of two OpenMP threads each on two cores
+# spin against each other (a LESS test took 31 s alone, 112 s beside a copy of itself, and 29 s
+# beside it on one thread each). Set before torch is imported, which reads it once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+
 import pytest
 from dagster import DagsterInstance
 
@@ -112,3 +119,17 @@ def small_env(tmp_path_factory):
     return home, env
 
 
+
+
+# the session fixtures that each cost a demo or a pre-training: under pytest-xdist (pyproject runs
+# the suite on two workers, `--dist loadgroup`) every test that uses one runs on the same worker,
+# so each is built once
+SHARED_FIXTURES = ("small_env", "lineage", "world_lm")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        shared = [name for name in SHARED_FIXTURES if name in item.fixturenames]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
