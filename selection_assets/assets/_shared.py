@@ -10,6 +10,7 @@ from types import ModuleType
 
 from dagster import AssetExecutionContext, AssetKey, DataVersion, Failure, MultiPartitionKey
 
+from selection_assets.core import methods as methods_package
 from selection_assets.core import store, tokenize
 from selection_assets.core.store import Layout
 from selection_assets.partitions import BUDGET_DIM, POOL_DIM
@@ -66,6 +67,28 @@ def source_version(*objects: ModuleType | type | object | str) -> str:
     for obj in objects:
         digest.update((obj if isinstance(obj, str) else behaviour(inspect.getsource(obj))).encode())
     return digest.hexdigest()[:16]
+
+
+# the methods package's catalogue: which methods exist and which a run can hold. No method's output
+# depends on another's entry, so its versions leave these out (`method_code`)
+CATALOGUE = frozenset({"registry", "choose_methods", "check_methods", "_unset_settings"})
+
+
+@functools.cache
+def _shared_method_code(package_source: str) -> str:
+    tree = ast.parse(package_source)
+    tree.body = [node for node in tree.body if not (isinstance(node, ast.FunctionDef) and node.name in CATALOGUE)]
+    return behaviour(ast.unparse(tree))
+
+
+def method_code(spec) -> tuple[str, str]:
+    """What decides a method's scores and selection besides its own modules, as text for a code
+    version: the methods package's shared code without its catalogue (`CATALOGUE`), and the method's
+    own entry there (what it needs, its space, parameters, seeding, per-budget order), so adding a
+    method or changing another's entry reruns nothing of this one."""
+    entry = (f"needs={sorted(need.value for need in spec.needs)} space={spec.space} params={spec.params!r} "
+             f"seeded={spec.seeded} per_budget={spec.per_budget}")
+    return _shared_method_code(inspect.getsource(methods_package)), entry
 
 
 def resource_defaults(resource: type, *names: str) -> str:

@@ -14,12 +14,11 @@ import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, base_model_path,
-                                              fine_tuning_settings, load_tokenizer, method_key, method_tags,
-                                              model_numerics, resource_defaults, source_version)
+                                              fine_tuning_settings, load_tokenizer, method_code, method_key,
+                                              method_tags, model_numerics, resource_defaults, source_version)
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, embed, embedding_matrix, evaluate, store, tokenize, train
 from selection_assets.core import pool as pool_io
-from selection_assets.core import methods as methods_package  # ScoringInputs, base_frame, score columns
 from selection_assets.core.methods import MODEL_PASSES, MethodSpec, Need, ScoringInputs, deita
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
@@ -167,7 +166,7 @@ def build_scores(grid: Grid, spec: MethodSpec):
 
     @asset(key=method_key(spec.name, SCORES), group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
-           code_version=source_version(methods_package, *spec.code_modules, scoring_inputs, pool_io.pool_frame,
+           code_version=source_version(*method_code(spec), *spec.code_modules, scoring_inputs, pool_io.pool_frame,
                                        *([pool_io.embedding_blocks, embed.iter_shards] if Need.EMBEDDINGS in spec.needs
                                          else []),
                                        *([resource_defaults(ComputeResource, "similarity_dtype")]
@@ -179,8 +178,7 @@ def build_scores(grid: Grid, spec: MethodSpec):
                                        *([evaluate, deita_scorer_names, _deita_scores]
                                          if Need.DEITA_SCORES in spec.needs else []),
                                        *([train, embed, _train_and_embed, *fine_tuning_settings(), *model_numerics()]
-                                         if Need.FINETUNE_ROUNDS in spec.needs else []),
-                                       f"{spec.space} {spec.params!r}"),
+                                         if Need.FINETUNE_ROUNDS in spec.needs else [])),
            pool=GPU_POOL if runs_models else None, tags=method_tags(spec.name, gpu=runs_models),
            op_tags=GPU_OP_TAGS if runs_models else None,
            description=f"{spec.name} ({spec.reference}): {spec.summary}. A score for every example of a pool.")

@@ -9,9 +9,8 @@ from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Fa
                      asset)
 
 from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, SCORES, SELECTION, content_version, grid_keys,
-                                             method_key, method_tags, source_version)
+                                             method_code, method_key, method_tags, source_version)
 from selection_assets.core import ranking, shortlist, store
-from selection_assets.core import methods as methods_package  # top_k, base_frame, MethodSpec.select
 from selection_assets.core.methods import MethodSpec
 from selection_assets.partitions import Grid
 from selection_assets.resources import StorageResource, TrainResource
@@ -28,7 +27,7 @@ def build_selection(grid: Grid, spec: MethodSpec):
            tags={**method_tags(spec.name), **CONTENT_VERSIONED_TAGS},
            check_specs=checks, kinds={"parquet"},
            # shortlist ranks with ranking.best_first
-           code_version=source_version(methods_package, *spec.code_modules, shortlist, ranking, repr(spec.params)),
+           code_version=source_version(*method_code(spec), *spec.code_modules, shortlist, ranking),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
         layout = storage.layout()

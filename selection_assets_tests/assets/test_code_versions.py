@@ -2,6 +2,7 @@
 change of code changes them, a method's assets cover the shared method code it runs, and each
 step's version covers the helpers and resource defaults that decide its output."""
 
+import dataclasses
 import inspect
 import textwrap
 
@@ -9,7 +10,7 @@ import pytest
 from dagster import AssetKey
 
 from selection_assets.assets import _shared, embeddings, models, reports, scores
-from selection_assets import partitions, real_material
+from selection_assets import definitions, partitions, real_material
 from selection_assets.core import cost, embed, harness, parallel, ranking
 from selection_assets.core import methods as methods_package
 from selection_assets.core import pool as pool_io
@@ -50,6 +51,38 @@ def test_a_change_to_shared_method_code_changes_every_method_score_and_selection
     monkeypatch.setattr(_shared.inspect, "getsource", with_shared_code_changed)
     after = _versions(keys)
     assert all(after[key] != before[key] for key in keys), (before, after)
+
+
+def test_adding_a_method_or_changing_another_ones_entry_leaves_a_methods_versions(monkeypatch):
+    keys = ["random/scores", "random/selection", "rds_plus/scores", "rds_plus/selection"]
+    before = _versions(keys)
+    original_source, original_registry = inspect.getsource, definitions.registry
+    line = "    targeted = frozenset({Need.EMBEDDINGS, Need.QUERIES})\n"
+
+    def with_a_new_catalogue_line(obj):
+        text = original_source(obj)
+        if obj is not methods_package:
+            return text
+        assert line in text
+        return text.replace(line, "    listed_later = 'a new method'\n" + line)
+
+    def with_entries_changed(**rds_plus):
+        def registry():
+            specs = original_registry()
+            specs["rds_plus_mean"] = dataclasses.replace(specs["rds_plus_mean"], space="last_token")
+            specs["rds_plus"] = dataclasses.replace(specs["rds_plus"], **rds_plus)
+            return specs
+        return registry
+
+    monkeypatch.setattr(_shared.inspect, "getsource", with_a_new_catalogue_line)
+    monkeypatch.setattr(definitions, "registry", with_entries_changed())
+    assert _versions(keys) == before
+    # a method's own entry is in its versions
+    monkeypatch.setattr(definitions, "registry", with_entries_changed(space="mean"))
+    after = _versions(keys)
+    assert after["rds_plus/scores"] != before["rds_plus/scores"]
+    assert after["rds_plus/selection"] != before["rds_plus/selection"]
+    assert after["random/scores"] == before["random/scores"]
 
 
 # code that decides a step's output without living in a module its version named whole (each was
