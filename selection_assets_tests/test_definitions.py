@@ -40,7 +40,8 @@ def test_lineage_shape_partitions_and_gpu_pool():
     # the steps whose data version is the digest of their bytes (operations.staleness), each byte-for-byte
     # reproducible (test_kill_matrix.py): a rerun of theirs that writes the same bytes reruns nothing below
     content = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).tags.get("data_version") == "content"}
-    assert content == {"source_pool", "eval_tasks", "tokenizer", "base_model"} | {f"{m}/selection" for m in registry()}
+    assert content == ({"source_pool", "eval_tasks", "tokenizer", "base_model", "ring_records", "ring_token_counts"}
+                       | {f"{m}/selection" for m in registry()})
     assert graph.get(AssetKey(["rds_plus", "selection"])).owners == ["team:data-engineering"]
     assert graph.get(AssetKey(["rds_plus", "finetuned"])).owners == ["team:ml-research"]
     pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool_manifest")).parent_keys}

@@ -3,7 +3,7 @@
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import source_version
+from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, content_version, source_version
 from selection_assets.core import pool as pool_io
 from selection_assets.core import parallel, records, store, tokenize
 from selection_assets.partitions import Grid, ring_bounds
@@ -18,6 +18,7 @@ def build(grid: Grid) -> list:
     ring_mapping = grid.ring_to_pool_mapping()
 
     @asset(group_name="pool", partitions_def=grid.rings_def, deps=["source_pool"], kinds={"parquet"},
+           tags=CONTENT_VERSIONED_TAGS,
            code_version=source_version(records, pool_io.write_ring_records, pool_io.ChunkPartWriter,
                                         pool_io.read_source_slice, pool_io.RingRecords, store.write_part,
                                         ring_bounds, parallel.ordered_map),
@@ -42,9 +43,10 @@ def build(grid: Grid) -> list:
                                                    if written.reasons else "none"),
             "per_source": MetadataValue.md(_counts_table(dict(sorted(written.per_source.items())))),
             "quarantine_path": MetadataValue.path(str(layout.ring_quarantine(ring))),
-        })
+        }, data_version=content_version(layout.ring_records(ring), layout.ring_quarantine(ring)))
 
     @asset(group_name="pool", partitions_def=grid.rings_def, deps=["ring_records", "tokenizer"], kinds={"parquet"},
+           tags=CONTENT_VERSIONED_TAGS,
            code_version=source_version(tokenize, pool_io.PartTokenCounter, pool_io.count_ring_tokens,
                                         pool_io.joined_counts, parallel.ordered_map, store.part_paths),
            description="Token counts per example (chat template applied): total and answer tokens.")
@@ -56,10 +58,11 @@ def build(grid: Grid) -> list:
         total, answer = pool_io.count_ring_tokens(layout, ring, compute.workers_for(rows))
         frame = pd.DataFrame({"total_tokens": total, "answer_tokens": answer,
                               "truncated": total > data.max_length})
-        store.write_parquet(frame, layout.ring_tokens(ring))
+        path = store.write_parquet(frame, layout.ring_tokens(ring))
         return MaterializeResult(metadata={"examples": len(frame), "tokens": int(total.sum()),
                                            "mean_tokens": float(total.mean()) if len(total) else 0.0,
-                                           "truncated": int(frame["truncated"].sum())})
+                                           "truncated": int(frame["truncated"].sum())},
+                                 data_version=content_version(path))
 
     @asset(group_name="pool", partitions_def=grid.pools_def, kinds={"json"},
            deps=[AssetDep(name, partition_mapping=ring_mapping) for name in ("ring_records", "ring_token_counts")],
