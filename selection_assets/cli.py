@@ -221,9 +221,9 @@ def rerun(args: argparse.Namespace) -> int:
             return 0
         if args.dry_run:
             for step in stages.plan(found.now | found.pending):
-                print(f"  {step.label}: " + ", ".join(
-                    key.to_user_string() + ("" if (key, step.partition) in found.now else " (only if what it reads changes)")
-                    for key in step.keys))
+                names = (key.to_user_string() if (key, step.partition) in found.now
+                         else f"{key.to_user_string()} (only if what it reads changes)" for key in step.keys)
+                print(f"  {step.label}: {', '.join(names)}")
             return 0
         try:
             with exclusive_storage(Path(storage), instance):

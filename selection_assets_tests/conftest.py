@@ -119,8 +119,6 @@ def small_env(tmp_path_factory):
     return home, env
 
 
-
-
 # the session fixtures that each cost a demo or a pre-training: under pytest-xdist (pyproject runs
 # the suite on two workers, `--dist loadgroup`) every test that uses one runs on the same worker,
 # so each is built once
