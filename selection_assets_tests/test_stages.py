@@ -145,8 +145,12 @@ def test_a_rerun_that_writes_the_same_bytes_leaves_what_reads_it_alone():
         assert _labels(stale_plan(changed, instance)) == [
             ("pool 80", ["view"]), ("pool 160", ["view"]), ("pool 80 budget 40", ["choice"]),
             ("pool 160 budget 40", ["choice"]), ("reports", ["report"])]
+        sensor = stale_rerun_sensor(changed, changed.jobs())
+        first = sensor(build_sensor_context(instance=instance))
+        assert (first.partition_key, [k.to_user_string() for k in first.asset_selection]) == ("80", ["view"])
         assert _rerun_stale(changed, same_bytes, instance) == [("pool 80", ["view"]), ("pool 160", ["view"])]
         assert stale_plan(changed, instance) == []
+        assert isinstance(sensor(build_sensor_context(instance=instance)), SkipReason)  # not the choices
 
         # changed again, and now it writes other bytes: what reads it reruns, once it has run
         other_bytes = toy_lineage(view_version="3", view_content="b")
