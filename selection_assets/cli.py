@@ -207,7 +207,7 @@ def rerun(args: argparse.Namespace) -> int:
         return 2
     home = prepare_dagster_home(Path(args.dagster_home))
     from selection_assets.definitions import build_experiment, default_resources
-    from selection_assets.operations import find_staleness, next_stale_step
+    from selection_assets.operations import find_staleness, next_stale_step, stale_plan
 
     resources = default_resources()
     defs, stages = build_experiment(resources=resources)
@@ -220,7 +220,7 @@ def rerun(args: argparse.Namespace) -> int:
             print(f"nothing is stale in {home}")
             return 0
         if args.dry_run:
-            for step in stages.plan(found.now | found.pending):
+            for step in stale_plan(stages, found):
                 names = (key.to_user_string() if (key, step.partition) in found.now
                          else f"{key.to_user_string()} (only if what it reads changes)" for key in step.keys)
                 print(f"  {step.label}: {', '.join(names)}")
@@ -228,13 +228,14 @@ def rerun(args: argparse.Namespace) -> int:
         try:
             with exclusive_storage(Path(storage), instance):
                 last = None
-                while (step := next_stale_step(stages, instance)) is not None:
+                while (step := next_stale_step(stages, found)) is not None:
                     if step == last:
                         print(f"  {step.label} is still stale after it ran; stopping")
                         return 1
                     print(f"  {step.label}: {', '.join(k.to_user_string() for k in step.keys)}")
                     run_step(defs, step, instance, args.log_level)
                     last = step
+                    found = find_staleness(stages, instance)
         except StorageBusy as busy:
             print(f"not started: {busy}")
             return 2

@@ -285,16 +285,15 @@ def find_staleness(stages: Stages, instance, latest: Materialisations | None = N
     return staleness(stages, latest, _reader(instance))
 
 
-def stale_plan(stages: Stages, instance) -> list[Step]:
+def stale_plan(stages: Stages, found: Staleness) -> list[Step]:
     """Every run a rerun may take, in stage order: what is stale now and what is pending."""
-    found = find_staleness(stages, instance)
     return stages.plan(found.now | found.pending)
 
 
-def next_stale_step(stages: Stages, instance) -> Step | None:
+def next_stale_step(stages: Stages, found: Staleness) -> Step | None:
     """The first run of what is stale now (None: nothing is). A rerun takes these one at a time and
-    asks again after each, so a child whose parent's rerun wrote the same bytes is never run."""
-    plan = stages.plan(find_staleness(stages, instance).now)
+    finds staleness again after each, so a child whose parent's rerun wrote the same bytes is never run."""
+    plan = stages.plan(found.now)
     return plan[0] if plan else None
 
 
@@ -313,10 +312,9 @@ def stale_rerun_sensor(stages: Stages, jobs: list):
         if in_flight:
             return SkipReason(f"a stale rerun is in flight (run {in_flight[0].run_id[:8]})")
         latest = latest_materializations(stages, context.instance)
-        plan = stages.plan(find_staleness(stages, context.instance, latest).now)
-        if not plan:
+        step = next_stale_step(stages, find_staleness(stages, context.instance, latest))
+        if step is None:
             return SkipReason("nothing is stale")
-        step = plan[0]
         newest = max((record.storage_id for records in latest.values() for record in records.values()), default=0)
         # the same step over the same materialisations is asked for once (a failed step waits for a change)
         return RunRequest(run_key=f"{step.label}@{newest}", job_name=step.job, partition_key=step.partition,

@@ -26,7 +26,7 @@ def build_selection(grid: Grid, spec: MethodSpec):
     @asset(key=name, group_name="selections", partitions_def=grid.grid_def, deps=[method_key(spec.name, SCORES)],
            tags={**method_tags(spec.name), **CONTENT_VERSIONED_TAGS},
            check_specs=checks, kinds={"parquet"},
-           # shortlist ranks with ranking.best_first
+           # the shortlist and methods.top_k rank with ranking.best_first
            code_version=source_version(*method_code(spec), *spec.code_modules, shortlist, ranking),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
