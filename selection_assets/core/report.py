@@ -91,6 +91,18 @@ def _verdict(difference: float, adjusted_p: float, higher_is_better: bool = True
     return "better" if (difference > 0) == higher_is_better else "worse"
 
 
+def _set_tested(frame: pd.DataFrame, tested: pd.Series, **columns) -> None:
+    """Write each new column on the tested rows only, leaving the others missing. Each column is
+    created all-missing first (NaN floats, or None objects for text): pandas 2 fills the untested
+    rows of a column created by `frame.loc[tested, name] = strings` with a stray string ('n'), which
+    the reports then showed as random's verdict."""
+    for name, values in columns.items():
+        values = list(values)
+        numeric = all(isinstance(value, (int, float, np.number)) for value in values)
+        frame[name] = pd.Series(np.nan if numeric else None, index=frame.index, dtype=float if numeric else object)
+        frame.loc[tested, name] = values
+
+
 def _holm_verdicts(differences, p_values, higher_is_better: bool = True) -> tuple[np.ndarray, list[str]]:
     """One Holm family: the adjusted p-values and each test's verdict from its adjusted p."""
     adjusted = np.asarray(stats.holm_adjust(p_values))
@@ -139,8 +151,8 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
         em_adjusted, em_verdicts = _holm_verdicts(cells.loc[tested, "em_vs_random"], cells.loc[tested, "em_p"])
         loss_adjusted, loss_verdicts = _holm_verdicts(cells.loc[tested, "loss_vs_random"], cells.loc[tested, "loss_p"],
                                                       higher_is_better=False)
-        cells.loc[tested, "em_p_holm"], cells.loc[tested, "loss_p_holm"] = em_adjusted, loss_adjusted
-        cells.loc[tested, "em_verdict"], cells.loc[tested, "loss_verdict"] = em_verdicts, loss_verdicts
+        _set_tested(cells, tested, em_p_holm=em_adjusted, loss_p_holm=loss_adjusted, em_verdict=em_verdicts,
+                    loss_verdict=loss_verdicts)
     seeds = sorted({s for r in reports for s in r["seeds"]})
     return Comparison(cells=cells, methods=_per_method(cells, matrices, resamples), seeds=seeds,
                       base=_against_base(matrices, base_items, resamples),
@@ -221,8 +233,8 @@ def _per_method(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.DataF
     frame = pd.DataFrame(rows)
     if "em_p" in frame and frame["em_p"].notna().any():
         tested = frame["em_p"].notna()
-        frame.loc[tested, "em_p_holm"], frame.loc[tested, "verdict"] = _holm_verdicts(
-            frame.loc[tested, "em_vs_random"], frame.loc[tested, "em_p"])
+        adjusted, verdicts = _holm_verdicts(frame.loc[tested, "em_vs_random"], frame.loc[tested, "em_p"])
+        _set_tested(frame, tested, em_p_holm=adjusted, verdict=verdicts)
         frame = frame.sort_values("em_vs_random", ascending=False, kind="stable", na_position="first")
     return frame.reset_index(drop=True)
 

@@ -75,6 +75,20 @@ def test_comparison_calls_only_resolved_differences():
     assert set(growth["em_verdict"]) <= {"better", "worse", "no difference"}
 
 
+def test_untested_rows_have_no_verdict_and_render_blank():
+    reports, tables, base = _world()
+    comparison = report.compare(reports, lambda m, p, b: tables[(m, p, b)], base, resamples=200)
+    for frame, columns in ((comparison.cells, ("em_verdict", "loss_verdict", "em_p_holm", "loss_p_holm")),
+                           (comparison.methods, ("verdict", "em_p_holm"))):
+        baseline = frame["method"] == "random"
+        for column in columns:
+            assert frame.loc[baseline, column].isna().all(), column
+            assert frame.loc[~baseline, column].notna().all(), column
+        assert frame["em_p_holm"].dtype.kind == "f"
+        rendered = report.markdown_table(frame[frame["method"] == "random"]).splitlines()[-1]
+        assert "nan" not in rendered and "| n " not in rendered
+
+
 def test_results_section_states_numbers_and_verdicts():
     reports, tables, base_items = _world()
     comparison = report.compare(reports, lambda m, p, b: tables[(m, p, b)], base_items, resamples=1000)
