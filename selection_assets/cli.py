@@ -134,7 +134,7 @@ def demo(args: argparse.Namespace) -> int:
         if value != default)
     record = {"command": command, "profile": args.profile, "methods": methods, "pool_sizes": list(grid.pool_sizes),
               "budgets": list(grid.budgets), "seeds": resources["training"].seeds, "wall_seconds": seconds,
-              "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch_version()}"}
+              "machine": machine_description(resources["compute"].resolved_device())}
     (home / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     table = Path(storage) / "reports" / "comparison" / "comparison.md"
     print(f"\nDone in {seconds:.0f}s. Comparison ({table}):\n")
@@ -145,10 +145,12 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def torch_version() -> str:
+def machine_description(device: str) -> str:
+    """The machine a demo ran on, as its results line names it: with the GPU, when it computed on one."""
     import torch
 
-    return torch.__version__
+    cores = f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}"
+    return f"one {torch.cuda.get_device_name(device)} and {cores}" if device.startswith("cuda") else cores
 
 
 def results(args: argparse.Namespace) -> int:
