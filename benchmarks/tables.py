@@ -451,6 +451,77 @@ def answer_loss_memory_table(result: dict) -> str:
     return _pipe_table(["pass", "peak RSS", "model (float32)", "peak minus model", "seconds", "mean answer loss"], rows)
 
 
+# results/gpu_reruns.json's pairs, as the tables name them and their two runs
+GPU_PAIRS = {"rerun": ("two GPU runs", ("GPU run 1", "GPU run 2")),
+             "device": ("GPU against CPU, seed 0", ("GPU", "CPU")),
+             "device_seeds": ("GPU against CPU, seeds 0-2", ("GPU", "CPU"))}
+SAME_BYTES = {"base_model_weights": "base model weights", "pool_embeddings": "pool embeddings", "scores": "scores",
+              "selections": "picks", "test_item_results": "per-item results"}
+
+
+def _pair_label(pair: dict) -> str:
+    return GPU_PAIRS[pair["name"]][0] if pair["name"] in GPU_PAIRS else pair["name"]
+
+
+def _run_labels(pair: dict) -> tuple[str, str]:
+    return GPU_PAIRS[pair["name"]][1] if pair["name"] in GPU_PAIRS else ("first run", "second run")
+
+
+def _largest(pair: dict, key) -> float:
+    return max(key(cell) for cell in pair["cells"])
+
+
+def _stage_cells(pair: dict) -> dict:
+    """One pair's column of the stage-by-stage table."""
+    column = {label: "same bytes" if pair["same_bytes"][key] else "differ" for key, label in SAME_BYTES.items()}
+    if not pair["same_bytes"]["pool_embeddings"]:
+        column["pool embeddings"] += f" (largest difference {pair['max_abs_embedding_difference']:.2g})"
+    if not pair["same_bytes"]["selections"]:
+        lowest = min(pair["cells"], key=lambda cell: cell["pick_overlap"])
+        column["picks"] += (f" ({100 * lowest['pick_overlap']:.0f}% overlap at least: {lowest['method']}, pool "
+                            f"{lowest['pool_size']:,} / budget {lowest['budget']:,})")
+    items = pair["cells"][0]["items"]
+    return {**column,
+            "base model: exact match / answer loss": " vs ".join(
+                f"{em:.3f} / {loss:.3f}" for em, loss in zip(pair["base_model"]["exact_match"],
+                                                            pair["base_model"]["answer_loss"])),
+            "test answers that differ (most in one cell)":
+                f"{_largest(pair, lambda cell: cell['items_whose_prediction_differs']):,} of {items:,}",
+            "test answers right in one run only (most in one cell)":
+                f"{_largest(pair, lambda cell: cell['items_whose_correctness_differs']):,} of {items:,}",
+            "largest difference of one item's answer loss": f"{_largest(pair, lambda c: c['max_abs_item_loss_difference']):.2g}",
+            "largest difference of a cell's exact match":
+                f"{_largest(pair, lambda cell: abs(cell['exact_match'][0] - cell['exact_match'][1])):.3f}",
+            "cell verdicts against random that differ": f"{pair['cell_verdicts_that_differ']} of {pair['cell_verdicts']}",
+            "method verdicts against random that differ":
+                f"{pair['method_verdicts_that_differ']} of {len(pair['methods'])}"}
+
+
+def gpu_reruns_table(result: dict) -> str:
+    """How far the demo's files and numbers move between two GPU runs and between the GPU and the CPU,
+    stage by stage, then each method against random in every run compared."""
+    columns = [_stage_cells(pair) for pair in result["pairs"]]
+    stages = _pipe_table(["", *(_pair_label(pair) for pair in result["pairs"])],
+                         [[stage, *(column[stage] for column in columns)] for stage in columns[0]])
+    rows = []
+    for pair in result["pairs"]:
+        for method in pair["methods"]:
+            for side, run in zip(("x", "y"), _run_labels(pair)):
+                rows.append([_pair_label(pair), method["method"], run,
+                             f"{method[f'em_vs_random_{side}']:+.3f} {method[f'em_vs_random_ci_{side}']}",
+                             f"{method[f'em_p_holm_{side}']:.2g}", method[f"verdict_{side}"]])
+    methods = _pipe_table(["pair", "method", "run", "exact match minus random [95% CI]", "Holm p", "verdict"], rows)
+    differing = [[_pair_label(pair), cell["method"], f"{cell['pool_size']:,} / {cell['budget']:,}", measure,
+                  " vs ".join(f"{label}: {cell[f'{key}_{side}']}" for side, label in zip(("x", "y"), _run_labels(pair)))]
+                 for pair in result["pairs"] for cell in pair["cells"] if cell["em_verdict_x"] is not None
+                 for key, measure in (("em_verdict", "exact match"), ("loss_verdict", "answer loss"))
+                 if cell[f"{key}_x"] != cell[f"{key}_y"]]
+    if not differing:
+        return stages + "\n\n" + methods
+    cells = _pipe_table(["pair", "method", "pool / budget", "measure", "cell verdicts against random"], differing)
+    return stages + "\n\n" + methods + "\n\nThe cell verdicts that differ:\n\n" + cells
+
+
 TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
           "recipe": (["recipe.json"], recipe_table),
           "answer_loss_memory": (["answer_loss_memory.json"], answer_loss_memory_table),
@@ -465,7 +536,8 @@ TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
           "selection_paper_scale_5800000": (["selection_paper_scale_5800000.json"], selection_paper_scale_table),
           "diversity_scale_1000000": (["diversity_scale_1000000.json", "diversity_scale_1000000_knn6.json"],
                                       diversity_table),
-          "ingestion_1000000": (["ingestion_1000000.json"], ingestion_table)}
+          "ingestion_1000000": (["ingestion_1000000.json"], ingestion_table),
+          "gpu_reruns": (["gpu_reruns.json"], gpu_reruns_table)}
 
 
 def _lineage_summary(result: dict) -> str:
@@ -549,13 +621,63 @@ def scale_summary(lineage: dict, paper_scale: dict, scaling: dict, diversity: di
         _ingestion_summary(ingestion), _embedding_summary(single, compiled, half, agreement, mfu_eager, mfu)))
 
 
+def _pair(result: dict, name: str) -> dict:
+    return next(pair for pair in result["pairs"] if pair["name"] == name)
+
+
+def _interval(text: str) -> tuple[float, float]:
+    low, high = text.strip("[]").split(",")
+    return float(low), float(high)
+
+
+def _method_comparison(pair: dict, method: str) -> str:
+    """One method against random in both runs of a device pair, and whether the two agree."""
+    entry = next(m for m in pair["methods"] if m["method"] == method)
+    (gpu, cpu), (gpu_ci, cpu_ci) = ((entry[f"{key}_x"], entry[f"{key}_y"]) for key in ("em_vs_random", "em_vs_random_ci"))
+    line = (f"{gpu:+.3f} {gpu_ci} on the GPU ({entry['verdict_x']}, Holm p {entry['em_p_holm_x']:.2g}) and "
+            f"{cpu:+.3f} {cpu_ci} on the CPU ({entry['verdict_y']}, Holm p {entry['em_p_holm_y']:.2g})")
+    within = _interval(cpu_ci)[0] <= gpu <= _interval(cpu_ci)[1] and _interval(gpu_ci)[0] <= cpu <= _interval(gpu_ci)[1]
+    if entry["verdict_x"] != entry["verdict_y"]:
+        line += (": each estimate lies inside the other's interval, yet only one clears the threshold, so a verdict "
+                 "that close to it does not survive a change of device; read the intervals" if within else
+                 ": the verdicts differ")
+    return line
+
+
+def gpu_reruns_summary(result: dict) -> str:
+    """The README's account of GPU reruns: two GPU runs against each other, then the GPU against the CPU."""
+    rerun, device, seeds = _pair(result, "rerun"), _pair(result, "device"), _pair(result, "device_seeds")
+    same = [label for key, label in SAME_BYTES.items() if rerun["same_bytes"][key]]
+    items = rerun["cells"][0]["items"]
+    answers_same = all(cell["items_whose_prediction_differs"] == 0 for cell in rerun["cells"])
+    lowest = min(device["cells"], key=lambda cell: cell["pick_overlap"])
+    return "\n".join("- " + line for line in (
+        f"Two runs of the spine demo on one {result['device']} wrote the same {', '.join(same[:-1])} and "
+        f"{same[-1]}, byte for byte, and "
+        + (f"gave every one of the {items:,} test items the same answer in every cell" if answers_same else
+           f"gave up to {_largest(rerun, lambda c: c['items_whose_prediction_differs']):,} of the {items:,} test "
+           f"items a different answer in a cell")
+        + f"; answer losses moved by at most {_largest(rerun, lambda c: c['max_abs_item_loss_difference']):.1e} an "
+          f"item, and {rerun['cell_verdicts_that_differ']} of {rerun['cell_verdicts']} cell verdicts changed.",
+        f"Against the CPU, the GPU run is another world from its first stage, since CUDA trains under bfloat16 "
+        f"autocast and embeds in bfloat16: the base model's answer loss is {device['base_model']['answer_loss'][0]:.3f} "
+        f"against {device['base_model']['answer_loss'][1]:.3f} on the CPU, RDS+ picks overlap as little as "
+        f"{100 * lowest['pick_overlap']:.0f}% (pool {lowest['pool_size']:,} / budget {lowest['budget']:,}), up to "
+        f"{_largest(device, lambda c: c['items_whose_correctness_differs']):,} of {items:,} test items are right in "
+        f"one run only, and {device['cell_verdicts_that_differ']} of {device['cell_verdicts']} seed-0 cell verdicts "
+        f"differ ({seeds['cell_verdicts_that_differ']} of {seeds['cell_verdicts']} with seeds 0-2).",
+        f"RDS+ minus random in exact match over all cells, seed 0: {_method_comparison(device, 'rds_plus')}. "
+        f"Seeds 0-2: {_method_comparison(seeds, 'rds_plus')}."))
+
+
 README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_5800000.json", "selection_scaling.json",
                               "diversity_scale_1000000.json", "diversity_scale_1000000_knn6.json",
                               "ingestion_1000000.json", "embedding_throughput_tiny_cpu_float32.json",
                               "embedding_throughput_tiny_cpu_float32_compiled.json",
                               "embedding_throughput_tiny_cpu_bfloat16.json", "embedding_precision_agreement.json",
                               "embedding_throughput_1b_cuda_bfloat16_16384.json",
-                              "embedding_throughput_1b_cuda_bfloat16_16384_compiled.json"], scale_summary)}
+                              "embedding_throughput_1b_cuda_bfloat16_16384_compiled.json"], scale_summary),
+                   "gpu_reruns": (["gpu_reruns.json"], gpu_reruns_summary)}
 
 
 def render(document: str, results_dir: Path = HERE / "results", sections: dict = TABLES) -> str:

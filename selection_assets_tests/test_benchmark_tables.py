@@ -99,3 +99,20 @@ def test_goal_verdicts_follow_the_numbers():
     scaling["rows"][0]["gemm_s"] = scaling["rows"][0]["ours_s"] / 2.5
     assert "**Wall time within 2x of a bare GEMM over the same data: not met** (2.50x" in \
         tables.selection_scaling_table(scaling)
+
+
+def test_the_gpu_rerun_summary_follows_the_compared_runs(tmp_path):
+    results = _copied_results(tmp_path)
+    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    assert "gave every one of the 750 test items the same answer in every cell" in readme
+    assert "yet only one clears the threshold" in readme
+    result = json.loads((results / "gpu_reruns.json").read_text())
+    rerun = next(pair for pair in result["pairs"] if pair["name"] == "rerun")
+    rerun["cells"][2]["items_whose_prediction_differs"] = 3
+    seeds = next(pair for pair in result["pairs"] if pair["name"] == "device_seeds")
+    rds = next(method for method in seeds["methods"] if method["method"] == "rds_plus")
+    rds["verdict_y"] = "better"
+    (results / "gpu_reruns.json").write_text(json.dumps(result))
+    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    assert "gave up to 3 of the 750 test items a different answer in a cell" in readme
+    assert "yet only one clears the threshold" not in readme
