@@ -99,11 +99,12 @@ def compare_homes(name: str, home_x: Path, home_y: Path) -> dict:
             cell[f"em_vs_random_{side}"] = None if pd.isna(getattr(row, f"em_vs_random_{side}")) else float(
                 getattr(row, f"em_vs_random_{side}"))
         cells.append(cell)
+    methods_x, methods_y = (sorted(json.loads((root / "reports/comparison/comparison.json").read_text())["methods"],
+                                   key=lambda method: method["method"]) for root in (x, y))
+    if [m["method"] for m in methods_x] != [m["method"] for m in methods_y]:
+        raise ValueError(f"{name}: the two runs did not compare the same methods")
     methods = []
-    for method_x, method_y in zip(*(sorted(json.loads((root / "reports/comparison/comparison.json").read_text())
-                                           ["methods"], key=lambda m: m["method"]) for root in (x, y))):
-        if method_x["method"] != method_y["method"]:
-            raise ValueError(f"{name}: the two runs did not compare the same methods")
+    for method_x, method_y in zip(methods_x, methods_y):
         if method_x.get("em_vs_random") is None or pd.isna(method_x["em_vs_random"]):
             continue  # the baseline itself
         methods.append({"method": method_x["method"],

@@ -489,10 +489,12 @@ def _stage_cells(pair: dict) -> dict:
                 f"{_largest(pair, lambda cell: cell['items_whose_prediction_differs']):,} of {items:,}",
             "test answers right in one run only (most in one cell)":
                 f"{_largest(pair, lambda cell: cell['items_whose_correctness_differs']):,} of {items:,}",
-            "largest difference of one item's answer loss": f"{_largest(pair, lambda c: c['max_abs_item_loss_difference']):.2g}",
+            "largest difference of one item's answer loss":
+                f"{_largest(pair, lambda cell: cell['max_abs_item_loss_difference']):.2g}",
             "largest difference of a cell's exact match":
                 f"{_largest(pair, lambda cell: abs(cell['exact_match'][0] - cell['exact_match'][1])):.3f}",
-            "cell verdicts against random that differ": f"{pair['cell_verdicts_that_differ']} of {pair['cell_verdicts']}",
+            "cell verdicts against random that differ":
+                f"{pair['cell_verdicts_that_differ']} of {pair['cell_verdicts']}",
             "method verdicts against random that differ":
                 f"{pair['method_verdicts_that_differ']} of {len(pair['methods'])}"}
 
@@ -512,7 +514,8 @@ def gpu_reruns_table(result: dict) -> str:
                              f"{method[f'em_p_holm_{side}']:.2g}", method[f"verdict_{side}"]])
     methods = _pipe_table(["pair", "method", "run", "exact match minus random [95% CI]", "Holm p", "verdict"], rows)
     differing = [[_pair_label(pair), cell["method"], f"{cell['pool_size']:,} / {cell['budget']:,}", measure,
-                  " vs ".join(f"{label}: {cell[f'{key}_{side}']}" for side, label in zip(("x", "y"), _run_labels(pair)))]
+                  " vs ".join(f"{label}: {cell[f'{key}_{side}']}"
+                              for side, label in zip(("x", "y"), _run_labels(pair)))]
                  for pair in result["pairs"] for cell in pair["cells"] if cell["em_verdict_x"] is not None
                  for key, measure in (("em_verdict", "exact match"), ("loss_verdict", "answer loss"))
                  if cell[f"{key}_x"] != cell[f"{key}_y"]]
@@ -633,10 +636,12 @@ def _interval(text: str) -> tuple[float, float]:
 def _method_comparison(pair: dict, method: str) -> str:
     """One method against random in both runs of a device pair, and whether the two agree."""
     entry = next(m for m in pair["methods"] if m["method"] == method)
-    (gpu, cpu), (gpu_ci, cpu_ci) = ((entry[f"{key}_x"], entry[f"{key}_y"]) for key in ("em_vs_random", "em_vs_random_ci"))
+    gpu, cpu = entry["em_vs_random_x"], entry["em_vs_random_y"]
+    gpu_ci, cpu_ci = entry["em_vs_random_ci_x"], entry["em_vs_random_ci_y"]
     line = (f"{gpu:+.3f} {gpu_ci} on the GPU ({entry['verdict_x']}, Holm p {entry['em_p_holm_x']:.2g}) and "
             f"{cpu:+.3f} {cpu_ci} on the CPU ({entry['verdict_y']}, Holm p {entry['em_p_holm_y']:.2g})")
-    within = _interval(cpu_ci)[0] <= gpu <= _interval(cpu_ci)[1] and _interval(gpu_ci)[0] <= cpu <= _interval(gpu_ci)[1]
+    (gpu_low, gpu_high), (cpu_low, cpu_high) = _interval(gpu_ci), _interval(cpu_ci)
+    within = cpu_low <= gpu <= cpu_high and gpu_low <= cpu <= gpu_high
     if entry["verdict_x"] != entry["verdict_y"]:
         line += (": each estimate lies inside the other's interval, yet only one clears the threshold, so a verdict "
                  "that close to it does not survive a change of device; read the intervals" if within else
@@ -661,8 +666,9 @@ def gpu_reruns_summary(result: dict) -> str:
           f"item, and {rerun['cell_verdicts_that_differ']} of {rerun['cell_verdicts']} cell verdicts changed.",
         f"Against the CPU, the GPU run is another world from its first stage, since CUDA trains under bfloat16 "
         f"autocast and embeds in bfloat16: the base model's answer loss is {device['base_model']['answer_loss'][0]:.3f} "
-        f"against {device['base_model']['answer_loss'][1]:.3f} on the CPU, RDS+ picks overlap as little as "
-        f"{100 * lowest['pick_overlap']:.0f}% (pool {lowest['pool_size']:,} / budget {lowest['budget']:,}), up to "
+        f"against {device['base_model']['answer_loss'][1]:.3f} on the CPU, picks overlap as little as "
+        f"{100 * lowest['pick_overlap']:.0f}% ({lowest['method']}, pool {lowest['pool_size']:,} / budget "
+        f"{lowest['budget']:,}), up to "
         f"{_largest(device, lambda c: c['items_whose_correctness_differs']):,} of {items:,} test items are right in "
         f"one run only, and {device['cell_verdicts_that_differ']} of {device['cell_verdicts']} seed-0 cell verdicts "
         f"differ ({seeds['cell_verdicts_that_differ']} of {seeds['cell_verdicts']} with seeds 0-2).",
