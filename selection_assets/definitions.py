@@ -12,7 +12,7 @@ from typing import Sequence
 
 from dagster import Definitions, map_asset_specs
 
-from selection_assets import operations
+from selection_assets import log_filters, operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, sources
 from selection_assets.assets.method_slices import method_slice
 from selection_assets.core.methods import check_methods, choose_methods, registry
@@ -124,4 +124,5 @@ def build_definitions(grid: Grid | None = None, resources: dict | None = None, e
     return build_experiment(grid, resources, executor, methods)[0]
 
 
+log_filters.install()  # before any run: harness warnings the pipeline causes on purpose (log_filters.py)
 defs = build_definitions()

@@ -1,6 +1,7 @@
 """Model passes against direct torch computations, and selection precision by hand."""
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -161,3 +162,17 @@ def test_selection_composition_counts_sources_noise_and_answer_variety():
     assert composition["answer_entropy_bits"] == pytest.approx(expected)
     # targeted answers 7, 7, 8 (a) and x (b): the two 7s are answers of a's dev queries
     assert composition["dev_answer_share"] == pytest.approx(2 / 4)
+
+
+def test_wrapping_an_in_memory_model_logs_no_notice_about_it_once_the_definitions_load(world_lm, caplog):
+    import selection_assets.definitions  # noqa: F401  (installs the log filters)
+    from selection_assets.log_filters import HARNESS_MODEL_LOGGER
+
+    tokenizer, model_dir, _ = world_lm
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    with caplog.at_level("INFO"):
+        harness._reporting_lm(model, tokenizer, batch_size=4, progress=None)
+        logging.getLogger(HARNESS_MODEL_LOGGER).warning("an unrelated warning still shows")
+    messages = [record.getMessage() for record in caplog.records]
+    assert not any("`pretrained`" in message for message in messages), messages
+    assert "an unrelated warning still shows" in messages
