@@ -112,6 +112,7 @@ def compare_homes(name: str, home_x: Path, home_y: Path) -> dict:
                            for key in ("em_vs_random", "em_vs_random_ci", "em_p_holm")},
                         "verdict_x": _verdict(method_x["verdict"]), "verdict_y": _verdict(method_y["verdict"])})
     bases = [json.loads((root / "reports/base_model.json").read_text()) for root in (x, y)]
+    pretraining = [json.loads((root / "models/base_model.json").read_text()).get("pretrain", {}) for root in (x, y)]
     tested = [cell for cell in cells if cell["em_verdict_x"] is not None]
     return {"name": name,
             "runs": [json.loads((home / "demo_run.json").read_text()) for home in (home_x, home_y)],
@@ -121,7 +122,8 @@ def compare_homes(name: str, home_x: Path, home_y: Path) -> dict:
                            "selections": _same_files(x, y, "selections/*/*/*.parquet"),
                            "test_item_results": _same_files(x, y, "reports/items/*/*/*.parquet")},
             "max_abs_embedding_difference": _embedding_difference(x, y),
-            "base_model": {key: [base[key] for base in bases] for key in ("exact_match", "answer_loss")},
+            "base_model": {**{key: [base[key] for base in bases] for key in ("exact_match", "answer_loss")},
+                           "pretraining_loss": [run.get("train_loss") for run in pretraining]},
             "cells": cells, "methods": methods,
             "cell_verdicts_that_differ": sum(cell["em_verdict_x"] != cell["em_verdict_y"] for cell in tested)
             + sum(cell["loss_verdict_x"] != cell["loss_verdict_y"] for cell in tested),

@@ -482,9 +482,11 @@ def _stage_cells(pair: dict) -> dict:
                             f"{lowest['pool_size']:,} / budget {lowest['budget']:,})")
     items = pair["cells"][0]["items"]
     return {**column,
-            "base model: exact match / answer loss": " vs ".join(
-                f"{em:.3f} / {loss:.3f}" for em, loss in zip(pair["base_model"]["exact_match"],
-                                                            pair["base_model"]["answer_loss"])),
+            "base model: pre-training loss / exact match / answer loss": " vs ".join(
+                f"{'-' if pretraining is None else f'{pretraining:.3f}'} / {em:.3f} / {loss:.3f}"
+                for pretraining, em, loss in zip(
+                    pair["base_model"]["pretraining_loss"], pair["base_model"]["exact_match"],
+                    pair["base_model"]["answer_loss"])),
             "test answers that differ (most in one cell)":
                 f"{_largest(pair, lambda cell: cell['items_whose_prediction_differs']):,} of {items:,}",
             "test answers right in one run only (most in one cell)":
@@ -656,6 +658,7 @@ def gpu_reruns_summary(result: dict) -> str:
     items = rerun["cells"][0]["items"]
     answers_same = all(cell["items_whose_prediction_differs"] == 0 for cell in rerun["cells"])
     lowest = min(device["cells"], key=lambda cell: cell["pick_overlap"])
+    base = device["base_model"]
     return "\n".join("- " + line for line in (
         f"Two runs of the spine demo on one {result['device']} wrote the same {', '.join(same[:-1])} and "
         f"{same[-1]}, byte for byte, and "
@@ -665,8 +668,10 @@ def gpu_reruns_summary(result: dict) -> str:
         + f"; answer losses moved by at most {_largest(rerun, lambda c: c['max_abs_item_loss_difference']):.1e} an "
           f"item, and {rerun['cell_verdicts_that_differ']} of {rerun['cell_verdicts']} cell verdicts changed.",
         f"Against the CPU, the GPU run is another world from its first stage, since CUDA trains under bfloat16 "
-        f"autocast and embeds in bfloat16: the base model's answer loss is {device['base_model']['answer_loss'][0]:.3f} "
-        f"against {device['base_model']['answer_loss'][1]:.3f} on the CPU, picks overlap as little as "
+        f"autocast and embeds in bfloat16: the base model's pre-training ends at nearly the CPU's loss "
+        f"({base['pretraining_loss'][0]:.3f} against {base['pretraining_loss'][1]:.3f}), yet its answer "
+        f"loss on the test items is {base['answer_loss'][0]:.3f} against {base['answer_loss'][1]:.3f}, picks overlap "
+        f"as little as "
         f"{100 * lowest['pick_overlap']:.0f}% ({lowest['method']}, pool {lowest['pool_size']:,} / budget "
         f"{lowest['budget']:,}), up to "
         f"{_largest(device, lambda c: c['items_whose_correctness_differs']):,} of {items:,} test items are right in "

@@ -17,6 +17,7 @@ def _home(root):
     storage = root / "storage"
     (storage / "models/base").mkdir(parents=True)
     (storage / "models/base/model.safetensors").write_bytes(b"weights")
+    (storage / "models/base_model.json").write_text(json.dumps({"pretrain": {"train_loss": 1.0}}))
     (storage / "embeddings/position_weighted/pool/0-1000").mkdir(parents=True)
     np.save(storage / "embeddings/position_weighted/pool/0-1000/shard-00000.npy",
             np.linspace(-1, 1, 40, dtype=np.float16).reshape(10, 4))
@@ -80,6 +81,7 @@ def test_planted_differences_are_counted_stage_by_stage(tmp_path):
     assert pair["same_bytes"] == {"base_model_weights": True, "pool_embeddings": False, "scores": True,
                                   "selections": False, "test_item_results": False}
     assert pair["max_abs_embedding_difference"] == 0.25
+    assert pair["base_model"] == {"exact_match": [0.1, 0.1], "answer_loss": [2.5, 2.5], "pretraining_loss": [1.0, 1.0]}
     random_cell, rds = pair["cells"]
     assert random_cell["pick_overlap"] == 1.0 and random_cell["items_whose_correctness_differs"] == 0
     assert rds["pick_overlap"] == 0.8 and not rds["same_picks_in_order"]
