@@ -6,7 +6,9 @@ embeddings, every method's picks, every test item's prediction and answer loss, 
 verdicts.
 
     bash benchmarks/device_demo_reruns.sh     # on the GPU: two demos; their homes come back as tarballs
-    python -m benchmarks.gpu_reruns --pair rerun GPU_HOME_A GPU_HOME_B --pair device GPU_HOME_A CPU_HOME
+    python -m benchmarks.gpu_reruns --device "NVIDIA H200 (driver 580.159.04)" \
+        --pair rerun GPU_HOME_A GPU_HOME_B --pair device GPU_HOME_A CPU_HOME \
+        --pair device_seeds GPU_HOME_SEEDS3 CPU_HOME_SEEDS3   # demos run with --seeds 3
 
 Each HOME is a demo's DAGSTER_HOME (its storage/ and demo_run.json; checkpoints are not read).
 Writes results/gpu_reruns.json.
