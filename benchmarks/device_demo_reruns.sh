@@ -5,10 +5,9 @@
 # CPU run. The two runs share the GPU, so their wall times are not a speed measurement.
 #
 # The device image has torch, transformers, peft and accelerate, but not dagster, duckdb, faiss or
-# lm-eval. Here, once, in the repository root: unpack the cp312 wheels of the project's other
-# dependencies (those of `pip list` missing from the image, webserver and real-material packages
-# aside) into one folder and pack it as .site/site.tar.xz (38 MB; `echo /.site/ >> .git/info/exclude`),
-# then: run(command="bash benchmarks/device_demo_reruns.sh", carry=[".site"], timeout_s=600)
+# lm-eval. Here, once, in the repository root: `python -m benchmarks.device_site` packs them as
+# .site/site.tar.xz (its docstring says how), then:
+#   run(command="bash benchmarks/device_demo_reruns.sh", carry=[".site"], timeout_s=600)
 # (143 s for both on an H200, 2026-11-27), and for one three-seed run alone:
 #   run(command="RUNS=seeds3 bash benchmarks/device_demo_reruns.sh --seeds 3", carry=[".site"], timeout_s=540)
 set -uo pipefail
