@@ -527,6 +527,25 @@ def gpu_reruns_table(result: dict) -> str:
     return stages + "\n\n" + methods + "\n\nThe cell verdicts that differ:\n\n" + cells
 
 
+def base_model_variation_table(result: dict) -> str:
+    """The world's base model pre-trained again with other seeds and under bfloat16 autocast: its
+    pre-training loss and test scores, with the spread per precision."""
+    rows = [[run["precision"], str(run["seed"]), f"{run['pretraining_loss']:.3f}", f"{run['exact_match']:.3f}",
+             f"{run['answer_loss']:.3f}"] for run in result["runs"]]
+    pipeline = result["storage_base_model"]
+    rows.append(["the demo's base model (float32, seed 0)", "", "", f"{pipeline['exact_match']:.3f}",
+                 f"{pipeline['answer_loss']:.3f}"])
+    lines = []
+    for precision in dict.fromkeys(run["precision"] for run in result["runs"]):
+        losses = [run["answer_loss"] for run in result["runs"] if run["precision"] == precision]
+        pretraining = [run["pretraining_loss"] for run in result["runs"] if run["precision"] == precision]
+        lines.append(f"- {precision}: test answer loss {min(losses):.3f} to {max(losses):.3f} over "
+                     f"{len(losses)} seeds, while pre-training loss stays within {min(pretraining):.3f} to "
+                     f"{max(pretraining):.3f}")
+    return (_pipe_table(["precision", "seed", "pre-training loss", "test exact match", "test answer loss"], rows)
+            + "\n\n" + "\n".join(lines))
+
+
 TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
           "recipe": (["recipe.json"], recipe_table),
           "answer_loss_memory": (["answer_loss_memory.json"], answer_loss_memory_table),
@@ -542,7 +561,8 @@ TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
           "diversity_scale_1000000": (["diversity_scale_1000000.json", "diversity_scale_1000000_knn6.json"],
                                       diversity_table),
           "ingestion_1000000": (["ingestion_1000000.json"], ingestion_table),
-          "gpu_reruns": (["gpu_reruns.json"], gpu_reruns_table)}
+          "gpu_reruns": (["gpu_reruns.json"], gpu_reruns_table),
+          "base_model_variation": (["base_model_variation.json"], base_model_variation_table)}
 
 
 def _lineage_summary(result: dict) -> str:
@@ -651,8 +671,29 @@ def _method_comparison(pair: dict, method: str) -> str:
     return line
 
 
-def gpu_reruns_summary(result: dict) -> str:
-    """The README's account of GPU reruns: two GPU runs against each other, then the GPU against the CPU."""
+def _spread(variation: dict, precision: str, key: str) -> tuple[float, float]:
+    values = [run[key] for run in variation["runs"] if run["precision"] == precision]
+    return min(values), max(values)
+
+
+def _base_model_spread(variation: dict, gpu_answer_loss: float) -> str:
+    """The base model's spread over pre-training seeds and precisions, against the GPU's base model."""
+    seeds = sorted({run["seed"] for run in variation["runs"]})
+    answer = {precision: _spread(variation, precision, "answer_loss") for precision in ("float32", "bfloat16")}
+    pretraining = [run["pretraining_loss"] for run in variation["runs"]]
+    low, high = min(low for low, _ in answer.values()), max(high for _, high in answer.values())
+    inside = "inside" if low <= gpu_answer_loss <= high else "outside"
+    return (f"On this CPU, pre-training the base model again with seeds {seeds[0]}-{seeds[-1]} "
+            f"(`benchmarks/base_model_variation.py`) ends at pre-training losses {min(pretraining):.3f} to "
+            f"{max(pretraining):.3f} but gives test answer losses of {answer['float32'][0]:.3f} to "
+            f"{answer['float32'][1]:.3f} in float32 and {answer['bfloat16'][0]:.3f} to {answer['bfloat16'][1]:.3f} "
+            f"under bfloat16 autocast; the GPU's {gpu_answer_loss:.3f} lies {inside} that spread. The replicate "
+            f"seeds vary the fine-tuning only, so every verdict here is conditional on one pre-trained base model.")
+
+
+def gpu_reruns_summary(result: dict, variation: dict) -> str:
+    """The README's account of GPU reruns: two GPU runs against each other, then the GPU against the
+    CPU, then the base model's spread over pre-training seeds (base_model_variation.py)."""
     rerun, device, seeds = _pair(result, "rerun"), _pair(result, "device"), _pair(result, "device_seeds")
     same = [label for key, label in SAME_BYTES.items() if rerun["same_bytes"][key]]
     items = rerun["cells"][0]["items"]
@@ -678,7 +719,8 @@ def gpu_reruns_summary(result: dict) -> str:
         f"one run only, and {device['cell_verdicts_that_differ']} of {device['cell_verdicts']} seed-0 cell verdicts "
         f"differ ({seeds['cell_verdicts_that_differ']} of {seeds['cell_verdicts']} with seeds 0-2).",
         f"RDS+ minus random in exact match over all cells, seed 0: {_method_comparison(device, 'rds_plus')}. "
-        f"Seeds 0-2: {_method_comparison(seeds, 'rds_plus')}."))
+        f"Seeds 0-2: {_method_comparison(seeds, 'rds_plus')}.",
+        _base_model_spread(variation, base["answer_loss"][0])))
 
 
 README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_5800000.json", "selection_scaling.json",
@@ -688,7 +730,7 @@ README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_58000
                               "embedding_throughput_tiny_cpu_bfloat16.json", "embedding_precision_agreement.json",
                               "embedding_throughput_1b_cuda_bfloat16_16384.json",
                               "embedding_throughput_1b_cuda_bfloat16_16384_compiled.json"], scale_summary),
-                   "gpu_reruns": (["gpu_reruns.json"], gpu_reruns_summary)}
+                   "gpu_reruns": (["gpu_reruns.json", "base_model_variation.json"], gpu_reruns_summary)}
 
 
 def render(document: str, results_dir: Path = HERE / "results", sections: dict = TABLES) -> str:

@@ -116,3 +116,15 @@ def test_the_gpu_rerun_summary_follows_the_compared_runs(tmp_path):
     readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
     assert "gave up to 3 of the 750 test items a different answer in a cell" in readme
     assert "yet only one clears the threshold" not in readme
+
+
+def test_the_base_model_spread_line_follows_its_runs(tmp_path):
+    results = _copied_results(tmp_path)
+    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    assert "test answer losses of 2.489 to 5.367 in float32" in readme and "lies inside that spread" in readme
+    variation = json.loads((results / "base_model_variation.json").read_text())
+    for run in variation["runs"]:
+        run["answer_loss"] = min(run["answer_loss"], 2.6)  # every other trajectory as good as the demo's
+    (results / "base_model_variation.json").write_text(json.dumps(variation))
+    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    assert "2.489 to 2.600 in float32" in readme and "the GPU's 2.897 lies outside that spread" in readme
