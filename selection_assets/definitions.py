@@ -83,10 +83,12 @@ def world_from_env() -> WorldResource:
 def default_resources(storage_root: str | None = None) -> dict:
     """Resources of the active profile (SELECTION_ASSETS_PROFILE: the embedded world by default),
     overridden by SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL / ... (real data and a real model),
-    SELECTION_ASSETS_SEEDS (the replicate seeds of every cell), SELECTION_ASSETS_WORLD and
-    SELECTION_ASSETS_TRAIN (JSON objects of WorldResource / TrainResource fields)."""
+    SELECTION_ASSETS_SEEDS (the replicate seeds of every cell), SELECTION_ASSETS_DATA,
+    SELECTION_ASSETS_WORLD and SELECTION_ASSETS_TRAIN (JSON objects of DataResource / WorldResource /
+    TrainResource fields; e.g. '{"seed": 1}' in SELECTION_ASSETS_DATA draws another world)."""
     profile = active_profile()
-    data = {field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}
+    data = {**_json_overrides("SELECTION_ASSETS_DATA", DataResource),
+            **{field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}}
     training = {**profile.training, **_json_overrides("SELECTION_ASSETS_TRAIN", TrainResource)}
     if "seeds" in training:
         raise ValueError("SELECTION_ASSETS_TRAIN: give the replicate seeds in SELECTION_ASSETS_SEEDS")

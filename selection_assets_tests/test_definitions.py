@@ -78,6 +78,13 @@ def test_a_profile_supplies_defaults_that_the_environment_overrides(monkeypatch)
     assert (resources["training"].epochs, resources["training"].learning_rate) == (1.0, 2e-5)
     assert resources["compute"].eval_batch_size == 30 and resources["world"].n_test == 60
     assert Grid.from_env().pool_sizes == (150, 600)
+    monkeypatch.setenv("SELECTION_ASSETS_DATA", '{"seed": 3, "pool": "overridden.jsonl"}')
+    resources = default_resources(storage_root="unused")
+    assert resources["data"].seed == 3 and resources["data"].pool == "my_pool.jsonl"  # a named variable wins
+    monkeypatch.setenv("SELECTION_ASSETS_DATA", '{"sede": 3}')
+    with pytest.raises(ValueError, match=r"SELECTION_ASSETS_DATA: unknown fields \['sede'\]"):
+        default_resources(storage_root="unused")
+    monkeypatch.delenv("SELECTION_ASSETS_DATA")
     monkeypatch.setenv("SELECTION_ASSETS_TRAIN", '{"seeds": [1]}')
     with pytest.raises(ValueError, match="SELECTION_ASSETS_SEEDS"):
         default_resources(storage_root="unused")
