@@ -546,6 +546,20 @@ def base_model_variation_table(result: dict) -> str:
             + "\n\n" + "\n".join(lines))
 
 
+def world_seeds_table(result: dict) -> str:
+    """Every method against random in each world (data seed), beside the world's base model."""
+    rows = [[str(world["data_seed"]),
+             f"{world['base_model']['exact_match']:.3f} / {world['base_model']['answer_loss']:.3f}", method["method"],
+             f"{method['em_vs_random']:+.3f} {method['em_vs_random_ci']}",
+             f"{method['em_p_holm']:.2g}", method["verdict"],
+             f"{method['cells_better']} / {method['cells_worse']} of {method['cells']}",
+             f"{method['loss_cells_better']} / {method['loss_cells_worse']} of {method['cells']}"]
+            for world in result["worlds"] for method in world["methods"]]
+    return _pipe_table(["world (data seed)", "base model: exact match / answer loss", "method",
+                        "exact match minus random [95% CI]", "Holm p", "verdict",
+                        "cells better / worse (exact match)", "cells better / worse (answer loss)"], rows)
+
+
 TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
           "recipe": (["recipe.json"], recipe_table),
           "answer_loss_memory": (["answer_loss_memory.json"], answer_loss_memory_table),
@@ -562,7 +576,8 @@ TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
                                       diversity_table),
           "ingestion_1000000": (["ingestion_1000000.json"], ingestion_table),
           "gpu_reruns": (["gpu_reruns.json"], gpu_reruns_table),
-          "base_model_variation": (["base_model_variation.json"], base_model_variation_table)}
+          "base_model_variation": (["base_model_variation.json"], base_model_variation_table),
+          "world_seeds": (["world_seeds.json"], world_seeds_table)}
 
 
 def _lineage_summary(result: dict) -> str:
@@ -723,6 +738,21 @@ def gpu_reruns_summary(result: dict, variation: dict) -> str:
         _base_model_spread(variation, base["answer_loss"][0])))
 
 
+def world_seeds_summary(result: dict) -> str:
+    """The README's line on RDS+ against random across worlds."""
+    worlds = result["worlds"]
+    rds = [(world["data_seed"], next(m for m in world["methods"] if m["method"] == "rds_plus")) for world in worlds]
+    seeds = worlds[0]["run"]["seeds"]
+    listed = "; ".join(f"world {seed}: {method['em_vs_random']:+.3f} {method['em_vs_random_ci']} ({method['verdict']})"
+                       for seed, method in rds)
+    verdicts = {method["verdict"] for _, method in rds}
+    agreement = (f"the same verdict, {verdicts.pop()}, in all {len(rds)}" if len(verdicts) == 1 else
+                 f"verdicts {', '.join(sorted(verdicts))} across the {len(rds)}")
+    return (f"- RDS+ minus random in exact match over all cells, seeds {seeds[0]}-{seeds[-1]}, in {len(rds)} worlds "
+            f"(`SELECTION_ASSETS_DATA='{{\"seed\": N}}'`, each its own pool, eval items and base model; "
+            f"`benchmarks/world_seeds.py`): {listed}. That is {agreement} worlds.")
+
+
 README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_5800000.json", "selection_scaling.json",
                               "diversity_scale_1000000.json", "diversity_scale_1000000_knn6.json",
                               "ingestion_1000000.json", "embedding_throughput_tiny_cpu_float32.json",
@@ -730,7 +760,8 @@ README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_58000
                               "embedding_throughput_tiny_cpu_bfloat16.json", "embedding_precision_agreement.json",
                               "embedding_throughput_1b_cuda_bfloat16_16384.json",
                               "embedding_throughput_1b_cuda_bfloat16_16384_compiled.json"], scale_summary),
-                   "gpu_reruns": (["gpu_reruns.json", "base_model_variation.json"], gpu_reruns_summary)}
+                   "gpu_reruns": (["gpu_reruns.json", "base_model_variation.json"], gpu_reruns_summary),
+                   "world_seeds": (["world_seeds.json"], world_seeds_summary)}
 
 
 def render(document: str, results_dir: Path = HERE / "results", sections: dict = TABLES) -> str:

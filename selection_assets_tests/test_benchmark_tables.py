@@ -128,3 +128,19 @@ def test_the_base_model_spread_line_follows_its_runs(tmp_path):
     (results / "base_model_variation.json").write_text(json.dumps(variation))
     readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
     assert "2.489 to 2.600 in float32" in readme and "the GPU's 2.897 lies outside that spread" in readme
+
+
+def test_the_world_seeds_line_says_whether_the_worlds_agree():
+    def world(seed, difference, verdict):
+        return {"data_seed": seed, "run": {"seeds": [0, 1, 2]}, "base_model": {"exact_match": 0.1, "answer_loss": 2.5},
+                "methods": [{"method": "rds_plus", "em_vs_random": difference, "em_vs_random_ci": "[0.001, 0.050]",
+                             "em_p_holm": 0.01, "verdict": verdict, "cells_better": 1, "cells_worse": 0, "cells": 4,
+                             "loss_cells_better": 0, "loss_cells_worse": 0}]}
+
+    agreeing = tables.world_seeds_summary({"worlds": [world(0, 0.02, "better"), world(1, 0.03, "better")]})
+    assert "world 0: +0.020 [0.001, 0.050] (better); world 1: +0.030" in agreeing
+    assert "the same verdict, better, in all 2 worlds" in agreeing
+    split = tables.world_seeds_summary({"worlds": [world(0, 0.02, "better"), world(1, 0.0, "no difference")]})
+    assert "verdicts better, no difference across the 2 worlds" in split
+    assert "| 1 | 0.100 / 2.500 | rds_plus | +0.000 [0.001, 0.050] | 0.01 | no difference | 1 / 0 of 4 |" in \
+        tables.world_seeds_table({"worlds": [world(1, 0.0, "no difference")]})
