@@ -13,6 +13,7 @@ from pathlib import Path
 
 from benchmarks import embedding_throughput
 from selection_assets.core import embed
+from selection_assets.core.report import interval_bounds
 from selection_assets.core.results_section import format_duration, replace_section
 
 HERE = Path(__file__).resolve().parent
@@ -665,11 +666,6 @@ def _pair(result: dict, name: str) -> dict:
     return next(pair for pair in result["pairs"] if pair["name"] == name)
 
 
-def _interval(text: str) -> tuple[float, float]:
-    low, high = text.strip("[]").split(",")
-    return float(low), float(high)
-
-
 def _method_comparison(pair: dict, method: str) -> str:
     """One method against random in both runs of a device pair, and whether the two agree."""
     entry = next(m for m in pair["methods"] if m["method"] == method)
@@ -677,7 +673,7 @@ def _method_comparison(pair: dict, method: str) -> str:
     gpu_ci, cpu_ci = entry["em_vs_random_ci_x"], entry["em_vs_random_ci_y"]
     line = (f"{gpu:+.3f} {gpu_ci} on the GPU ({entry['verdict_x']}, Holm p {entry['em_p_holm_x']:.2g}) and "
             f"{cpu:+.3f} {cpu_ci} on the CPU ({entry['verdict_y']}, Holm p {entry['em_p_holm_y']:.2g})")
-    (gpu_low, gpu_high), (cpu_low, cpu_high) = _interval(gpu_ci), _interval(cpu_ci)
+    (gpu_low, gpu_high), (cpu_low, cpu_high) = interval_bounds(gpu_ci), interval_bounds(cpu_ci)
     within = cpu_low <= gpu <= cpu_high and gpu_low <= cpu <= gpu_high
     if entry["verdict_x"] != entry["verdict_y"]:
         line += (": each estimate lies inside the other's interval, yet only one clears the threshold, so a verdict "

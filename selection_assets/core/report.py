@@ -277,7 +277,8 @@ def best_budgets(cells: pd.DataFrame) -> pd.DataFrame:
         columns={"budget": "best_budget"}).reset_index(drop=True)
 
 
-def _bounds(text: str) -> tuple[float, float]:
+def interval_bounds(text: str) -> tuple[float, float]:
+    """An interval as the reports write it ("[low, high]", `_interval`) read back as numbers."""
     low, high = text.strip("[]").split(",")
     return float(low), float(high)
 
@@ -290,7 +291,7 @@ def scaling_plot(cells: pd.DataFrame, path: Path) -> Path:
     for axis, budget in zip(axes[0], budgets):
         for method, group in cells[cells["budget"] == budget].groupby("method", sort=True):
             group = group.sort_values("pool_size")
-            bounds = np.array([_bounds(t) for t in group["exact_match_ci"]])
+            bounds = np.array([interval_bounds(t) for t in group["exact_match_ci"]])
             errors = np.abs(bounds.T - group["exact_match"].to_numpy())
             axis.errorbar(group["pool_size"], group["exact_match"], yerr=errors, marker="o", capsize=3, label=method)
         axis.set_xscale("log")
@@ -310,7 +311,7 @@ def difference_plot(cells: pd.DataFrame, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(7, 0.28 * max(len(tested), 4) + 1.2))
     labels = [f"{m}  p{p} b{b}" for m, p, b in zip(tested["method"], tested["pool_size"], tested["budget"])]
     if len(tested):
-        bounds = np.array([_bounds(t) for t in tested["em_vs_random_ci"]])
+        bounds = np.array([interval_bounds(t) for t in tested["em_vs_random_ci"]])
         errors = np.abs(bounds.T - tested["em_vs_random"].to_numpy())
         colours = ["tab:green" if v == "better" else "tab:red" if v == "worse" else "tab:gray"
                    for v in tested["em_verdict"]]

@@ -11,7 +11,7 @@ import re
 
 import pandas as pd
 
-from selection_assets.core.report import markdown_table
+from selection_assets.core.report import interval_bounds, markdown_table
 
 PAPER_METHOD = "rds_plus"  # the method whose pool-size behaviour Ivison et al. report
 # what the papers report for a method against random; a method found worse here is set beside it
@@ -60,7 +60,7 @@ def _resolution_line(comparison: dict) -> list[str]:
     cells = pd.DataFrame(comparison["cells"])
     if "em_vs_random_ci" not in cells or cells["em_vs_random_ci"].isna().all():
         return []
-    bounds = [tuple(float(x) for x in t.strip("[]").split(",")) for t in cells["em_vs_random_ci"].dropna()]
+    bounds = [interval_bounds(t) for t in cells["em_vs_random_ci"].dropna()]
     half_width = float(pd.Series([(high - low) / 2 for low, high in bounds]).median())
     return [f"The paired intervals of exact match against random have a median half-width of {half_width:.3f}: "
             f"differences much smaller than that are not resolvable at this test-set size and seed count."]
@@ -70,8 +70,8 @@ def _base_paragraph(comparison: dict) -> list[str]:
     base, gains = comparison.get("base"), pd.DataFrame(comparison.get("random_vs_base") or [])
     if not base or gains.empty:
         return []
-    lows_em = [float(t.strip("[]").split(",")[0]) for t in gains["em_gain_ci"]]
-    highs_loss = [float(t.strip("[]").split(",")[1]) for t in gains["loss_change_ci"]]
+    lows_em = [interval_bounds(t)[0] for t in gains["em_gain_ci"]]
+    highs_loss = [interval_bounds(t)[1] for t in gains["loss_change_ci"]]
     raised = sum(low > 0 for low in lows_em)
     lowered = sum(high < 0 for high in highs_loss)
     sentence = (f"**Fine-tuning against the base model.** The base model without fine-tuning scores exact "
