@@ -528,6 +528,11 @@ def gpu_reruns_table(result: dict) -> str:
     return stages + "\n\n" + methods + "\n\nThe cell verdicts that differ:\n\n" + cells
 
 
+def _spread(variation: dict, precision: str, key: str) -> tuple[float, float]:
+    values = [run[key] for run in variation["runs"] if run["precision"] == precision]
+    return min(values), max(values)
+
+
 def base_model_variation_table(result: dict) -> str:
     """The world's base model pre-trained again with other seeds and under bfloat16 autocast: its
     pre-training loss and test scores, with the spread per precision."""
@@ -536,13 +541,13 @@ def base_model_variation_table(result: dict) -> str:
     pipeline = result["storage_base_model"]
     rows.append(["the demo's base model (float32, seed 0)", "", "", f"{pipeline['exact_match']:.3f}",
                  f"{pipeline['answer_loss']:.3f}"])
+    seeds = len({run["seed"] for run in result["runs"]})
     lines = []
     for precision in dict.fromkeys(run["precision"] for run in result["runs"]):
-        losses = [run["answer_loss"] for run in result["runs"] if run["precision"] == precision]
-        pretraining = [run["pretraining_loss"] for run in result["runs"] if run["precision"] == precision]
-        lines.append(f"- {precision}: test answer loss {min(losses):.3f} to {max(losses):.3f} over "
-                     f"{len(losses)} seeds, while pre-training loss stays within {min(pretraining):.3f} to "
-                     f"{max(pretraining):.3f}")
+        (low, high), (pretraining_low, pretraining_high) = (_spread(result, precision, key)
+                                                            for key in ("answer_loss", "pretraining_loss"))
+        lines.append(f"- {precision}: test answer loss {low:.3f} to {high:.3f} over {seeds} seeds, while "
+                     f"pre-training loss stays within {pretraining_low:.3f} to {pretraining_high:.3f}")
     return (_pipe_table(["precision", "seed", "pre-training loss", "test exact match", "test answer loss"], rows)
             + "\n\n" + "\n".join(lines))
 
@@ -680,11 +685,6 @@ def _method_comparison(pair: dict, method: str) -> str:
                  "that close to it does not survive a change of device; read the intervals" if within else
                  ": the verdicts differ")
     return line
-
-
-def _spread(variation: dict, precision: str, key: str) -> tuple[float, float]:
-    values = [run[key] for run in variation["runs"] if run["precision"] == precision]
-    return min(values), max(values)
 
 
 def _base_model_spread(variation: dict, gpu_answer_loss: float) -> str:
