@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._common import save
+from selection_assets.core.report import BASELINE
 
 CELL_KEY = ["method", "pool_size", "budget"]
 ITEM_KEY = ["seed", "task", "item"]
@@ -59,8 +60,8 @@ def _verdict(value) -> str | None:
     return value if value in VERDICTS else None
 
 
-def _cells(storage: Path) -> pd.DataFrame:
-    return pd.DataFrame(json.loads((storage / "reports/comparison/comparison.json").read_text())["cells"])
+def _comparison(storage: Path) -> dict:
+    return json.loads((storage / "reports/comparison/comparison.json").read_text())
 
 
 def compare_cell(x: Path, y: Path, method: str, pool_size: int, budget: int) -> dict:
@@ -88,7 +89,8 @@ def compare_cell(x: Path, y: Path, method: str, pool_size: int, budget: int) -> 
 def compare_homes(name: str, home_x: Path, home_y: Path) -> dict:
     """Everything `name`'s two demo homes share, compared stage by stage (module docstring)."""
     x, y = home_x / "storage", home_y / "storage"
-    cells_x, cells_y = _cells(x), _cells(y)
+    comparison_x, comparison_y = _comparison(x), _comparison(y)
+    cells_x, cells_y = pd.DataFrame(comparison_x["cells"]), pd.DataFrame(comparison_y["cells"])
     merged = cells_x.merge(cells_y, on=CELL_KEY, suffixes=("_x", "_y"), validate="one_to_one")
     if len(merged) != len(cells_x) or len(merged) != len(cells_y):
         raise ValueError(f"{name}: the two runs did not cover the same cells")
@@ -101,14 +103,14 @@ def compare_homes(name: str, home_x: Path, home_y: Path) -> dict:
             cell[f"em_vs_random_{side}"] = None if pd.isna(getattr(row, f"em_vs_random_{side}")) else float(
                 getattr(row, f"em_vs_random_{side}"))
         cells.append(cell)
-    methods_x, methods_y = (sorted(json.loads((root / "reports/comparison/comparison.json").read_text())["methods"],
-                                   key=lambda method: method["method"]) for root in (x, y))
+    methods_x, methods_y = (sorted(comparison["methods"], key=lambda method: method["method"])
+                            for comparison in (comparison_x, comparison_y))
     if [m["method"] for m in methods_x] != [m["method"] for m in methods_y]:
         raise ValueError(f"{name}: the two runs did not compare the same methods")
     methods = []
     for method_x, method_y in zip(methods_x, methods_y):
-        if method_x.get("em_vs_random") is None or pd.isna(method_x["em_vs_random"]):
-            continue  # the baseline itself
+        if method_x["method"] == BASELINE:
+            continue
         methods.append({"method": method_x["method"],
                         **{f"{key}_{side}": entry[key] for side, entry in (("x", method_x), ("y", method_y))
                            for key in ("em_vs_random", "em_vs_random_ci", "em_p_holm")},

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from benchmarks._common import save
+from selection_assets.core.report import BASELINE
 
 
 def world_summary(seed: int, home: Path) -> dict:
@@ -24,8 +24,8 @@ def world_summary(seed: int, home: Path) -> dict:
     comparison = json.loads((home / "storage/reports/comparison/comparison.json").read_text())
     methods = []
     for method in comparison["methods"]:
-        if not isinstance(method.get("em_vs_random"), float) or math.isnan(method["em_vs_random"]):
-            continue  # the baseline itself
+        if method["method"] == BASELINE:
+            continue
         own = [cell for cell in comparison["cells"] if cell["method"] == method["method"]]
         methods.append({**{key: method[key] for key in ("method", "em_vs_random", "em_vs_random_ci", "em_p_holm",
                                                         "verdict")},
