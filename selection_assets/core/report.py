@@ -103,7 +103,7 @@ def _set_tested(frame: pd.DataFrame, tested: pd.Series, **columns) -> None:
         frame.loc[tested, name] = values
 
 
-def _holm_verdicts(differences, p_values, higher_is_better: bool = True) -> tuple[np.ndarray, list[str]]:
+def holm_verdicts(differences, p_values, higher_is_better: bool = True) -> tuple[np.ndarray, list[str]]:
     """One Holm family: the adjusted p-values and each test's verdict from its adjusted p."""
     adjusted = np.asarray(stats.holm_adjust(p_values))
     return adjusted, [_verdict(d, p, higher_is_better) for d, p in zip(differences, adjusted)]
@@ -148,9 +148,9 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
     cells = pd.DataFrame(rows)
     tested = cells["em_p"].notna() if "em_p" in cells else pd.Series(False, index=cells.index)
     if tested.any():
-        em_adjusted, em_verdicts = _holm_verdicts(cells.loc[tested, "em_vs_random"], cells.loc[tested, "em_p"])
-        loss_adjusted, loss_verdicts = _holm_verdicts(cells.loc[tested, "loss_vs_random"], cells.loc[tested, "loss_p"],
-                                                      higher_is_better=False)
+        em_adjusted, em_verdicts = holm_verdicts(cells.loc[tested, "em_vs_random"], cells.loc[tested, "em_p"])
+        loss_adjusted, loss_verdicts = holm_verdicts(cells.loc[tested, "loss_vs_random"], cells.loc[tested, "loss_p"],
+                                                     higher_is_better=False)
         _set_tested(cells, tested, em_p_holm=em_adjusted, loss_p_holm=loss_adjusted, em_verdict=em_verdicts,
                     loss_verdict=loss_verdicts)
     seeds = sorted({s for r in reports for s in r["seeds"]})
@@ -178,9 +178,9 @@ def _head_to_head(matrices: dict, resamples: int) -> pd.DataFrame:
                      "loss_difference_ci": _interval((loss.low, loss.high)), "loss_p": loss.p_value})
     frame = pd.DataFrame(rows)
     if not frame.empty:
-        frame["em_p_holm"], frame["em_verdict"] = _holm_verdicts(frame["em_difference"], frame["em_p"])
-        frame["loss_p_holm"], frame["loss_verdict"] = _holm_verdicts(frame["loss_difference"], frame["loss_p"],
-                                                                     higher_is_better=False)
+        frame["em_p_holm"], frame["em_verdict"] = holm_verdicts(frame["em_difference"], frame["em_p"])
+        frame["loss_p_holm"], frame["loss_verdict"] = holm_verdicts(frame["loss_difference"], frame["loss_p"],
+                                                                    higher_is_better=False)
     return frame
 
 
@@ -205,8 +205,8 @@ def _pool_growth(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.Data
                                               and pd.notna(smaller.selection_precision) else None)})
     frame = pd.DataFrame(rows)
     if not frame.empty:
-        em_adjusted, em_verdicts = _holm_verdicts(frame["em_change"], frame["em_p"])
-        loss_adjusted, loss_verdicts = _holm_verdicts(frame["loss_change"], frame["loss_p"], higher_is_better=False)
+        em_adjusted, em_verdicts = holm_verdicts(frame["em_change"], frame["em_p"])
+        loss_adjusted, loss_verdicts = holm_verdicts(frame["loss_change"], frame["loss_p"], higher_is_better=False)
         frame["em_p_holm"], frame["loss_p_holm"] = em_adjusted, loss_adjusted
         frame["em_verdict"], frame["loss_verdict"] = em_verdicts, loss_verdicts
     return frame
@@ -233,7 +233,7 @@ def _per_method(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.DataF
     frame = pd.DataFrame(rows)
     if "em_p" in frame and frame["em_p"].notna().any():
         tested = frame["em_p"].notna()
-        adjusted, verdicts = _holm_verdicts(frame.loc[tested, "em_vs_random"], frame.loc[tested, "em_p"])
+        adjusted, verdicts = holm_verdicts(frame.loc[tested, "em_vs_random"], frame.loc[tested, "em_p"])
         _set_tested(frame, tested, em_p_holm=adjusted, verdict=verdicts)
         frame = frame.sort_values("em_vs_random", ascending=False, kind="stable", na_position="first")
     return frame.reset_index(drop=True)
