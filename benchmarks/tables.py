@@ -561,9 +561,21 @@ def world_seeds_table(result: dict) -> str:
              f"{method['cells_better']} / {method['cells_worse']} of {method['cells']}",
              f"{method['loss_cells_better']} / {method['loss_cells_worse']} of {method['cells']}"]
             for world in result["worlds"] for method in world["methods"]]
-    return _pipe_table(["world (data seed)", "base model: exact match / answer loss", "method",
-                        "exact match minus random [95% CI]", "Holm p", "verdict",
-                        "cells better / worse (exact match)", "cells better / worse (answer loss)"], rows)
+    per_world = _pipe_table(["world (data seed)", "base model: exact match / answer loss", "method",
+                             "exact match minus random [95% CI]", "Holm p", "verdict",
+                             "cells better / worse (exact match)", "cells better / worse (answer loss)"], rows)
+    pooled = [[method["method"], f"{method['worlds']} x {method['items_per_cell'] // method['worlds']:,}",
+               _pooled_difference(method, "em"), _pooled_difference(method, "loss")] for method in result["pooled"]]
+    return per_world + "\n\nPooled over the worlds:\n\n" + _pipe_table(
+        ["method", "worlds x test items", "exact match minus random [95% CI], Holm p, verdict",
+         "answer loss minus random [95% CI], Holm p, verdict"], pooled)
+
+
+def _pooled_difference(method: dict, measure: str) -> str:
+    """One pooled measure of `method` against random: difference, interval, Holm p and verdict."""
+    low, high = method[f"{measure}_vs_random_ci"]
+    return (f"{method[f'{measure}_vs_random']:+.3f} [{low:.3f}, {high:.3f}], {method[f'{measure}_p_holm']:.2g}, "
+            f"{method[f'{measure}_verdict']}")
 
 
 TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
@@ -744,9 +756,14 @@ def world_seeds_summary(result: dict) -> str:
     verdicts = {method["verdict"] for _, method in rds}
     agreement = (f"the same verdict, {verdicts.pop()}, in all {len(rds)}" if len(verdicts) == 1 else
                  f"verdicts {', '.join(sorted(verdicts))} across the {len(rds)}")
+    pooled = next(method for method in result["pooled"] if method["method"] == "rds_plus")
+    low, high = pooled["em_vs_random_ci"]
     return (f"- RDS+ minus random in exact match over all cells, seeds {seeds[0]}-{seeds[-1]}, in {len(rds)} worlds "
             f"(`SELECTION_ASSETS_DATA='{{\"seed\": N}}'`, each its own pool, eval items and base model; "
-            f"`benchmarks/world_seeds.py`): {listed}. That is {agreement} worlds.")
+            f"`benchmarks/world_seeds.py`): {listed}. That is {agreement} worlds. Pooled over the "
+            f"{pooled['worlds']} worlds' test items ({pooled['items_per_cell']:,} a cell): "
+            f"{pooled['em_vs_random']:+.3f} [{low:.3f}, {high:.3f}] ({pooled['em_verdict']}, "
+            f"Holm p {pooled['em_p_holm']:.2g}).")
 
 
 README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_5800000.json", "selection_scaling.json",

@@ -137,10 +137,20 @@ def test_the_world_seeds_line_says_whether_the_worlds_agree():
                              "em_p_holm": 0.01, "verdict": verdict, "cells_better": 1, "cells_worse": 0, "cells": 4,
                              "loss_cells_better": 0, "loss_cells_worse": 0}]}
 
-    agreeing = tables.world_seeds_summary({"worlds": [world(0, 0.02, "better"), world(1, 0.03, "better")]})
+    pooled = [{"method": "rds_plus", "worlds": 2, "items_per_cell": 1500, "em_vs_random": 0.025,
+               "em_vs_random_ci": [0.011, 0.039], "em_p_holm": 0.004, "em_verdict": "better",
+               "loss_vs_random": -0.01, "loss_vs_random_ci": [-0.03, 0.01], "loss_p_holm": 0.3,
+               "loss_verdict": "no difference"}]
+    agreeing = tables.world_seeds_summary({"worlds": [world(0, 0.02, "better"), world(1, 0.03, "better")],
+                                           "pooled": pooled})
     assert "world 0: +0.020 [0.001, 0.050] (better); world 1: +0.030" in agreeing
     assert "the same verdict, better, in all 2 worlds" in agreeing
-    split = tables.world_seeds_summary({"worlds": [world(0, 0.02, "better"), world(1, 0.0, "no difference")]})
+    assert "Pooled over the 2 worlds' test items (1,500 a cell): +0.025 [0.011, 0.039] (better, Holm p 0.004)." \
+        in agreeing
+    split = tables.world_seeds_summary({"worlds": [world(0, 0.02, "better"), world(1, 0.0, "no difference")],
+                                        "pooled": pooled})
     assert "verdicts better, no difference across the 2 worlds" in split
-    assert "| 1 | 0.100 / 2.500 | rds_plus | +0.000 [0.001, 0.050] | 0.01 | no difference | 1 / 0 of 4 |" in \
-        tables.world_seeds_table({"worlds": [world(1, 0.0, "no difference")]})
+    table = tables.world_seeds_table({"worlds": [world(1, 0.0, "no difference")], "pooled": pooled})
+    assert "| 1 | 0.100 / 2.500 | rds_plus | +0.000 [0.001, 0.050] | 0.01 | no difference | 1 / 0 of 4 |" in table
+    assert ("| rds_plus | 2 x 750 | +0.025 [0.011, 0.039], 0.004, better | -0.010 [-0.030, 0.010], 0.3, "
+            "no difference |") in table
