@@ -86,28 +86,29 @@ def concurrent_gain(function: Callable, item, processes: int, seconds: float = 1
     return {"alone": alone, "together": together, "gain": sum(together) / alone}
 
 
-def main() -> None:
-    from benchmarks._common import peak_rss_mb, save
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=parallel.available_cpus())
-    parser.add_argument("--repeats", type=int, default=5, help="pairs of one-process and worker runs per step")
-    args = parser.parse_args()
-    path = Path(f"/tmp/selection_assets_bench/pool_{args.rows}.jsonl")
-    if not path.exists():  # generated in a child process, so its memory is not counted as ingestion's
-        child = multiprocessing.get_context("spawn").Process(target=write_generated_pool, args=(args.rows, path))
+def generated_file(rows: int) -> Path:
+    """The generated pool file of `rows` records, written once (in a child process, so its memory is
+    not counted as ingestion's)."""
+    path = Path(f"/tmp/selection_assets_bench/pool_{rows}.jsonl")
+    if not path.exists():
+        child = multiprocessing.get_context("spawn").Process(target=write_generated_pool, args=(rows, path))
         child.start()
         child.join()
-    baseline_rss_mb = peak_rss_mb()  # the interpreter and its imports, before any record is read
-    layout = Layout(path.parent / f"storage_{args.rows}")
-    rows = ingest.write_shuffled_source(records.iter_raw_records(str(path)), layout.source_pool, seed=5)
-    ingest_rss_mb = peak_rss_mb()  # what ingestion holds in one process
-    first = pool.iter_valid_source_messages(layout, 20000)  # the tokenizer is trained once, outside the timing
+    return path
+
+
+def train_pool_tokenizer(layout: Layout) -> None:
+    """The world tokenizer trained on the source's first 20,000 valid conversations (outside any timing)."""
+    first = pool.iter_valid_source_messages(layout, 20000)
     train_tokenizer((tokenize.format_conversation(json.loads(m), "<|endoftext|>") for m in first), 1024,
                     layout.tokenizer_dir)
 
-    def write_source(workers: int) -> dict:  # each run replaces the source with the same table
+
+def step_runs(path: Path, layout: Layout, rows: int) -> dict[str, Callable[[int], dict]]:
+    """Each timed step over `workers` processes, as the assets run it: writing the shuffled source
+    (replacing it with the same table), validating it into a ring, counting that ring's tokens (the
+    one-process ring's, so every run counts the same records)."""
+    def write_source(workers: int) -> dict:
         return timed(lambda: {"rows": ingest.write_shuffled_source(records.iter_raw_records(str(path)),
                                                                    layout.source_pool, seed=5, workers=workers)})
 
@@ -118,9 +119,25 @@ def main() -> None:
     def count_tokens(workers: int) -> dict:
         return timed(lambda: {"tokens": int(pool.count_ring_tokens(layout, ring_name(rows, 1), workers)[0].sum())})
 
-    steps = {"source": paired_runs(write_source, args.workers, args.repeats),
-             "validate": paired_runs(validate, args.workers, args.repeats),
-             "tokenize": paired_runs(count_tokens, args.workers, args.repeats)}
+    return {"source": write_source, "validate": validate, "tokenize": count_tokens}
+
+
+def main() -> None:
+    from benchmarks._common import peak_rss_mb, save
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=parallel.available_cpus())
+    parser.add_argument("--repeats", type=int, default=5, help="pairs of one-process and worker runs per step")
+    args = parser.parse_args()
+    path = generated_file(args.rows)
+    baseline_rss_mb = peak_rss_mb()  # the interpreter and its imports, before any record is read
+    layout = Layout(path.parent / f"storage_{args.rows}")
+    rows = ingest.write_shuffled_source(records.iter_raw_records(str(path)), layout.source_pool, seed=5)
+    ingest_rss_mb = peak_rss_mb()  # what ingestion holds in one process
+    train_pool_tokenizer(layout)
+    runs = step_runs(path, layout, rows)
+    steps = {name: paired_runs(run, args.workers, args.repeats) for name, run in runs.items()}
     arriving = records.iter_raw_records(str(path))
     scratch = [store.temp_dir_beside(layout.root / "ceiling" / name) for name in ("records", "quarantine")]
     messages = store.ParquetRows(layout.ring_records(ring_name(rows, 1)), ["messages"]).read(0, CEILING_PIECE)
