@@ -154,3 +154,13 @@ def test_the_world_seeds_line_says_whether_the_worlds_agree():
     assert "| 1 | 0.100 / 2.500 | rds_plus | +0.000 [0.001, 0.050] | 0.01 | no difference | 1 / 0 of 4 |" in table
     assert ("| rds_plus | 2 x 750 | +0.025 [0.011, 0.039], 0.004, better | -0.010 [-0.030, 0.010], 0.3, "
             "no difference |") in table
+
+
+def test_the_issue_baseline_goals_follow_the_side_by_side_speedups(tmp_path):
+    results = _copied_results(tmp_path)
+    document = tables.RESULTS_MD.read_text()
+    assert "- **ingestion end to end: not met** (1.42x)" in tables.render(document, results)
+    result = json.loads((results / "ingestion_issue_baseline_1000000.json").read_text())
+    result["speedup"]["ingest"] = 1.85
+    (results / "ingestion_issue_baseline_1000000.json").write_text(json.dumps(result))
+    assert "- **ingestion end to end: met** (1.85x)" in tables.render(document, results)
