@@ -598,10 +598,10 @@ def world_seeds_table(result: dict) -> str:
     per_world = _pipe_table(["world (data seed)", "base model: exact match / answer loss", "method",
                              "exact match minus random [95% CI]", "Holm p", "verdict",
                              "cells better / worse (exact match)", "cells better / worse (answer loss)"], rows)
-    pooled = [[method["method"], f"{method['worlds']} x {method['items_per_cell'] // method['worlds']:,}",
+    pooled = [[method["method"], f"{method['worlds']}, {method['items_per_cell']:,}",
                _pooled_difference(method, "em"), _pooled_difference(method, "loss")] for method in result["pooled"]]
     return per_world + "\n\nPooled over the worlds:\n\n" + _pipe_table(
-        ["method", "worlds x test items", "exact match minus random [95% CI], Holm p, verdict",
+        ["method", "worlds, test items", "exact match minus random [95% CI], Holm p, verdict",
          "answer loss minus random [95% CI], Holm p, verdict"], pooled)
 
 

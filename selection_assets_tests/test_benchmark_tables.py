@@ -152,7 +152,7 @@ def test_the_world_seeds_line_says_whether_the_worlds_agree():
     assert "verdicts better, no difference across the 2 worlds" in split
     table = tables.world_seeds_table({"worlds": [world(1, 0.0, "no difference")], "pooled": pooled})
     assert "| 1 | 0.100 / 2.500 | rds_plus | +0.000 [0.001, 0.050] | 0.01 | no difference | 1 / 0 of 4 |" in table
-    assert ("| rds_plus | 2 x 750 | +0.025 [0.011, 0.039], 0.004, better | -0.010 [-0.030, 0.010], 0.3, "
+    assert ("| rds_plus | 2, 1,500 | +0.025 [0.011, 0.039], 0.004, better | -0.010 [-0.030, 0.010], 0.3, "
             "no difference |") in table
 
 
