@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks._common import save
+from selection_assets.core import store
 from selection_assets.core.report import BASELINE
 
 CELL_KEY = ["method", "pool_size", "budget"]
@@ -60,21 +60,18 @@ def _verdict(value) -> str | None:
     return value if value in VERDICTS else None
 
 
-def _comparison(storage: Path) -> dict:
-    return json.loads((storage / "reports/comparison/comparison.json").read_text())
-
-
 def compare_cell(x: Path, y: Path, method: str, pool_size: int, budget: int) -> dict:
     """One cell of the grid in two storages: picks, per-item predictions and losses."""
-    part = f"{method}/{pool_size}/{budget}.parquet"
-    picks_x, picks_y = (pd.read_parquet(root / "selections" / part) for root in (x, y))
+    cell = (method, str(pool_size), str(budget))
+    layouts = store.Layout(x), store.Layout(y)
+    picks_x, picks_y = (pd.read_parquet(layout.selection(*cell)) for layout in layouts)
     overlaps = [len(set(picks_x.loc[picks_x["seed"] == seed, "example_id"])
                     & set(picks_y.loc[picks_y["seed"] == seed, "example_id"])) / int((picks_x["seed"] == seed).sum())
                 for seed in sorted(picks_x["seed"].unique())]
-    items_x, items_y = (pd.read_parquet(root / "reports/items" / part).sort_values(ITEM_KEY, kind="stable")
-                        .reset_index(drop=True) for root in (x, y))
+    items_x, items_y = (pd.read_parquet(layout.eval_items(*cell)).sort_values(ITEM_KEY, kind="stable")
+                        .reset_index(drop=True) for layout in layouts)
     if not items_x[ITEM_KEY].equals(items_y[ITEM_KEY]):
-        raise ValueError(f"{part}: the two runs did not answer the same test items")
+        raise ValueError(f"{'/'.join(cell)}: the two runs did not answer the same test items")
     return {"method": method, "pool_size": pool_size, "budget": budget,
             "pick_overlap": min(overlaps),
             "same_picks_in_order": bool(picks_x["example_id"].tolist() == picks_y["example_id"].tolist()),
@@ -89,7 +86,8 @@ def compare_cell(x: Path, y: Path, method: str, pool_size: int, budget: int) -> 
 def compare_homes(name: str, home_x: Path, home_y: Path) -> dict:
     """Everything `name`'s two demo homes share, compared stage by stage (module docstring)."""
     x, y = home_x / "storage", home_y / "storage"
-    comparison_x, comparison_y = _comparison(x), _comparison(y)
+    layouts = store.Layout(x), store.Layout(y)
+    comparison_x, comparison_y = (store.read_json(layout.comparison_json) for layout in layouts)
     cells_x, cells_y = pd.DataFrame(comparison_x["cells"]), pd.DataFrame(comparison_y["cells"])
     merged = cells_x.merge(cells_y, on=CELL_KEY, suffixes=("_x", "_y"), validate="one_to_one")
     if len(merged) != len(cells_x) or len(merged) != len(cells_y):
@@ -115,11 +113,11 @@ def compare_homes(name: str, home_x: Path, home_y: Path) -> dict:
                         **{f"{key}_{side}": entry[key] for side, entry in (("x", method_x), ("y", method_y))
                            for key in ("em_vs_random", "em_vs_random_ci", "em_p_holm")},
                         "verdict_x": _verdict(method_x["verdict"]), "verdict_y": _verdict(method_y["verdict"])})
-    bases = [json.loads((root / "reports/base_model.json").read_text()) for root in (x, y)]
-    pretraining = [json.loads((root / "models/base_model.json").read_text()).get("pretrain", {}) for root in (x, y)]
+    bases = [store.read_json(layout.base_eval_report) for layout in layouts]
+    pretraining = [store.read_json(layout.base_model_ref).get("pretrain", {}) for layout in layouts]
     tested = [cell for cell in cells if cell["em_verdict_x"] is not None]
     return {"name": name,
-            "runs": [json.loads((home / "demo_run.json").read_text()) for home in (home_x, home_y)],
+            "runs": [store.read_json(home / "demo_run.json") for home in (home_x, home_y)],
             "same_bytes": {"base_model_weights": _same_files(x, y, "models/base/*.safetensors"),
                            "pool_embeddings": _same_files(x, y, "embeddings/position_weighted/pool/*/*.npy"),
                            "scores": _same_files(x, y, "scores/*/*.parquet"),

@@ -25,9 +25,14 @@ from selection_assets.core import report, stats, store
 from selection_assets.core.report import BASELINE
 
 
-def world_summary(seed: int, home: Path) -> dict:
-    """One world's demo: its run, its base model's scores, and each method against random over all cells."""
-    comparison = json.loads((home / "storage/reports/comparison/comparison.json").read_text())
+def read_comparison(home: Path) -> dict:
+    """The comparison report of the demo whose DAGSTER_HOME is `home`."""
+    return store.read_json(store.Layout(home / "storage").comparison_json)
+
+
+def world_summary(seed: int, home: Path, comparison: dict) -> dict:
+    """One world's demo (`comparison`: its report): its run, its base model's scores, and each method
+    against random over all cells."""
     methods = []
     for method in comparison["methods"]:
         if method["method"] == BASELINE:
@@ -39,20 +44,21 @@ def world_summary(seed: int, home: Path) -> dict:
                         "cells": len(own),
                         "loss_cells_better": sum(cell["loss_verdict"] == "better" for cell in own),
                         "loss_cells_worse": sum(cell["loss_verdict"] == "worse" for cell in own)})
-    return {"data_seed": seed, "run": json.loads((home / "demo_run.json").read_text()),
+    return {"data_seed": seed, "run": store.read_json(home / "demo_run.json"),
             "base_model": {key: comparison["base"][key] for key in ("exact_match", "answer_loss")},
             "methods": methods}
 
 
-def pooled_comparison(homes: list[Path], *, resamples: int = stats.DEFAULT_RESAMPLES) -> list[dict]:
-    """Each method minus random over every world's test items at once, paired per cell as the
-    comparison report pairs them (Holm over the methods, exact match and answer loss separately).
+def pooled_comparison(homes: list[Path], comparisons: list[dict], *,
+                      resamples: int = stats.DEFAULT_RESAMPLES) -> list[dict]:
+    """Each method minus random over every world's test items at once (`comparisons`: each home's
+    report), paired per cell as the comparison report pairs them (Holm over the methods, exact match
+    and answer loss separately).
 
     A cell's (seeds, items) matrices of the worlds are set side by side, so a bootstrap replicate
     resamples the pooled items and draws replicate seed s of every world as one unit. Against a
     bootstrap stratified by world and by model this is conservative: it adds the worlds' differences
     in level to the item variance and draws from fewer seed units."""
-    comparisons = [json.loads((home / "storage/reports/comparison/comparison.json").read_text()) for home in homes]
     grids = [sorted((cell["method"], cell["pool_size"], cell["budget"]) for cell in comparison["cells"])
              for comparison in comparisons]
     if any(grid != grids[0] for grid in grids):
@@ -95,12 +101,15 @@ def main() -> None:
     parser.add_argument("--world", nargs=2, action="append", required=True, metavar=("DATA_SEED", "HOME"),
                         help="a demo's data seed and its DAGSTER_HOME (repeatable)")
     args = parser.parse_args()
-    worlds = [world_summary(int(seed), Path(home)) for seed, home in args.world]
+    homes = [Path(home) for _, home in args.world]
+    comparisons = [read_comparison(home) for home in homes]
+    worlds = [world_summary(int(seed), home, comparison)
+              for (seed, _), home, comparison in zip(args.world, homes, comparisons)]
     settings = {json.dumps({key: world["run"][key] for key in ("methods", "pool_sizes", "budgets", "seeds")})
                 for world in worlds}
     if len(settings) != 1:
         raise ValueError("the demos differ in more than their data seed: " + " / ".join(sorted(settings)))
-    pooled = pooled_comparison([Path(home) for _, home in args.world])
+    pooled = pooled_comparison(homes, comparisons)
     print(f"wrote {save('world_seeds', {'worlds': worlds, 'pooled': pooled})}")
 
 

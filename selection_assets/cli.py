@@ -166,7 +166,7 @@ def results(args: argparse.Namespace) -> int:
     if args.section == "lineage":
         return _write_section(Path(args.readme), "lineage", lineage_picture(), "the asset graph")
     home = Path(os.environ.get("DAGSTER_HOME") or args.dagster_home).resolve()
-    comparison_path = Path(args.storage or home / "storage") / "reports" / "comparison" / "comparison.json"
+    comparison_path = store.Layout(Path(args.storage or home / "storage")).comparison_json
     if not comparison_path.exists():
         print(f"no comparison report at {comparison_path}: run `selection-assets demo` first")
         return 2

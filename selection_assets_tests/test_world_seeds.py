@@ -45,9 +45,13 @@ def _worlds(tmp_path, gains, seeds=2):
     return homes
 
 
+def _pooled(homes, **options):
+    return world_seeds.pooled_comparison(homes, [world_seeds.read_comparison(home) for home in homes], **options)
+
+
 def test_the_pooled_difference_is_the_mean_of_the_worlds_differences(tmp_path):
     gains = [0.05, 0.10, 0.15]
-    pooled = {row["method"]: row for row in world_seeds.pooled_comparison(_worlds(tmp_path, gains), resamples=500)}
+    pooled = {row["method"]: row for row in _pooled(_worlds(tmp_path, gains), resamples=500)}
     rds = pooled["rds_plus"]
     assert rds["em_vs_random"] == pytest.approx(np.mean(gains))
     assert rds["loss_vs_random"] == pytest.approx(-np.mean(gains))  # loss is 2 - correct
@@ -58,8 +62,7 @@ def test_the_pooled_difference_is_the_mean_of_the_worlds_differences(tmp_path):
 
 
 def test_a_gain_in_one_world_only_is_diluted_by_the_others(tmp_path):
-    pooled = {row["method"]: row for row in world_seeds.pooled_comparison(_worlds(tmp_path, [0.03, 0.0, 0.0]),
-                                                                          resamples=500)}
+    pooled = {row["method"]: row for row in _pooled(_worlds(tmp_path, [0.03, 0.0, 0.0]), resamples=500)}
     assert pooled["rds_plus"]["em_vs_random"] == pytest.approx(0.01)
     assert pooled["rds_plus"]["em_verdict"] == "no difference"
 
@@ -70,7 +73,7 @@ def test_worlds_with_different_grids_or_seeds_are_refused(tmp_path):
     cells = json.loads(comparison.read_text())["cells"]
     comparison.write_text(json.dumps({"cells": cells[:-1]}))
     with pytest.raises(ValueError, match="different methods or cells"):
-        world_seeds.pooled_comparison(homes)
+        _pooled(homes)
     homes = _worlds(tmp_path / "seeds", [0.1], seeds=2) + _worlds(tmp_path / "more_seeds", [0.1], seeds=3)
     with pytest.raises(ValueError, match="different seed counts"):
-        world_seeds.pooled_comparison(homes)
+        _pooled(homes)

@@ -229,7 +229,7 @@ def build(grid: Grid) -> list:
         out = layout.comparison_dir
         out.mkdir(parents=True, exist_ok=True)
         base = store.read_json(layout.base_eval_report) if layout.base_eval_report.exists() else None
-        store.write_json(comparison_document(comparison, base), out / "comparison.json")
+        store.write_json(comparison_document(comparison, base), layout.comparison_json)
         (out / "comparison.md").write_text(comparison_markdown(comparison, base))
         comparison.cells.to_csv(out / "comparison.csv", index=False)
         scaling = report.scaling_plot(comparison.cells, out / "scaling.png")

@@ -164,6 +164,11 @@ class Layout:
     def comparison_dir(self) -> Path:
         return self.root / "reports" / "comparison"
 
+    @property
+    def comparison_json(self) -> Path:
+        """The comparison report as data (`results_section` and the benchmarks read it)."""
+        return self.comparison_dir / "comparison.json"
+
 
 PARTIAL_FILE_SUFFIX, PARTIAL_DIR_SUFFIX = ".tmp", ".partial"  # what a write in progress is called
 
