@@ -605,11 +605,15 @@ def world_seeds_table(result: dict) -> str:
          "answer loss minus random [95% CI], Holm p, verdict"], pooled)
 
 
+def _pooled_estimate(method: dict, measure: str) -> str:
+    """One pooled measure of `method` minus random with its interval."""
+    low, high = method[f"{measure}_vs_random_ci"]
+    return f"{method[f'{measure}_vs_random']:+.3f} [{low:.3f}, {high:.3f}]"
+
+
 def _pooled_difference(method: dict, measure: str) -> str:
     """One pooled measure of `method` against random: difference, interval, Holm p and verdict."""
-    low, high = method[f"{measure}_vs_random_ci"]
-    return (f"{method[f'{measure}_vs_random']:+.3f} [{low:.3f}, {high:.3f}], {method[f'{measure}_p_holm']:.2g}, "
-            f"{method[f'{measure}_verdict']}")
+    return f"{_pooled_estimate(method, measure)}, {method[f'{measure}_p_holm']:.2g}, {method[f'{measure}_verdict']}"
 
 
 TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
@@ -797,12 +801,11 @@ def world_seeds_summary(result: dict) -> str:
     agreement = (f"the same verdict, {verdicts.pop()}, in all {len(rds)}" if len(verdicts) == 1 else
                  f"verdicts {', '.join(sorted(verdicts))} across the {len(rds)}")
     pooled = next(method for method in result["pooled"] if method["method"] == "rds_plus")
-    low, high = pooled["em_vs_random_ci"]
     return (f"- RDS+ minus random in exact match over all cells, seeds {seeds[0]}-{seeds[-1]}, in {len(rds)} worlds "
             f"(`SELECTION_ASSETS_DATA='{{\"seed\": N}}'`, each its own pool, eval items and base model; "
             f"`benchmarks/world_seeds.py`): {listed}. That is {agreement} worlds. Pooled over the "
             f"{pooled['worlds']} worlds' test items ({pooled['items_per_cell']:,} a cell): "
-            f"{pooled['em_vs_random']:+.3f} [{low:.3f}, {high:.3f}] ({pooled['em_verdict']}, "
+            f"{_pooled_estimate(pooled, 'em')} ({pooled['em_verdict']}, "
             f"Holm p {pooled['em_p_holm']:.2g}).")
 
 
