@@ -35,8 +35,7 @@ def dev_scores(layout: Layout, pool_size: int, budgets: list[int], recipes: list
     on a random subset of the pool of size `pool_size`."""
     from transformers import AutoModelForCausalLM
 
-    rings = [p.name for p in sorted((layout.root / "pool" / "rings").iterdir(), key=lambda p: int(p.name))
-             if int(p.name) <= pool_size]
+    rings = pool_io.pool_rings(layout, pool_size)
     pool = pool_io.pool_frame(layout, rings)
     tokenizer = load_tokenizer(layout)
     tasks = store.read_json(layout.eval_tasks)["tasks"]

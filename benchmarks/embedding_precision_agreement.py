@@ -27,7 +27,7 @@ from transformers import AutoModel
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
 from selection_assets.assets._shared import base_model_path, load_tokenizer
-from selection_assets.assets.embeddings import SPACES, embedder, lm_embedder
+from selection_assets.assets.embeddings import SPACES, lm_embedder
 from selection_assets.core import pool as pool_io
 from selection_assets.core import store
 from selection_assets.core.methods import ScoringInputs, rds
@@ -64,8 +64,8 @@ PRECISIONS = ("float32", "bfloat16", "bfloat16_products")
 
 def embedding_runs(layout: Layout) -> dict:
     """Conversations -> float32 unit vectors, per precision, through the pipeline's embedding path."""
-    runs = {dtype: embedder(SPACES["position_weighted"], layout, ComputeResource(device="cpu", embed_dtype=dtype),
-                            DataResource())[0] for dtype in ("float32", "bfloat16")}
+    runs = {dtype: SPACES["position_weighted"].embedder(layout, ComputeResource(device="cpu", embed_dtype=dtype),
+                                                        DataResource())[0] for dtype in ("float32", "bfloat16")}
     model = AutoModel.from_pretrained(base_model_path(layout), dtype=torch.float32).eval()
     runs["bfloat16_products"] = lm_embedder(BFloat16Products(model), load_tokenizer(layout),
                                             ComputeResource(device="cpu"), DataResource(), "position_weighted")
@@ -93,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     layout = Layout(Path(args.storage))
     grid = Grid(tuple(int(p) for p in args.pool_sizes.split(",")), tuple(int(b) for b in args.budgets.split(",")))
-    conversations = pool_io.messages(layout, grid.rings_of(str(max(grid.pool_sizes))))
+    conversations = pool_io.messages(layout, grid.rings_of(max(grid.pool_sizes)))
     queries, query_texts = query_conversations(layout)
     vectors, seconds = {}, {}
     for dtype, run in embedding_runs(layout).items():
@@ -103,7 +103,8 @@ def main() -> None:
         print(f"{dtype}: {len(conversations)} pool examples and {len(query_texts)} queries in {seconds[dtype]:.1f}s",
               flush=True)
     cells = []
-    for pool_size, budget in grid.valid_cells():
+    for grid_cell in grid.valid_cells():
+        pool_size, budget = grid_cell.pool_size, grid_cell.budget
         pool = pool_io.pool_frame(layout, grid.rings_of(pool_size))
         scores, chosen = {}, {}
         for dtype, (pool_vectors, query_vectors) in vectors.items():
@@ -113,7 +114,7 @@ def main() -> None:
             frame = rds.score(inputs)
             scores[dtype] = frame[[c for c in frame.columns if c.startswith(rds.GROUP_PREFIX)]].to_numpy(np.float64)
             chosen[dtype] = set(rds.select(frame, int(budget))["example_id"])
-        stored = pd.read_parquet(layout.selection("rds_plus", pool_size, budget))
+        stored = pd.read_parquet(layout.selection("rds_plus", grid_cell))
         # the float32 run must repeat the demo's own rds_plus choice, or this measures something else
         reproduces = set(stored.loc[stored["seed"] == stored["seed"].min(), "example_id"]) == chosen["float32"]
         cell = {"pool_size": int(pool_size), "budget": int(budget), "float32_is_the_demos_choice": reproduces,

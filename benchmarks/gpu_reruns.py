@@ -25,6 +25,7 @@ import pandas as pd
 
 from benchmarks._common import save
 from selection_assets.core import store
+from selection_assets.core.keys import Cell
 from selection_assets.core.report import BASELINE
 
 CELL_KEY = ["method", "pool_size", "budget"]
@@ -62,16 +63,16 @@ def _verdict(value) -> str | None:
 
 def compare_cell(x: Path, y: Path, method: str, pool_size: int, budget: int) -> dict:
     """One cell of the grid in two storages: picks, per-item predictions and losses."""
-    cell = (method, str(pool_size), str(budget))
+    cell = Cell(pool_size, budget)
     layouts = store.Layout(x), store.Layout(y)
-    picks_x, picks_y = (pd.read_parquet(layout.selection(*cell)) for layout in layouts)
+    picks_x, picks_y = (pd.read_parquet(layout.selection(method, cell)) for layout in layouts)
     overlaps = [len(set(picks_x.loc[picks_x["seed"] == seed, "example_id"])
                     & set(picks_y.loc[picks_y["seed"] == seed, "example_id"])) / int((picks_x["seed"] == seed).sum())
                 for seed in sorted(picks_x["seed"].unique())]
-    items_x, items_y = (pd.read_parquet(layout.eval_items(*cell)).sort_values(ITEM_KEY, kind="stable")
+    items_x, items_y = (pd.read_parquet(layout.eval_items(method, cell)).sort_values(ITEM_KEY, kind="stable")
                         .reset_index(drop=True) for layout in layouts)
     if not items_x[ITEM_KEY].equals(items_y[ITEM_KEY]):
-        raise ValueError(f"{'/'.join(cell)}: the two runs did not answer the same test items")
+        raise ValueError(f"{method} {cell}: the two runs did not answer the same test items")
     return {"method": method, "pool_size": pool_size, "budget": budget,
             "pick_overlap": min(overlaps),
             "same_picks_in_order": bool(picks_x["example_id"].tolist() == picks_y["example_id"].tolist()),

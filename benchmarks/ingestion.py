@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from selection_assets.core import ingest, parallel, pool, records, store, tokenize
+from selection_assets.core.keys import Ring
 from selection_assets.core.store import Layout
 from selection_assets.world import generate
 from selection_assets.world.models import train_tokenizer
@@ -37,9 +38,9 @@ def write_generated_pool(rows: int, path: Path) -> None:
     path.write_text("\n".join(generate.generate_pool(rows, seed=5)) + "\n")
 
 
-def ring_name(rows: int, workers: int) -> str:
-    """The ring the whole source is validated into by `workers` processes."""
-    return f"0-{rows}-workers-{workers}"
+def whole_ring(rows: int) -> Ring:
+    """The ring the whole source is validated into (by any number of processes: the same bytes)."""
+    return Ring(0, rows)
 
 
 def paired_runs(step: Callable[[int], dict], workers: int, repeats: int) -> dict:
@@ -107,17 +108,17 @@ def train_pool_tokenizer(layout: Layout) -> None:
 def step_runs(path: Path, layout: Layout, rows: int) -> dict[str, Callable[[int], dict]]:
     """Each timed step over `workers` processes, as the assets run it: writing the shuffled source
     (replacing it with the same table), validating it into a ring, counting that ring's tokens (the
-    one-process ring's, so every run counts the same records)."""
+    same records whichever run wrote them)."""
     def write_source(workers: int) -> dict:
         return timed(lambda: {"rows": ingest.write_shuffled_source(records.iter_raw_records(str(path)),
                                                                    layout.source_pool, seed=5, workers=workers)})
 
     def validate(workers: int) -> dict:
-        written = timed(lambda: vars(pool.write_ring_records(layout, ring_name(rows, workers), 0, rows, workers)))
+        written = timed(lambda: vars(pool.write_ring_records(layout, whole_ring(rows), workers)))
         return {"kept": written["kept"], "quarantined": written["quarantined"], "seconds": written["seconds"]}
 
     def count_tokens(workers: int) -> dict:
-        return timed(lambda: {"tokens": int(pool.count_ring_tokens(layout, ring_name(rows, 1), workers)[0].sum())})
+        return timed(lambda: {"tokens": int(pool.count_ring_tokens(layout, whole_ring(rows), workers)[0].sum())})
 
     return {"source": write_source, "validate": validate, "tokenize": count_tokens}
 
@@ -140,7 +141,7 @@ def main() -> None:
     steps = {name: paired_runs(run, args.workers, args.repeats) for name, run in runs.items()}
     arriving = records.iter_raw_records(str(path))
     scratch = [store.temp_dir_beside(layout.root / "ceiling" / name) for name in ("records", "quarantine")]
-    messages = store.ParquetRows(layout.ring_records(ring_name(rows, 1)), ["messages"]).read(0, CEILING_PIECE)
+    messages = store.ParquetRows(layout.ring_records(whole_ring(rows)), ["messages"]).read(0, CEILING_PIECE)
     ceiling = {"source": concurrent_gain(ingest.declared_id_bytes, [next(arriving) for _ in range(CEILING_PIECE)],
                                          args.workers),
                "validate": concurrent_gain(pool.ChunkPartWriter(layout, *scratch), (0, (0, CEILING_PIECE)),

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks._common import save
-from benchmarks.ingestion import generated_file, ring_name, step_runs, train_pool_tokenizer
+from benchmarks.ingestion import generated_file, step_runs, train_pool_tokenizer, whole_ring
 from selection_assets.core import ingest, parallel, pool, records
 from selection_assets.core.store import Layout
 
@@ -69,7 +69,7 @@ def main() -> None:
     layout = Layout(path.parent / f"storage_{args.rows}")
     rows = ingest.write_shuffled_source(records.iter_raw_records(str(path)), layout.source_pool, seed=5)
     train_pool_tokenizer(layout)
-    pool.write_ring_records(layout, ring_name(rows, 1), 0, rows, 1)  # the ring whose tokens are counted
+    pool.write_ring_records(layout, whole_ring(rows), 1)  # the ring whose tokens are counted
     runs = step_runs(path, layout, rows)
     pairs = []
     with tempfile.TemporaryDirectory() as scratch:

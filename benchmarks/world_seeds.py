@@ -22,6 +22,7 @@ import pandas as pd
 
 from benchmarks._common import save
 from selection_assets.core import report, stats, store
+from selection_assets.core.keys import Cell
 from selection_assets.core.report import BASELINE
 
 
@@ -67,7 +68,7 @@ def pooled_comparison(homes: list[Path], comparisons: list[dict], *,
 
     @functools.cache  # random's matrices serve every method
     def pooled(method: str, pool_size: int, budget: int, column: str) -> np.ndarray:
-        matrices = [report.item_matrix(pd.read_parquet(layout.eval_items(method, str(pool_size), str(budget))), column)
+        matrices = [report.item_matrix(pd.read_parquet(layout.eval_items(method, Cell(pool_size, budget))), column)
                     for layout in layouts]
         if len({matrix.shape[0] for matrix in matrices}) != 1:
             raise ValueError(f"{method} at pool {pool_size}, budget {budget} has different seed counts across "

@@ -106,7 +106,7 @@ def demo(args: argparse.Namespace) -> int:
         return 2
     os.environ["SELECTION_ASSETS_SEEDS"] = ",".join(str(s) for s in range(args.seeds))
     os.environ[PROFILE_ENV] = args.profile
-    from selection_assets.definitions import default_resources
+    from selection_assets.definitions import METHODS_ENV, default_resources
 
     grid = Grid.from_env()
     resources = default_resources()
@@ -139,9 +139,14 @@ def demo(args: argparse.Namespace) -> int:
     table = Path(storage) / "reports" / "comparison" / "comparison.md"
     print(f"\nDone in {seconds:.0f}s. Comparison ({table}):\n")
     print(table.read_text())
-    profile = "" if args.profile == "world" else f"{PROFILE_ENV}={args.profile} "
+    # the UI (and `rerun`) must see the same experiment: its settings are in its assets' versions
+    settings = "" if args.profile == "world" else f"{PROFILE_ENV}={args.profile} "
+    if args.methods:
+        settings += f"{METHODS_ENV}={','.join(methods)} "
+    if args.seeds != 1:
+        settings += f"SELECTION_ASSETS_SEEDS={os.environ['SELECTION_ASSETS_SEEDS']} "
     print("Open the same runs in the UI:\n"
-          f"  {profile}DAGSTER_HOME={home} dagster dev    # then http://127.0.0.1:3000")
+          f"  {settings}DAGSTER_HOME={home} dagster dev    # then http://127.0.0.1:3000")
     return 0
 
 
@@ -178,12 +183,12 @@ def results(args: argparse.Namespace) -> int:
 
 def lineage_picture() -> str:
     """The README's lineage picture, from the asset graph over every method."""
-    from selection_assets.definitions import build_assets
+    from selection_assets.definitions import build_assets, default_resources, experiment_stages
     from selection_assets.lineage_picture import lineage_mermaid
-    from selection_assets.operations import Stages
 
-    grid = Grid()
-    return lineage_mermaid(Stages(grid, build_assets(grid)), set(registry()))
+    grid, resources, methods = Grid(), default_resources(), list(registry())
+    return lineage_mermaid(experiment_stages(grid, build_assets(grid, resources, methods), resources, methods),
+                           set(methods))
 
 
 def _write_section(readme: Path, section: str, body: str, source: str) -> int:
@@ -223,7 +228,8 @@ def rerun(args: argparse.Namespace) -> int:
             return 0
         if args.dry_run:
             for step in stale_plan(stages, found):
-                names = (key.to_user_string() if (key, step.partition) in found.now
+                names = (f"{key.to_user_string()} ({found.why[(key, step.partition)]})"
+                         if (key, step.partition) in found.now
                          else f"{key.to_user_string()} (only if what it reads changes)" for key in step.keys)
                 print(f"  {step.label}: {', '.join(names)}")
             return 0
@@ -241,24 +247,6 @@ def rerun(args: argparse.Namespace) -> int:
         except StorageBusy as busy:
             print(f"not started: {busy}")
             return 2
-    return 0
-
-
-def embed_ring(args: argparse.Namespace) -> int:
-    """One process of a multi-GPU ring embedding, run under `accelerate launch` by the ring_embeddings_* assets."""
-    from accelerate import PartialState
-
-    from selection_assets.assets.embeddings import embed_ring_shards
-    from selection_assets.resources import ComputeResource, DataResource
-
-    state = PartialState()
-    compute = ComputeResource(device=str(state.device), embed_batch_tokens=args.batch_tokens,
-                              embed_dtype=args.embed_dtype, embed_compile=args.compile)
-    data = DataResource(max_length=args.max_length, shard_size=args.shard_size, base_model=args.base_model,
-                        encoder_model=args.encoder_model)
-    stats = embed_ring_shards(args.storage, compute, data, args.space, args.ring,
-                              rank=state.process_index, world_size=state.num_processes)
-    Path(args.stats_dir, f"rank-{state.process_index:03d}.json").write_text(json.dumps(stats))
     return 0
 
 
@@ -299,14 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     rerun_parser.add_argument("--dagster-home", default=".dagster_home")
     rerun_parser.add_argument("--log-level", default="WARNING")
     rerun_parser.set_defaults(func=rerun)
-    ring_parser = commands.add_parser("embed-ring", help="(internal) one accelerate process of a ring's embedding")
-    for flag in ("--storage", "--ring", "--space", "--base-model", "--encoder-model", "--stats-dir", "--embed-dtype"):
-        ring_parser.add_argument(flag, required=True)
-    ring_parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                             help="torch.compile the embedding model (default: on CUDA only)")
-    for flag in ("--max-length", "--shard-size", "--batch-tokens"):
-        ring_parser.add_argument(flag, type=int, required=True)
-    ring_parser.set_defaults(func=embed_ring)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -10,10 +10,10 @@ import json
 import os
 from typing import Sequence
 
-from dagster import Definitions, map_asset_specs
+from dagster import Definitions, MetadataValue, map_asset_specs
 
 from selection_assets import log_filters, operations
-from selection_assets.assets import embeddings, models, pools, reports, scores, sources
+from selection_assets.assets import embeddings, models, pools, reports, scores, sources, versions
 from selection_assets.assets.method_slices import method_slice
 from selection_assets.core.methods import check_methods, choose_methods, registry
 from selection_assets.partitions import Grid
@@ -21,7 +21,7 @@ from selection_assets.profiles import active_profile
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
                                         WorldResource, default_storage_root)
 
-SHARED_STAGES = (sources, models, pools, embeddings, scores, reports)  # what every method reads, and the reports
+SHARED_STAGES = (sources, models, pools, embeddings, scores)  # what every method reads
 
 
 # who answers for each stage, shown as owners in the UI
@@ -31,13 +31,31 @@ OWNERS_BY_GROUP = {"sources": "team:data-engineering", "pool": "team:data-engine
                    "training": "team:ml-research", "reports": "team:ml-research"}
 
 
-def build_assets(grid: Grid) -> list:
+def build_assets(grid: Grid, resources: dict | None = None, methods: Sequence[str] | None = None) -> list:
     """Every asset of the lineage for `grid`, with its stage's owner: the shared stages, then each
-    method's slice (method_slices.py)."""
+    registered method's slice (method_slices.py); the reports compare `methods` (default: every
+    registered one). Each asset's code version is derived from what its compute reaches and the
+    values `resources` (default: every field's default) give the settings it reads
+    (`with_derived_version`)."""
+    specs = registry()
+    methods = list(specs) if methods is None else list(methods)
     assets = [asset for stage in SHARED_STAGES for asset in stage.build(grid)]
-    assets += [asset for spec in registry().values() for asset in method_slice(grid, spec).assets]
-    return list(map_asset_specs(lambda spec: spec.replace_attributes(owners=[OWNERS_BY_GROUP[spec.group_name]]),
-                                assets))
+    assets += reports.build(grid, methods)
+    assets += [asset for spec in specs.values() for asset in method_slice(grid, spec).assets]
+    by_class = {type(resource): resource for resource in (resources or {}).values()}
+    return [with_derived_version(asset, by_class) for asset in map_asset_specs(
+        lambda spec: spec.replace_attributes(owners=[OWNERS_BY_GROUP[spec.group_name]]), assets)]
+
+
+def with_derived_version(assets_def, resources: dict[type, object]):
+    """`assets_def` with the code version `versions.version` derives from its compute function and
+    `resources` (by class), and the settings it reads, with their values, as its `settings` metadata."""
+    found = versions.reach(versions.compute_function(assets_def))
+    settings = versions.settings_text(found.settings, resources)
+    code_version = versions.version(found, resources)
+    return map_asset_specs(lambda spec: spec.replace_attributes(
+        code_version=code_version, metadata={**spec.metadata, "settings": MetadataValue.json(settings)}),
+        [assets_def])[0]
 
 
 DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVAL_TASKS",
@@ -104,20 +122,27 @@ def build_experiment(grid: Grid | None = None, resources: dict | None = None, ex
                      methods: Sequence[str] | None = None) -> tuple[Definitions, operations.Stages]:
     """The experiment over `grid` (default: from the environment) with `resources` (default:
     defaults) and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default): its
-    Definitions and their stages. The asset graph holds every method; the stage jobs cover `methods`
-    (checked by `check_methods`; default: SELECTION_ASSETS_METHODS as `choose_methods` reads it;
-    unset: every method whose external models are configured)."""
+    Definitions and their stages. The asset graph holds every method; the comparison reads, and the
+    stage jobs cover, `methods` (checked by `check_methods`; default: SELECTION_ASSETS_METHODS as
+    `choose_methods` reads it, else the active profile's methods, as `selection-assets demo` runs
+    them)."""
     grid = grid or Grid.from_env()
-    assets = build_assets(grid)
     resources = resources or default_resources()
-    methods = (choose_methods(os.environ.get(METHODS_ENV, "all"), resources["data"]) if methods is None
-               else check_methods(methods, resources["data"]))
-    stages = operations.Stages(grid, assets, leave_out=frozenset(registry()) - set(methods))
+    methods = (choose_methods(os.environ.get(METHODS_ENV) or active_profile().methods, resources["data"])
+               if methods is None else check_methods(methods, resources["data"]))
+    assets = build_assets(grid, resources, methods)
+    stages = experiment_stages(grid, assets, resources, methods)
     jobs = stages.jobs()
     defs = Definitions(assets=assets, resources=resources, jobs=jobs,
                        sensors=[operations.stale_rerun_sensor(stages, jobs), operations.reap_dead_runs_sensor],
                        executor=executor or operations.executor_from_env(resources["storage"].root))
     return defs, stages
+
+
+def experiment_stages(grid: Grid, assets: list, resources: dict, methods: Sequence[str]) -> operations.Stages:
+    """The stages of `assets` (built for `methods` over `grid`), read from their asset graph."""
+    graph = Definitions(assets=assets, resources=resources).resolve_asset_graph()
+    return operations.Stages(grid, graph, leave_out=frozenset(registry()) - set(methods))
 
 
 def build_definitions(grid: Grid | None = None, resources: dict | None = None, executor=None,

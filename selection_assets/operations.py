@@ -13,14 +13,14 @@ asset's new materialisation counts as new data.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dagster import (AssetKey, AssetRecordsFilter, AssetSelection, DagsterRunStatus, DefaultSensorStatus,
-                     MultiPartitionKey, RunRequest, RunsFilter, SensorEvaluationContext, SkipReason, define_asset_job,
-                     in_process_executor, multiprocess_executor, sensor)
+                     RunRequest, RunsFilter, SensorEvaluationContext, SkipReason, define_asset_job, in_process_executor,
+                     multiprocess_executor, sensor)
 
 from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, METHOD_TAG
-from selection_assets.partitions import BUDGET_DIM, POOL_DIM, Grid, ring_bounds
+from selection_assets.partitions import Grid, cell_key, cell_of
 from selection_assets.runs import owner_tagging, reap_dead_runs
 
 EXECUTOR_ENV = "SELECTION_ASSETS_EXECUTOR"
@@ -43,7 +43,8 @@ JOB_DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class Step:
-    """One run of a stage job: over `partition` (None: unpartitioned), for `keys` (None: the whole job)."""
+    """One run of a stage job: over `partition` (a partition key; None: unpartitioned), for `keys`
+    (None: the whole job)."""
 
     job: str
     partition: str | None
@@ -51,58 +52,53 @@ class Step:
 
     @property
     def label(self) -> str:
-        if isinstance(self.partition, MultiPartitionKey):
-            dims = self.partition.keys_by_dimension
-            return f"pool {dims[POOL_DIM]} budget {dims[BUDGET_DIM]}"
+        if self.job == CELLS_JOB:
+            return str(cell_of(self.partition))
         where = {RINGS_JOB: "ring", POOLS_JOB: "pool"}.get(self.job)
         return f"{where} {self.partition}" if where else self.job.removeprefix("experiment_")
 
 
 class Stages:
-    """The lineage of `assets` over `grid` cut into stage jobs, minus the assets of the methods in
-    `leave_out` and of the rings and inputs only they need (LESS gradients, an embedding space).
+    """The experiment's asset graph (`Definitions.resolve_asset_graph()`) cut into stage jobs, minus the
+    assets of the methods in `leave_out` and of the rings and inputs only they need (LESS
+    gradients, an embedding space).
 
-    This is the one source of the order things run in: inputs, then per pool size its ring and its
-    pool, then every valid cell, then the reports."""
+    Parents, partitions, code versions and which partitions of a parent a child reads all come from
+    the asset graph and its partition mappings; a step's stage is its partitioning (per ring, pool
+    size or cell; unpartitioned inputs before, reports after). This is the one source of the order
+    things run in: inputs, then per pool size the rings it adds and then the pool, then every valid
+    cell, then the reports."""
 
-    def __init__(self, grid: Grid, assets: list, leave_out: frozenset[str] = frozenset()):
+    def __init__(self, grid: Grid, graph, leave_out: frozenset[str] = frozenset()):
         self.grid = grid
-        self.parents: dict[AssetKey, set[AssetKey]] = {}
-        self.code_versions: dict[AssetKey, str | None] = {}
-        self.content_versioned: set[AssetKey] = set()  # data version = digest of the files written
-        partitioning, dropped = {}, set()
-        for asset_def in assets:
-            for key in asset_def.keys:
-                spec = asset_def.get_asset_spec(key)
-                self.parents[key] = set(asset_def.asset_deps[key])
-                self.code_versions[key] = spec.code_version
-                if CONTENT_VERSIONED_TAGS.items() <= spec.tags.items():
-                    self.content_versioned.add(key)
-                partitioning[key] = asset_def.partitions_def
-                if spec.tags.get(METHOD_TAG) in leave_out:
-                    dropped.add(key)
+        self.graph = graph  # Definitions.resolve_asset_graph()
+        keys = [key for key in self.graph.toposorted_asset_keys if self.graph.get(key).is_materializable]
+        self.parents = {key: set(self.graph.get(key).parent_keys) for key in keys}
+        self.code_versions = {key: self.graph.get(key).code_version for key in keys}
+        # data version = digest of the files written
+        self.content_versioned = {key for key in keys
+                                  if CONTENT_VERSIONED_TAGS.items() <= self.graph.get(key).tags.items()}
         self.job_of: dict[AssetKey, str] = {}
-        for key in _parents_first(self.parents):
-            self.job_of[key] = self._job_for(partitioning[key], self.parents[key])
-        later = [k for k, job in self.job_of.items() if job not in (INPUTS_JOB, RINGS_JOB) and k not in dropped]
+        for key in keys:  # parents first
+            self.job_of[key] = self._job_for(self.graph.get(key).partitions_def, self.parents[key])
+        dropped = {key for key in keys if self.graph.get(key).tags.get(METHOD_TAG) in leave_out}
+        later = [k for k in keys if self.job_of[k] not in (INPUTS_JOB, RINGS_JOB) and k not in dropped]
         needed = set(later)
         frontier = list(later)
         while frontier:
             for parent in self.parents[frontier.pop()]:
-                if parent not in needed and parent not in dropped:  # the comparison reads every method
+                if parent not in needed and parent not in dropped:
                     needed.add(parent)
                     frontier.append(parent)
-        self.keys = [k for k in self.job_of if k in needed]  # parents first
+        self.keys = [k for k in keys if k in needed]  # parents first
 
     def _job_for(self, partitions_def, parents: set[AssetKey]) -> str:
-        if partitions_def == self.grid.rings_def:
-            return RINGS_JOB
-        if partitions_def == self.grid.pools_def:
-            return POOLS_JOB
-        if partitions_def == self.grid.grid_def:
-            return CELLS_JOB
+        by_partitioning = {self.grid.rings_def: RINGS_JOB, self.grid.pools_def: POOLS_JOB,
+                           self.grid.grid_def: CELLS_JOB}
         if partitions_def is not None:
-            raise ValueError(f"an asset is partitioned by {partitions_def}, which is no stage of the grid")
+            if partitions_def not in by_partitioning:
+                raise ValueError(f"an asset is partitioned by {partitions_def}, which is no stage of the grid")
+            return by_partitioning[partitions_def]
         return REPORTS_JOB if any(self.job_of[p] != INPUTS_JOB for p in parents) else INPUTS_JOB
 
     def jobs(self) -> list:
@@ -112,21 +108,35 @@ class Stages:
                                  partitions_def=partitions.get(job), description=description)
                 for job, description in JOB_DESCRIPTIONS.items()]
 
-    def partitions(self, job: str) -> list:
-        """The partitions `job` runs over, in build order ([None]: unpartitioned)."""
-        if job == RINGS_JOB:
-            return self.grid.rings()
-        if job == POOLS_JOB:
-            return [str(p) for p in self.grid.pool_sizes]
+    def partitions(self, job: str) -> list[str | None]:
+        """The partitions `job` runs over, in build order ([None]: unpartitioned); the cells stage
+        runs the valid cells only."""
         if job == CELLS_JOB:
-            return [MultiPartitionKey({POOL_DIM: p, BUDGET_DIM: b}) for p, b in self.grid.valid_cells()]
-        return [None]
+            return [cell_key(cell) for cell in self.grid.valid_cells()]
+        partitions_def = {RINGS_JOB: self.grid.rings_def, POOLS_JOB: self.grid.pools_def}.get(job)
+        return [None] if partitions_def is None else list(partitions_def.get_partition_keys())
+
+    def read_by(self, parent: AssetKey, child: AssetKey, child_partition: str | None) -> list[str | None]:
+        """The partitions of `parent` that `child`'s `child_partition` reads, by the asset graph's
+        partition mapping ([None]: `parent` is unpartitioned)."""
+        if self.graph.get(parent).partitions_def is None:
+            return [None]
+        subset = self.graph.get_parent_partition_keys_for_child(child_partition, parent, child).partitions_subset
+        return list(subset.get_partition_keys())
 
     def order(self) -> list[tuple[str, str | None]]:
-        """(job, partition) in the order they run: inputs, each ring then the pool it completes,
-        every valid cell, the reports."""
-        rings_and_pools = [(job, partition) for ring, pool in self.grid.ring_then_pool()
-                           for job, partition in ((RINGS_JOB, ring), (POOLS_JOB, pool))]
+        """(job, partition) in the order they run: inputs, then for each pool size the rings it
+        reads that have not run yet and then the pool, every valid cell, the reports."""
+        pool_keys = [k for k in self.keys if self.job_of[k] == POOLS_JOB]
+        rings_and_pools, done = [], set()
+        for pool in self.partitions(POOLS_JOB):
+            read = {ring for key in pool_keys for parent in self.parents[key] if self.job_of[parent] == RINGS_JOB
+                    for ring in self.read_by(parent, key, pool)}
+            for ring in self.partitions(RINGS_JOB):
+                if ring in read and ring not in done:
+                    rings_and_pools.append((RINGS_JOB, ring))
+                    done.add(ring)
+            rings_and_pools.append((POOLS_JOB, pool))
         return [(INPUTS_JOB, None), *rings_and_pools, *((CELLS_JOB, cell) for cell in self.partitions(CELLS_JOB)),
                 (REPORTS_JOB, None)]
 
@@ -142,46 +152,6 @@ class Stages:
             if keys:
                 steps.append(Step(job, partition, keys))
         return steps
-
-    def feeds(self, parent: AssetKey, parent_partition: str | None, child: AssetKey,
-              child_partition: str | None) -> bool:
-        """Whether `parent`'s `parent_partition` is upstream of `child`'s `child_partition`: a ring
-        feeds itself and the pools (and their cells) that hold it, a pool size itself and its cells,
-        a cell itself; an unpartitioned asset feeds, and reads, every partition. What kind of key a
-        partition is follows from its asset's stage."""
-        if parent_partition is None or child_partition is None:
-            return True
-        parent_job, child_job = self.job_of[parent], self.job_of[child]
-        if parent_job == RINGS_JOB:
-            return (parent_partition == child_partition if child_job == RINGS_JOB
-                    else ring_bounds(parent_partition)[1] <= int(self.pool_of(child_job, child_partition)))
-        if parent_job == CELLS_JOB:
-            return parent_partition == child_partition
-        return child_job != RINGS_JOB and parent_partition == self.pool_of(child_job, child_partition)
-
-    def pool_of(self, job: str, partition: str) -> str:
-        """The pool size of a partition of the pools or cells stage."""
-        if job != CELLS_JOB:
-            return partition
-        return self.grid.grid_def.get_partition_key_from_str(partition).keys_by_dimension[POOL_DIM]
-
-
-def _parents_first(parents: dict[AssetKey, set[AssetKey]]) -> list[AssetKey]:
-    """The keys of `parents` (key -> its parent keys) ordered so that every parent comes before its
-    children (depth first, in the order given)."""
-    order: list[AssetKey] = []
-    seen: set[AssetKey] = set()
-
-    def visit(key: AssetKey) -> None:
-        if key not in seen:
-            seen.add(key)
-            for parent in sorted(parents[key], key=AssetKey.to_user_string):
-                visit(parent)
-            order.append(key)
-
-    for key in parents:
-        visit(key)
-    return order
 
 
 Materialisations = dict[AssetKey, dict]  # key -> partition (None: unpartitioned) -> its latest record
@@ -219,6 +189,17 @@ class Staleness:
 
     now: set[Target]
     pending: set[Target]
+    why: dict[Target, str] = field(default_factory=dict)  # of each stale-now pair: what changed
+
+
+def version_change(recorded: str | None, current: str | None) -> str:
+    """What differs between a recorded and a current version (`versions.version`: the code's digest,
+    then the settings'): "code", "settings", or both."""
+    if recorded is None or current is None or recorded.count(".") != 1 or current.count(".") != 1:
+        return "code version"
+    changed = [part for part, old, new in zip(("code", "settings"), recorded.split("."), current.split("."))
+               if old != new]
+    return " and ".join(changed)
 
 
 def _same_content(current, read) -> bool:
@@ -250,20 +231,24 @@ def staleness(stages: Stages, latest: Materialisations, read_before) -> Stalenes
     are left alone: this reruns, it does not fill gaps."""
     now: set[Target] = set()
     pending: set[Target] = set()
+    why: dict[Target, str] = {}
     for key in stages.keys:  # lineage order: a parent's staleness is known before its children's
         for partition, record in latest[key].items():
-            if record.asset_materialization.tags.get(CODE_VERSION_TAG) != stages.code_versions[key]:
+            recorded = record.asset_materialization.tags.get(CODE_VERSION_TAG)
+            if recorded != stages.code_versions[key]:
                 now.add((key, partition))
+                why[(key, partition)] = f"{version_change(recorded, stages.code_versions[key])} changed"
                 continue
-            read = [(parent, parent_partition, parent_record) for parent in stages.parents[key]
-                    for parent_partition, parent_record in latest.get(parent, {}).items()
-                    if stages.feeds(parent, parent_partition, key, partition)]
+            read = [(parent, parent_partition, latest[parent][parent_partition]) for parent in stages.parents[key]
+                    for parent_partition in stages.read_by(parent, key, partition)
+                    if parent_partition in latest.get(parent, {})]
             if any(_brings_new_data(stages, now, read_before, record, *parent) for parent in read):
                 now.add((key, partition))
+                why[(key, partition)] = "new data upstream"
             elif any((parent, parent_partition) in now or (parent, parent_partition) in pending
                      for parent, parent_partition, _ in read):
                 pending.add((key, partition))
-    return Staleness(now, pending)
+    return Staleness(now, pending, why)
 
 
 def _reader(instance):

@@ -6,9 +6,11 @@ token counts, embeddings, answer losses) are partitioned by *ring*, keyed by the
 it holds: ring "1000-4000" is positions [1000, 4000) whatever the grid, so a key never changes
 meaning. Adding pool size 2000 to (1000, 4000) brings rings "1000-2000" and "2000-4000"; ring
 "1000-4000" leaves the grid (its files stay under its own key) and pool 4000 is made of the new
-rings. A pool-size view maps each pool size to the rings up to it (`ring_to_pool_mapping`). The
+rings. A pool-size view maps each pool size to the rings up to it (`ring_to_pool_mapping`, from
+`Grid.rings_of`); the pool view records them, and a cell reads its pool's rings through it. The
 pool-size partitions are also the `pool_size` dimension of the grid, so Dagster infers the grid ->
-pool mapping.
+pool mapping. Partition keys are parsed into typed values (`core.keys`) once, by the functions at the
+end of this module.
 
 The grid comes from the environment (SELECTION_ASSETS_POOL_SIZES, SELECTION_ASSETS_BUDGETS, comma
 separated integers; default: the active profile's), so `dagster dev` and `selection-assets demo`
@@ -20,8 +22,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from dagster import MultiPartitionsDefinition, StaticPartitionMapping, StaticPartitionsDefinition
+from dagster import (MultiPartitionKey, MultiPartitionsDefinition, SpecificPartitionsPartitionMapping,
+                     StaticPartitionMapping, StaticPartitionsDefinition)
 
+from selection_assets.core.keys import Cell, Ring
 from selection_assets.profiles import PROFILES, active_profile
 
 DEFAULT_POOL_SIZES = PROFILES["world"].pool_sizes
@@ -39,20 +43,12 @@ def _parse_sizes(text: str, name: str) -> tuple[int, ...]:
     return values
 
 
-def ring_key(start: int, end: int) -> str:
-    """The key of the ring of source positions [start, end)."""
-    return f"{start}-{end}"
-
-
-def ring_bounds(ring: str) -> tuple[int, int]:
-    """Source positions [start, end) of ring `ring` (its key names them)."""
-    start, end = ring.split("-")
-    return int(start), int(end)
-
-
 @dataclass(frozen=True)
 class Grid:
-    """Pool sizes (ascending, nested) and budgets of an experiment."""
+    """Pool sizes (ascending, nested) and budgets of an experiment, and the partitions they make.
+
+    `rings_of` is the one rule of which rings make a pool; the ring -> pool partition mapping, and
+    so Dagster's asset graph, follows from it."""
 
     pool_sizes: tuple[int, ...] = DEFAULT_POOL_SIZES
     budgets: tuple[int, ...] = DEFAULT_BUDGETS
@@ -71,7 +67,7 @@ class Grid:
         pools = StaticPartitionsDefinition([str(p) for p in self.pool_sizes])
         budgets = StaticPartitionsDefinition([str(b) for b in self.budgets])
         object.__setattr__(self, "pools_def", pools)
-        object.__setattr__(self, "rings_def", StaticPartitionsDefinition(self.rings()))
+        object.__setattr__(self, "rings_def", StaticPartitionsDefinition([r.key for r in self.rings()]))
         object.__setattr__(self, "budgets_def", budgets)
         object.__setattr__(self, "grid_def", MultiPartitionsDefinition({POOL_DIM: pools, BUDGET_DIM: budgets}))
 
@@ -85,29 +81,55 @@ class Grid:
         return cls(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else profile.pool_sizes,
                    _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else profile.budgets)
 
-    def rings(self) -> list[str]:
-        """Ring keys, ascending: one per pool size, holding the positions it adds to the one below."""
+    def rings(self) -> list[Ring]:
+        """The rings, ascending: one per pool size, holding the positions it adds to the one below."""
         starts = (0, *self.pool_sizes[:-1])
-        return [ring_key(start, end) for start, end in zip(starts, self.pool_sizes)]
+        return [Ring(start, end) for start, end in zip(starts, self.pool_sizes)]
 
-    def ring_then_pool(self) -> list[tuple[str, str]]:
-        """(ring, pool size) in build order: each ring, then the pool it completes (which reads it
-        and every ring before it)."""
-        return list(zip(self.rings(), (str(p) for p in self.pool_sizes)))
+    def rings_of(self, pool_size: int) -> list[Ring]:
+        """The rings that make up the pool of size `pool_size`, ascending: those ending within it."""
+        return [ring for ring in self.rings() if ring.end <= pool_size]
 
-    def rings_of(self, pool_size: str) -> list[str]:
-        """Ring keys that make up the pool of size `pool_size`, ascending."""
-        return [r for r in self.rings() if ring_bounds(r)[1] <= int(pool_size)]
+    def valid_cells(self) -> list[Cell]:
+        """The cells whose budget is smaller than the pool, by pool size then budget."""
+        return [Cell(p, b) for p in self.pool_sizes for b in self.budgets_below(p)]
+
+    def budgets_below(self, pool_size: int) -> list[int]:
+        """The budgets a pool of `pool_size` is selected for (those smaller than it)."""
+        return [b for b in self.budgets if b < pool_size]
 
     def ring_to_pool_mapping(self) -> StaticPartitionMapping:
-        """A ring ending at position e feeds every pool of size >= e."""
-        return StaticPartitionMapping({r: [str(p) for p in self.pool_sizes if p >= ring_bounds(r)[1]]
-                                       for r in self.rings()})
+        """Each ring feeds the pools it is part of (`rings_of`)."""
+        return StaticPartitionMapping({ring.key: [str(p) for p in self.pool_sizes if ring in self.rings_of(p)]
+                                       for ring in self.rings()})
 
-    def valid_cells(self) -> list[tuple[str, str]]:
-        """(pool_size, budget) keys whose budget is smaller than the pool."""
-        return [(str(p), str(b)) for p in self.pool_sizes for b in self.budgets_below(str(p))]
+    def cells_mapping(self) -> SpecificPartitionsPartitionMapping:
+        """An unpartitioned step that reads every valid cell (the comparison) reads these, and no
+        cell whose budget is not below its pool."""
+        return SpecificPartitionsPartitionMapping([cell_key(c) for c in self.valid_cells()])
 
-    def budgets_below(self, pool_size: str) -> list[int]:
-        """The budgets a pool of `pool_size` is selected for (those smaller than it)."""
-        return [b for b in self.budgets if b < int(pool_size)]
+
+# the edge: Dagster's partition keys parsed into typed values once, by the steps that receive them
+def ring_of(key: str) -> Ring:
+    """The ring a ring partition key names."""
+    return Ring.parse(key)
+
+
+def pool_size_of(key: str) -> int:
+    """The pool size a pool partition key names."""
+    return int(key)
+
+
+def cell_of(key: str | MultiPartitionKey) -> Cell:
+    """The cell a grid partition key names ("budget|pool_size", or a MultiPartitionKey); ValueError
+    for a budget not below its pool."""
+    if not isinstance(key, MultiPartitionKey):
+        budget, pool_size = str(key).split("|")
+        key = MultiPartitionKey({BUDGET_DIM: budget, POOL_DIM: pool_size})
+    dims = key.keys_by_dimension
+    return Cell(int(dims[POOL_DIM]), int(dims[BUDGET_DIM]))
+
+
+def cell_key(cell: Cell) -> MultiPartitionKey:
+    """The grid partition key of `cell`."""
+    return MultiPartitionKey({POOL_DIM: str(cell.pool_size), BUDGET_DIM: str(cell.budget)})

@@ -1,7 +1,9 @@
 """Configurable resources: where artefacts live, which device computes, what data and models to use.
 
 Every setting has a default that runs the embedded world on a laptop; point `DataResource` at a
-real pool / eval file / Hugging Face model to run the same assets on real data.
+real pool / eval file / Hugging Face model to run the same assets on real data. A setting an asset
+reads is part of its code version with its value (`assets/versions.py`), but for those declared
+`output_neutral`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ from selection_assets.world.models import TinyModelShape
 PARALLEL_MIN_ROWS = 100_000  # rows from which chunked pure-Python work is spread over processes
 
 
+OUTPUT_NEUTRAL = "output_neutral"  # the key of a field's declaration that it changes no output
+
+
+def output_neutral(test: str) -> dict:
+    """A field's declaration that its value cannot change any output (where files live, how many
+    processes share the work), with `test`, the node id of the test that shows the bytes do not
+    move: it is left out of every code version (`assets/versions.py`)."""
+    return {OUTPUT_NEUTRAL: test}
+
+
 def default_storage_root() -> str:
     """SELECTION_ASSETS_STORAGE, else $DAGSTER_HOME/storage, else ./storage."""
     if os.environ.get("SELECTION_ASSETS_STORAGE"):
@@ -35,7 +47,10 @@ def default_storage_root() -> str:
 class StorageResource(ConfigurableResource):
     """The one storage root under which every artefact is written."""
 
-    root: str = Field(description="Directory for pools, embeddings, scores, checkpoints, reports.")
+    root: str = Field(description="Directory for pools, embeddings, scores, checkpoints, reports.",
+                      json_schema_extra=output_neutral(
+                          "selection_assets_tests/test_kill_matrix.py::"
+                          "test_killed_anywhere_the_rerun_finishes_with_the_uninterrupted_bytes"))
 
     def layout(self) -> Layout:
         return Layout(Path(self.root))
@@ -47,7 +62,10 @@ class ComputeResource(ConfigurableResource):
     device: str = Field(default="auto", description="cuda, mps, cpu, or auto (best available).")
     embed_batch_tokens: int = Field(default=8192, description="Padded tokens per embedding batch.")
     processes: int = Field(default=1, description="Processes (one per GPU) that embed a ring together; "
-                           "above 1 the shards are spread over an `accelerate launch`.")
+                           "above 1 the shards are spread over an `accelerate launch`.",
+                           json_schema_extra=output_neutral(
+                               "selection_assets_tests/assets/test_multiprocess_embedding.py::"
+                               "test_two_processes_embed_the_same_vectors_in_the_asked_precision"))
     embed_dtype: str = Field(default="auto", description="float32, bfloat16, float16, or auto "
                              "(bfloat16 on CUDA, float32 elsewhere).")
     embed_compile: bool | None = Field(default=None, description="torch.compile the base LM that embeds (dynamic "
@@ -61,10 +79,16 @@ class ComputeResource(ConfigurableResource):
                                   "units; its selections overlap float32's by 98-99%, benchmarks/RESULTS.md).")
     embedding_memory_mb: int = Field(default=2048, description="Pool embeddings (as float32) that k-center, k-means, "
                                      "DEITA and KNN-6 keep in RAM; past it they re-read the float16 shards on "
-                                     "every pass (same results, slower; benchmarks/RESULTS.md).")
+                                     "every pass (same results, slower; benchmarks/RESULTS.md).",
+                                     json_schema_extra=output_neutral(
+                                         "selection_assets_tests/core/test_embedding_matrix.py::"
+                                         "test_diversity_methods_choose_the_same_whatever_the_memory_budget"))
     cpu_workers: int = Field(default=0, description="Processes that parse a source's ids, validate and tokenise "
                              "a ring, a chunk each, when there are at least 100,000 rows (0: every CPU); "
-                             "fewer stay in one process.")
+                             "fewer stay in one process.",
+                             json_schema_extra=output_neutral(
+                                 "selection_assets_tests/core/test_parallel.py::test_a_ring_written_and_counted_by_"
+                                 "workers_equals_one_process_and_a_short_source_leaves_no_files"))
     eval_batch_size: int = Field(default=32, description="Prompts per generation batch of the harness evaluation.")
 
     def workers_for(self, rows: int) -> int:

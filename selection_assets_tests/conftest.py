@@ -64,17 +64,26 @@ LINEAGE_METHODS = _one_method_per_wiring()
 
 
 @pytest.fixture(scope="session")
-def lineage(tmp_path_factory):
-    """The whole lineage materialised once over TINY_GRID: (instance, storage root, resources, results)."""
+def traced_lineage(tmp_path_factory):
+    """The whole lineage materialised once over TINY_GRID, under an `AssetCodeTrace` of what each
+    asset ran: (instance, storage root, resources, results, trace)."""
     from selection_assets.cli import run_lineage
+    from selection_assets_tests.code_trace import AssetCodeTrace
 
     root = tmp_path_factory.mktemp("lineage")
     resources = {"storage": StorageResource(root=str(root / "storage")), "compute": ComputeResource(device="cpu"),
                  "data": DataResource(max_length=128, shard_size=64), "world": TINY_WORLD,
                  "training": TrainResource(epochs=1.0, batch_size=8, seeds=TINY_SEEDS)}
     instance = DagsterInstance.ephemeral()
-    results = run_lineage(TINY_GRID, resources, instance, echo=lambda _: None, methods=list(LINEAGE_METHODS))
-    return instance, Path(root / "storage"), resources, results
+    with AssetCodeTrace(tuple(type(resource) for resource in resources.values())) as trace:
+        results = run_lineage(TINY_GRID, resources, instance, echo=lambda _: None, methods=list(LINEAGE_METHODS))
+    return instance, Path(root / "storage"), resources, results, trace
+
+
+@pytest.fixture(scope="session")
+def lineage(traced_lineage):
+    """The whole lineage materialised once over TINY_GRID: (instance, storage root, resources, results)."""
+    return traced_lineage[:4]
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,8 +122,10 @@ def small_env(tmp_path_factory):
     """A demo of SMALL_ENV_METHODS over pool sizes 80 and 160, budget 40, in a fresh instance, and
     the environment to reach it."""
     home = tmp_path_factory.mktemp("dagster_home")
+    # the experiment's methods are in the environment too, so a rerun or the UI compares the same ones
     env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "80,160",
-           "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO)}
+           "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO),
+           "SELECTION_ASSETS_METHODS": SMALL_ENV_METHODS}
     cli(["demo", "--methods", SMALL_ENV_METHODS], env, REPO)
     return home, env
 
@@ -122,7 +133,7 @@ def small_env(tmp_path_factory):
 # the session fixtures that each cost a demo or a pre-training: under pytest-xdist (pyproject runs
 # the suite on two workers, `--dist loadgroup`) every test that uses one runs on the same worker,
 # so each is built once
-SHARED_FIXTURES = ("small_env", "lineage", "world_lm")
+SHARED_FIXTURES = ("small_env", "traced_lineage", "world_lm")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups

@@ -9,7 +9,8 @@ from dagster import AssetKey, Definitions, MultiPartitionsDefinition
 from selection_assets.core.methods import choose_methods, registry
 from selection_assets.definitions import build_definitions, default_resources
 from selection_assets.resources import DataResource
-from selection_assets.partitions import Grid, ring_bounds
+from selection_assets.core.keys import Cell, Ring
+from selection_assets.partitions import Grid, cell_key, cell_of
 from selection_assets_tests.conftest import REPO
 
 
@@ -40,16 +41,21 @@ def test_lineage_shape_partitions_and_gpu_pool():
     # the steps whose data version is the digest of their bytes (operations.staleness), each byte-for-byte
     # reproducible (test_kill_matrix.py): a rerun of theirs that writes the same bytes reruns nothing below
     content = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).tags.get("data_version") == "content"}
-    assert content == ({"source_pool", "eval_tasks", "tokenizer", "base_model", "ring_records", "ring_token_counts"}
-                       | {f"{m}/selection" for m in registry()})
+    assert content == ({"source_pool", "eval_tasks", "tokenizer", "base_model", "ring_records", "ring_token_counts",
+                        "pool_manifest"} | {f"{m}/{stage}" for m in registry() for stage in ("scores", "selection")})
     assert graph.get(AssetKey(["rds_plus", "selection"])).owners == ["team:data-engineering"]
     assert graph.get(AssetKey(["rds_plus", "finetuned"])).owners == ["team:ml-research"]
     pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool_manifest")).parent_keys}
     assert pool_parents == {"ring_records", "ring_token_counts"}
     rds_parents = {k.to_user_string() for k in graph.get(AssetKey(["rds_plus", "scores"])).parent_keys}
-    assert rds_parents == {"pool_manifest", "ring_embeddings_position_weighted", "query_embeddings_position_weighted"}
+    assert rds_parents == {"pool_manifest", "ring_embeddings_position_weighted", "query_embeddings_position_weighted",
+                           "base_model"}  # its cost counts the base model's passes
     ifd_parents = {k.to_user_string() for k in graph.get(AssetKey(["ifd", "scores"])).parent_keys}
-    assert ifd_parents == {"pool_manifest", "ring_answer_losses"}
+    assert ifd_parents == {"pool_manifest", "ring_answer_losses", "base_model"}
+    # a cell reads its pool's rings through the pool view, and its report its method's costs
+    report_parents = {k.to_user_string() for k in graph.get(AssetKey(["ifd", "eval_report"])).parent_keys}
+    assert report_parents == {"ifd/finetuned", "ifd/selection", "ifd/scores", "eval_tasks", "eval_report_base",
+                              "base_model", "pool_manifest"}
 
 
 def test_grid_rings_and_invalid_cells():
@@ -57,13 +63,20 @@ def test_grid_rings_and_invalid_cells():
         Grid((50, 100), (10, 100))
     grid = Grid((1000, 100, 10_000), (500, 5000))
     assert grid.pool_sizes == (100, 1000, 10_000)
-    assert grid.rings() == ["0-100", "100-1000", "1000-10000"] and ring_bounds("100-1000") == (100, 1000)
-    assert grid.rings_of("1000") == ["0-100", "100-1000"]
-    assert grid.valid_cells() == [("1000", "500"), ("10000", "500"), ("10000", "5000")]
+    assert grid.rings() == [Ring(0, 100), Ring(100, 1000), Ring(1000, 10_000)]
+    assert [r.key for r in grid.rings()] == ["0-100", "100-1000", "1000-10000"] and Ring.parse("100-1000") == Ring(100, 1000)
+    assert grid.rings_of(1000) == [Ring(0, 100), Ring(100, 1000)]
+    assert grid.valid_cells() == [Cell(1000, 500), Cell(10_000, 500), Cell(10_000, 5000)]
     mapping = grid.ring_to_pool_mapping()
     assert mapping.downstream_partition_keys_by_upstream_partition_key["0-100"] == ["100", "1000", "10000"]
     # a key means the same positions in every grid that has it
-    assert Grid((100, 500, 1000), (10,)).rings_of("1000") == ["0-100", "100-500", "500-1000"]
+    assert Grid((100, 500, 1000), (10,)).rings_of(1000) == [Ring(0, 100), Ring(100, 500), Ring(500, 1000)]
+    # partition keys are parsed once, and refused when they name no ring or no valid cell
+    assert cell_of("500|1000") == Cell(1000, 500) and str(cell_key(Cell(1000, 500))) == "500|1000"
+    with pytest.raises(ValueError, match="budget 1000 is not smaller than pool size 1000"):
+        cell_of("1000|1000")
+    with pytest.raises(ValueError, match="is not a ring key"):
+        Ring.parse("100-50")
 
 
 def test_a_profile_supplies_defaults_that_the_environment_overrides(monkeypatch):
@@ -97,8 +110,12 @@ def _job_keys(defs, job: str) -> set[str]:
     return {k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.selected_asset_keys}
 
 
-def test_stage_jobs_leave_out_methods_whose_scorer_models_are_not_set():
+def test_stage_jobs_leave_out_methods_whose_scorer_models_are_not_set(monkeypatch):
     grid = Grid((100, 1000), (10,))
+    # the experiment's methods: the profile's (the world's spine) unless SELECTION_ASSETS_METHODS names others
+    assert _job_keys(build_definitions(grid, default_resources()), "experiment_pools") == {
+        "pool_manifest", "random/scores", "random_balanced/scores", "rds_plus/scores"}
+    monkeypatch.setenv("SELECTION_ASSETS_METHODS", "all")
     unset = _job_keys(build_definitions(grid, default_resources()), "experiment_pools")
     assert "rds_plus/scores" in unset and "deita/scores" not in unset
     configured = build_definitions(grid, {**default_resources(), "data": DataResource(deita_scorers="c,q")})

@@ -36,11 +36,16 @@ def toy_lineage(view_version: str = "1", view_content: str | None = None) -> lis
     def choice() -> None:
         pass
 
-    @asset(deps=[choice], code_version="1")
+    @asset(deps=[AssetDep(choice, partition_mapping=GRID.cells_mapping())], code_version="1")
     def report() -> None:
         pass
 
     return [source, records, view, choice, report]
+
+
+def stages_of(assets: list, leave_out: frozenset[str] = frozenset()) -> Stages:
+    """The stages of a toy lineage, read from its asset graph."""
+    return Stages(GRID, Definitions(assets=assets).resolve_asset_graph(), leave_out)
 
 
 def _run_all(stages: Stages, assets: list, instance, plan: list[Step]) -> None:
@@ -58,7 +63,7 @@ def _labels(plan: list[Step]) -> list[tuple[str, list[str]]]:
 
 
 def test_the_stage_order_is_inputs_then_each_ring_and_its_pool_then_cells_then_reports():
-    stages = Stages(GRID, toy_lineage())
+    stages = stages_of(toy_lineage())
     assert [(step.job, step.label) for step in stages.plan()] == [
         (INPUTS_JOB, "inputs"), (RINGS_JOB, "ring 0-80"), (POOLS_JOB, "pool 80"), (RINGS_JOB, "ring 80-160"),
         (POOLS_JOB, "pool 160"), (CELLS_JOB, "pool 80 budget 40"), (CELLS_JOB, "pool 160 budget 40"),
@@ -66,37 +71,31 @@ def test_the_stage_order_is_inputs_then_each_ring_and_its_pool_then_cells_then_r
     assert {k.to_user_string(): job for k, job in stages.job_of.items()} == {
         "source": INPUTS_JOB, "records": RINGS_JOB, "view": POOLS_JOB, "choice": CELLS_JOB, "report": REPORTS_JOB}
     # leaving out the only method leaves out its assets; the pool view and the report still run
-    without = Stages(GRID, toy_lineage(), leave_out=frozenset({"toy"}))
+    without = stages_of(toy_lineage(), leave_out=frozenset({"toy"}))
     assert [k.to_user_string() for k in without.keys] == ["source", "records", "view", "report"]
 
 
-def test_which_partition_feeds_which():
-    stages = Stages(GRID, toy_lineage())
+def test_which_partitions_a_child_reads_come_from_the_graphs_partition_mappings():
+    stages = stages_of(toy_lineage())
     source, records, view, choice, report = (AssetKey(name) for name in ("source", "records", "view", "choice", "report"))
-
-    def feeds(parent, parent_partition, child, child_partition):
-        return stages.feeds(parent, parent_partition, child, child_partition)
-
-    assert feeds(records, "0-80", view, "80") and feeds(records, "0-80", view, "160")
-    assert feeds(records, "0-80", choice, "40|160") and feeds(records, "0-80", records, "0-80")
-    assert not feeds(records, "80-160", view, "80") and not feeds(records, "80-160", choice, "40|80")
-    assert not feeds(records, "0-80", records, "80-160")
-    assert feeds(view, "160", choice, "40|160") and not feeds(view, "80", choice, "40|160")
-    assert not feeds(view, "80", records, "0-80")
-    assert feeds(choice, "40|80", choice, "40|80") and not feeds(choice, "40|80", choice, "40|160")
-    assert feeds(source, None, records, "0-80") and feeds(choice, "40|80", report, None)
+    assert stages.read_by(records, view, "80") == ["0-80"]
+    assert sorted(stages.read_by(records, view, "160")) == ["0-80", "80-160"]
+    assert stages.read_by(view, choice, "40|160") == ["160"]
+    assert stages.read_by(source, records, "0-80") == [None]
+    # the report reads every valid cell of the grid, and no other
+    assert sorted(stages.read_by(choice, report, None)) == ["40|160", "40|80"]
 
 
 def test_staleness_is_a_changed_code_version_or_newer_upstream_data_and_everything_below_it():
     assets = toy_lineage()
-    stages = Stages(GRID, assets)
+    stages = stages_of(assets)
     with DagsterInstance.ephemeral() as instance:
         _run_all(stages, assets, instance, stages.plan())
         assert _plan(stages, instance) == []
 
         # the pool view's code changed: every pool view and all below it, nothing above; nothing
         # waits on the view's bytes, as it records none
-        changed = Stages(GRID, toy_lineage(view_version="2"))
+        changed = stages_of(toy_lineage(view_version="2"))
         assert find_staleness(changed, instance).pending == set()
         assert _labels(_plan(changed, instance)) == [
             ("pool 80", ["view"]), ("pool 160", ["view"]), ("pool 80 budget 40", ["choice"]),
@@ -137,12 +136,12 @@ def _rerun_stale(stages: Stages, assets: list, instance) -> list[tuple[str, list
 
 def test_a_rerun_that_writes_the_same_bytes_leaves_what_reads_it_alone():
     assets = toy_lineage(view_content="a")
-    stages = Stages(GRID, assets)
+    stages = stages_of(assets)
     with DagsterInstance.ephemeral() as instance:
         _run_all(stages, assets, instance, stages.plan())
         # the view's code changed but it writes what it wrote: the views rerun, nothing below them
         same_bytes = toy_lineage(view_version="2", view_content="a")
-        changed = Stages(GRID, same_bytes)
+        changed = stages_of(same_bytes)
         found = find_staleness(changed, instance)
         assert _pairs(found.now) == {("view", "80"), ("view", "160")}
         assert _pairs(found.pending) == {("choice", "40|80"), ("choice", "40|160"), ("report", None)}
@@ -158,12 +157,12 @@ def test_a_rerun_that_writes_the_same_bytes_leaves_what_reads_it_alone():
 
         # changed again, and now it writes other bytes: what reads it reruns, once it has run
         other_bytes = toy_lineage(view_version="3", view_content="b")
-        assert _rerun_stale(Stages(GRID, other_bytes), other_bytes, instance) == [
+        assert _rerun_stale(stages_of(other_bytes), other_bytes, instance) == [
             ("pool 80", ["view"]), ("pool 160", ["view"]), ("pool 80 budget 40", ["choice"]),
             ("pool 160 budget 40", ["choice"]), ("reports", ["report"])]
 
         # a ring materialised again: the views reread it (no digest of the ring's), and their bytes
         # are the same, so the choices stay
         _run_all(stages, other_bytes, instance, [Step(RINGS_JOB, "0-80")])
-        assert _rerun_stale(Stages(GRID, other_bytes), other_bytes, instance) == [
+        assert _rerun_stale(stages_of(other_bytes), other_bytes, instance) == [
             ("pool 80", ["view"]), ("pool 160", ["view"])]

@@ -2,14 +2,15 @@
 once, per ring) and `query_embeddings_<space>` (the eval queries). A space is named by what its
 vectors are: `position_weighted` (RDS+'s pooling of the base LM's last hidden states), its
 pooling ablations `mean` and `last_token`, `encoder` (a sentence-transformers model), and
-`less_features` (LESS gradient features, after the `less_warmup` asset's LoRA warm-up)."""
+`less_features` (LESS gradient features, after the `less_warmup` asset's LoRA warm-up). Each kind
+of space is a class that loads its own model, so an asset runs (and is versioned by) its own."""
 
 import json
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -17,24 +18,25 @@ import torch
 from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_name,
-                                             base_model_path, less_settings, load_tokenizer, model_numerics,
-                                             source_version)
+                                             base_model_path, load_tokenizer)
 from selection_assets.core import embed, less, store, tokenize, train
 from selection_assets.core import pool as pool_io
-from selection_assets.partitions import Grid
+from selection_assets.core.keys import Ring
+from selection_assets.core.store import Layout
+from selection_assets.partitions import Grid, ring_of
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 NORM_TOLERANCE = 1e-2  # float16 storage keeps row norms within ~1e-3 of 1
-ENCODER, LESS_FEATURES = "encoder", "less_features"
 
 
 @dataclass(frozen=True)
 class EmbeddingSpace:
-    """An embedding space, named by what its vectors are: a pooling of the base LM (the name is
-    core.embed's pooling), a sentence encoder (ENCODER) or LESS gradient features (LESS_FEATURES)."""
+    """An embedding space, named by what its vectors are. Each kind (a pooling of the base LM, a
+    sentence encoder, LESS gradient features) is a subclass that loads its own model."""
 
     name: str
     description: str
+    model_deps: ClassVar[tuple[str, ...]] = ("base_model", "tokenizer")  # the assets its model comes from
 
     @property
     def pool_asset(self) -> str:
@@ -44,32 +46,52 @@ class EmbeddingSpace:
     def query_asset(self) -> str:
         return f"query_embeddings_{self.name}"
 
+    def embedder(self, layout, compute: ComputeResource, data: DataResource,
+                 role: str = "pool") -> tuple[Callable[[list[list[dict]]], np.ndarray], str, int]:
+        """A function from conversations to float32 unit embeddings with the model loaded once, the
+        name of that model and its parameter count (for the cost model). `role` ("pool" or "query")
+        matters to LESS only: Adam directions for the pool, plain gradients for queries."""
+        raise NotImplementedError
 
-SPACES = {s.name: s for s in [
-    EmbeddingSpace("position_weighted", "RDS+ embeddings: position-weighted mean of the base LM's last hidden "
-                   "states, L2-normalised"),
-    EmbeddingSpace("mean", "Mean-pooled base-LM embeddings (RDS+ pooling ablation)"),
-    EmbeddingSpace("last_token", "Last-token base-LM embeddings (RDS+ pooling ablation)"),
-    EmbeddingSpace(ENCODER, "Sentence-encoder embeddings (the paper's GTR / NV-Embed baseline)"),
-    EmbeddingSpace(LESS_FEATURES, "LESS gradient features: per warm-up checkpoint, the LoRA gradient (Adam update "
-                   "direction for pool examples, plain gradient for queries), randomly projected and "
-                   "L2-normalised, weighted by the square root of the epoch's share of learning rate"),
-]}
+    def identity(self, layout, data: DataResource) -> tuple[str, int]:
+        """Name and parameter count of the model the space embeds with, without keeping it loaded."""
+        from transformers import AutoConfig, AutoModel
+
+        with torch.device("meta"):
+            model = AutoModel.from_config(AutoConfig.from_pretrained(base_model_path(layout)))
+        return base_model_name(layout), sum(p.numel() for p in model.parameters())
+
+    def fingerprint(self, layout, compute: ComputeResource) -> dict:
+        """What, besides the model, the ids and the settings, decides a ring's vectors in this space
+        (kept with its shards, so shards of another model, warm-up or precision are never resumed)."""
+        # a retrained, identical base model keeps the shards: its timing is no identity
+        return {"base_model": store.without_durations(store.read_json(layout.base_model_ref))}
 
 
-def embedder(space: EmbeddingSpace, layout, compute: ComputeResource, data: DataResource,
-             role: str = "pool") -> tuple[Callable[[list[list[dict]]], np.ndarray], str, int]:
-    """A function from conversations to float32 unit embeddings with the model loaded once, the
-    name of that model and its parameter count (for the cost model). `role` ("pool" or "query")
-    matters to LESS only: Adam directions for the pool, plain gradients for queries."""
-    device = compute.resolved_device()
-    if space.name == LESS_FEATURES:
-        return _less_featurizer(layout, device, data, optimizer_aware=role == "pool")
-    if space.name == ENCODER:
+class LMPooling(EmbeddingSpace):
+    """A pooling (core.embed.POOLINGS, the space's name) of the base LM's last hidden states."""
+
+    def embedder(self, layout, compute: ComputeResource, data: DataResource, role: str = "pool"):
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
+        run = lm_embedder(model.to(compute.resolved_device()).eval(), load_tokenizer(layout), compute, data, self.name)
+        return run, base_model_name(layout), sum(p.numel() for p in model.parameters())
+
+    def fingerprint(self, layout, compute: ComputeResource) -> dict:
+        return {**super().fingerprint(layout, compute), "numerics": compute.embedding_numerics()}
+
+
+class SentenceEncoder(EmbeddingSpace):
+    """A sentence-transformers model (DataResource.encoder_model) over the chat-formatted text."""
+
+    model_deps = ()
+
+    def embedder(self, layout, compute: ComputeResource, data: DataResource, role: str = "pool"):
         if not data.encoder_model:
             raise Failure("the encoder embedding space needs a sentence encoder: set DataResource.encoder_model "
                           "(SELECTION_ASSETS_ENCODER_MODEL) to a sentence-transformers name or path")
-        encoder = embed.load_sentence_encoder(data.encoder_model, device)
+        encoder = embed.load_sentence_encoder(data.encoder_model, compute.resolved_device())
 
         def run_encoder(conversations: list[list[dict]]) -> np.ndarray:
             texts = [tokenize.format_conversation(c, "") for c in conversations]
@@ -77,11 +99,52 @@ def embedder(space: EmbeddingSpace, layout, compute: ComputeResource, data: Data
 
         return run_encoder, data.encoder_model, sum(p.numel() for p in encoder.parameters())
 
-    from transformers import AutoModel
+    def identity(self, layout, data: DataResource) -> tuple[str, int]:
+        _, name, parameters = self.embedder(layout, ComputeResource(device="cpu"), data)
+        return name, parameters
 
-    model = AutoModel.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype()).to(device).eval()
-    run_lm = lm_embedder(model, load_tokenizer(layout), compute, data, space.name)
-    return run_lm, base_model_name(layout), sum(p.numel() for p in model.parameters())
+    def fingerprint(self, layout, compute: ComputeResource) -> dict:
+        return {"base_model": None}
+
+
+class LessFeatures(EmbeddingSpace):
+    """LESS gradient features of the `less_warmup` asset's checkpoints."""
+
+    model_deps = ("base_model", "tokenizer", "less_warmup")
+
+    def embedder(self, layout, compute: ComputeResource, data: DataResource, role: str = "pool"):
+        from transformers import AutoModelForCausalLM
+
+        device = compute.resolved_device()
+        tokenizer = load_tokenizer(layout)
+        # gradients in float32 on the CPU; LESS loads its model in bfloat16 on a GPU
+        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout),
+                                                     dtype=torch.float32 if device == "cpu" else torch.bfloat16)
+        parameters = sum(p.numel() for p in model.parameters())
+        featurizer = less.GradientFeaturizer(model, layout.less_warmup, device)
+
+        def run_less(conversations: list[list[dict]]) -> np.ndarray:
+            examples = train.sft_examples(tokenizer, conversations, data.max_length)
+            return featurizer.features(examples, optimizer_aware=role == "pool")
+
+        return run_less, base_model_name(layout), parameters
+
+    def fingerprint(self, layout, compute: ComputeResource) -> dict:
+        # features of an older warm-up are never reused
+        return {**super().fingerprint(layout, compute),
+                "less_warmup": store.read_json(layout.less_warmup / "manifest.json")["checkpoints"]}
+
+
+SPACES = {s.name: s for s in [
+    LMPooling("position_weighted", "RDS+ embeddings: position-weighted mean of the base LM's last hidden "
+              "states, L2-normalised"),
+    LMPooling("mean", "Mean-pooled base-LM embeddings (RDS+ pooling ablation)"),
+    LMPooling("last_token", "Last-token base-LM embeddings (RDS+ pooling ablation)"),
+    SentenceEncoder("encoder", "Sentence-encoder embeddings (the paper's GTR / NV-Embed baseline)"),
+    LessFeatures("less_features", "LESS gradient features: per warm-up checkpoint, the LoRA gradient (Adam update "
+                 "direction for pool examples, plain gradient for queries), randomly projected and "
+                 "L2-normalised, weighted by the square root of the epoch's share of learning rate"),
+]}
 
 
 def lm_embedder(model: torch.nn.Module, tokenizer, compute: ComputeResource, data: DataResource,
@@ -101,47 +164,18 @@ def lm_embedder(model: torch.nn.Module, tokenizer, compute: ComputeResource, dat
     return run_lm
 
 
-def _less_featurizer(layout, device: str, data: DataResource, optimizer_aware: bool):
-    from transformers import AutoModelForCausalLM
-
-    tokenizer = load_tokenizer(layout)
-    # gradients in float32 on the CPU; LESS loads its model in bfloat16 on a GPU
-    model = AutoModelForCausalLM.from_pretrained(base_model_path(layout),
-                                                 dtype=torch.float32 if device == "cpu" else torch.bfloat16)
-    parameters = sum(p.numel() for p in model.parameters())
-    featurizer = less.GradientFeaturizer(model, layout.less_warmup, device)
-
-    def run_less(conversations: list[list[dict]]) -> np.ndarray:
-        examples = train.sft_examples(tokenizer, conversations, data.max_length)
-        return featurizer.features(examples, optimizer_aware=optimizer_aware)
-
-    return run_less, base_model_name(layout), parameters
-
-
-def embedder_identity(space: EmbeddingSpace, layout, data: DataResource) -> tuple[str, int]:
-    """Name and parameter count of the model a space embeds with, without keeping it loaded."""
-    if space.name == ENCODER:
-        _, name, parameters = embedder(space, layout, ComputeResource(device="cpu"), data)
-        return name, parameters
-    from transformers import AutoConfig, AutoModel
-
-    with torch.device("meta"):
-        model = AutoModel.from_config(AutoConfig.from_pretrained(base_model_path(layout)))
-    return base_model_name(layout), sum(p.numel() for p in model.parameters())
-
-
-def embed_ring_shards(storage_root: str, compute: ComputeResource, data: DataResource, space_name: str, ring: str,
-                      rank: int, world_size: int) -> dict:
-    """One process's share of a ring's shards (the body of `selection-assets embed-ring`)."""
-    from selection_assets.core.store import Layout
-
-    layout = Layout(storage_root)
-    space = SPACES[space_name]
+def embed_ring_shards(layout: Layout, compute: ComputeResource, data: DataResource, space: EmbeddingSpace,
+                      ring: Ring, run: Callable[[list[list[dict]]], np.ndarray] | None = None, rank: int = 0,
+                      world_size: int = 1, log: Callable[[str], None] = lambda _: None) -> dict:
+    """Embed the shards of `ring` in `space` that are missing and this process's to do (shard i
+    is rank i % world_size's): with `run`, an embedder already loaded, else the space's own. The
+    asset's step and each process of `embedding_worker` run it."""
     messages = store.ParquetRows(layout.ring_records(ring), ["messages"])
-    run = embedder(space, layout, compute, data)[0]
+    run = run or space.embedder(layout, compute, data)[0]
     return embed.embed_missing_shards(
-        layout.ring_embeddings(ring, space_name), embed.ShardPlan(len(messages), data.shard_size),
-        _shard_embedder(run, messages), rank=rank, world_size=world_size)
+        layout.ring_embeddings(ring, space.name), embed.ShardPlan(len(messages), data.shard_size),
+        _shard_embedder(run, messages), rank=rank, world_size=world_size, log=log,
+        label=f"{space.name} embeddings of ring {ring.key}")
 
 
 def _conversations(messages: store.ParquetRows, start: int, end: int) -> list[list[dict]]:
@@ -163,22 +197,19 @@ def _shard_embedder(run: Callable[[list[list[dict]]], np.ndarray],
     return embed_rows
 
 
-def _embed_with_accelerate(storage: StorageResource, compute: ComputeResource, data: DataResource,
-                           space: EmbeddingSpace, ring: str) -> dict:
-    """Spread a ring's shards over `compute.processes` processes with `accelerate launch`."""
-    stats_dir = Path(tempfile.mkdtemp(prefix="embed-stats-"))
-    command = ["accelerate", "launch", "--num_processes", str(compute.processes),
-               *(["--cpu"] if compute.resolved_device() == "cpu" else []),
-               "-m", "selection_assets.cli", "embed-ring", "--storage", storage.root, "--ring", ring,
-               "--space", space.name, "--max-length", str(data.max_length), "--shard-size", str(data.shard_size),
-               "--batch-tokens", str(compute.embed_batch_tokens), "--embed-dtype", compute.embed_dtype,
-               "--compile" if compute.resolved_compile() else "--no-compile", "--base-model", data.base_model,
-               "--encoder-model", data.encoder_model, "--stats-dir", str(stats_dir)]
-    completed = subprocess.run(command, capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise Failure(f"accelerate launch of {compute.processes} embedding processes failed for ring {ring}",
-                      metadata={"stderr": MetadataValue.text(completed.stderr[-4000:])})
-    per_rank = [store.read_json(p) for p in sorted(stats_dir.glob("rank-*.json"))]
+def _embed_with_accelerate(layout: Layout, compute: ComputeResource, data: DataResource, space: EmbeddingSpace,
+                           ring: Ring) -> dict:
+    """Spread a ring's shards over `compute.processes` processes with `accelerate launch`: each runs
+    `embed_ring_shards` on its share (`embedding_worker`)."""
+    from selection_assets.assets import embedding_worker
+
+    with tempfile.TemporaryDirectory(prefix="embed-job-") as work:
+        command = embedding_worker.command(Path(work), layout, compute, data, space, ring)
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise Failure(f"accelerate launch of {compute.processes} embedding processes failed for ring {ring.key}",
+                          metadata={"stderr": MetadataValue.text(completed.stderr[-4000:])})
+        per_rank = embedding_worker.rank_stats(Path(work))
     return {"resumed_shards": sum(r["resumed_shards"] for r in per_rank),
             "embed_seconds": max((r["embed_seconds"] for r in per_rank), default=0.0)}
 
@@ -191,15 +222,9 @@ def _norm_check(report: dict) -> AssetCheckResult:
 
 
 def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
-    model_deps = [] if space.name == ENCODER else ["base_model", "tokenizer"]
-    code = source_version(embed, tokenize, embedder, lm_embedder, *model_numerics())
-    if space.name == LESS_FEATURES:
-        model_deps.append("less_warmup")
-        code = source_version(embed, tokenize, embedder, less, train.sft_examples, _less_featurizer)
-
     @asset(name=space.pool_asset, group_name="embeddings", partitions_def=grid.rings_def, pool=GPU_POOL,
-           tags=GPU_TAGS, op_tags=GPU_OP_TAGS, deps=["ring_records", *model_deps],
-           backfill_policy=BackfillPolicy.single_run(), kinds={"pytorch", "numpy"}, code_version=code,
+           tags=GPU_TAGS, op_tags=GPU_OP_TAGS, deps=["ring_records", *space.model_deps],
+           backfill_policy=BackfillPolicy.single_run(), kinds={"pytorch", "numpy"},
            check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.pool_asset,
                                        description="Every stored embedding is finite and has unit L2 norm.", blocking=True)],
            description=f"{space.description}, of one ring of the pool, as float16 .npy shards; a killed run "
@@ -208,37 +233,27 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
                               data: DataResource):
         layout = storage.layout()
         if compute.processes > 1:
-            run, (model_name, parameters) = None, embedder_identity(space, layout, data)
+            run, (model_name, parameters) = None, space.identity(layout, data)
         else:  # the model loads once, for every ring of a single-run backfill
-            run, model_name, parameters = embedder(space, layout, compute, data)
+            run, model_name, parameters = space.embedder(layout, compute, data)
         manifests, resumed_shards, seconds_now = [], 0, 0.0
-        for ring in context.partition_keys:
-            messages = store.ParquetRows(layout.ring_records(ring), ["messages"])
+        rings = [ring_of(key) for key in context.partition_keys]
+        for ring in rings:
             fingerprint = {"model": model_name, "space": space.name, "max_length": data.max_length,
                            "parameters": parameters, "ids": pool_io.ring_ids_digest(layout, ring),
-                           # a retrained, identical base model keeps the shards: its timing is no identity
-                           "base_model": (store.without_durations(store.read_json(layout.base_model_ref))
-                                          if model_deps else None)}
-            if space.name in embed.POOLINGS:
-                fingerprint["numerics"] = compute.embedding_numerics()
-            if space.name == LESS_FEATURES:  # features of an older warm-up are never reused
-                fingerprint["less_warmup"] = store.read_json(layout.less_warmup / "manifest.json")["checkpoints"]
+                           **space.fingerprint(layout, compute)}
             directory = layout.ring_embeddings(ring, space.name)
-            plan = embed.ShardPlan(len(messages), data.shard_size)
+            plan = embed.ShardPlan(store.parts_rows(layout.ring_records(ring)), data.shard_size)
             embed.prepare_shard_dir(directory, fingerprint)
             if compute.processes > 1:
-                stats = _embed_with_accelerate(storage, compute, data, space, ring)
+                stats = _embed_with_accelerate(layout, compute, data, space, ring)
             else:
-                stats = embed.embed_missing_shards(
-                    directory, plan,
-                    _shard_embedder(run, messages),
-                    log=context.log.info, label=f"{space.name} embeddings of ring {ring}")
+                stats = embed_ring_shards(layout, compute, data, space, ring, run=run, log=context.log.info)
             manifests.append(embed.finalize_manifest(directory, plan, fingerprint))
             resumed_shards, seconds_now = resumed_shards + stats["resumed_shards"], seconds_now + stats["embed_seconds"]
-        rings = list(context.partition_keys)
         report = embed.norm_report(b for r in rings for b in embed.iter_shards(layout.ring_embeddings(r, space.name)))
         return MaterializeResult(
-            metadata={"rings": ", ".join(rings), "rows": sum(m["n_rows"] for m in manifests),
+            metadata={"rings": ", ".join(ring.key for ring in rings), "rows": sum(m["n_rows"] for m in manifests),
                       "shards": sum(len(m["shards"]) for m in manifests),
                       "resumed_shards": resumed_shards, "embed_seconds_this_run": seconds_now,
                       "embed_seconds": sum(m["embed_seconds"] for m in manifests),
@@ -247,7 +262,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
             check_results=[_norm_check(report)])
 
     @asset(name=space.query_asset, group_name="embeddings", pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
-           deps=["eval_tasks", *model_deps], kinds={"pytorch", "numpy"}, code_version=code,
+           deps=["eval_tasks", *space.model_deps], kinds={"pytorch", "numpy"},
            check_specs=[AssetCheckSpec("finite_unit_norm", asset=space.query_asset,
                                        description="Every query embedding is finite and has unit L2 norm.", blocking=True)],
            description=f"{space.description}, of each eval task's dev queries (prompt + gold answer + EOS).")
@@ -260,7 +275,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
             for index, example in enumerate(task["dev"]):
                 rows.append({"query_id": f"{task['name']}/{index}", "task": task["name"]})
                 conversations.append(list(example["messages"]) + [{"role": "assistant", "content": example["answer"]}])
-        run, model_name, _ = embedder(space, layout, compute, data, role="query")
+        run, model_name, _ = space.embedder(layout, compute, data, role="query")
         vectors = run(conversations)
         out = layout.query_embeddings(space.name)
         store.write_npy(vectors.astype(np.float32), out / "embeddings.npy")
@@ -275,8 +290,6 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
 def _build_less_warmup(grid: Grid):
     @asset(group_name="embeddings", deps=["source_pool", "base_model", "tokenizer"], pool=GPU_POOL, tags=GPU_TAGS,
            op_tags=GPU_OP_TAGS, kinds={"pytorch", "safetensors"},
-           code_version=source_version(less, train.sft_examples, pool_io.iter_valid_source_messages,
-                                       pool_io.read_source_slice, *less_settings()),
            description="LESS's LoRA warm-up: a random share of the pool (drawn from the smallest pool, so every "
                        "pool holds it) fine-tuned for a few epochs; per epoch the LoRA weights, Adam's moments "
                        "and the mean learning rate, which LESS's gradient features are computed from.")

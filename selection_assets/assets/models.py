@@ -9,7 +9,7 @@ import torch
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path,
-                                             content_version, load_tokenizer, source_version)
+                                             content_version, load_tokenizer)
 from selection_assets import real_material
 from selection_assets.core import preflight, store, tokenize, train
 from selection_assets.core import pool as pool_io
@@ -40,9 +40,6 @@ def _packaged_path(name: str):
 
 def build(grid: Grid) -> list:
     @asset(group_name="models", deps=["source_pool"], kinds={"huggingface"}, tags=CONTENT_VERSIONED_TAGS,
-           code_version=source_version(world_models, tokenize, generate.generate_corpus, generate._corpus_document,
-                                       real_material, _pool_texts, pool_io.iter_valid_source_messages,
-                                       pool_io.read_source_slice),
            description="Tokenizer: byte-level BPE trained on the world's pre-training corpus and pool text, "
                        "or the named base model's own tokenizer (with the Tulu role markers as special "
                        "tokens when it has no chat template).")
@@ -71,8 +68,7 @@ def build(grid: Grid) -> list:
 
     @asset(group_name="models", deps=["tokenizer", "source_pool"], pool=GPU_POOL,
            tags={**GPU_TAGS, **CONTENT_VERSIONED_TAGS}, op_tags=GPU_OP_TAGS,
-           kinds={"pytorch"}, code_version=source_version(world_models, train, generate.generate_corpus,
-                                                          generate._corpus_document, real_material, preflight),
+           kinds={"pytorch"},
            description="Base causal LM: the world's tiny Llama-style model pre-trained on the world's "
                        "plain-prose corpus (knowledge and worked procedures, no chat turns), or the named "
                        "Hugging Face model (a reference to it; a copy with grown embeddings when its tokenizer "

@@ -8,28 +8,21 @@ selection precision and composition, per-source counts, costs) is shown as Dagst
 comparison pairs every method with random on the same items (core/report.py)."""
 
 import json
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
+from dagster import (AssetCheckResult, AssetDep, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
                      MaterializeResult, MetadataValue, asset)
 
 from selection_assets.assets._shared import (EVAL_REPORT, FINETUNED, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, SELECTION,
-                                              base_model_path, grid_keys, load_tokenizer, method_key, method_tags,
-                                              source_version)
-from selection_assets.assets.scores import method_selection_cost
-from selection_assets.core import cost, embed, evaluate, harness, report, stats, store, tokenize
+                                             base_model_path, grid_cell, load_tokenizer, method_key, method_tags)
+from selection_assets.core import cost, evaluate, report, store
 from selection_assets.core import pool as pool_io
-from selection_assets.core.methods import MethodSpec, instructmining, registry
+from selection_assets.core.keys import Cell
+from selection_assets.core.methods import MethodSpec, instructmining
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
-
-
-def eval_code_version(*more) -> str:
-    """The code version of a step that scores checkpoints: the evaluation code, the harness wiring
-    and the task configurations it ships, and `more` (what a method's report adds)."""
-    return source_version(evaluate, harness, tokenize, embed.length_buckets, stats, report.summarise_items,
-                          report.item_matrix, report.headline_items, *harness.shipped_config_texts(), *more)
 
 
 def trained_flops(parameters: int, train_stats: list[dict]) -> float:
@@ -66,10 +59,9 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
     name = method_key(spec.name, EVAL_REPORT)
 
     @asset(key=name, group_name="reports", partitions_def=grid.grid_def,
-           deps=[method_key(spec.name, FINETUNED), method_key(spec.name, SELECTION), "eval_tasks", "eval_report_base"],
+           deps=[method_key(spec.name, FINETUNED), method_key(spec.name, SELECTION), method_key(spec.name, SCORES),
+                 "eval_tasks", "eval_report_base", "base_model", "pool_manifest"],
            pool=GPU_POOL, tags=method_tags(spec.name, gpu=True), op_tags=GPU_OP_TAGS, kinds={"pytorch", "json"},
-           # a method's report adds what its choice and fine-tuning cost
-           code_version=eval_code_version(cost, method_selection_cost, trained_flops),
            check_specs=[AssetCheckSpec(BEATS_BASE, asset=name, description=(
                "Warns when a fine-tuned checkpoint does not beat the base model on the dev split (mean answer "
                "loss; the split the recipe was chosen on): fine-tuning that hurts makes every comparison moot."))],
@@ -80,13 +72,13 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         layout = storage.layout()
-        pool_size, budget = grid_keys(context)
-        rings = grid.rings_of(pool_size)
+        cell = grid_cell(context)
+        rings = pool_io.pool_rings(layout, cell.pool_size)
         device = compute.resolved_device()
         tasks = store.read_json(layout.eval_tasks)["tasks"]
         frames, train_stats, dev_losses = [], [], {}
         for seed in training.seeds:
-            checkpoint = layout.seed_checkpoint(spec.name, pool_size, budget, seed)
+            checkpoint = layout.seed_checkpoint(spec.name, cell, seed)
             model = AutoModelForCausalLM.from_pretrained(checkpoint).to(device)
             tokenizer = AutoTokenizer.from_pretrained(checkpoint)
             items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=data.max_length, device=device,
@@ -97,8 +89,8 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
             dev_losses[str(seed)] = evaluate.dev_answer_loss(model, tokenizer, tasks, max_length=data.max_length,
                                                         device=device)
         items = pd.concat(frames, ignore_index=True)
-        store.write_parquet(items, layout.eval_items(spec.name, pool_size, budget))
-        selected = pd.read_parquet(layout.selection(spec.name, pool_size, budget))
+        store.write_parquet(items, layout.eval_items(spec.name, cell))
+        selected = pd.read_parquet(layout.selection(spec.name, cell))
         # every seed's picks, labels and final answers in one filtered scan of the pool
         rows = pool_io.pool_rows(layout, rings, selected["example_id"], ["clean", "noise", "messages"])
         labelled = selected.assign(**{column: rows[column].array for column in ("clean", "noise", "messages")})
@@ -110,10 +102,10 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
             answers = [json.loads(messages)[-1]["content"] for messages in group["messages"]]
             precision.append(evaluate.selection_precision(group, targeted))
             composition.append(evaluate.selection_composition(group, targeted, answers, dev_answers))
-        costs = method_selection_cost(layout, grid, spec, pool_size, training.epochs)
+        costs = store.read_json(layout.scores_cost(spec.name, cell.pool_size))
         first_seed = selected[selected["seed"] == training.seeds[0]]
         result = {
-            "method": spec.name, "pool_size": int(pool_size), "budget": int(budget), **report.summarise_items(items),
+            "method": spec.name, "pool_size": cell.pool_size, "budget": cell.budget, **report.summarise_items(items),
             "selection_precision": None if None in precision else float(np.mean(precision)),
             "selection_composition": None if None in composition else
             pd.DataFrame(composition).fillna(0.0).mean().to_dict(),
@@ -123,13 +115,13 @@ def build_eval_report(grid: Grid, spec: MethodSpec):
             "training_seconds": float(np.sum([t["seconds"] for t in train_stats])),
             "dev_answer_loss_by_seed": dev_losses,
         }
-        path = store.write_json(result, layout.eval_report(spec.name, pool_size, budget))
+        path = store.write_json(result, layout.eval_report(spec.name, cell))
         return MaterializeResult(metadata={
             **_summary_metadata(result, pd.DataFrame(result["tasks"])),
             "selection_precision": result["selection_precision"],
             "per_source": MetadataValue.json(result["per_source"]),
             "selection_flops": costs["selection_flops"], "training_flops": result["training_flops"],
-            "items": MetadataValue.path(str(layout.eval_items(spec.name, pool_size, budget))),
+            "items": MetadataValue.path(str(layout.eval_items(spec.name, cell))),
             "path": MetadataValue.path(str(path)),
         }, check_results=[_beats_base_check(dev_losses, store.read_json(layout.base_eval_report).get("dev_answer_loss"))])
 
@@ -140,7 +132,7 @@ def build_eval_report_base():
     """The base model's eval report (its code version built with the definitions, as the methods' are)."""
 
     @asset(group_name="reports", deps=["base_model", "eval_tasks"], pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS,
-           kinds={"pytorch", "json"}, code_version=eval_code_version(),
+           kinds={"pytorch", "json"},
            description="The base model evaluated without fine-tuning on every test item: the floor every "
                        "selection must beat.")
     def eval_report_base(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -202,33 +194,43 @@ def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str
     return "\n\n".join(parts) + "\n"
 
 
-def build(grid: Grid) -> list:
+def experiment_reports(layout, methods: Sequence[str], cells: Sequence[Cell]) -> list[dict]:
+    """The eval report of every method in `methods` for every cell in `cells`, in that order: what
+    the experiment ran; a Failure naming those not materialised yet."""
+    missing = [f"{method}/eval_report {cell}" for method in methods for cell in cells
+               if not layout.eval_report(method, cell).exists()]
+    if missing:
+        raise Failure(f"{len(missing)} eval reports of this experiment are not materialised yet, e.g. "
+                      f"{', '.join(missing[:3])}: materialise them first (the comparison reads exactly the "
+                      "chosen methods over the grid's cells, nothing else on disk)")
+    return [store.read_json(layout.eval_report(method, cell)) for method in methods for cell in cells]
+
+
+def build(grid: Grid, methods: Sequence[str]) -> list:
     """The shared reports: the base model's, InstructMining's fitted rule and the comparison, which
-    read every method's eval reports (the methods' own assets are built by method_slices.py)."""
-    methods = list(registry().values())
-    per_method = [method_key(spec.name, EVAL_REPORT) for spec in methods]
+    read the eval reports of `methods` (the experiment's chosen methods) over the grid's valid cells
+    (the methods' own assets are built by method_slices.py)."""
+    methods = list(methods)
+    cells = grid.valid_cells()
+    per_cell = [AssetDep(method_key(method, EVAL_REPORT), partition_mapping=grid.cells_mapping())
+                for method in methods]
     eval_report_base = build_eval_report_base()
 
-    @asset(group_name="reports", deps=[*per_method, eval_report_base.key],
+    @asset(group_name="reports", deps=[*per_cell, eval_report_base.key],
            kinds={"pandas", "matplotlib"},
-           code_version=source_version(report, stats, comparison_document, comparison_markdown),
-           description="All eval reports side by side with 95% intervals; every method paired with random on "
-                       "the same test items (Holm-adjusted), RDS+ paired with each method its paper reports it "
-                       "beating, random against the un-fine-tuned base model; tables and plots under "
-                       "reports/comparison/.")
+           description="The experiment's eval reports side by side with 95% intervals: every chosen method over "
+                       "every valid cell, paired with random on the same test items (Holm-adjusted), RDS+ "
+                       "paired with each method its paper reports it beating, random against the un-fine-tuned "
+                       "base model; tables and plots under reports/comparison/.")
     def comparison_report(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
-        known = {m.name for m in methods}
-        found = [store.read_json(p) for p in sorted(layout.eval_reports_dir.glob("*/*/*.json"))]
-        found = [r for r in found if r["method"] in known]
-        if not found:
-            raise Failure("no eval report to compare yet: materialise some <method>/eval_report partitions first")
-        base_items = pd.read_parquet(layout.base_eval_items) if layout.base_eval_items.exists() else None
+        found = experiment_reports(layout, methods, cells)
         comparison = report.compare(
-            found, lambda m, p, b: pd.read_parquet(layout.eval_items(m, str(p), str(b))), base_items)
+            found, lambda method, pool_size, budget: pd.read_parquet(layout.eval_items(method, Cell(pool_size, budget))),
+            pd.read_parquet(layout.base_eval_items))
         out = layout.comparison_dir
         out.mkdir(parents=True, exist_ok=True)
-        base = store.read_json(layout.base_eval_report) if layout.base_eval_report.exists() else None
+        base = store.read_json(layout.base_eval_report)
         store.write_json(comparison_document(comparison, base), layout.comparison_json)
         (out / "comparison.md").write_text(comparison_markdown(comparison, base))
         comparison.cells.to_csv(out / "comparison.csv", index=False)
@@ -236,6 +238,7 @@ def build(grid: Grid) -> list:
         differences = report.difference_plot(comparison.cells, out / "vs_random.png")
         costs = report.cost_plot(comparison.cells, out / "cost.png")
         return MaterializeResult(metadata={
+            "compared": MetadataValue.json({"methods": methods, "cells": [[c.pool_size, c.budget] for c in cells]}),
             "cells": len(comparison.cells), "seeds": MetadataValue.json(comparison.seeds),
             "paired_tests": comparison.cell_tests,
             "methods_vs_random": MetadataValue.md(report.markdown_table(comparison.methods)),
@@ -249,27 +252,24 @@ def build(grid: Grid) -> list:
             "path": MetadataValue.path(str(out)),
         })
 
-    @asset(group_name="reports", deps=[*per_method, method_key("instructmining", SCORES)],
-           tags=method_tags("instructmining"), kinds={"numpy", "json"}, code_version=source_version(instructmining.fit_rule),
+    @asset(group_name="reports",
+           deps=[*per_cell, *(AssetDep(method_key(method, SELECTION), partition_mapping=grid.cells_mapping())
+                              for method in methods), method_key("instructmining", SCORES)],
+           tags=method_tags("instructmining"), kinds={"numpy", "json"},
            description="InstructMining's linear rule fitted by least squares on this project's own results: "
-                       "log eval loss of every fine-tuned subset (one per method, cell and seed) against "
+                       "log eval loss of every fine-tuned subset (one per chosen method, cell and seed) against "
                        "its examples' mean indicators.")
     def instructmining_rule(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
         subsets, losses = [], []
-        indicator_tables: dict[str, pd.DataFrame] = {}
-        for path in sorted(layout.eval_reports_dir.glob("*/*/*.json")):
-            result = store.read_json(path)
-            pool_size, budget = str(result["pool_size"]), str(result["budget"])
-            if pool_size not in indicator_tables:
-                if not layout.scores("instructmining", pool_size).exists():
-                    continue
-                table = pd.read_parquet(layout.scores("instructmining", pool_size))
-                indicator_tables[pool_size] = table.set_index("example_id").filter(like="ind_")
-            selected = pd.read_parquet(layout.selection(result["method"], pool_size, budget))
+        indicators = {pool_size: pd.read_parquet(layout.scores("instructmining", pool_size))
+                      .set_index("example_id").filter(like="ind_") for pool_size in grid.pool_sizes}
+        for result in experiment_reports(layout, methods, cells):
+            cell = Cell(result["pool_size"], result["budget"])
+            selected = pd.read_parquet(layout.selection(result["method"], cell))
             for seed, summary in result["by_seed"].items():  # each seed's subset and its own model
                 ids = selected.loc[selected["seed"] == int(seed), "example_id"]
-                subsets.append(indicator_tables[pool_size].loc[ids].mean())
+                subsets.append(indicators[cell.pool_size].loc[ids].mean())
                 losses.append(summary["answer_loss"])
         if not subsets:
             raise Failure("no eval report has instructmining indicators for its pool yet: materialise "

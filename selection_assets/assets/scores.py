@@ -1,8 +1,8 @@
 """Score assets. `ring_answer_losses` (per ring) holds the base model's CE(A | Q) and CE(A) for every
 example, computed once; then each method's `<method>/scores` asset (`build_scores`, part of its
-slice in method_slices.py) scores every
-example of a pool, stored as Parquet per (method, pool size) and queryable through DuckDB views
-(`scores`, `scores_long`). Each score asset reports its selection cost (FLOPs and seconds)."""
+slice in method_slices.py) scores every example of a pool, stored as Parquet per (method, pool
+size) and queryable through DuckDB views (`scores`, `scores_long`), with what choosing from it
+cost (FLOPs and the seconds of the model passes it read), which its eval reports carry on."""
 
 import json
 import tempfile
@@ -13,23 +13,23 @@ import numpy as np
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, base_model_path,
-                                              fine_tuning_settings, load_tokenizer, method_code, method_key,
-                                              method_tags, model_numerics, resource_defaults, source_version)
+from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES,
+                                             base_model_path, content_version, load_tokenizer, method_key,
+                                             method_tags)
 from selection_assets.assets.embeddings import SPACES
-from selection_assets.core import cost, embed, embedding_matrix, evaluate, store, tokenize, train
+from selection_assets.core import cost, embed, evaluate, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MODEL_PASSES, MethodSpec, Need, ScoringInputs, deita
-from selection_assets.partitions import Grid
+from selection_assets.partitions import Grid, pool_size_of, ring_of
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 
-def scoring_inputs(layout, grid: Grid, pool_size: str, spec: MethodSpec, data: DataResource,
+def scoring_inputs(layout, grid: Grid, pool_size: int, spec: MethodSpec, data: DataResource,
                    device: str, replicate_seeds: tuple[int, ...] = (0,), training: TrainResource | None = None,
                    compute: ComputeResource | None = None, log=None) -> ScoringInputs:
     """Everything `spec` reads about the pool of size `pool_size` (`training` and `compute` for a
     method that fine-tunes while it selects)."""
-    rings = grid.rings_of(pool_size)
+    rings = pool_io.pool_rings(layout, pool_size)
     budgets_below = grid.budgets_below(pool_size)
     compute = compute or ComputeResource()
     inputs = ScoringInputs(pool=pool_io.pool_frame(layout, rings), seed=data.seed, device=device,
@@ -119,12 +119,15 @@ def _reward_scores(data: DataResource, conversations: list, device: str) -> np.n
     return evaluate.reward_scores(model, tokenizer, conversations, max_length=data.max_length, device=device)
 
 
-def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str, epochs: float = 0.0) -> dict:
-    """FLOPs (SCIENCE.md's cost model) and measured seconds of the model passes a method's choice
-    needs; the method's own scoring seconds are reported separately."""
-    rings = grid.rings_of(pool_size)
+def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: int,
+                          training: TrainResource | None = None) -> dict:
+    """FLOPs (the cost model of Ivison et al. 2025) and measured seconds of the model passes a
+    method's choice needs; the method's own scoring seconds are reported separately. Only a method
+    that fine-tunes while it chooses reads the training recipe and every budget of the pool."""
+    rings = pool_io.pool_rings(layout, pool_size)
+    rounds = Need.FINETUNE_ROUNDS in spec.needs
     manifest = store.read_json(layout.pool_manifest(pool_size))
-    lm_parameters = store.read_json(layout.base_model_ref)["parameters"]
+    lm_parameters = store.read_json(layout.base_model_ref)["parameters"] if spec.needs else 0
     seconds, embedding_parameters, n_queries = 0.0, lm_parameters, 0
     if Need.EMBEDDINGS in spec.needs:
         for ring in rings:
@@ -142,8 +145,9 @@ def method_selection_cost(layout, grid: Grid, spec: MethodSpec, pool_size: str, 
     flops = cost.selection_flops(spec.needs, lm_parameters=lm_parameters, embedding_parameters=embedding_parameters,
                                  tokens_per_example=manifest["mean_tokens"], pool_size=manifest["examples"],
                                  n_queries=n_queries, gradient_checkpoints=len(warmup["checkpoints"]),
-                                 warmup_tokens=warmup["tokens"], budgets=grid.budgets_below(pool_size),
-                                 epochs=epochs)
+                                 warmup_tokens=warmup["tokens"],
+                                 budgets=grid.budgets_below(pool_size) if rounds else (),
+                                 epochs=(training or TrainResource()).epochs if rounds else 0.0)
     return {"selection_flops": flops, "model_pass_seconds": seconds}
 
 
@@ -161,31 +165,24 @@ def build_scores(grid: Grid, spec: MethodSpec):
     if reads_messages:
         deps.append(AssetDep("ring_records", partition_mapping=ring_mapping))
     if Need.FINETUNE_ROUNDS in spec.needs:
-        deps += ["base_model", "tokenizer"]
+        deps.append("tokenizer")
+    if Need.GRADIENTS in spec.needs:
+        deps.append("less_warmup")  # its cost counts the warm-up
+    if spec.needs:
+        deps.append("base_model")  # its cost counts the base model's passes
     runs_models = bool(spec.needs & MODEL_PASSES)
 
     @asset(key=method_key(spec.name, SCORES), group_name="scores", partitions_def=grid.pools_def, deps=deps,
            kinds={"duckdb", "parquet"},
-           code_version=source_version(*method_code(spec), *spec.code_modules, scoring_inputs, pool_io.pool_frame,
-                                       *([pool_io.embedding_blocks, embed.iter_shards] if Need.EMBEDDINGS in spec.needs
-                                         else []),
-                                       *([resource_defaults(ComputeResource, "similarity_dtype")]
-                                         if Need.QUERIES in spec.needs else []),
-                                       *([pool_io.messages] if reads_messages else []),
-                                       *([embedding_matrix] if Need.EMBEDDINGS in spec.needs else []),
-                                       *([_reward_scores, evaluate.reward_scores] if Need.MESSAGES in spec.needs
-                                         else []),
-                                       *([evaluate, deita_scorer_names, _deita_scores]
-                                         if Need.DEITA_SCORES in spec.needs else []),
-                                       *([train, embed, _train_and_embed, *fine_tuning_settings(), *model_numerics()]
-                                         if Need.FINETUNE_ROUNDS in spec.needs else [])),
-           pool=GPU_POOL if runs_models else None, tags=method_tags(spec.name, gpu=runs_models),
+           pool=GPU_POOL if runs_models else None,
+           tags={**method_tags(spec.name, gpu=runs_models), **CONTENT_VERSIONED_TAGS},
            op_tags=GPU_OP_TAGS if runs_models else None,
-           description=f"{spec.name} ({spec.reference}): {spec.summary}. A score for every example of a pool.")
+           description=f"{spec.name} ({spec.reference}): {spec.summary}. A score for every example of a pool, "
+                       "and what choosing from it cost.")
     def scores_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                      compute: ComputeResource, training: TrainResource) -> MaterializeResult:
         layout = storage.layout()
-        pool_size = context.partition_key
+        pool_size = pool_size_of(context.partition_key)
         inputs = scoring_inputs(layout, grid, pool_size, spec, data, compute.resolved_device(),
                                 tuple(training.seeds), training, compute, context.log.info)
         began = time.perf_counter()
@@ -193,7 +190,8 @@ def build_scores(grid: Grid, spec: MethodSpec):
         seconds = time.perf_counter() - began
         path = store.write_parquet(scores, layout.scores(spec.name, pool_size))
         store.refresh_scores_views(layout)
-        costs = method_selection_cost(layout, grid, spec, pool_size, training.epochs)
+        costs = method_selection_cost(layout, grid, spec, pool_size, training)
+        cost_path = store.write_json(costs, layout.scores_cost(spec.name, pool_size))
         notes = spec.report_notes(scores)
         for name, note in notes.items():
             context.log.warning(f"{spec.name}: {name}: {note}")
@@ -203,7 +201,7 @@ def build_scores(grid: Grid, spec: MethodSpec):
             "score_columns": ", ".join(c for c in scores.columns if c not in ("example_id", "source")),
             "preview": MetadataValue.md(scores.head(5).to_markdown(index=False)),
             "path": MetadataValue.path(str(path)), "duckdb": MetadataValue.path(str(layout.scores_db)),
-        })
+        }, data_version=content_version(path, record=store.read_json(cost_path)))
 
     return scores_asset
 
@@ -214,7 +212,6 @@ def build(grid: Grid) -> list:
     @asset(group_name="scores", partitions_def=grid.rings_def, deps=["ring_records", "base_model", "tokenizer"],
            pool=GPU_POOL, tags=GPU_TAGS, op_tags=GPU_OP_TAGS, backfill_policy=BackfillPolicy.single_run(),
            kinds={"pytorch", "parquet"},
-           code_version=source_version(evaluate, embed.length_buckets, *model_numerics()),
            description="The base model's answer cross-entropy per example of one ring: CE(A | Q) (perplexity "
                        "methods) and CE(A) without context (IFD's denominator), and whether the example was "
                        "cut at max_length (IFD skips those, as Cherry LLM does).")
@@ -228,7 +225,7 @@ def build(grid: Grid) -> list:
         model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
         model, tokenizer = model.to(device).eval(), load_tokenizer(layout)
         rows, seconds, undefined, truncated = 0, 0.0, 0, 0
-        for ring in context.partition_keys:
+        for ring in map(ring_of, context.partition_keys):
             frame = store.read_parts(layout.ring_records(ring), ["id", "messages"]).to_pandas()
             began = time.perf_counter()
             losses = evaluate.answer_losses(model, tokenizer, [json.loads(m) for m in frame["messages"]],

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue,
                      asset)
 
-from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, SCORES, SELECTION, content_version, grid_keys,
-                                             method_code, method_key, method_tags, source_version)
-from selection_assets.core import ranking, shortlist, store
+from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, SCORES, SELECTION, content_version, grid_cell,
+                                             method_key, method_tags)
+from selection_assets.core import shortlist, store
 from selection_assets.core.methods import MethodSpec
 from selection_assets.partitions import Grid
 from selection_assets.resources import StorageResource, TrainResource
@@ -26,31 +26,26 @@ def build_selection(grid: Grid, spec: MethodSpec):
     @asset(key=name, group_name="selections", partitions_def=grid.grid_def, deps=[method_key(spec.name, SCORES)],
            tags={**method_tags(spec.name), **CONTENT_VERSIONED_TAGS},
            check_specs=checks, kinds={"parquet"},
-           # the shortlist and methods.top_k rank with ranking.best_first
-           code_version=source_version(*method_code(spec), *spec.code_modules, shortlist, ranking),
            description=f"{spec.name}: the selected example ids for a pool size and budget.")
     def selection_asset(context: AssetExecutionContext, storage: StorageResource, training: TrainResource):
         layout = storage.layout()
-        pool_size, budget = grid_keys(context)
-        if int(budget) >= int(pool_size):
-            raise Failure(f"budget {budget} is not smaller than pool size {pool_size}: selecting would "
-                          "take the whole pool. Launch only cells with budget < pool_size.")
-        scores_path = layout.scores(spec.name, pool_size)
+        cell = grid_cell(context)
+        scores_path = layout.scores(spec.name, cell.pool_size)
         valid = pq.read_metadata(scores_path).num_rows
-        if int(budget) > valid:
-            raise Failure(f"budget {budget} exceeds the {valid} valid examples of pool {pool_size} "
+        if cell.budget > valid:
+            raise Failure(f"budget {cell.budget} exceeds the {valid} valid examples of pool {cell.pool_size} "
                           "(the rest were quarantined)")
         # only the rows the method can choose at this budget: memory follows the budget, not the pool
-        scores = shortlist.read_shortlist(spec, scores_path, int(budget), tuple(training.seeds))
+        scores = shortlist.read_shortlist(spec, scores_path, cell.budget, tuple(training.seeds))
         replicates = []
         for seed in training.seeds:
             try:
-                chosen = spec.select(scores, int(budget), seed)
+                chosen = spec.select(scores, cell.budget, seed)
             except ValueError as err:
-                raise Failure(f"{spec.name} cannot fill pool {pool_size} budget {budget}: {err}") from err
+                raise Failure(f"{spec.name} cannot fill {cell}: {err}") from err
             replicates.append(chosen.assign(seed=seed))
         chosen = pd.concat(replicates, ignore_index=True)[["seed", "rank", "example_id", "source"]]
-        path = store.write_parquet(chosen, layout.selection(spec.name, pool_size, budget))
+        path = store.write_parquet(chosen, layout.selection(spec.name, cell))
         first = chosen[chosen["seed"] == training.seeds[0]]
         per_source = first["source"].value_counts().sort_index()
         sizes = chosen.groupby("seed").size()
@@ -61,9 +56,9 @@ def build_selection(grid: Grid, spec: MethodSpec):
                       "path": MetadataValue.path(str(path))},
             data_version=content_version(path),
             check_results=[
-                AssetCheckResult(check_name="size_equals_budget", passed=bool((sizes == int(budget)).all()),
+                AssetCheckResult(check_name="size_equals_budget", passed=bool((sizes == cell.budget).all()),
                                  metadata={"smallest": int(sizes.min()), "largest": int(sizes.max()),
-                                           "budget": int(budget)}),
+                                           "budget": cell.budget}),
                 AssetCheckResult(check_name="no_duplicate_ids", passed=duplicates == 0,
                                  metadata={"duplicates": duplicates}),
             ])

@@ -5,9 +5,9 @@ import re
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, content_version, source_version
+from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, content_version
 from selection_assets import real_material
-from selection_assets.core import harness, ingest, parallel, records, store
+from selection_assets.core import harness, ingest, records, store
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
@@ -17,8 +17,6 @@ def build(grid: Grid) -> list:
     largest = max(grid.pool_sizes)
 
     @asset(group_name="sources", kinds={"parquet"}, tags=CONTENT_VERSIONED_TAGS,
-           code_version=source_version(generate, records, ingest, parallel.ordered_map, real_material.pool_source,
-                                       real_material.PackagedFile, repr(real_material.PACKAGED_POOLS)),
            description="The whole source pool as raw JSON records in one seeded shuffle; pool size p is "
                        "its first p records. 'world' generates the embedded default pool.")
     def source_pool(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -41,9 +39,6 @@ def build(grid: Grid) -> list:
                                  data_version=content_version(layout.source_pool))
 
     @asset(group_name="sources", kinds={"json"}, tags=CONTENT_VERSIONED_TAGS,
-           code_version=source_version(generate, harness.named_task_entries, harness._leaf_tasks, harness._query,
-                                       real_material.gsm8k_tasks, real_material.PackagedFile,
-                                       repr(real_material.PACKAGED_EVAL_TASKS)),
            description="Eval tasks: per task a few dev queries (prompt + gold answer, RDS+ targets) and a "
                        "test split scored through lm-evaluation-harness; harness tasks named in "
                        "SELECTION_ASSETS_HARNESS_TASKS add their few-shot split as dev queries.")

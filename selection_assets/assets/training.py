@@ -6,9 +6,9 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SELECTION, base_model_path,
-                                              fine_tuning_settings, grid_keys, load_tokenizer, method_key,
-                                              method_tags, source_version)
-from selection_assets.core import store, tokenize, train
+                                              grid_cell, load_tokenizer, method_key,
+                                              method_tags)
+from selection_assets.core import store, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MethodSpec
 from selection_assets.partitions import Grid
@@ -19,30 +19,31 @@ def build_finetuned(grid: Grid, spec: MethodSpec):
     """`spec`'s fine-tuned checkpoints (one per replicate seed), per (pool size, budget) cell."""
 
     @asset(key=method_key(spec.name, FINETUNED), group_name="training", partitions_def=grid.grid_def,
-           deps=[method_key(spec.name, SELECTION), "base_model"], pool=GPU_POOL, tags=method_tags(spec.name, gpu=True),
+           deps=[method_key(spec.name, SELECTION), "base_model", "tokenizer", "pool_manifest"],
+           pool=GPU_POOL, tags=method_tags(spec.name, gpu=True),
            op_tags=GPU_OP_TAGS,
-           kinds={"pytorch", "huggingface"}, code_version=source_version(train, tokenize, pool_io.records_for,
-                                                                        *fine_tuning_settings()),
+           kinds={"pytorch", "huggingface"},
            description=f"The base model fine-tuned on the {spec.name} selection (save_pretrained).")
     def finetuned_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                         compute: ComputeResource, training: TrainResource) -> MaterializeResult:
         from transformers import AutoModelForCausalLM
 
         layout = storage.layout()
-        pool_size, budget = grid_keys(context)
-        selected = pd.read_parquet(layout.selection(spec.name, pool_size, budget))
+        cell = grid_cell(context)
+        selected = pd.read_parquet(layout.selection(spec.name, cell))
+        rings = pool_io.pool_rings(layout, cell.pool_size)
         tokenizer = load_tokenizer(layout)
         per_seed = {}
         for seed in training.seeds:
             ids = selected.loc[selected["seed"] == seed, "example_id"].tolist()
             if not ids:
-                raise Failure(f"{spec.name}/selection {pool_size}|{budget} has no subset for seed {seed}: "
+                raise Failure(f"{spec.name}/selection of {cell} has no subset for seed {seed}: "
                               "rematerialise it with the same training seeds")
-            conversations = pool_io.records_for(layout, grid.rings_of(pool_size), ids)
+            conversations = pool_io.records_for(layout, rings, ids)
             settings = training.settings(data.max_length, seed)
             examples = train.sft_examples(tokenizer, conversations, data.max_length)
             model = AutoModelForCausalLM.from_pretrained(base_model_path(layout))
-            out = layout.seed_checkpoint(spec.name, pool_size, budget, seed)
+            out = layout.seed_checkpoint(spec.name, cell, seed)
             stats = train.train_causal_lm(model, tokenizer, examples, settings, out, compute.resolved_device(),
                                           log=context.log.info, label=f"fine-tuning seed {seed}")
             store.write_json(stats, out / "train_stats.json")
@@ -56,7 +57,7 @@ def build_finetuned(grid: Grid, spec: MethodSpec):
             "examples": first["examples"], "steps": first["steps"],
             "seconds": sum(v["seconds"] for v in per_seed.values()), "device": compute.resolved_device(),
             "epochs": training.epochs, "learning_rate": training.learning_rate,
-            "path": MetadataValue.path(str(layout.checkpoint(spec.name, pool_size, budget)))})
+            "path": MetadataValue.path(str(layout.checkpoint(spec.name, cell)))})
 
     return finetuned_asset
 

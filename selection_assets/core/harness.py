@@ -33,11 +33,6 @@ FEWSHOT_SEED = 1234  # the harness's default few-shot sampling seed
 TASK_PREFIX = "selection_assets_"  # keeps a project task named e.g. "gsm8k" apart from the harness's own
 
 
-def shipped_config_texts() -> list[str]:
-    """The text of every shipped task configuration (part of what an eval report's code version covers)."""
-    return [(SHIPPED_CONFIGS / f"{scoring}.yaml").read_text() for scoring in SCORINGS]
-
-
 def scoring_of(task: dict) -> str:
     """A project task's scoring (one of SCORINGS; `exact_answer` when it names none); ValueError
     naming the task otherwise."""

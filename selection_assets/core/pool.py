@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from selection_assets.core import embed, parallel, records, store, tokenize
+from selection_assets.core.keys import Ring
 from selection_assets.core.store import Layout
 
 # what a method may read about each example: no label (`clean`, `noise`), which only evaluation reads
@@ -105,12 +106,12 @@ class ChunkPartWriter:
         return RingRecords.of_chunk(len(source), kept, quarantined)
 
 
-def write_ring_records(layout: Layout, ring: str, start: int, end: int, workers: int,
-                       chunk_rows: int = RING_CHUNK) -> RingRecords:
-    """Validate source positions [start, end) `chunk_rows` at a time over `workers` processes
+def write_ring_records(layout: Layout, ring: Ring, workers: int, chunk_rows: int = RING_CHUNK) -> RingRecords:
+    """Validate the ring's source positions [start, end) `chunk_rows` at a time over `workers` processes
     (`parallel.ordered_map`), each chunk written by its worker as a part of the ring's records and
     quarantine (an empty ring gets one empty part of each). Both directories are moved into place
     only when kept + quarantined == rows read == end - start; otherwise ValueError, and neither."""
+    start, end = ring.start, ring.end
     chunks = list(enumerate((begin, min(begin + chunk_rows, end)) for begin in range(start, end, chunk_rows)))
     records_dir, quarantine_dir = (store.temp_dir_beside(path)
                                    for path in (layout.ring_records(ring), layout.ring_quarantine(ring)))
@@ -120,7 +121,7 @@ def write_ring_records(layout: Layout, ring: str, start: int, end: int, workers:
         for chunk in parallel.ordered_map(writer, chunks or [(0, (start, end))], workers):
             summary.add(chunk)
         if not summary.kept + summary.quarantined == summary.read == end - start:
-            raise ValueError(f"ring {ring}: {end - start} positions, {summary.read} read, "
+            raise ValueError(f"ring {ring.key}: {end - start} positions, {summary.read} read, "
                              f"{summary.kept} kept + {summary.quarantined} quarantined")
         store.replace_dir(records_dir, layout.ring_records(ring))
         store.replace_dir(quarantine_dir, layout.ring_quarantine(ring))
@@ -146,7 +147,7 @@ class PartTokenCounter:
                               for batch in table.to_batches(self.batch_rows)])
 
 
-def count_ring_tokens(layout: Layout, ring: str, workers: int,
+def count_ring_tokens(layout: Layout, ring: Ring, workers: int,
                       batch_rows: int = TOKENIZE_CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """Total and answer tokens of every kept record of the ring under the storage's tokenizer, a part
     of the records (one validation chunk) a task over `workers` processes."""
@@ -161,7 +162,7 @@ def joined_counts(counts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
     return np.concatenate([t for t, _ in counts]), np.concatenate([a for _, a in counts])
 
 
-def ring_ids_digest(layout: Layout, ring: str, batch_rows: int = 65536) -> str:
+def ring_ids_digest(layout: Layout, ring: Ring, batch_rows: int = 65536) -> str:
     """SHA-256 of the ring's example ids joined by newlines, read a batch at a time."""
     digest, first = hashlib.sha256(), True
     for batch in store.iter_part_batches(layout.ring_records(ring), batch_rows, ["id"]):
@@ -172,13 +173,28 @@ def ring_ids_digest(layout: Layout, ring: str, batch_rows: int = 65536) -> str:
     return digest.hexdigest()
 
 
-def _check_token_rows(ring: str, records: int, token_rows: int) -> None:
+def _check_token_rows(ring: Ring, records: int, token_rows: int) -> None:
     """A ring's token counts must have a row per kept record."""
     if token_rows != records:
-        raise ValueError(f"ring {ring}: {records} records but {token_rows} token rows")
+        raise ValueError(f"ring {ring.key}: {records} records but {token_rows} token rows")
 
 
-def pool_frame(layout: Layout, rings: Sequence[str]) -> pd.DataFrame:
+def write_pool_manifest(layout: Layout, pool_size: int, rings: Sequence[Ring]) -> dict:
+    """Write the view of the pool of `pool_size` made of `rings`: the rings, and its counts."""
+    summary = pool_summary(layout, rings)
+    manifest = {"pool_size": pool_size, "rings": [ring.key for ring in rings], "examples": summary.examples,
+                "quarantined": sum(store.parts_rows(layout.ring_quarantine(r)) for r in rings),
+                "mean_tokens": summary.mean_tokens}
+    store.write_json(manifest, layout.pool_manifest(pool_size))
+    return {**manifest, "per_source": summary.per_source, "clean_share": summary.clean_share}
+
+
+def pool_rings(layout: Layout, pool_size: int) -> list[Ring]:
+    """The rings the pool of `pool_size` is made of, as its view (the pool_manifest asset) recorded them."""
+    return [Ring.parse(key) for key in store.read_json(layout.pool_manifest(pool_size))["rings"]]
+
+
+def pool_frame(layout: Layout, rings: Sequence[Ring]) -> pd.DataFrame:
     """One row per kept example of the pool, in pool order: id, source and token counts (`POOL_COLUMNS`),
     turned into pandas once rather than ring by ring and then concatenated."""
     records, tokens = [], []
@@ -215,7 +231,7 @@ class PoolSummary:
         return self.clean / self.labelled if self.labelled else None
 
 
-def pool_summary(layout: Layout, rings: Sequence[str]) -> PoolSummary:
+def pool_summary(layout: Layout, rings: Sequence[Ring]) -> PoolSummary:
     """`PoolSummary` of the pool made of `rings`; memory is one batch whatever the pool's size."""
     summary = PoolSummary()
     for ring in rings:
@@ -234,19 +250,19 @@ def pool_summary(layout: Layout, rings: Sequence[str]) -> PoolSummary:
     return summary
 
 
-def embedding_blocks(layout: Layout, rings: Sequence[str], space: str = "position_weighted") -> Iterator[np.ndarray]:
+def embedding_blocks(layout: Layout, rings: Sequence[Ring], space: str = "position_weighted") -> Iterator[np.ndarray]:
     """Memory-mapped float16 embedding shards of the pool in one embedding space, in pool order."""
     for ring in rings:
         yield from embed.iter_shards(layout.ring_embeddings(ring, space))
 
 
-def messages(layout: Layout, rings: Sequence[str]) -> list[list[dict]]:
+def messages(layout: Layout, rings: Sequence[Ring]) -> list[list[dict]]:
     """Every conversation of the pool, in pool order."""
     return [json.loads(m) for ring in rings
             for m in store.read_parts(layout.ring_records(ring), ["messages"]).column("messages").to_pylist()]
 
 
-def pool_rows(layout: Layout, rings: Sequence[str], example_ids: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
+def pool_rows(layout: Layout, rings: Sequence[Ring], example_ids: Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
     """`columns` of the ring records of `example_ids`, a row per id in the given order (a repeated id
     repeated), indexed by id. Found by a filtered scan: memory is a scan batch and the matches,
     whatever the pool's size. Raises KeyError naming the ids the pool does not hold."""
@@ -261,6 +277,6 @@ def pool_rows(layout: Layout, rings: Sequence[str], example_ids: Sequence[str], 
     return frame.loc[list(example_ids)]
 
 
-def records_for(layout: Layout, rings: Sequence[str], example_ids: Sequence[str]) -> list[list[dict]]:
+def records_for(layout: Layout, rings: Sequence[Ring], example_ids: Sequence[str]) -> list[list[dict]]:
     """The conversations (messages) of `example_ids`, in the given order."""
     return [json.loads(m) for m in pool_rows(layout, rings, example_ids, ["messages"])["messages"]]

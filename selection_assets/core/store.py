@@ -28,6 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from selection_assets.core.keys import Cell, Ring
+
 # Arrow allocates from the C library's malloc, not its default mimalloc, which keeps the buffers of
 # every decoding thread for reuse: reading the pool frame of a million examples peaked 180-210 MiB above
 # the process's start with mimalloc and about 120 MiB with malloc, in the same time (probes for the
@@ -93,56 +95,61 @@ class Layout:
         return self.root / "models" / "less_warmup"
 
     # per ring ---------------------------------------------------------------------------------
-    def ring_dir(self, ring: str) -> Path:
-        return self.root / "pool" / "rings" / ring
+    def ring_dir(self, ring: Ring) -> Path:
+        return self.root / "pool" / "rings" / ring.key
 
-    def ring_records(self, ring: str) -> Path:
+    def ring_records(self, ring: Ring) -> Path:
         """The ring's kept records: a parted table (`write_part`), a part per validation chunk."""
         return self.ring_dir(ring) / "records"
 
-    def ring_quarantine(self, ring: str) -> Path:
+    def ring_quarantine(self, ring: Ring) -> Path:
         """The ring's quarantined records with their reasons: a parted table, a part per chunk."""
         return self.ring_dir(ring) / "quarantine"
 
-    def ring_tokens(self, ring: str) -> Path:
+    def ring_tokens(self, ring: Ring) -> Path:
         return self.ring_dir(ring) / "tokens.parquet"
 
-    def ring_answer_losses(self, ring: str) -> Path:
+    def ring_answer_losses(self, ring: Ring) -> Path:
         return self.ring_dir(ring) / "answer_losses.parquet"
 
-    def ring_embeddings(self, ring: str, space: str = "position_weighted") -> Path:
-        return self.root / "embeddings" / space / "pool" / ring
+    def ring_embeddings(self, ring: Ring, space: str = "position_weighted") -> Path:
+        return self.root / "embeddings" / space / "pool" / ring.key
 
     def query_embeddings(self, space: str = "position_weighted") -> Path:
         return self.root / "embeddings" / space / "queries"
 
     # per pool size / grid cell ----------------------------------------------------------------
-    def pool_manifest(self, pool_size: str) -> Path:
+    def pool_manifest(self, pool_size: int) -> Path:
+        """The pool's view: the rings it is made of and its counts (`pool.pool_rings` reads the rings)."""
         return self.root / "pool" / "views" / f"{pool_size}.json"
 
-    def scores(self, method: str, pool_size: str) -> Path:
+    def scores(self, method: str, pool_size: int) -> Path:
         return self.root / "scores" / method / f"{pool_size}.parquet"
+
+    def scores_cost(self, method: str, pool_size: int) -> Path:
+        """What the method's choice over the pool cost: FLOPs and the seconds of the model passes it read."""
+        return self.root / "scores" / method / f"{pool_size}.cost.json"
 
     @property
     def scores_db(self) -> Path:
         return self.root / "scores.duckdb"
 
-    def selection(self, method: str, pool_size: str, budget: str) -> Path:
-        return self.root / "selections" / method / pool_size / f"{budget}.parquet"
+    def selection(self, method: str, cell: Cell) -> Path:
+        return self.root / "selections" / method / str(cell.pool_size) / f"{cell.budget}.parquet"
 
-    def checkpoint(self, method: str, pool_size: str, budget: str) -> Path:
+    def checkpoint(self, method: str, cell: Cell) -> Path:
         """The cell's checkpoints: one save_pretrained directory per replicate seed beneath."""
-        return self.root / "checkpoints" / method / pool_size / budget
+        return self.root / "checkpoints" / method / str(cell.pool_size) / str(cell.budget)
 
-    def seed_checkpoint(self, method: str, pool_size: str, budget: str, seed: int) -> Path:
-        return self.checkpoint(method, pool_size, budget) / f"seed-{seed}"
+    def seed_checkpoint(self, method: str, cell: Cell, seed: int) -> Path:
+        return self.checkpoint(method, cell) / f"seed-{seed}"
 
-    def eval_report(self, method: str, pool_size: str, budget: str) -> Path:
-        return self.root / "reports" / "eval" / method / pool_size / f"{budget}.json"
+    def eval_report(self, method: str, cell: Cell) -> Path:
+        return self.root / "reports" / "eval" / method / str(cell.pool_size) / f"{cell.budget}.json"
 
-    def eval_items(self, method: str, pool_size: str, budget: str) -> Path:
+    def eval_items(self, method: str, cell: Cell) -> Path:
         """Per test item and seed: prediction, gold, correct, answer loss."""
-        return self.root / "reports" / "items" / method / pool_size / f"{budget}.parquet"
+        return self.root / "reports" / "items" / method / str(cell.pool_size) / f"{cell.budget}.parquet"
 
     @property
     def base_eval_report(self) -> Path:
@@ -151,10 +158,6 @@ class Layout:
     @property
     def base_eval_items(self) -> Path:
         return self.root / "reports" / "base_model_items.parquet"
-
-    @property
-    def eval_reports_dir(self) -> Path:
-        return self.root / "reports" / "eval"
 
     @property
     def instructmining_rule(self) -> Path:

@@ -10,7 +10,7 @@ from dagster import AssetCheckSeverity, AssetKey, MultiPartitionKey, materialize
 from selection_assets.assets.reports import BEATS_BASE
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
-from selection_assets.partitions import ring_bounds
+from selection_assets.core.keys import Cell, Ring
 from selection_assets.resources import DataResource
 from selection_assets_tests.conftest import LINEAGE_METHODS as METHODS, TINY_GRID, TINY_SEEDS as SEEDS
 
@@ -18,17 +18,17 @@ from selection_assets_tests.conftest import LINEAGE_METHODS as METHODS, TINY_GRI
 def test_every_cell_has_a_checkpoint_and_a_report(lineage):
     _, root, _, _ = lineage
     layout = Layout(root)
-    for pool_size, budget in TINY_GRID.valid_cells():
+    for cell in TINY_GRID.valid_cells():
         for method in METHODS:
             for seed in SEEDS:
-                checkpoint = layout.seed_checkpoint(method, pool_size, budget, seed)
+                checkpoint = layout.seed_checkpoint(method, cell, seed)
                 assert (checkpoint / "config.json").exists() and (checkpoint / "model.safetensors").exists()
-            report = json.loads(layout.eval_report(method, pool_size, budget).read_text())
+            report = json.loads(layout.eval_report(method, cell).read_text())
             assert {t["task"] for t in report["tasks"]} == {"arithmetic", "fact_lookup", "multiple_choice"}
             assert report["seeds"] == list(SEEDS) and set(report["by_seed"]) == {str(s) for s in SEEDS}
             low, high = report["exact_match_ci"]
             assert 0.0 <= low <= report["exact_match"] <= high <= 1.0 and 0.0 <= report["selection_precision"] <= 1.0
-            assert sum(report["per_source"].values()) == int(budget)
+            assert sum(report["per_source"].values()) == cell.budget
     comparison = pd.read_csv(layout.comparison_dir / "comparison.csv")
     assert len(comparison) == len(TINY_GRID.valid_cells()) * len(METHODS)
     tested = comparison[comparison["method"] != "random"]
@@ -42,10 +42,10 @@ def test_eval_reports_keep_every_test_item_of_every_seed(lineage):
     layout = Layout(root)
     tasks = json.loads(layout.eval_tasks.read_text())["tasks"]
     n_items = sum(len(t["test"]) for t in tasks)
-    items = pd.read_parquet(layout.eval_items("rds_plus", "300", "40"))
+    items = pd.read_parquet(layout.eval_items("rds_plus", Cell(300, 40)))
     assert len(items) == n_items * len(SEEDS)
     assert {"seed", "task", "item", "prediction", "gold", "correct", "answer_loss"} <= set(items.columns)
-    report = json.loads(layout.eval_report("rds_plus", "300", "40").read_text())
+    report = json.loads(layout.eval_report("rds_plus", Cell(300, 40)).read_text())
     # the report's headline is recomputable from the items file
     assert report["exact_match"] == pytest.approx(items["correct"].mean())
     for seed, summary in report["by_seed"].items():
@@ -55,8 +55,8 @@ def test_eval_reports_keep_every_test_item_of_every_seed(lineage):
 def test_seeded_methods_draw_a_new_subset_per_seed_and_others_repeat_theirs(lineage):
     _, root, _, _ = lineage
     layout = Layout(root)
-    random_picks = pd.read_parquet(layout.selection("random", "300", "40"))
-    rds_picks = pd.read_parquet(layout.selection("rds_plus", "300", "40"))
+    random_picks = pd.read_parquet(layout.selection("random", Cell(300, 40)))
+    rds_picks = pd.read_parquet(layout.selection("rds_plus", Cell(300, 40)))
     by_seed = {s: set(g["example_id"]) for s, g in random_picks.groupby("seed")}
     assert set(by_seed) == set(SEEDS) and by_seed[SEEDS[0]] != by_seed[SEEDS[1]]
     rds_by_seed = [list(g["example_id"]) for _, g in rds_picks.groupby("seed")]
@@ -97,8 +97,8 @@ def test_every_record_is_kept_or_quarantined(lineage):
     assert sorted(by_ring) == ["0-150", "150-300"]
     for ring, meta in by_ring.items():
         kept, quarantined = meta["kept"].value, meta["quarantined"].value
-        assert meta["records_in"].value == kept + quarantined == ring_bounds(ring)[1] - ring_bounds(ring)[0]
-        assert len(pd.read_parquet(layout.ring_quarantine(ring))) == quarantined
+        assert meta["records_in"].value == kept + quarantined == Ring.parse(ring).size
+        assert len(pd.read_parquet(layout.ring_quarantine(Ring.parse(ring)))) == quarantined
         total += quarantined
     assert total > 0, "the world injects malformed records; some must be quarantined"
 
@@ -124,7 +124,7 @@ def test_scores_are_queryable_in_duckdb(lineage):
 def test_rds_selects_more_targeted_clean_data_than_random(lineage):
     _, root, _, _ = lineage
     layout = Layout(root)
-    precision = {m: json.loads(layout.eval_report(m, "300", "40").read_text())["selection_precision"]
+    precision = {m: json.loads(layout.eval_report(m, Cell(300, 40)).read_text())["selection_precision"]
                  for m in METHODS}
     assert precision["rds_plus"] > precision["random"]
 

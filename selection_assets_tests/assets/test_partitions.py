@@ -9,7 +9,8 @@ from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
-from selection_assets.partitions import Grid, ring_bounds
+from selection_assets.core.keys import Ring
+from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 from selection_assets_tests.conftest import TINY_WORLD
 
@@ -25,7 +26,7 @@ def _materialise_missing(grid: Grid, resources: dict, instance: DagsterInstance)
     unpartitioned = [k for k in upstream if k.to_user_string() not in RING_ASSETS + POOL_ASSETS]
     if not instance.get_latest_materialization_event(AssetKey("source_pool")):
         materialize(assets, selection=unpartitioned, instance=instance, resources=resources)
-    for keys, partitions in ((RING_ASSETS, grid.rings()), (POOL_ASSETS, [str(p) for p in grid.pool_sizes])):
+    for keys, partitions in ((RING_ASSETS, [r.key for r in grid.rings()]), (POOL_ASSETS, [str(p) for p in grid.pool_sizes])):
         for partition in partitions:
             missing = [k for k in keys if partition not in instance.get_materialized_partitions(AssetKey(k))]
             if missing:
@@ -47,12 +48,12 @@ def test_a_pool_size_added_between_two_brings_new_rings_and_each_pool_holds_each
     assert second == {"ring_records": {"80-120", "120-160"}, "ring_token_counts": {"80-120", "120-160"}, "pool_manifest": {"120"}}
 
     layout = Layout(tmp_path / "storage")
-    for pool_size in ("80", "120", "160"):
+    for pool_size in (80, 120, 160):
         view = json.loads(layout.pool_manifest(pool_size).read_text())
-        bounds = [ring_bounds(r) for r in view["rings"]]
-        assert bounds[0][0] == 0 and bounds[-1][1] == int(pool_size)
-        assert all(end == next_start for (_, end), (next_start, _) in zip(bounds, bounds[1:])), bounds
-        kept = pd.concat([pd.read_parquet(layout.ring_records(r), columns=["id", "source_index"]) for r in view["rings"]])
-        quarantined = sum(len(pd.read_parquet(layout.ring_quarantine(r))) for r in view["rings"])
+        rings = [Ring.parse(key) for key in view["rings"]]
+        assert rings[0].start == 0 and rings[-1].end == pool_size
+        assert all(ring.end == after.start for ring, after in zip(rings, rings[1:])), rings
+        kept = pd.concat([pd.read_parquet(layout.ring_records(r), columns=["id", "source_index"]) for r in rings])
+        quarantined = sum(len(pd.read_parquet(layout.ring_quarantine(r))) for r in rings)
         assert kept["id"].is_unique and kept["source_index"].is_unique
-        assert len(kept) + quarantined == int(pool_size) == view["examples"] + view["quarantined"]
+        assert len(kept) + quarantined == pool_size == view["examples"] + view["quarantined"]

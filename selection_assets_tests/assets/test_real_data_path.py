@@ -7,6 +7,7 @@ import pandas as pd
 from dagster import DagsterInstance, materialize
 
 from selection_assets.cli import run_lineage
+from selection_assets.core.keys import Cell, Ring
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
 from selection_assets.partitions import Grid
@@ -31,13 +32,13 @@ def test_named_pool_eval_file_and_model_directory(lineage, tmp_path):
     run_lineage(Grid((100, 200), (30,)), resources, DagsterInstance.ephemeral(), echo=lambda _: None)
     layout = Layout(tmp_path / "storage")
     assert json.loads(layout.base_model_ref.read_text())["path"] == str(model_dir)
-    kept = sum(len(pd.read_parquet(layout.ring_records(r))) for r in ("0-100", "100-200"))
-    quarantined = sum(len(pd.read_parquet(layout.ring_quarantine(r))) for r in ("0-100", "100-200"))
+    kept = sum(len(pd.read_parquet(layout.ring_records(r))) for r in (Ring(0, 100), Ring(100, 200)))
+    quarantined = sum(len(pd.read_parquet(layout.ring_quarantine(r))) for r in (Ring(0, 100), Ring(100, 200)))
     assert kept + quarantined == 200
-    report = json.loads(layout.eval_report("rds_plus", "200", "30").read_text())
+    report = json.loads(layout.eval_report("rds_plus", Cell(200, 30)).read_text())
     assert [t["task"] for t in report["tasks"]] == ["fact_lookup"]
     # one eval task: RDS+ round-robins over its individual queries
-    assert {c for c in pd.read_parquet(layout.scores("rds_plus", "200")).columns if c.startswith("group__")} == {
+    assert {c for c in pd.read_parquet(layout.scores("rds_plus", 200)).columns if c.startswith("group__")} == {
         "group__fact_lookup/0", "group__fact_lookup/1", "group__fact_lookup/2"}
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from selection_assets.core import ingest, parallel, store, tokenize
 from selection_assets.core import pool as pool_io
+from selection_assets.core.keys import Ring
 from selection_assets.core.store import Layout
 from selection_assets.world import generate
 
@@ -26,9 +27,9 @@ def test_a_ring_summary_from_worker_chunks_agrees_with_the_parts_they_wrote(tmp_
     layout = Layout(tmp_path)
     lines = (line.encode() for line in generate.iter_pool(900, seed=3))
     ingest.write_shuffled_source(lines, layout.source_pool, seed=3)
-    summary = pool_io.write_ring_records(layout, "0-900", 0, 900, 2, chunk_rows=128)
-    kept = store.read_parts(layout.ring_records("0-900")).to_pandas()
-    quarantined = store.read_parts(layout.ring_quarantine("0-900")).to_pandas()
+    summary = pool_io.write_ring_records(layout, Ring(0, 900), 2, chunk_rows=128)
+    kept = store.read_parts(layout.ring_records(Ring(0, 900))).to_pandas()
+    quarantined = store.read_parts(layout.ring_quarantine(Ring(0, 900))).to_pandas()
     assert (summary.kept, summary.quarantined) == (len(kept), len(quarantined)) and len(quarantined) > 0
     assert kept["source_index"].tolist() == sorted(kept["source_index"])  # chunks joined in source order
     assert summary.per_source == Counter(kept["source"]) and sum(summary.reasons.values()) == len(quarantined)
@@ -50,31 +51,34 @@ def test_a_token_counter_reloads_a_tokenizer_that_was_trained_again(tmp_path):
 
 
 def test_a_ring_written_and_counted_by_workers_equals_one_process_and_a_short_source_leaves_no_files(tmp_path):
-    layout = Layout(tmp_path)
-    ingest.write_shuffled_source((line.encode() for line in generate.iter_pool(900, seed=4)), layout.source_pool,
-                                 seed=4)
-    alone = pool_io.write_ring_records(layout, "alone", 0, 900, 1, chunk_rows=128)
-    spread = pool_io.write_ring_records(layout, "spread", 0, 900, 2, chunk_rows=128)
+    # ComputeResource.cpu_workers is declared output-neutral on this test (assets/versions.py)
+    one, two = Layout(tmp_path / "one"), Layout(tmp_path / "two")
+    for layout in (one, two):
+        ingest.write_shuffled_source((line.encode() for line in generate.iter_pool(900, seed=4)), layout.source_pool,
+                                     seed=4)
+    ring = Ring(0, 900)
+    alone = pool_io.write_ring_records(one, ring, 1, chunk_rows=128)
+    spread = pool_io.write_ring_records(two, ring, 2, chunk_rows=128)
     assert (alone.read, alone.kept, alone.quarantined) == (spread.read, spread.kept, spread.quarantined) == \
         (900, alone.kept, 900 - alone.kept)
     assert alone.reasons == spread.reasons and alone.per_source == spread.per_source
-    for written in (layout.ring_records, layout.ring_quarantine):  # the same parts, byte for byte
-        alone_parts, spread_parts = store.part_paths(written("alone")), store.part_paths(written("spread"))
+    for written in ("ring_records", "ring_quarantine"):  # the same parts, byte for byte
+        alone_parts, spread_parts = (store.part_paths(getattr(layout, written)(ring)) for layout in (one, two))
         assert [p.name for p in alone_parts] == [p.name for p in spread_parts] and len(alone_parts) == 8
         assert [p.read_bytes() for p in alone_parts] == [p.read_bytes() for p in spread_parts]
 
     # token counts: a part per task, read by the worker; the same as one counter over every record
     from selection_assets.world.models import EOS, train_tokenizer
 
-    messages = store.read_parts(layout.ring_records("spread")).column("messages").to_pylist()
+    layout = two
+    messages = store.read_parts(layout.ring_records(ring)).column("messages").to_pylist()
     train_tokenizer((tokenize.format_conversation(json.loads(m), EOS) for m in messages), 300, layout.tokenizer_dir)
     expected_total, expected_answer = tokenize.TokenCounter(str(layout.tokenizer_dir))(messages)
     for workers in (1, 2):
-        total, answer = pool_io.count_ring_tokens(layout, "spread", workers, batch_rows=50)
+        total, answer = pool_io.count_ring_tokens(layout, ring, workers, batch_rows=50)
         np.testing.assert_array_equal(total, expected_total)
         np.testing.assert_array_equal(answer, expected_answer)
     with pytest.raises(ValueError, match="1000 positions, 900 read"):
-        pool_io.write_ring_records(layout, "past-the-source", 0, 1000, 2, chunk_rows=128)
-    assert not layout.ring_records("past-the-source").exists() and not layout.ring_quarantine("past-the-source").exists()
+        pool_io.write_ring_records(layout, Ring(0, 1000), 2, chunk_rows=128)
+    assert not layout.ring_records(Ring(0, 1000)).exists() and not layout.ring_quarantine(Ring(0, 1000)).exists()
     assert not store.remove_partial_writes(layout.root)  # and no temporary parts left behind
-    assert not layout.ring_quarantine("past-the-source").exists()

@@ -9,10 +9,11 @@ import pytest
 
 from selection_assets.core import ingest, store
 from selection_assets.core import pool as pool_io
+from selection_assets.core.keys import Ring
 from selection_assets.core.store import Layout
 from selection_assets.world import generate
 
-RINGS = ["0-300", "300-700"]
+RINGS = [Ring(0, 300), Ring(300, 700)]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,7 @@ def layout(tmp_path_factory):
     ingest.write_shuffled_source(lines(), layout.source_pool, seed=5)
     rng = np.random.default_rng(5)
     for ring in RINGS:
-        start, end = (int(bound) for bound in ring.split("-"))
-        kept = pool_io.write_ring_records(layout, ring, start, end, 1, chunk_rows=64).kept
+        kept = pool_io.write_ring_records(layout, ring, 1, chunk_rows=64).kept
         total = rng.integers(10, 500, kept)
         store.write_parquet(pd.DataFrame({"total_tokens": total, "answer_tokens": total // 2,
                                           "truncated": total > 400}), layout.ring_tokens(ring))

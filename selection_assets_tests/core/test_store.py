@@ -9,6 +9,7 @@ import pytest
 
 from selection_assets.core import pool as pool_io
 from selection_assets.core import records, store
+from selection_assets.core.keys import Ring
 
 
 def _kept(ids: list[str], clean) -> pd.DataFrame:
@@ -51,8 +52,8 @@ def test_row_ranges_across_parts_equal_slices_of_the_whole(tmp_path):
 def test_ring_ids_digest_is_the_digest_of_every_id_joined(tmp_path):
     layout = store.Layout(tmp_path)
     ids = [f"ex-{i}" for i in range(10)]
-    _parts(layout.ring_records("0-10"), [(0, _kept(ids[:4], [True] * 4)), (1, _kept(ids[4:], [True] * 6))])
-    assert pool_io.ring_ids_digest(layout, "0-10", batch_rows=3) == hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    _parts(layout.ring_records(Ring(0, 10)), [(0, _kept(ids[:4], [True] * 4)), (1, _kept(ids[4:], [True] * 6))])
+    assert pool_io.ring_ids_digest(layout, Ring(0, 10), batch_rows=3) == hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
 def _tree(root, files: dict[str, bytes]):

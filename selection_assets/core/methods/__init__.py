@@ -15,10 +15,6 @@ parameters, so one module can serve several methods (rds_plus and its pooling ab
 
 from __future__ import annotations
 
-import ast
-import functools
-import importlib
-import inspect
 from dataclasses import dataclass, fields
 from enum import Enum
 from types import ModuleType
@@ -29,9 +25,6 @@ import pandas as pd
 
 from selection_assets.core.embedding_matrix import DEFAULT_MEMORY_BYTES, EmbeddingMatrix
 from selection_assets.core.ranking import best_first
-
-CORE_PACKAGE = "selection_assets.core"
-
 
 class Need(str, Enum):
     """What a method's scoring reads beyond the pool table (ids, sources, labels, token counts)."""
@@ -168,13 +161,6 @@ class MethodSpec:
         return [c for c in dict.fromkeys(wanted) if c in columns]
 
     @property
-    def code_modules(self) -> tuple[ModuleType, ...]:
-        """Every project module its scoring and selection run: its own and the core modules it
-        imports (other methods', similarity, ranking, ...), directly or through one another. They are
-        part of its code version, with the methods package's shared code."""
-        return modules_run_by(self.module)
-
-    @property
     def kwargs(self) -> dict:
         return self.params.as_kwargs() if self.params else {}
 
@@ -196,23 +182,6 @@ class MethodSpec:
         could not compute); empty for most methods."""
         notes = getattr(self.module, "report_notes", None)
         return notes(scores) if notes else {}
-
-
-@functools.cache  # read once per process: every definitions build asks for each method's modules
-def modules_run_by(module: ModuleType) -> tuple[ModuleType, ...]:
-    """`module` and the `selection_assets.core` modules it imports, directly or through one another;
-    not this package's own `__init__` (versioned on its own), whose registry imports every method."""
-    package = importlib.import_module(__name__)
-    found = [module]
-    for current in found:  # grows while it is walked
-        for node in ast.walk(ast.parse(inspect.getsource(current))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(CORE_PACKAGE):
-                source = importlib.import_module(node.module)
-                names = (getattr(source, alias.name, None) for alias in node.names)
-                for imported in (source, *names):  # `from a.b import c` imports module a.b, or a.b.c
-                    if isinstance(imported, ModuleType) and imported is not package and imported not in found:
-                        found.append(imported)
-    return tuple(found)
 
 
 def _scored_by(scores: pd.DataFrame, column: str, missing: str) -> pd.DataFrame:

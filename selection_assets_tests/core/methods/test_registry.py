@@ -23,14 +23,3 @@ def test_every_registered_method_reads_only_known_needs():
     for spec in registry().values():
         assert all(isinstance(need, Need) for need in spec.needs), spec.name
 
-
-def test_a_method_runs_the_core_modules_it_imports_and_they_are_in_its_code_version():
-    from selection_assets.core import embedding_matrix, ranking, similarity
-    from selection_assets.core.methods import deita, diversity, less, random_balanced, rds
-
-    specs = registry()
-    # rds's select runs ranking's round-robin: a change there must make its selections stale
-    assert specs["rds_plus"].code_modules == (rds, ranking, similarity)
-    assert specs["less"].code_modules == (less, rds, ranking, similarity)
-    assert specs["random_balanced"].code_modules == (random_balanced, random)
-    assert specs["deita_length_filter"].code_modules == (deita, embedding_matrix, diversity)
