@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from transformers import (DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainerCallback, TrainingArguments,
-                          set_seed)
 
 from selection_assets.core import store
 from selection_assets.core.progress import Progress
@@ -62,17 +60,21 @@ def _precision_flags(device: str) -> dict:
     return {}
 
 
-class _ProgressCallback(TrainerCallback):
-    """Reports optimiser steps done out of the run's total to a log function."""
+def _progress_callback(log: Callable[[str], None], label: str):
+    """A Trainer callback that reports optimiser steps done out of the run's total to `log`."""
+    from transformers import TrainerCallback
 
-    def __init__(self, log: Callable[[str], None], label: str):
-        self._log, self._label, self._progress = log, label, None
+    class ProgressCallback(TrainerCallback):
+        def __init__(self):
+            self._progress = None
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._progress = Progress(self._label, state.max_steps, self._log, unit="steps")
+        def on_train_begin(self, args, state, control, **kwargs):
+            self._progress = Progress(label, state.max_steps, log, unit="steps")
 
-    def on_step_end(self, args, state, control, **kwargs):
-        self._progress.advance()
+        def on_step_end(self, args, state, control, **kwargs):
+            self._progress.advance()
+
+    return ProgressCallback()
 
 
 def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSettings, out_dir: Path,
@@ -84,6 +86,9 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     a checkpoint is always a plain model directory. An empty example list is an error.
     With `log`, progress lines (steps done/total, rate, time left) go to it under `label`.
     """
+    # the Trainer is imported where it runs: with it comes peft, seconds of every process start
+    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, set_seed
+
     if not examples:
         raise ValueError("no training examples")
     set_seed(settings.seed)
@@ -100,7 +105,7 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     trainer = Trainer(model=model, args=args, train_dataset=ListDataset(examples), data_collator=collator)
     trainer.remove_callback(PrinterCallback)  # the loss history is returned, not printed
     if log:
-        trainer.add_callback(_ProgressCallback(log, label))
+        trainer.add_callback(_progress_callback(log, label))
     began = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - began
@@ -119,9 +124,12 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
 
 def training_arguments(output_dir: Path, *, epochs: float, learning_rate: float, batch_size: int,
                        warmup_ratio: float, weight_decay: float, seed: int, device: str, n_examples: int,
-                       scheduler: str) -> TrainingArguments:
-    """The Trainer settings every training run here shares (seeded, no checkpoints or reports,
-    length-grouped batches), with its optimisation settings and learning-rate `scheduler`."""
+                       scheduler: str):
+    """The Trainer settings (`TrainingArguments`) every training run here shares (seeded, no
+    checkpoints or reports, length-grouped batches), with its optimisation settings and
+    learning-rate `scheduler`."""
+    from transformers import TrainingArguments
+
     steps_per_epoch = max(1, -(-n_examples // batch_size))
     return TrainingArguments(
         output_dir=str(output_dir),

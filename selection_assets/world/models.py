@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from selection_assets.core.tokenize import CHAT_SPECIAL_TOKENS
 from selection_assets.core.train import TrainSettings, train_causal_lm
+
+if TYPE_CHECKING:  # imported where they run: transformers' model classes take seconds to load
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 
@@ -20,6 +22,8 @@ EOS, PAD = "<|endoftext|>", "<|pad|>"
 def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on `texts` (read once, as they come) and save it as a
     transformers tokenizer."""
+    from transformers import PreTrainedTokenizerFast
+
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -45,6 +49,8 @@ class TinyModelShape:
 
 def build_tiny_llama(vocab_size: int, shape: TinyModelShape, seed: int, eos_id: int, pad_id: int) -> LlamaForCausalLM:
     """A freshly initialised tiny Llama-style causal LM."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=shape.hidden_size,
                          intermediate_size=shape.intermediate_size, num_hidden_layers=shape.num_layers,
