@@ -26,11 +26,10 @@ import pandas as pd
 from benchmarks._common import save
 from selection_assets.core import store
 from selection_assets.core.keys import Cell
-from selection_assets.core.report import BASELINE
+from selection_assets.core.report import BASELINE, VERDICTS
 
 CELL_KEY = ["method", "pool_size", "budget"]
 ITEM_KEY = ["seed", "task", "item"]
-VERDICTS = ("better", "worse", "no difference")
 
 
 def _digest(path: Path) -> str:

@@ -159,25 +159,15 @@ def build_eval_report_base():
     return eval_report_base
 
 
-def comparison_document(comparison: report.Comparison, base: dict | None) -> dict:
-    """The comparison as JSON: the source of the README's results section."""
-    return {"seeds": comparison.seeds, "paired_tests": comparison.cell_tests, "alpha": report.ALPHA,
-            "cells": comparison.cells.to_dict(orient="records"),
-            "methods": comparison.methods.to_dict(orient="records"),
-            "random_vs_base": comparison.base.to_dict(orient="records"),
-            "pool_growth": comparison.pool_growth.to_dict(orient="records"),
-            "head_to_head": comparison.head_to_head.to_dict(orient="records"),
-            "base": None if base is None else {k: base[k] for k in ("exact_match", "exact_match_ci", "answer_loss",
-                                                                    "answer_loss_ci", "n_items")}}
-
-
 def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str:
     """The comparison report as markdown (what `selection-assets demo` prints)."""
     seeds = len(comparison.seeds)
-    parts = [f"Seeds: {comparison.seeds}. Intervals are 95% percentile bootstraps over test items"
-             + (" and seeds" if seeds > 1 else " (one seed: test-item sampling only)")
+    parts = [f"Seeds: {comparison.seeds}. Each difference is tested over the trained models and over the test items "
+             f"and counts only if it holds both ways; its interval is the 95% t interval of both"
+             + ("" if seeds > 1 else " (one seed: over the test items only, so no test can decide)")
              + f"; {comparison.cell_tests} method-vs-random tests, Holm-adjusted, a difference counts at "
-               f"adjusted p < {report.ALPHA}.",
+               f"adjusted p < {report.ALPHA}, and where no test of a family can get below it the verdict is "
+               f"'cannot decide'. `*_mde`: the smallest difference the test detects with 80% power.",
              "## Methods against random (paired over all cells)", report.markdown_table(comparison.methods),
              "## Every cell", report.markdown_table(comparison.cells)]
     if base is not None:
@@ -231,7 +221,7 @@ def build(grid: Grid, methods: Sequence[str]) -> list:
         out = layout.comparison_dir
         out.mkdir(parents=True, exist_ok=True)
         base = store.read_json(layout.base_eval_report)
-        store.write_json(comparison_document(comparison, base), layout.comparison_json)
+        store.write_json(report.comparison_document(comparison, base), layout.comparison_json)
         (out / "comparison.md").write_text(comparison_markdown(comparison, base))
         comparison.cells.to_csv(out / "comparison.csv", index=False)
         scaling = report.scaling_plot(comparison.cells, out / "scaling.png")

@@ -3,10 +3,13 @@
 
 A method's cell is summarised from its per-item table (one row per seed and test item): exact match
 and answer loss over all test items with 95% bootstrap intervals. The comparison pairs every method
-with the random baseline of the same cell on the same test items (paired bootstrap, seeds resampled
-per side), Holm-adjusts the p-values over all such tests, and calls a difference "better" or
-"worse" only where the adjusted p-value is below 0.05; everything else is "no difference". RDS+ is
-also paired directly with each method Ivison et al. report it beating (a Holm family of its own).
+with the random baseline of the same cell on the same test items (`stats.paired_test`: over the
+trained models and over the test items, both), Holm-adjusts the p-values over all such tests, and
+calls a difference "better" or "worse" only where the adjusted p-value is below 0.05. Where no
+p-value of the family can get below it (one seed a side, too few seeds, too few items that differ),
+the verdict is "cannot decide"; elsewhere "no difference". Every test also gives its minimum
+detectable effect at 80% power at its family's first Holm level. RDS+ is also paired directly with
+each method Ivison et al. report it beating (a Holm family of its own).
 """
 
 from __future__ import annotations
@@ -75,20 +78,54 @@ class Comparison:
     cell_tests: int  # method-vs-random tests over the grid (the Holm family of `cells`)
 
 
-def _paired_em_and_loss(ours, theirs, resamples: int) -> tuple[stats.PairedDifference, stats.PairedDifference]:
+def _paired_em_and_loss(ours, theirs, resamples: int) -> tuple[stats.PairedTest, stats.PairedTest]:
     """Exact match and answer loss of `ours` minus `theirs`, paired on the same test items; each side a
     per-item table, or an equally long list of them (one per grid cell)."""
     def matrices(tables, column: str):
         return [item_matrix(t, column) for t in tables] if isinstance(tables, list) else item_matrix(tables, column)
 
-    return tuple(stats.paired_difference(matrices(ours, column), matrices(theirs, column), resamples=resamples)
+    return tuple(stats.paired_test(matrices(ours, column), matrices(theirs, column), resamples=resamples)
                  for column in ("correct", "answer_loss"))
 
 
-def _verdict(difference: float, adjusted_p: float, higher_is_better: bool = True) -> str:
-    if not adjusted_p < ALPHA:
-        return "no difference"
-    return "better" if (difference > 0) == higher_is_better else "worse"
+VERDICTS = ("better", "worse", "no difference", "cannot decide")
+
+
+def _verdict(difference: float, adjusted_p: float, decidable: bool, higher_is_better: bool = True) -> str:
+    if adjusted_p < ALPHA:
+        return "better" if (difference > 0) == higher_is_better else "worse"
+    return "no difference" if decidable else "cannot decide"
+
+
+def holm_verdicts(differences, p_values, min_ps=None, higher_is_better: bool = True) -> tuple[np.ndarray, list[str]]:
+    """One Holm family: the adjusted p-values and each test's verdict from its adjusted p. With the
+    tests' smallest reachable p-values `min_ps`: "cannot decide" for a test that can never get below
+    ALPHA, and for every test of a family whose first Holm step cannot (m times each smallest p is
+    at least ALPHA), rather than "no difference"."""
+    adjusted = np.asarray(stats.holm_adjust(p_values))
+    floors = np.zeros(len(adjusted)) if min_ps is None else np.asarray(min_ps, dtype=np.float64)
+    family_decides = bool(len(floors)) and bool((floors * len(floors) < ALPHA).any())
+    return adjusted, [_verdict(d, p, family_decides and floor < ALPHA, higher_is_better)
+                      for d, p, floor in zip(differences, adjusted, floors)]
+
+
+def _test_columns(prefix: str, name: str, test: stats.PairedTest) -> dict:
+    """One test's columns: its difference `name`, interval, p-value (both parts) and its floor."""
+    return {name: test.difference, f"{name}_ci": _interval((test.low, test.high), test.models_unknown),
+            f"{prefix}_p": test.p_value, f"{prefix}_p_models": test.p_models, f"{prefix}_p_items": test.p_items,
+            f"{prefix}_min_p": test.min_p, f"{prefix}_p_at_floor": test.at_floor}
+
+
+def _family(frame: pd.DataFrame, rows, tests: list[stats.PairedTest], prefix: str, name: str,
+            higher_is_better: bool) -> None:
+    """Holm over `tests` (those of `rows`, in order): each one's adjusted p, verdict and minimum
+    detectable effect at the family's first Holm level (ALPHA / tests), on its row."""
+    if not tests:
+        return
+    adjusted, verdicts = holm_verdicts([t.difference for t in tests], [t.p_value for t in tests],
+                                       [t.min_p for t in tests], higher_is_better)
+    _set_tested(frame, rows, **{f"{prefix}_p_holm": adjusted, f"{prefix}_verdict": verdicts,
+                                f"{prefix}_mde": [t.detectable(ALPHA / len(tests)) for t in tests]})
 
 
 def _set_tested(frame: pd.DataFrame, tested: pd.Series, **columns) -> None:
@@ -98,19 +135,15 @@ def _set_tested(frame: pd.DataFrame, tested: pd.Series, **columns) -> None:
     the reports then showed as random's verdict."""
     for name, values in columns.items():
         values = list(values)
-        numeric = all(isinstance(value, (int, float, np.number)) for value in values)
+        numeric = all(isinstance(value, (int, float, np.number)) and not isinstance(value, bool) for value in values)
         frame[name] = pd.Series(np.nan if numeric else None, index=frame.index, dtype=float if numeric else object)
         frame.loc[tested, name] = values
 
 
-def holm_verdicts(differences, p_values, higher_is_better: bool = True) -> tuple[np.ndarray, list[str]]:
-    """One Holm family: the adjusted p-values and each test's verdict from its adjusted p."""
-    adjusted = np.asarray(stats.holm_adjust(p_values))
-    return adjusted, [_verdict(d, p, higher_is_better) for d, p in zip(differences, adjusted)]
-
-
-def _interval(values) -> str:
-    return f"[{values[0]:.3f}, {values[1]:.3f}]"
+def _interval(values, items_only: bool = False) -> str:
+    """An interval as the reports write it; one over the test items alone (one trained model a side,
+    so the models' spread is unknown) is marked so."""
+    return f"[{values[0]:.3f}, {values[1]:.3f}]" + (" items only" if items_only else "")
 
 
 def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.DataFrame],
@@ -123,7 +156,7 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
     reports = sorted(reports, key=lambda r: (r["pool_size"], r["budget"], r["method"]))
     matrices = {(r["method"], r["pool_size"], r["budget"]): items_of(r["method"], r["pool_size"], r["budget"])
                 for r in reports}
-    rows = []
+    rows, tests = [], {"em": [], "loss": []}
     for report in reports:
         key = (report["method"], report["pool_size"], report["budget"])
         composition = report.get("selection_composition") or {}
@@ -139,20 +172,16 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
         baseline_key = (BASELINE, key[1], key[2])
         if key[0] != BASELINE and baseline_key in matrices:
             em, loss = _paired_em_and_loss(matrices[key], matrices[baseline_key], resamples)
-            row.update(em_vs_random=em.difference, em_vs_random_ci=_interval((em.low, em.high)), em_p=em.p_value,
-                       loss_vs_random=loss.difference, loss_vs_random_ci=_interval((loss.low, loss.high)),
-                       loss_p=loss.p_value)
+            row.update(_test_columns("em", "em_vs_random", em) | _test_columns("loss", "loss_vs_random", loss))
+            tests["em"].append(em)
+            tests["loss"].append(loss)
         for task in report["tasks"]:
             row[f"em_{task['task']}"] = task["exact_match"]
         rows.append(row)
     cells = pd.DataFrame(rows)
     tested = cells["em_p"].notna() if "em_p" in cells else pd.Series(False, index=cells.index)
-    if tested.any():
-        em_adjusted, em_verdicts = holm_verdicts(cells.loc[tested, "em_vs_random"], cells.loc[tested, "em_p"])
-        loss_adjusted, loss_verdicts = holm_verdicts(cells.loc[tested, "loss_vs_random"], cells.loc[tested, "loss_p"],
-                                                     higher_is_better=False)
-        _set_tested(cells, tested, em_p_holm=em_adjusted, loss_p_holm=loss_adjusted, em_verdict=em_verdicts,
-                    loss_verdict=loss_verdicts)
+    _family(cells, tested, tests["em"], "em", "em_vs_random", higher_is_better=True)
+    _family(cells, tested, tests["loss"], "loss", "loss_vs_random", higher_is_better=False)
     seeds = sorted({s for r in reports for s in r["seeds"]})
     return Comparison(cells=cells, methods=_per_method(cells, matrices, resamples), seeds=seeds,
                       base=_against_base(matrices, base_items, resamples),
@@ -160,11 +189,23 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
                       head_to_head=_head_to_head(matrices, resamples), cell_tests=int(tested.sum()))
 
 
+def comparison_document(comparison: Comparison, base: dict | None) -> dict:
+    """The comparison as JSON: the source of the README's results section."""
+    return {"seeds": comparison.seeds, "paired_tests": comparison.cell_tests, "alpha": ALPHA,
+            "cells": comparison.cells.to_dict(orient="records"),
+            "methods": comparison.methods.to_dict(orient="records"),
+            "random_vs_base": comparison.base.to_dict(orient="records"),
+            "pool_growth": comparison.pool_growth.to_dict(orient="records"),
+            "head_to_head": comparison.head_to_head.to_dict(orient="records"),
+            "base": None if base is None else {k: base[k] for k in ("exact_match", "exact_match_ci", "answer_loss",
+                                                                    "answer_loss_ci", "n_items")}}
+
+
 def _head_to_head(matrices: dict, resamples: int) -> pd.DataFrame:
     """HEAD_TO_HEAD_METHOD minus each of its rivals that ran, paired on the same items over every cell
     both ran (exact match and answer loss, each a Holm family over the rivals); verdicts say whether
     HEAD_TO_HEAD_METHOD is the better of the two."""
-    rows = []
+    rows, tests = [], {"em": [], "loss": []}
     for rival in HEAD_TO_HEAD_RIVALS:
         pairs = [(key, (rival, *key[1:])) for key in matrices
                  if key[0] == HEAD_TO_HEAD_METHOD and (rival, *key[1:]) in matrices]
@@ -173,49 +214,52 @@ def _head_to_head(matrices: dict, resamples: int) -> pd.DataFrame:
         em, loss = _paired_em_and_loss([matrices[ours] for ours, _ in pairs],
                                        [matrices[theirs] for _, theirs in pairs], resamples)
         rows.append({"method": HEAD_TO_HEAD_METHOD, "rival": rival, "cells": len(pairs),
-                     "em_difference": em.difference, "em_difference_ci": _interval((em.low, em.high)),
-                     "em_p": em.p_value, "loss_difference": loss.difference,
-                     "loss_difference_ci": _interval((loss.low, loss.high)), "loss_p": loss.p_value})
+                     **_test_columns("em", "em_difference", em), **_test_columns("loss", "loss_difference", loss)})
+        tests["em"].append(em)
+        tests["loss"].append(loss)
     frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame["em_p_holm"], frame["em_verdict"] = holm_verdicts(frame["em_difference"], frame["em_p"])
-        frame["loss_p_holm"], frame["loss_verdict"] = holm_verdicts(frame["loss_difference"], frame["loss_p"],
-                                                                    higher_is_better=False)
+    every = pd.Series(True, index=frame.index)
+    _family(frame, every, tests["em"], "em", "em_difference", higher_is_better=True)
+    _family(frame, every, tests["loss"], "loss", "loss_difference", higher_is_better=False)
     return frame
 
 
 def _pool_growth(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.DataFrame:
     """Per method and budget, each pool size against the next smaller one (same test items, paired):
-    does a method's quality rise as its pool grows, as Ivison et al. found for RDS+? The tests are
-    Holm-adjusted as one family (exact match and loss separately); verdicts say whether the larger
-    pool is better, worse or not resolvably different."""
-    rows = []
+    does a method's quality rise as its pool grows, as Ivison et al. found for RDS+? Exact match and
+    answer loss are one Holm family, so a claim over both ("worse on either") holds as a whole;
+    verdicts say whether the larger pool is better, worse or not resolvably different."""
+    rows, tests = [], []
     for (method, budget), group in cells.groupby(["method", "budget"], sort=False):
         group = group.sort_values("pool_size")
         for smaller, larger in zip(group.itertuples(), group.iloc[1:].itertuples()):
             small, large = matrices[(method, smaller.pool_size, budget)], matrices[(method, larger.pool_size, budget)]
             em, loss = _paired_em_and_loss(large, small, resamples)
             rows.append({"method": method, "budget": budget, "from_pool": smaller.pool_size,
-                         "to_pool": larger.pool_size, "em_change": em.difference,
-                         "em_change_ci": _interval((em.low, em.high)), "em_p": em.p_value,
-                         "loss_change": loss.difference, "loss_change_ci": _interval((loss.low, loss.high)),
-                         "loss_p": loss.p_value,
+                         "to_pool": larger.pool_size, **_test_columns("em", "em_change", em),
+                         **_test_columns("loss", "loss_change", loss),
                          "precision_change": (larger.selection_precision - smaller.selection_precision
                                               if pd.notna(larger.selection_precision)
                                               and pd.notna(smaller.selection_precision) else None)})
+            tests.append((em, loss))
     frame = pd.DataFrame(rows)
-    if not frame.empty:
-        em_adjusted, em_verdicts = holm_verdicts(frame["em_change"], frame["em_p"])
-        loss_adjusted, loss_verdicts = holm_verdicts(frame["loss_change"], frame["loss_p"], higher_is_better=False)
-        frame["em_p_holm"], frame["loss_p_holm"] = em_adjusted, loss_adjusted
-        frame["em_verdict"], frame["loss_verdict"] = em_verdicts, loss_verdicts
+    if frame.empty:
+        return frame
+    both = [em for em, _ in tests] + [loss for _, loss in tests]
+    adjusted, verdicts = holm_verdicts([t.difference * (1 if i < len(tests) else -1) for i, t in enumerate(both)],
+                                       [t.p_value for t in both], [t.min_p for t in both])
+    detectable = [t.detectable(ALPHA / len(both)) for t in both]
+    count = len(tests)
+    frame["em_p_holm"], frame["loss_p_holm"] = adjusted[:count], adjusted[count:]
+    frame["em_verdict"], frame["loss_verdict"] = verdicts[:count], verdicts[count:]
+    frame["em_mde"], frame["loss_mde"] = detectable[:count], detectable[count:]
     return frame
 
 
 def _per_method(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.DataFrame:
     """Each method against random over every cell they share (one paired test per method, Holm over
     methods), with counts of the cells where it is better, worse or not resolvably different."""
-    rows = []
+    rows, tests = [], []
     for method, group in cells.groupby("method", sort=False):
         row = {"method": method, "cells": len(group), "mean_exact_match": group["exact_match"].mean(),
                "mean_answer_loss": group["answer_loss"].mean(),
@@ -224,23 +268,25 @@ def _per_method(cells: pd.DataFrame, matrices: dict, resamples: int) -> pd.DataF
         pairs = [((method, p, b), (BASELINE, p, b)) for p, b in zip(group["pool_size"], group["budget"])
                  if (BASELINE, p, b) in matrices]
         if method != BASELINE and pairs:
-            em = stats.paired_difference([item_matrix(matrices[m], "correct") for m, _ in pairs],
-                                         [item_matrix(matrices[r], "correct") for _, r in pairs], resamples=resamples)
-            row.update(em_vs_random=em.difference, em_vs_random_ci=_interval((em.low, em.high)), em_p=em.p_value)
+            em = stats.paired_test([item_matrix(matrices[m], "correct") for m, _ in pairs],
+                                   [item_matrix(matrices[r], "correct") for _, r in pairs], resamples=resamples)
+            row.update(_test_columns("em", "em_vs_random", em))
             verdicts = group.get("em_verdict", pd.Series(dtype=object)).value_counts()
             row.update(cells_better=int(verdicts.get("better", 0)), cells_worse=int(verdicts.get("worse", 0)))
+            tests.append(em)
         rows.append(row)
     frame = pd.DataFrame(rows)
-    if "em_p" in frame and frame["em_p"].notna().any():
+    if tests:
         tested = frame["em_p"].notna()
-        adjusted, verdicts = holm_verdicts(frame.loc[tested, "em_vs_random"], frame.loc[tested, "em_p"])
-        _set_tested(frame, tested, em_p_holm=adjusted, verdict=verdicts)
+        _family(frame, tested, tests, "em", "em_vs_random", higher_is_better=True)
+        frame = frame.rename(columns={"em_verdict": "verdict"})
         frame = frame.sort_values("em_vs_random", ascending=False, kind="stable", na_position="first")
     return frame.reset_index(drop=True)
 
 
 def _against_base(matrices: dict, base_items: pd.DataFrame | None, resamples: int) -> pd.DataFrame:
-    """Per cell: the random baseline's fine-tuned models minus the un-fine-tuned base model."""
+    """Per cell: the random baseline's fine-tuned models minus the un-fine-tuned base model (one
+    model, so its intervals are over the test items and random's seeds)."""
     if base_items is None:
         return pd.DataFrame()
     rows = []
@@ -249,19 +295,34 @@ def _against_base(matrices: dict, base_items: pd.DataFrame | None, resamples: in
             continue
         em, loss = _paired_em_and_loss(items, base_items, resamples)
         rows.append({"pool_size": pool_size, "budget": budget, "em_gain": em.difference,
-                     "em_gain_ci": _interval((em.low, em.high)), "loss_change": loss.difference,
-                     "loss_change_ci": _interval((loss.low, loss.high))})
+                     "em_gain_ci": _interval((em.low, em.high), em.models_unknown), "loss_change": loss.difference,
+                     "loss_change_ci": _interval((loss.low, loss.high), loss.models_unknown)})
     return pd.DataFrame(rows)
 
 
+def _p_text(value, at_floor) -> str:
+    """A p-value as printed: at the Monte-Carlo floor it is an upper bound ("<0.00025")."""
+    if pd.isna(value):
+        return ""
+    return f"<{value:.3g}" if at_floor is True else f"{value:.3g}"
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
-    """A frame as a markdown table with rounded numbers (FLOPs in scientific notation)."""
-    shown = frame.copy()
+    """A frame as a markdown table with rounded numbers (FLOPs in scientific notation; a p-value at
+    its test's Monte-Carlo floor as an upper bound; an effect no test of the design can detect as
+    "none")."""
+    shown = frame.drop(columns=[c for c in frame.columns if c.endswith("_p_at_floor")])
     for column in shown.columns:
+        prefix = column.split("_p")[0] if "_p" in column else None
+        floors = frame.get(f"{prefix}_p_at_floor", pd.Series(False, index=frame.index))
         if column.endswith("flops"):
             shown[column] = shown[column].map(lambda v: f"{v:.2e}" if pd.notna(v) else "")
         elif column.endswith("_p") or column.endswith("_p_holm"):
+            shown[column] = [_p_text(v, f) for v, f in zip(shown[column], floors)]
+        elif column.endswith("_p_models") or column.endswith("_p_items") or column.endswith("_min_p"):
             shown[column] = shown[column].map(lambda v: f"{v:.3g}" if pd.notna(v) else "")
+        elif column.endswith("_mde"):
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else "none" if np.isinf(v) else f"{v:.3f}")
         elif shown[column].dtype.kind == "f":
             shown[column] = shown[column].map(lambda v: f"{v:.3f}" if pd.notna(v) else "")
         elif not pd.api.types.is_numeric_dtype(shown[column]):
@@ -279,7 +340,7 @@ def best_budgets(cells: pd.DataFrame) -> pd.DataFrame:
 
 def interval_bounds(text: str) -> tuple[float, float]:
     """An interval as the reports write it ("[low, high]", `_interval`) read back as numbers."""
-    low, high = text.strip("[]").split(",")
+    low, high = text.removesuffix(" items only").strip("[]").split(",")
     return float(low), float(high)
 
 

@@ -1,17 +1,20 @@
 """The README's results sections, rendered from a comparison report (`comparison.json`) and the
 run record the demo leaves beside it, so that they cannot drift from the numbers.
 
-Every sentence is built from numbers printed in it or in the table beside it; claims of a
-difference follow the comparison's verdicts (paired bootstrap, Holm-adjusted, alpha 0.05).
+Every sentence is built from numbers printed in it or in the table beside it; a claim of a
+difference follows the comparison's verdicts (`stats.paired_test` over trained models and test
+items, Holm-adjusted, alpha 0.05), and a sentence that interprets is printed only beside the test
+that supports it. Where the design cannot reach alpha, the section says so instead of a verdict.
 """
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
-from selection_assets.core.report import interval_bounds, markdown_table
+from selection_assets.core.report import VERDICTS, interval_bounds, markdown_table
 
 PAPER_METHOD = "rds_plus"  # the method whose pool-size behaviour Ivison et al. report
 # what the papers report for a method against random; a method found worse here is set beside it
@@ -20,8 +23,6 @@ PAPER_CLAIMS = {
     "token_length": "Xia et al. (2024) find token-length selection holds up at scale",
     "token_length_response": "Xia et al. (2024) find token-length selection holds up at scale",
 }
-# selection precisions this close to RDS+'s count as "as precise" when LESS and RDS+ are set side by side
-SAME_PRECISION = 0.05
 
 
 def format_duration(seconds: float) -> str:
@@ -43,27 +44,45 @@ def _setting_lines(comparison: dict, run: dict | None) -> list[str]:
                      f"on {run['machine']}.")
     base = comparison.get("base")
     n_items = base["n_items"] if base else None
+    seeds = len(comparison["seeds"])
     lines.append(
-        (f"Each model answers the same {n_items} test items; " if n_items else "")
-        + "intervals are 95% percentile bootstraps over test items"
-        + (" and seeds" if len(comparison["seeds"]) > 1 else " (one seed: test-item sampling only)")
-        + f". Every method is paired with random on the same items. The per-cell tests "
-          f"({comparison['paired_tests']} for exact match, as many for answer loss), the per-method tests over "
-          f"all cells and the pool-growth tests are each Holm-adjusted as a family; a difference counts only at "
-          f"adjusted p < {comparison['alpha']}.")
+        (f"Each model answers the same {n_items} test items. " if n_items else "")
+        + "Every method is paired with random on the same items, and a difference counts only if it holds both "
+          "over the trained models (their labels permuted within each cell) and over the test items (each "
+          "item's difference flipped in sign): the larger p-value of the two. Intervals are the 95% t "
+          "intervals of both, joined"
+        + (" (over the items only where one model a side leaves the spread between models unmeasured)"
+           if seeds == 1 else "")
+        + f". The per-cell tests ({comparison['paired_tests']} for exact match, as many for answer loss), the "
+          f"per-method tests over all cells and the pool-growth tests are each Holm-adjusted as a family; a "
+          f"difference counts only at adjusted p < {comparison['alpha']}, and where no test of a family can get "
+          f"below it the verdict is 'cannot decide'.")
     return lines
 
 
-def _resolution_line(comparison: dict) -> list[str]:
-    """How large a difference from random these tests can resolve: the median half-width of the
-    paired intervals."""
-    cells = pd.DataFrame(comparison["cells"])
-    if "em_vs_random_ci" not in cells or cells["em_vs_random_ci"].isna().all():
+def _decidability_line(comparison: dict) -> list[str]:
+    """How large a difference from random these tests can detect (80% power at their family's first
+    Holm level), and why a family cannot decide at all."""
+    cells, methods = pd.DataFrame(comparison["cells"]), pd.DataFrame(comparison["methods"])
+    if "em_mde" not in cells or cells["em_mde"].isna().all():
         return []
-    bounds = [interval_bounds(t) for t in cells["em_vs_random_ci"].dropna()]
-    half_width = float(pd.Series([(high - low) / 2 for low, high in bounds]).median())
-    return [f"The paired intervals of exact match against random have a median half-width of {half_width:.3f}: "
-            f"differences much smaller than that are not resolvable at this test-set size and seed count."]
+    seeds = len(comparison["seeds"])
+    parts = []
+    for label, frame in (("per cell", cells), ("per method over all cells", methods)):
+        detectable = frame["em_mde"].dropna() if "em_mde" in frame else pd.Series(dtype=float)
+        if detectable.empty:
+            continue
+        finite = detectable[np.isfinite(detectable)]
+        if finite.empty:
+            floor = float(frame["em_min_p"].dropna().min())
+            why = ("one trained model a side: the spread between models is not measured" if seeds == 1 else
+                   f"the smallest p-value these {seeds} seeds a side can reach is {floor:.3g}")
+            parts.append(f"{label}, none: no test can decide ({why})")
+        else:
+            parts.append(f"{label}, a median of {float(finite.median()):.3f} in exact match"
+                         + (f" ({len(detectable) - len(finite)} of {len(detectable)} cannot decide)"
+                            if len(finite) < len(detectable) else ""))
+    return [f"The smallest difference from random these tests detect with 80% power: {'; '.join(parts)}."]
 
 
 def _base_paragraph(comparison: dict) -> list[str]:
@@ -78,7 +97,8 @@ def _base_paragraph(comparison: dict) -> list[str]:
                 f"match {base['exact_match']:.3f} [{base['exact_match_ci'][0]:.3f}, {base['exact_match_ci'][1]:.3f}] "
                 f"and answer loss {base['answer_loss']:.3f}. Fine-tuning on random subsets raises exact match "
                 f"with an interval above zero in {raised} of {len(gains)} cells and lowers answer loss with an "
-                f"interval below zero in {lowered} of {len(gains)} cells (random minus base, paired on items):")
+                f"interval below zero in {lowered} of {len(gains)} cells (random minus base, paired on items; "
+                f"95% intervals, each on its own):")
     columns = ["pool_size", "budget", "em_gain", "em_gain_ci", "loss_change", "loss_change_ci"]
     return [sentence, markdown_table(gains[columns])]
 
@@ -88,7 +108,7 @@ def _methods_paragraph(comparison: dict) -> list[str]:
     if "verdict" not in methods:
         return []
     tested = methods[methods["verdict"].notna()]
-    groups = {verdict: tested[tested["verdict"] == verdict] for verdict in ("better", "worse", "no difference")}
+    groups = {verdict: tested[tested["verdict"] == verdict] for verdict in VERDICTS}
 
     def listing(frame: pd.DataFrame) -> str:
         if frame.empty:
@@ -99,12 +119,15 @@ def _methods_paragraph(comparison: dict) -> list[str]:
     sentence = (f"**Methods against random**, exact match minus random's averaged over every cell, paired on "
                 f"items ({len(tested)} tests, Holm-adjusted). Better than random: {listing(groups['better'])}. "
                 f"Worse than random: {listing(groups['worse'])}. No resolvable difference: "
-                f"{listing(groups['no difference'])}. The intervals are each test's own 95% interval; the "
-                f"verdicts use Holm-adjusted p-values, so an interval that only just excludes zero can still "
-                f"be no resolvable difference.")
+                f"{listing(groups['no difference'])}."
+                + (f" Cannot decide with this design: {listing(groups['cannot decide'])}."
+                   if not groups["cannot decide"].empty else "")
+                + " The intervals are each test's own 95% interval; the verdicts use Holm-adjusted p-values, so "
+                  "an interval that only just excludes zero can still be no resolvable difference.")
     sentences = [sentence, *_against_papers(groups["worse"], pd.DataFrame(comparison["cells"]))]
     columns = [c for c in ("method", "mean_exact_match", "em_vs_random", "em_vs_random_ci", "em_p_holm", "verdict",
-                           "cells_better", "cells_worse", "mean_answer_loss", "mean_precision", "selection_flops")
+                           "em_mde", "cells_better", "cells_worse", "mean_answer_loss", "mean_precision",
+                           "selection_flops", "em_p_at_floor")
                if c in methods]
     return [" ".join(sentences), markdown_table(methods[columns])]
 
@@ -122,18 +145,15 @@ def _against_papers(worse: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
         if method not in PAPER_CLAIMS or method not in shares.index:
             continue
         own, base = shares.loc[method], shares.loc["random"]
-        differences = [phrase for phrase, holds in (("fewer on-target", own["targeted_share"] < base["targeted_share"]),
-                                                    ("more noisy", own["clean_share"] < base["clean_share"])) if holds]
-        sentences.append(f"{method} is worse than random here, while {PAPER_CLAIMS[method]}: its picks are "
+        sentences.append(f"{method} is worse than random here, while {PAPER_CLAIMS[method]}; its picks are "
                          f"{own['targeted_share']:.0%} on the eval tasks' skills and {own['clean_share']:.0%} "
-                         f"clean (random: {base['targeted_share']:.0%} and {base['clean_share']:.0%})"
-                         + (f", so in this world it picks {' and '.join(differences)} examples than random does."
-                            if differences else "."))
+                         f"clean (random's: {base['targeted_share']:.0%} and {base['clean_share']:.0%}).")
     return sentences
 
 
 _EM_AGAINST_RANDOM = {"better": "resolvably above random", "worse": "resolvably below random",
-                      "no difference": "not resolvably apart from random"}
+                      "no difference": "not resolvably apart from random",
+                      "cannot decide": "not decidable against random with this design"}
 
 
 def _gradient_methods(methods: pd.DataFrame) -> list[str]:
@@ -169,20 +189,18 @@ def _less_paragraph(comparison: dict) -> list[str]:
     losses = []
     for name in compared:
         verdicts = cells.loc[cells["method"] == name, "loss_verdict"].dropna()
+        undecided = int((verdicts == "cannot decide").sum())
         losses.append(f"`{name}` worse than random in {int((verdicts == 'worse').sum())} of {len(verdicts)} cells "
-                      f"and better in {int((verdicts == 'better').sum())} (mean answer loss "
-                      f"{table.loc[name, 'mean_answer_loss']:.3f})")
+                      f"and better in {int((verdicts == 'better').sum())}"
+                      + (f", undecidable in {undecided}" if undecided else "")
+                      + f" (mean answer loss {table.loc[name, 'mean_answer_loss']:.3f})")
     loss = (f"On answer loss, per cell: {'; '.join(losses)}; random's mean answer loss is "
             f"{table.loc['random', 'mean_answer_loss']:.3f}.")
     rds_precision = float(table.loc[PAPER_METHOD, "mean_precision"])
     precisions = {name: float(table.loc[name, "mean_precision"]) for name in gradient}
     precision = (f"Mean selection precision: {', '.join(f'`{name}` {value:.3f}' for name, value in precisions.items())}, "
                  f"`{PAPER_METHOD}` {rds_precision:.3f}")
-    if all(value >= rds_precision - SAME_PRECISION for value in precisions.values()):
-        precision += (f": LESS picks on-target, clean examples as often as RDS+ does (within {SAME_PRECISION}), so "
-                      "what separates them on answer loss is not how many of their picks are on target.")
-    else:
-        precision += "."
+    precision += "."
     return [" ".join(["**LESS against RDS+.** Ivison et al. (2025) report LESS below RDS+ at a far higher "
                       "selection cost.", cost, exact, loss, precision])]
 
@@ -202,7 +220,8 @@ def _head_to_head_paragraph(comparison: dict) -> list[str]:
                                                    "loss_verdict")):
         parts = []
         for verdict, phrase in (("better", "better than"), ("worse", "worse than"),
-                                ("no difference", "not resolvably apart from")):
+                                ("no difference", "not resolvably apart from"),
+                                ("cannot decide", "not decidably ordered against")):
             chosen = duels[duels[verdict_column] == verdict]
             if not chosen.empty:
                 parts.append(phrase + " " + ", ".join(f"{r.rival} ({_signed(getattr(r, column))} "
@@ -218,7 +237,7 @@ def _head_to_head_paragraph(comparison: dict) -> list[str]:
 def _cells_paragraph(comparison: dict) -> list[str]:
     cells = pd.DataFrame(comparison["cells"])
     columns = [c for c in ("method", "pool_size", "budget", "exact_match", "exact_match_ci", "em_vs_random",
-                           "em_vs_random_ci", "em_verdict", "answer_loss", "loss_vs_random", "loss_verdict",
+                           "em_vs_random_ci", "em_verdict", "em_mde", "answer_loss", "loss_vs_random", "loss_verdict",
                            "selection_precision", "distinct_answers", "answer_entropy_bits", "dev_answer_share")
                if c in cells]
     return [" ".join(["Every cell (em = exact match; verdicts against random in the same cell).",
@@ -238,15 +257,24 @@ def _cell_verdict_counts(cells: pd.DataFrame) -> list[str]:
             chosen = tested[tested[column] == verdict]
             listed = ", ".join(f"{r.method} at {r.pool_size}/{r.budget}" for r in chosen.itertuples())
             parts.append(f"{verdict} in {len(chosen)}" + (f" ({listed})" if listed else ""))
+        undecided = int((tested[column] == "cannot decide").sum())
         sentences.append(f"On {label}, of {len(tested)} method cells tested against random: {', '.join(parts)}; "
-                         f"no resolvable difference in the rest.")
+                         + ("the design cannot decide any of them." if undecided == len(tested) else
+                            (f"the design cannot decide {undecided}; " if undecided else "")
+                            + "no resolvable difference in the rest."))
     return sentences
 
 
 _GROWTH_EM = {"better": "rises, as Ivison et al. report for RDS+",
               "worse": "falls, unlike Ivison et al., where RDS+ gains as the pool grows",
-              "no difference": "shows no resolvable change (Ivison et al. report a gain)"}
-_GROWTH_LOSS = {"better": "falls", "worse": "rises", "no difference": "shows no resolvable change"}
+              "no difference": "shows no resolvable change (Ivison et al. report a gain)",
+              "cannot decide": "cannot be decided with this design (Ivison et al. report a gain)"}
+_GROWTH_LOSS = {"better": "falls", "worse": "rises", "no difference": "shows no resolvable change",
+                "cannot decide": "cannot be decided"}
+
+
+def _p(value: float, at_floor) -> str:
+    return f"< {value:.3g}" if at_floor is True else f"= {value:.3f}"
 
 
 def _cell(cells: pd.DataFrame, method: str, pool_size: int, budget: int) -> pd.Series | None:
@@ -256,13 +284,14 @@ def _cell(cells: pd.DataFrame, method: str, pool_size: int, budget: int) -> pd.S
 
 def _paper_method_growth(row, cells: pd.DataFrame) -> str:
     """One sentence group on RDS+ between two pool sizes: the paired changes with their verdicts, then
-    what its selection is made of at each size, against random's in the same cells."""
+    what its selection is made of at each size (numbers only: no test here says why)."""
     small = _cell(cells, PAPER_METHOD, row.from_pool, row.budget)
     large = _cell(cells, PAPER_METHOD, row.to_pool, row.budget)
     text = (f"At budget {row.budget}, from pool {row.from_pool} to {row.to_pool}, RDS+ exact match "
-            f"{_GROWTH_EM[row.em_verdict]}: {_signed(row.em_change)} {row.em_change_ci} (Holm p = "
-            f"{row.em_p_holm:.3f}); its answer loss {_GROWTH_LOSS[row.loss_verdict]}: {_signed(row.loss_change)} "
-            f"{row.loss_change_ci} (Holm p = {row.loss_p_holm:.3f}).")
+            f"{_GROWTH_EM[row.em_verdict]}: {_signed(row.em_change)} {row.em_change_ci} (Holm p "
+            f"{_p(row.em_p_holm, getattr(row, 'em_p_at_floor', False))}); its answer loss "
+            f"{_GROWTH_LOSS[row.loss_verdict]}: {_signed(row.loss_change)} {row.loss_change_ci} (Holm p "
+            f"{_p(row.loss_p_holm, getattr(row, 'loss_p_at_floor', False))}).")
     if small is None or large is None or pd.isna(small.get("selection_precision")):
         return text
     text += (f" Its selection precision goes from {small['selection_precision']:.3f} to "
@@ -275,39 +304,11 @@ def _paper_method_growth(row, cells: pd.DataFrame) -> str:
              f"{large['answer_entropy_bits']:.2f} bits per task)")
     random_small = _cell(cells, "random", row.from_pool, row.budget)
     random_large = _cell(cells, "random", row.to_pool, row.budget)
-    leans_more = False
     if pd.notna(small.get("dev_answer_share")) and random_small is not None and random_large is not None:
         text += (f", and {small['dev_answer_share']:.0%} then {large['dev_answer_share']:.0%} of them end in one "
                  f"of the dev queries' own answers (random's targeted picks: {random_small['dev_answer_share']:.0%} "
                  f"then {random_large['dev_answer_share']:.0%})")
-        leans_more = (large["dev_answer_share"] > small["dev_answer_share"]
-                      and large["dev_answer_share"] > random_large["dev_answer_share"])
-    text += "."
-    narrower = large["distinct_answers"] < small["distinct_answers"]
-    worse_on = [name for name, verdict in (("exact match", row.em_verdict), ("answer loss", row.loss_verdict))
-                if verdict == "worse"]
-    if narrower and leans_more and worse_on:
-        text += (" The larger pool lets RDS+ find more examples that share its queries' answers: more precise "
-                 f"by the labels, narrower in what it teaches, and worse on fresh test items by "
-                 f"{' and '.join(worse_on)}.")
-    return text
-
-
-def _random_growth_caveat(growth: pd.DataFrame, seeds: int) -> list[str]:
-    """Random's own 'pool growth' is a fresh draw of the same kind of subset: where it is resolvable,
-    the intervals miss the draw-to-draw variation, and differences of that size are not findings."""
-    moved = growth[(growth["method"] == "random")
-                   & ((growth["em_verdict"] != "no difference") | (growth["loss_verdict"] != "no difference"))]
-    if moved.empty:
-        return []
-    changes = [f"at budget {r.budget}: exact match {_signed(r.em_change)}, answer loss {_signed(r.loss_change)}"
-               for r in moved.itertuples()]
-    size = float(moved["loss_change"].abs().max())
-    return [f"Random itself changes resolvably between pool sizes ({'; '.join(changes)}), although a random "
-            f"subset of a larger pool is the same kind of subset: with {seeds} seed{'s' if seeds > 1 else ''} the "
-            f"intervals cover the test items, not the draw of the subset and its training. Random's draws alone "
-            f"already differ by up to {size:.3f} in answer loss, so differences of that order are not findings; "
-            f"more seeds (`--seeds N`) measure that variation."]
+    return text + "."
 
 
 def _pool_growth_paragraph(comparison: dict) -> list[str]:
@@ -320,14 +321,17 @@ def _pool_growth_paragraph(comparison: dict) -> list[str]:
     worse = growth[[("worse" in v) and ("better" not in v) for v in verdicts]]
     better = growth[[("better" in v) and ("worse" not in v) for v in verdicts]]
     mixed = growth[[("better" in v) and ("worse" in v) for v in verdicts]]
+    undecided = growth[[v == ("cannot decide", "cannot decide") for v in verdicts]]
 
     def names(frame: pd.DataFrame) -> str:
         return ", ".join(f"{r.method} at {r.budget}" for r in frame.itertuples()) or "none"
 
-    sentences.append(f"Over all {len(growth)} method-budget pairs, the larger pool is resolvably worse on exact match or "
-                     f"answer loss (and better on neither) in {len(worse)}: {names(worse)}; better in {len(better)}: "
-                     f"{names(better)}; mixed in {len(mixed)}: {names(mixed)} (numbers in the table).")
-    sentences += _random_growth_caveat(growth, len(comparison.get("seeds", ())))
+    sentences.append(f"Over all {len(growth)} method-budget pairs (exact match and answer loss one Holm family), the "
+                     f"larger pool is resolvably worse on exact match or answer loss (and better on neither) in "
+                     f"{len(worse)}: {names(worse)}; better in {len(better)}: {names(better)}; mixed in "
+                     f"{len(mixed)}: {names(mixed)}"
+                     + (f"; undecidable on both in {len(undecided)}" if len(undecided) else "")
+                     + " (numbers in the table).")
     columns = ["method", "budget", "from_pool", "to_pool", "em_change", "em_change_ci", "em_verdict",
                "loss_change", "loss_change_ci", "loss_verdict", "precision_change"]
     return ["**As the pool grows** (larger pool minus the next smaller one, same method and budget, paired "
@@ -336,7 +340,7 @@ def _pool_growth_paragraph(comparison: dict) -> list[str]:
 
 def render(comparison: dict, run: dict | None, title: str) -> str:
     """The markdown of one results section."""
-    parts = [f"### {title}", *_setting_lines(comparison, run), *_resolution_line(comparison),
+    parts = [f"### {title}", *_setting_lines(comparison, run), *_decidability_line(comparison),
              *_base_paragraph(comparison),
              *_methods_paragraph(comparison), *_less_paragraph(comparison), *_head_to_head_paragraph(comparison),
              *_pool_growth_paragraph(comparison),
