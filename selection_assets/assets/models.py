@@ -70,7 +70,8 @@ def build(grid: Grid) -> list:
            tags={**GPU_TAGS, **CONTENT_VERSIONED_TAGS}, op_tags=GPU_OP_TAGS,
            kinds={"pytorch"},
            description="Base causal LM: the world's tiny Llama-style model pre-trained on the world's "
-                       "plain-prose corpus (knowledge and worked procedures, no chat turns), or the named "
+                       "plain-prose corpus (knowledge and worked procedures, no chat turns; the default world's "
+                       "ships pre-trained, so it is the same model on every machine), or the named "
                        "Hugging Face model (a reference to it; a copy with grown embeddings when its tokenizer "
                        "gained the Tulu role markers).")
     def base_model(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
@@ -83,11 +84,20 @@ def build(grid: Grid) -> list:
             settings = train.TrainSettings(epochs=world.pretrain_epochs, learning_rate=world.pretrain_learning_rate,
                                            batch_size=world.pretrain_batch_size, max_length=data.max_length,
                                            seed=data.seed)
-            stats = world_models.pretrain_tiny_llama(tok, _corpus(data, world, tok.eos_token),
-                                                     world.shape(data.max_length), settings,
-                                                     layout.base_model_dir, compute.resolved_device(),
-                                                     log=context.log.info)
-            reference = {**in_storage, "parameters": stats["parameters"], "pretrain": stats}
+            identity = world_models.pretraining_identity(layout.tokenizer_dir, world.shape(data.max_length), settings,
+                                                         world.corpus_documents)
+            shipped = world_models.shipped_model(identity)
+            if shipped is not None:  # the default world: the same model on every machine
+                world_models.copy_shipped_model(shipped[0], layout.base_model_dir)
+                stats = shipped[1]["pretrain"]
+                context.log.info(f"base model: the shipped pre-trained world model (made on {shipped[1]['made_on']})")
+            else:
+                stats = world_models.pretrain_tiny_llama(tok, _corpus(data, world, tok.eos_token),
+                                                         world.shape(data.max_length), settings,
+                                                         layout.base_model_dir, compute.resolved_device(),
+                                                         log=context.log.info)
+            reference = {**in_storage, "parameters": stats["parameters"], "pretrain": stats,
+                         **({"shipped": shipped[1]["made_on"]} if shipped is not None else {})}
         elif data.base_model in real_material.PACKAGED_MODELS:
             converted = real_material.dequantise_gguf(_packaged_path(data.base_model), layout.base_model_dir)
             reference = {**in_storage, "parameters": converted["parameters"], "packaged": data.base_model}

@@ -1,15 +1,24 @@
 """The world's tokenizer (byte-level BPE trained on the pool's text) and its tiny Llama-style LM,
-pre-trained briefly on the same text so that its hidden states carry meaning."""
+pre-trained briefly on the same text so that its hidden states carry meaning.
+
+Pre-training is chaotic across CPUs: another instruction set rounds differently, and a few hundred
+steps later it is another model (another world, with other numbers). So the default world's
+pre-trained model ships with the package (`SHIPPED`, made by `python -m
+selection_assets.world.ship`): the base_model asset starts from it whenever the tokenizer and the
+pre-training settings are the ones it was made with, and pre-trains only for other worlds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from selection_assets.core import store
 from selection_assets.core.tokenize import CHAT_SPECIAL_TOKENS
 from selection_assets.core.train import TrainSettings, train_causal_lm
 
@@ -74,3 +83,32 @@ def pretrain_tiny_llama(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]
     stats = train_causal_lm(model, tokenizer, examples, settings, out_dir, device, log=log, label="pre-training")
     stats.update(parameters=sum(p.numel() for p in model.parameters()), tokens=len(blocks) * block)
     return stats
+
+
+SHIPPED = Path(__file__).resolve().parent / "shipped"  # the default world's pre-trained model
+SHIPPED_RECORD = "shipped.json"  # beside it: the tokenizer digest and settings it was made with
+
+
+def pretraining_identity(tokenizer_dir: Path, shape: TinyModelShape, settings: TrainSettings,
+                         corpus_documents: int) -> dict:
+    """What decides a pre-trained world model besides the machine: the tokenizer's bytes, the
+    model's shape, the corpus size and the optimisation settings (seed included)."""
+    return {"tokenizer": store.content_digest(tokenizer_dir), "shape": asdict(shape),
+            "corpus_documents": corpus_documents, "settings": asdict(settings)}
+
+
+def shipped_model(identity: dict) -> tuple[Path, dict] | None:
+    """The shipped pre-trained model and its pre-training record, if it was made with `identity`
+    (`pretraining_identity`); None otherwise (another world: pre-train it)."""
+    record_path = SHIPPED / SHIPPED_RECORD
+    if not record_path.exists():
+        return None
+    record = json.loads(record_path.read_text())
+    return (SHIPPED / "model", record) if record["identity"] == identity else None
+
+
+def copy_shipped_model(source: Path, out_dir: Path) -> None:
+    """Copy the shipped model directory to `out_dir` (renamed into place when complete)."""
+    work = store.temp_dir_beside(out_dir)
+    shutil.copytree(source, work, dirs_exist_ok=True)
+    store.replace_dir(work, out_dir)
