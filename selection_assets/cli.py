@@ -150,19 +150,32 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (the architecture where it reports none)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    names = [line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def machine_description(device: str) -> str:
-    """The machine a demo ran on, as its results line names it: with the GPU, when it computed on one."""
+    """The machine a demo ran on, as its results line names it: the CPU's model and the instruction
+    set torch's kernels use on it (numbers move with both), with the GPU when it computed on one."""
     import torch
 
-    cores = f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}"
+    cores = (f"{os.cpu_count()} CPU cores ({cpu_model()}, {platform.machine()}, torch kernels "
+             f"{torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}")
     return f"one {torch.cuda.get_device_name(device)} and {cores}" if device.startswith("cuda") else cores
 
 
 def results(args: argparse.Namespace) -> int:
-    """Render the results section of a finished demo into the README, between its markers; section
-    `methods` is the method table, rendered from the registry and each method's provenance, and
-    `lineage` the lineage picture, drawn from the asset graph."""
-    from selection_assets.core import results_section, store
+    """Render a results section into the README, between its markers, from its published results
+    (`results/<section>/`, written first from a finished demo with --publish); section `methods` is
+    the method table, rendered from the registry and each method's provenance, and `lineage` the
+    lineage picture, drawn from the asset graph."""
+    from selection_assets.core import published, store
 
     if args.section == "methods":
         from selection_assets.core.methods.references import method_table
@@ -170,15 +183,18 @@ def results(args: argparse.Namespace) -> int:
         return _write_section(Path(args.readme), "methods", method_table(registry()), "the method registry")
     if args.section == "lineage":
         return _write_section(Path(args.readme), "lineage", lineage_picture(), "the asset graph")
-    home = Path(os.environ.get("DAGSTER_HOME") or args.dagster_home).resolve()
-    comparison_path = store.Layout(Path(args.storage or home / "storage")).comparison_json
-    if not comparison_path.exists():
-        print(f"no comparison report at {comparison_path}: run `selection-assets demo` first")
+    directory = Path(args.readme).resolve().parent / "results" / args.section
+    if args.publish:
+        home = Path(os.environ.get("DAGSTER_HOME") or args.dagster_home).resolve()
+        layout = store.Layout(Path(args.storage or home / "storage"))
+        if not layout.comparison_json.exists() or not (home / RUN_RECORD).exists():
+            print(f"no finished demo at {home}: run `selection-assets demo` first")
+            return 2
+        published.publish(layout, store.read_json(home / RUN_RECORD), args.title, directory)
+    if not (directory / "section.json").exists():
+        print(f"no published results at {directory}: give --publish with a finished demo")
         return 2
-    run_path = home / RUN_RECORD
-    run = store.read_json(run_path) if run_path.exists() else None
-    body = results_section.render(store.read_json(comparison_path), run, args.title)
-    return _write_section(Path(args.readme), args.section, body, str(comparison_path))
+    return _write_section(Path(args.readme), args.section, published.render(directory), str(directory))
 
 
 def lineage_picture() -> str:
@@ -271,12 +287,15 @@ def main(argv: list[str] | None = None) -> int:
                              help="replicate seeds 0..N-1 per cell: training seed and random methods' seed "
                                   "(default 1; published tables use 3)")
     demo_parser.set_defaults(func=demo)
-    results_parser = commands.add_parser("results", help="write a finished demo's results into the README")
+    results_parser = commands.add_parser("results", help="write a published results section into the README")
     results_parser.add_argument("--section", required=True,
                                 help="name of the README section, between <!-- results:NAME begin --> and "
                                      "<!-- results:NAME end -->; 'methods' writes the method table, 'lineage' the "
                                      "lineage picture")
-    results_parser.add_argument("--title", default="Results", help="heading of the section")
+    results_parser.add_argument("--title", default="Results", help="heading of the section (with --publish)")
+    results_parser.add_argument("--publish", action="store_true",
+                                help="first publish the finished demo's results into results/SECTION/ (committed "
+                                     "with the README, so a test can re-render the section)")
     results_parser.add_argument("--dagster-home", default=".dagster_home", help="the demo's instance directory")
     results_parser.add_argument("--storage", default=None, help="storage root (default: DAGSTER_HOME/storage)")
     results_parser.add_argument("--readme", default="README.md")

@@ -156,13 +156,14 @@ def test_the_readme_lineage_picture_is_the_rendered_one():
         "README's lineage picture is stale: run `selection-assets results --section lineage`")
 
 
-def test_a_demo_record_names_the_gpu_it_computed_on(monkeypatch):
+def test_a_demo_record_names_the_cpu_its_instruction_set_and_the_gpu_it_computed_on(monkeypatch):
     import torch
 
-    from selection_assets.cli import machine_description
+    from selection_assets.cli import cpu_model, machine_description
 
     on_cpu = machine_description("cpu")
     assert on_cpu.endswith(f"torch {torch.__version__}") and "CPU cores" in on_cpu
+    assert cpu_model() in on_cpu and f"torch kernels {torch.backends.cpu.get_cpu_capability()}" in on_cpu
     asked = []
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: asked.append(device) or "NVIDIA H200")
     assert machine_description("cuda:0") == f"one NVIDIA H200 and {on_cpu}" and asked == ["cuda:0"]
