@@ -54,14 +54,14 @@ def measure(mode: str, conversations: int, max_length: int, batch_tokens: int) -
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from benchmarks._common import peak_rss_mb
-    from selection_assets.core import evaluate, records
+    from selection_assets.core import evaluate, readers, records
     from selection_assets.real_material import SHAREGPT_JSON
 
     torch.set_num_threads(2)
     model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
     raw = []
-    for record in records.iter_raw_records(str(SHAREGPT_JSON.path())):
+    for record in readers.iter_raw_records(str(SHAREGPT_JSON.path())):
         raw.append(record)
         if len(raw) >= conversations * 3:
             break

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from selection_assets.core import ingest, parallel, pool, records, store, tokenize
+from selection_assets.core import ingest, parallel, pool, readers, store, tokenize
 from selection_assets.core.keys import Ring
 from selection_assets.core.store import Layout
 from selection_assets.world import generate
@@ -110,7 +110,7 @@ def step_runs(path: Path, layout: Layout, rows: int) -> dict[str, Callable[[int]
     (replacing it with the same table), validating it into a ring, counting that ring's tokens (the
     same records whichever run wrote them)."""
     def write_source(workers: int) -> dict:
-        return timed(lambda: {"rows": ingest.write_shuffled_source(records.iter_raw_records(str(path)),
+        return timed(lambda: {"rows": ingest.write_shuffled_source(readers.iter_raw_records(str(path)),
                                                                    layout.source_pool, seed=5, workers=workers)})
 
     def validate(workers: int) -> dict:
@@ -134,12 +134,12 @@ def main() -> None:
     path = generated_file(args.rows)
     baseline_rss_mb = peak_rss_mb()  # the interpreter and its imports, before any record is read
     layout = Layout(path.parent / f"storage_{args.rows}")
-    rows = ingest.write_shuffled_source(records.iter_raw_records(str(path)), layout.source_pool, seed=5)
+    rows = ingest.write_shuffled_source(readers.iter_raw_records(str(path)), layout.source_pool, seed=5)
     ingest_rss_mb = peak_rss_mb()  # what ingestion holds in one process
     train_pool_tokenizer(layout)
     runs = step_runs(path, layout, rows)
     steps = {name: paired_runs(run, args.workers, args.repeats) for name, run in runs.items()}
-    arriving = records.iter_raw_records(str(path))
+    arriving = readers.iter_raw_records(str(path))
     scratch = [store.temp_dir_beside(layout.root / "ceiling" / name) for name in ("records", "quarantine")]
     messages = store.ParquetRows(layout.ring_records(whole_ring(rows)), ["messages"]).read(0, CEILING_PIECE)
     ceiling = {"source": concurrent_gain(ingest.declared_id_bytes, [next(arriving) for _ in range(CEILING_PIECE)],

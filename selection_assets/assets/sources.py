@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, content_version
 from selection_assets import real_material
-from selection_assets.core import harness, ingest, records, store
+from selection_assets.core import harness, ingest, readers, store
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
@@ -26,8 +26,9 @@ def build(grid: Grid) -> list:
             raw = (record.encode("utf-8") for record in generate.iter_pool(largest, data.seed))
         else:
             try:
-                raw = records.iter_raw_records(real_material.pool_source(data.pool))
-            except FileNotFoundError as error:
+                raw = readers.iter_raw_records(real_material.pool_source(data.pool),
+                                               max_record_bytes=data.max_record_bytes)
+            except (FileNotFoundError, ValueError) as error:
                 raise Failure(f"DataResource.pool={data.pool!r} (SELECTION_ASSETS_POOL): {error}") from None
         try:
             count = ingest.write_shuffled_source(raw, layout.source_pool, data.seed, minimum=largest,

@@ -9,22 +9,22 @@ Accepted input shapes, detected per record:
 - Tulu / OpenAI messages: {"id"?, "source"|"dataset"?, "messages": [{"role", "content"}, ...]}
 - ShareGPT: {"id"?, "conversations": [{"from": "human"|"gpt"|"system", "value"}, ...]}
 - Alpaca: {"instruction", "input"?, "output"}
+
+The readers that stream a source's raw records live in `readers.py`.
 """
 
 from __future__ import annotations
 
-import codecs
 import json
-import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, Iterable
 
 import pandas as pd
 import pyarrow as pa
 
+from selection_assets.core import readers
+
 ROLES = ("system", "user", "assistant")
-STREAM_ROWS = 10_000  # rows per batch when streaming a Parquet or Hugging Face source
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "system": "system"}
 
@@ -100,6 +100,8 @@ def normalize_record(record: Any, source_index: int, default_source: str = "unkn
             raise RecordError(f"message {pos} has unknown role {msg['role']!r}")
         if not isinstance(msg["content"], str):
             raise RecordError(f"message {pos} content is {type(msg['content']).__name__}, not text")
+    for pos, msg in enumerate(messages):
+        _check_encodable(msg["content"], f"message {pos} content")
     if messages[-1]["role"] != "assistant":
         raise RecordError("last turn is not from the assistant")
     if not any(m["role"] == "user" for m in messages):
@@ -108,14 +110,18 @@ def normalize_record(record: Any, source_index: int, default_source: str = "unkn
     if record_id is not None and not isinstance(record_id, (str, int)):
         raise RecordError(f"'id' is not a string or integer but {type(record_id).__name__}")
     record_id = f"src-{source_index}" if record_id in (None, "") else str(record_id)
+    _check_encodable(record_id, "'id'")
     source = record.get("source") or record.get("dataset") or default_source
     if not isinstance(source, str):
         raise RecordError(f"'source' is not text but {type(source).__name__}")
+    _check_encodable(source, "'source'")
     clean = record.get("clean")
     if clean is not None and not isinstance(clean, bool):
         raise RecordError(f"'clean' is not a boolean but {type(clean).__name__}")
     if record.get("noise") is not None and not isinstance(record["noise"], str):
         raise RecordError(f"'noise' is not text but {type(record['noise']).__name__}")
+    if record.get("noise") is not None:
+        _check_encodable(record["noise"], "'noise'")
     return {
         "id": record_id,
         "source": str(source),
@@ -126,13 +132,30 @@ def normalize_record(record: Any, source_index: int, default_source: str = "unkn
     }
 
 
+def _check_encodable(text: str, where: str) -> None:
+    """RecordError when `text` holds a lone surrogate (a JSON "\\ud83d" escape, half of a cut emoji),
+    which no UTF-8 table can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise RecordError(f"{where} holds a lone surrogate (U+{ord(text[err.start]):04X}) at character "
+                          f"{err.start}") from None
+
+
 def parse_raw(raw: bytes | str) -> Any:
-    """The JSON value of one raw record, or RecordError naming why it has none: bytes that are not
-    UTF-8, text that is not JSON (a NUL byte, a cut-off record), nesting too deep to parse. A
-    leading byte-order mark is ignored."""
+    """The JSON value of one raw record, or RecordError naming why it has none: a record over the
+    maximum size (`readers.oversize_record`), bytes that are not UTF-8, text that is not JSON (a NUL
+    byte, a cut-off record), nesting too deep to parse, a number too long to convert. A leading
+    byte-order mark is ignored."""
     if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw)
+        oversize = readers.read_oversize(raw)
+        if oversize is not None:
+            size, limit, head = oversize
+            raise RecordError(f"record of {size:,} bytes is over the maximum record size ({limit:,} bytes, "
+                              f"DataResource.max_record_bytes); its first {len(head):,} bytes are kept")
         try:
-            raw = bytes(raw).decode("utf-8")
+            raw = raw.decode("utf-8")
         except UnicodeDecodeError as err:
             raise RecordError(f"invalid UTF-8 at byte {err.start} ({err.reason})") from None
     if not isinstance(raw, str):
@@ -143,6 +166,13 @@ def parse_raw(raw: bytes | str) -> Any:
         raise RecordError(f"not valid JSON ({err})") from None
     except RecursionError:
         raise RecordError("nested too deeply to parse") from None
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise RecordError(f"a value cannot be read ({str(err).split(';')[0]})") from None
+
+
+def _storable(text: str) -> str:
+    """`text` with any lone surrogate written as its escape, so that a quarantine row can hold it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def raw_bytes(raw: bytes | str) -> bytes:
@@ -174,7 +204,7 @@ def validate_raw(raw_json: Iterable[bytes | str], source_indices: Iterable[int],
             kept.append(row)
         except RecordError as err:
             rid = record.get("id") if isinstance(record, dict) else None
-            quarantined.append({"source_index": int(index), "id": None if rid is None else str(rid),
+            quarantined.append({"source_index": int(index), "id": None if rid is None else _storable(str(rid)),
                                 "reason": str(err), "raw": raw_bytes(text) if text is not None else b""})
     kept_df = pd.DataFrame(kept, columns=["id", "source", "messages", "clean", "noise", "source_index"])
     kept_df["clean"] = kept_df["clean"].astype("boolean")
@@ -198,142 +228,3 @@ def declared_ids(raw_json: Iterable[bytes | str]) -> list[str | None]:
         value = record.get("id") if isinstance(record, dict) else None
         ids.append(None if value in (None, "") else str(value))
     return ids
-
-
-def iter_raw_records(path_or_name: str, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """Stream a pool source as raw records, the exact bytes of each, in file order.
-
-    Accepts a local .jsonl/.json file, a .parquet file, a directory saved with
-    `datasets.Dataset.save_to_disk`, or a Hugging Face dataset name (its "train" split). Nothing is
-    decoded or parsed here beyond finding where each record ends, so a record with invalid UTF-8,
-    a NUL byte or nesting too deep to parse still arrives and is quarantined with its reason by
-    `validate_raw`. JSON lines: one record per non-blank line (its CR of a CRLF ending dropped); a
-    file cut off mid-line ends with that partial record. JSON array: one record per element; a file
-    cut off inside an element ends with that element's partial text. Memory is bounded by
-    `chunk_bytes` and the longest record, not by the file. A missing local file is refused at once
-    (FileNotFoundError), before any record is read.
-    """
-    path = Path(path_or_name)
-    if path.suffix in (".jsonl", ".json", ".parquet") and not path.is_file():
-        raise FileNotFoundError(f"no pool file at {path}")
-    return _stream_records(path, path_or_name, chunk_bytes)
-
-
-def _stream_records(path: Path, path_or_name: str, chunk_bytes: int) -> Iterator[bytes]:
-    if path.suffix in (".jsonl", ".json"):
-        with open(path, "rb") as handle:
-            head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
-            handle.seek(0)
-            if path.suffix == ".json" and head.startswith(b"["):
-                yield from iter_json_array(handle, chunk_bytes)
-            else:
-                yield from iter_json_lines(handle, chunk_bytes)
-        return
-    if path.suffix == ".parquet":  # rows to JSON text inside DuckDB, a batch at a time
-        import duckdb
-
-        with duckdb.connect() as con:
-            cursor = con.execute("SELECT to_json(t)::VARCHAR FROM read_parquet(?) t", [str(path)])
-            while rows := cursor.fetchmany(STREAM_ROWS):
-                yield from (row[0].encode("utf-8") for row in rows)
-        return
-    import datasets  # heavy import, only for HF sources
-
-    dataset = datasets.load_from_disk(str(path)) if path.is_dir() else datasets.load_dataset(path_or_name,
-                                                                                            split="train")
-    if isinstance(dataset, datasets.DatasetDict):
-        dataset = dataset["train"]
-    table = dataset.data.table if hasattr(dataset.data, "table") else dataset.to_arrow()
-    for batch in table.to_batches(max_chunksize=STREAM_ROWS):
-        for row in batch.to_pylist():
-            yield json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
-
-
-def iter_json_lines(handle: BinaryIO, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """The non-blank lines of a binary stream, without their line endings, `chunk_bytes` at a time."""
-    pending, more = b"", True
-    while more:
-        chunk = handle.read(chunk_bytes)
-        more = bool(chunk)
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop() if more else b""  # a line may go on in the next chunk
-        for line in lines:
-            line = line.removesuffix(b"\r")
-            if line.strip():
-                yield line
-
-
-def iter_json_array(handle: BinaryIO, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
-    """The elements of a JSON array, the exact bytes of each, read `chunk_bytes` at a time (a large
-    file is never parsed whole). Invalid UTF-8 is carried through (surrogate escapes) so that only
-    its own element fails; an element nested too deeply for the parser is delimited by bracket
-    counting instead; a file cut off inside an element ends with that element's partial text."""
-    decoder = json.JSONDecoder()
-    reader = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
-    buffer, position, exhausted = "", 0, False
-
-    def fill() -> bool:
-        nonlocal buffer, position, exhausted
-        if exhausted:
-            return False
-        chunk = handle.read(chunk_bytes)
-        exhausted = not chunk
-        buffer, position = buffer[position:] + reader.decode(chunk, final=exhausted), 0
-        return bool(chunk)
-
-    def skip(characters: str) -> bool:
-        """Skip `characters`; False at the end of the input."""
-        nonlocal position
-        while True:
-            while position < len(buffer) and buffer[position] in characters:
-                position += 1
-            if position < len(buffer):
-                return True
-            if not fill():
-                return False
-
-    if not skip("\ufeff \t\r\n") or buffer[position] != "[":
-        raise ValueError("not a JSON array: the file does not start with '['")
-    position += 1
-    while skip(" \t\r\n,") and buffer[position] != "]":
-        while True:
-            try:
-                end = decoder.raw_decode(buffer, position)[1]
-            except json.JSONDecodeError:
-                if fill():
-                    continue
-                end = len(buffer)  # the file ends inside this element
-            except RecursionError:
-                end = _bracketed_end(buffer, position)
-                if end is None:
-                    if fill():
-                        continue
-                    end = len(buffer)
-            if end >= len(buffer) and fill():  # a number cut at the chunk's end may go on
-                continue
-            yield buffer[position:end].encode("utf-8", "surrogateescape")
-            position = end
-            break
-
-
-def _bracketed_end(text: str, start: int) -> int | None:
-    """End of the bracketed JSON value starting at `start`, by counting brackets outside strings
-    (for values nested too deeply for the parser); None if `text` ends first."""
-    depth, index, in_string = 0, start, False
-    special = re.compile(r'["\\\[\]{}]')
-    while match := special.search(text, index):
-        char, index = match.group(), match.end()
-        if in_string:
-            if char == "\\":
-                index += 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-        else:
-            depth -= 1
-            if depth == 0:
-                return index
-    return None

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from selection_assets.core import records
+from selection_assets.core import readers, records
 from selection_assets_tests.conftest import first_occurrence
 
 
@@ -61,5 +61,5 @@ def test_reads_jsonl_and_parquet_sources(tmp_path):
     parquet = tmp_path / "pool.parquet"
     pd.DataFrame(rows).to_parquet(parquet)
     for path in (jsonl, parquet):
-        result = _validate(list(records.iter_raw_records(str(path))))
+        result = _validate(list(readers.iter_raw_records(str(path))))
         assert result.kept["id"].tolist() == ["0", "1", "2"], path
