@@ -57,24 +57,24 @@ def write_shuffled_source(raw_records: Iterable[bytes], out_path: Path, seed: in
         positions = pa.table({"position": np.arange(count, dtype=np.int64), "file_index": order.astype(np.int64)})
         del order
         sorted_path = work / "source.parquet"
-        with duckdb.connect() as con:
-            con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-            con.execute(f"SET temp_directory = '{work / 'spill'}'")
+        # paths travel as parameters and settings, never pasted into SQL: a root may hold any character
+        with duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT,
+                                    "temp_directory": str(work / "spill")}) as con:
             con.register("positions", positions)
             # a record whose id an earlier position declared points at the first such position
-            con.execute(f"""
-                COPY (
-                  WITH placed AS (SELECT p.position, a.declared_id FROM positions p
-                                  JOIN read_parquet('{arrival}') a USING (file_index)),
-                       duplicates AS (SELECT position, min(position) OVER (PARTITION BY declared_id) AS first
-                                      FROM placed WHERE declared_id IS NOT NULL)
-                  SELECT p.position, p.file_index, a.raw,
-                         CASE WHEN d.first < p.position THEN d.first ELSE -1 END::BIGINT AS duplicate_of
-                  FROM positions p JOIN read_parquet('{arrival}') a USING (file_index)
-                  LEFT JOIN duplicates d USING (position)
-                  ORDER BY p.position)
-                TO '{sorted_path}' (FORMAT parquet, ROW_GROUP_SIZE {chunk_records})""")
-        sorted_path.replace(out_path)
+            con.sql("""
+                WITH placed AS (SELECT p.position, a.declared_id FROM positions p
+                                JOIN read_parquet($arrival) a USING (file_index)),
+                     duplicates AS (SELECT position, min(position) OVER (PARTITION BY declared_id) AS first
+                                    FROM placed WHERE declared_id IS NOT NULL)
+                SELECT p.position, p.file_index, a.raw,
+                       CASE WHEN d.first < p.position THEN d.first ELSE -1 END::BIGINT AS duplicate_of
+                FROM positions p JOIN read_parquet($arrival) a USING (file_index)
+                LEFT JOIN duplicates d USING (position)
+                ORDER BY p.position""", params={"arrival": str(arrival)}
+                    ).write_parquet(str(sorted_path), row_group_size=chunk_records)
+        store.fsync_file(sorted_path)
+        store.move_into_place(sorted_path, out_path)
         return count
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -3,14 +3,16 @@ of what was written (a step's content data version).
 
 Assets never pass data through Dagster IO managers: each writes files at a path derived from its
 partition key (the `Layout`), and downstream assets read those paths. Writes go to a temporary
-sibling first and are renamed into place, so a killed run never leaves a half-written file that a
-later run would trust.
+sibling first, are flushed to disk (file, then the directory that names it) and are renamed into
+place, so a killed run or a lost machine never leaves a half-written file that a later run would
+trust; a directory is swapped with its older version in one step, so readers always find one.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import hashlib
 import json
@@ -204,8 +206,32 @@ def write_parquet(df: pd.DataFrame, path: Path) -> Path:
     """Write a DataFrame to Parquet atomically, in row groups of at most `ROW_GROUP_ROWS` rows."""
     tmp = _temp_sibling(Path(path))
     df.to_parquet(tmp, index=False, row_group_size=ROW_GROUP_ROWS)
+    return move_into_place(tmp, path)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush `path`'s bytes to the disk (what a rename alone does not promise after a power loss)."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush `directory`'s entries to the disk, so a rename into it survives a crash."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def move_into_place(tmp: Path, path: Path) -> Path:
+    """Flush the fully written file `tmp`, rename it to `path` (replacing any older one in one step)
+    and flush the directory; returns `path`."""
+    path = Path(path)
+    fsync_file(tmp)
     os.replace(tmp, path)
-    return Path(path)
+    fsync_dir(path.parent)
+    return path
 
 
 def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -295,8 +321,7 @@ def write_json(obj: Any, path: Path) -> Path:
     """Write JSON atomically (sorted keys, readable indentation)."""
     tmp = _temp_sibling(Path(path))
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
-    os.replace(tmp, path)
-    return Path(path)
+    return move_into_place(tmp, path)
 
 
 def _json_default(value: Any) -> Any:
@@ -342,17 +367,49 @@ def write_npy(array: np.ndarray, path: Path) -> Path:
     tmp = _temp_sibling(Path(path), suffix=".npy")
     with open(tmp, "wb") as handle:
         np.save(handle, array)
-    os.replace(tmp, path)
-    return Path(path)
+    return move_into_place(tmp, path)
+
+
+_RENAME_EXCHANGE = 2  # renameat2 flag (Linux): swap two paths in one step
+_AT_FDCWD = -100
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the kernel,
+    the C library or the file system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(error, os.strerror(error), str(second))
 
 
 def replace_dir(tmp_dir: Path, final_dir: Path) -> Path:
-    """Move a fully written directory into place, replacing any older version."""
-    final_dir = Path(final_dir)
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
+    """Move a fully written directory into place, replacing any older version, with every file and
+    the directory entries flushed first. Where Linux can swap two paths in one step, a reader finds
+    the old version or the new one at every moment; elsewhere the old version is renamed aside
+    first, leaving `final_dir` absent for the moment between two renames. The old version ends under
+    the temporary name (a partial write) and is removed; a crash before that leaves it for
+    `remove_partial_writes`."""
+    tmp_dir, final_dir = Path(tmp_dir), Path(final_dir)
+    for file in sorted(f for f in tmp_dir.rglob("*") if f.is_file()):
+        fsync_file(file)
+    for directory in sorted({f.parent for f in tmp_dir.rglob("*")} | {tmp_dir}):
+        fsync_dir(directory)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp_dir, final_dir)
+    if final_dir.exists() and not _exchange(tmp_dir, final_dir):
+        aside = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=PARTIAL_DIR_SUFFIX, dir=final_dir.parent))
+        os.replace(final_dir, aside)
+        os.replace(tmp_dir, final_dir)
+        tmp_dir = aside
+    elif not final_dir.exists():
+        os.replace(tmp_dir, final_dir)
+    fsync_dir(final_dir.parent)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
     return final_dir
 
 
@@ -388,14 +445,20 @@ def refresh_scores_views(layout: Layout, wait_seconds: float = 120.0) -> None:
                 time.sleep(0.5)
 
 
+def sql_text(value: str) -> str:
+    """`value` as a SQL string literal (quotes doubled), for the one place parameters cannot go: a
+    view's definition, which DuckDB stores as text. Anything else passes values as parameters."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def _create_score_views(layout: Layout) -> None:
     files = sorted(layout.root.glob("scores/*/*.parquet"))
     with duckdb.connect(str(layout.scores_db)) as con:
         if not files:
             return
         union = " UNION ALL BY NAME ".join(
-            f"SELECT '{f.parent.name}' AS method, '{f.stem}' AS pool_size, * "
-            f"FROM read_parquet('{f.as_posix()}')"
+            f"SELECT {sql_text(f.parent.name)} AS method, {sql_text(f.stem)} AS pool_size, * "
+            f"FROM read_parquet({sql_text(f.as_posix())})"
             for f in files
         )
         con.execute(f"CREATE OR REPLACE VIEW scores_all AS {union}")
@@ -406,7 +469,7 @@ def _create_score_views(layout: Layout) -> None:
             "ON COLUMNS(* EXCLUDE (method, pool_size, example_id)) "
             "INTO NAME score_column VALUE score"
         )
-        methods = ", ".join(f"'{m}'" for m in sorted({f.parent.name for f in files}))
+        methods = ", ".join(sql_text(m) for m in sorted({f.parent.name for f in files}))
         con.execute(
             "CREATE OR REPLACE VIEW scores AS "
             "PIVOT (SELECT method, pool_size, example_id, score FROM scores_all) "

@@ -82,3 +82,73 @@ def test_content_digest_moves_with_any_byte_or_name_and_only_with_them(tmp_path)
         f"\0{hashlib.sha256(b'{}').hexdigest()}\n".encode()).hexdigest()
     with pytest.raises(FileNotFoundError, match="nothing written"):
         store.content_digest(tmp_path / "missing")
+
+
+def test_replacing_a_directory_never_leaves_it_absent_or_mixed(tmp_path):
+    """A reader polling while a directory is replaced over and over finds one whole version each time
+    (the old replace removed the old version before renaming the new one: a window with nothing)."""
+    import threading
+
+    final = tmp_path / "asset"
+    seen, stop = [], threading.Event()
+
+    def write_version(number: int) -> None:
+        work = store.temp_dir_beside(final)
+        for name in ("a", "b"):
+            (work / name).write_text(str(number))
+        store.replace_dir(work, final)
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(((final / "a").read_text(), (final / "b").read_text()))
+            except FileNotFoundError:
+                seen.append(None)
+
+    write_version(0)
+    reader = threading.Thread(target=poll)
+    reader.start()
+    for number in range(1, 300):
+        write_version(number)
+    stop.set()
+    reader.join()
+    assert seen and None not in seen
+    assert all(a == b or int(b) > int(a) for a, b in seen)  # b read after a: same or newer version
+    assert (final / "a").read_text() == "299"
+    assert [p.name for p in tmp_path.iterdir()] == ["asset"]  # old versions removed
+
+
+def test_writes_flush_the_file_and_its_directory_before_and_after_the_rename(tmp_path, monkeypatch):
+    import os
+
+    flushed = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                  real_fsync(fd)))
+    path = store.write_json({"x": 1}, tmp_path / "out" / "report.json")
+    assert flushed[0].startswith(str(path.parent / ".report.json."))  # the temporary file, whole
+    assert flushed[1] == str(path.parent)  # the directory holding the new name
+    flushed.clear()
+    work = store.temp_dir_beside(tmp_path / "dir")
+    (work / "sub").mkdir()
+    (work / "sub" / "f").write_text("x")
+    final = store.replace_dir(work, tmp_path / "dir")
+    assert flushed[0] == str(work / "sub" / "f")
+    assert {str(work), str(work / "sub")} <= set(flushed[1:-1]) and flushed[-1] == str(final.parent)
+
+
+def test_storage_roots_holding_quotes_reach_duckdb_as_text_not_sql(tmp_path):
+    import duckdb
+
+    from selection_assets.core import ingest
+
+    root = tmp_path / "it's; DROP VIEW x; --"
+    lines = [b'{"id": "%d", "messages": []}' % i for i in range(40)]
+    assert ingest.write_shuffled_source(iter(lines), root / "source.parquet", seed=1) == 40
+    layout = store.Layout(root)
+    store.write_parquet(pd.DataFrame({"example_id": ["1", "2"], "source": "s", "score": [0.5, 0.25]}),
+                        layout.scores("o'brien", 2))
+    store.refresh_scores_views(layout)
+    with duckdb.connect(str(layout.scores_db), read_only=True) as con:
+        assert con.execute("SELECT method, score FROM scores_long ORDER BY score").fetchall() == [
+            ("o'brien", 0.25), ("o'brien", 0.5)]
