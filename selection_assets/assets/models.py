@@ -11,7 +11,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, base_model_path,
                                              content_version, load_tokenizer)
 from selection_assets import real_material
-from selection_assets.core import preflight, store, tokenize, train
+from selection_assets.core import preflight, store, tokenize, train, weights
 from selection_assets.core import pool as pool_io
 from selection_assets.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
@@ -104,7 +104,7 @@ def build(grid: Grid) -> list:
         else:
             from transformers import AutoConfig, AutoModelForCausalLM
 
-            problem = preflight.base_model_problem(data.base_model)
+            problem = preflight.base_model_problem(data.base_model, data.allow_pickle_weights)
             if problem:
                 raise Failure(f"DataResource.base_model={data.base_model!r} (SELECTION_ASSETS_BASE_MODEL) cannot be "
                               f"fine-tuned: {problem}")
@@ -114,7 +114,8 @@ def build(grid: Grid) -> list:
             if len(tok) > vocabulary:
                 # the tokenizer gained the Tulu role markers: a copy whose embeddings cover them
                 # (new rows start at the mean embedding) becomes the base model
-                model = AutoModelForCausalLM.from_pretrained(data.base_model, dtype=torch.float32)
+                model = weights.from_pretrained(AutoModelForCausalLM, data.base_model, allow_pickle=data.allow_pickle_weights,
+                                                 dtype=torch.float32)
                 model.resize_token_embeddings(len(tok), mean_resizing=True)
                 work = store.temp_dir_beside(layout.base_model_dir)
                 model.save_pretrained(work)

@@ -16,7 +16,7 @@ from dagster import (AssetCheckResult, AssetDep, AssetCheckSeverity, AssetCheckS
                      MaterializeResult, MetadataValue, asset)
 
 from selection_assets.assets._shared import (EVAL_REPORT, FINETUNED, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, SELECTION,
-                                             base_model_path, grid_cell, load_tokenizer, method_key, method_tags)
+                                             grid_cell, load_base_model, load_tokenizer, method_key, method_tags)
 from selection_assets.core import cost, evaluate, report, store
 from selection_assets.core import pool as pool_io
 from selection_assets.core.keys import Cell
@@ -137,11 +137,10 @@ def build_eval_report_base():
                        "selection must beat.")
     def eval_report_base(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                          compute: ComputeResource) -> MaterializeResult:
-        from transformers import AutoModelForCausalLM
 
         layout = storage.layout()
         device = compute.resolved_device()
-        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout)).to(device)
+        model = load_base_model(layout, data).to(device)
         tokenizer = load_tokenizer(layout)
         tasks = store.read_json(layout.eval_tasks)["tasks"]
         items = evaluate.evaluate_items(model, tokenizer, tasks, max_length=data.max_length,

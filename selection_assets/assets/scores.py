@@ -14,10 +14,10 @@ import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES,
-                                             base_model_path, content_version, load_tokenizer, method_key,
+                                             content_version, load_base_model, load_tokenizer, method_key,
                                              method_tags)
 from selection_assets.assets.embeddings import SPACES
-from selection_assets.core import cost, embed, evaluate, store, tokenize, train
+from selection_assets.core import cost, embed, evaluate, store, tokenize, train, weights
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MODEL_PASSES, MethodSpec, Need, ScoringInputs, deita
 from selection_assets.partitions import Grid, pool_size_of, ring_of
@@ -66,7 +66,7 @@ def _train_and_embed(layout, conversations: list, data: DataResource, training: 
     """rows -> every pool example's mean-pooled embedding under a fresh base model fine-tuned on
     those rows (DiverseEvol's round); the round's checkpoint lives in a temporary directory inside
     the storage root and is removed after."""
-    from transformers import AutoModel, AutoModelForCausalLM
+    from transformers import AutoModel
 
     tokenizer = load_tokenizer(layout)
     pool_ids = [e.input_ids for e in tokenize.encode_conversations(tokenizer, conversations, data.max_length)]
@@ -74,7 +74,7 @@ def _train_and_embed(layout, conversations: list, data: DataResource, training: 
     device = compute.resolved_device()
 
     def train_and_embed(rows: np.ndarray) -> np.ndarray:
-        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
+        model = load_base_model(layout, data, dtype=compute.resolved_dtype())
         examples = train.sft_examples(tokenizer, [conversations[i] for i in rows], data.max_length)
         with tempfile.TemporaryDirectory(prefix=".diverse-evol-", suffix=store.PARTIAL_DIR_SUFFIX, dir=layout.root) as work:
             train.train_causal_lm(model, tokenizer, examples, settings, Path(work) / "round", device, log=log,
@@ -104,7 +104,7 @@ def _deita_scores(data: DataResource, conversations: list, device: str) -> np.nd
     per_turn = []
     for name, prompts in zip(deita_scorer_names(data), (complexity_prompts, quality_prompts)):
         tokenizer = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name).to(device).eval()
+        model = weights.from_pretrained(AutoModelForCausalLM, name, allow_pickle=data.allow_pickle_weights).to(device).eval()
         per_turn.append(evaluate.expected_digit_scores(model, tokenizer, prompts, device=device))
     return deita.evol_scores(per_turn[0], per_turn[1], owner, len(conversations))
 
@@ -115,7 +115,8 @@ def _reward_scores(data: DataResource, conversations: list, device: str) -> np.n
     tokenizer = AutoTokenizer.from_pretrained(data.reward_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(data.reward_model).to(device).eval()
+    model = weights.from_pretrained(AutoModelForSequenceClassification, data.reward_model,
+                                    allow_pickle=data.allow_pickle_weights).to(device).eval()
     return evaluate.reward_scores(model, tokenizer, conversations, max_length=data.max_length, device=device)
 
 
@@ -217,12 +218,11 @@ def build(grid: Grid) -> list:
                        "cut at max_length (IFD skips those, as Cherry LLM does).")
     def ring_answer_losses(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                       compute: ComputeResource) -> MaterializeResult:
-        from transformers import AutoModelForCausalLM
 
         layout = storage.layout()
         device = compute.resolved_device()
         # the model loads once, for every ring of a single-run backfill
-        model = AutoModelForCausalLM.from_pretrained(base_model_path(layout), dtype=compute.resolved_dtype())
+        model = load_base_model(layout, data, dtype=compute.resolved_dtype())
         model, tokenizer = model.to(device).eval(), load_tokenizer(layout)
         rows, seconds, undefined, truncated = 0, 0.0, 0, 0
         for ring in map(ring_of, context.partition_keys):

@@ -5,8 +5,7 @@ per replicate seed (each seed's own selection and training seed), all with the s
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SELECTION, base_model_path,
-                                              grid_cell, load_tokenizer, method_key,
+from selection_assets.assets._shared import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SELECTION, grid_cell, load_base_model, load_tokenizer, method_key,
                                               method_tags)
 from selection_assets.core import store, train
 from selection_assets.core import pool as pool_io
@@ -26,7 +25,6 @@ def build_finetuned(grid: Grid, spec: MethodSpec):
            description=f"The base model fine-tuned on the {spec.name} selection (save_pretrained).")
     def finetuned_asset(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                         compute: ComputeResource, training: TrainResource) -> MaterializeResult:
-        from transformers import AutoModelForCausalLM
 
         layout = storage.layout()
         cell = grid_cell(context)
@@ -42,7 +40,7 @@ def build_finetuned(grid: Grid, spec: MethodSpec):
             conversations = pool_io.records_for(layout, rings, ids)
             settings = training.settings(data.max_length, seed)
             examples = train.sft_examples(tokenizer, conversations, data.max_length)
-            model = AutoModelForCausalLM.from_pretrained(base_model_path(layout))
+            model = load_base_model(layout, data)
             out = layout.seed_checkpoint(spec.name, cell, seed)
             stats = train.train_causal_lm(model, tokenizer, examples, settings, out, compute.resolved_device(),
                                           log=context.log.info, label=f"fine-tuning seed {seed}")

