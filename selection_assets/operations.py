@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 from dagster import (AssetKey, AssetRecordsFilter, AssetSelection, DagsterRunStatus, DefaultSensorStatus,
                      RunRequest, RunsFilter, SensorEvaluationContext, SkipReason, define_asset_job, in_process_executor,
@@ -21,7 +22,7 @@ from dagster import (AssetKey, AssetRecordsFilter, AssetSelection, DagsterRunSta
 
 from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, METHOD_TAG
 from selection_assets.partitions import Grid, cell_key, cell_of
-from selection_assets.runs import owner_tagging, reap_dead_runs
+from selection_assets.runs import leasing_executor, reap_dead_runs
 
 EXECUTOR_ENV = "SELECTION_ASSETS_EXECUTOR"
 CODE_VERSION_TAG = "dagster/code_version"  # the code version Dagster records on each materialisation
@@ -308,22 +309,23 @@ def stale_rerun_sensor(stages: Stages, jobs: list):
     return _sensor
 
 
-def executor_from_env(storage_root: str):
+def executor_from_env(storage_root: str, preflight: Callable[[], None] | None = None):
     """SELECTION_ASSETS_EXECUTOR: `k8s`, every step in its own pod (dagster-k8s); `multiprocess`,
     every step in its own process; unset, all steps of a run in the run's process, which suits one
     machine: a step's model and library imports are loaded once per run, and GPU steps queue on
-    the `gpu` pool anyway. Each is wrapped by `runs.owner_tagging` (over `storage_root`, but for k8s)."""
+    the `gpu` pool anyway. Each is wrapped by `runs.leasing_executor` (over `storage_root`, but for k8s),
+    which runs `preflight` before a run's first step."""
     choice = os.environ.get(EXECUTOR_ENV, "")
     if choice == "k8s":
         from dagster_k8s import k8s_job_executor
 
         # no storage flock: a shared volume may not honour it, and the cluster has no command line beside it
-        return owner_tagging(k8s_job_executor, None)
+        return leasing_executor(k8s_job_executor, None, preflight)
     if choice == "multiprocess":
-        return owner_tagging(multiprocess_executor, storage_root)
+        return leasing_executor(multiprocess_executor, storage_root, preflight)
     if choice:
         raise ValueError(f"{EXECUTOR_ENV}={choice!r}: 'k8s', 'multiprocess', or unset")
-    return owner_tagging(in_process_executor, storage_root)
+    return leasing_executor(in_process_executor, storage_root, preflight)
 
 
 @sensor(name="reap_dead_runs", minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,

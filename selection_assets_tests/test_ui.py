@@ -16,7 +16,7 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
-from selection_assets.runs import HOST_TAG, PID_TAG
+from selection_assets.runs import ORCHESTRATOR_TAG
 from selection_assets_tests.conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -92,8 +92,9 @@ def test_launch_one_partition_from_the_ui(dagster_dev, tmp_path):
 
         run = _wait_for_run(home, "budget", "20", 300)
         assert run.status.value == "SUCCESS"
-        # tagged by the executor with the run worker the UI's launcher started, so a reaper can find it
-        assert run.tags[HOST_TAG] == socket.gethostname() and run.tags[PID_TAG] != str(os.getpid())
+        # orchestrated, and leased, by the run worker the UI's launcher started (runs.py)
+        assert run.tags[ORCHESTRATOR_TAG].endswith(f" on {socket.gethostname()}")
+        assert run.tags[ORCHESTRATOR_TAG] != f"pid {os.getpid()} on {socket.gethostname()}"
         page.goto(f"{url}/runs")
         page.get_by_text(re.compile("Success", re.I)).first.wait_for(timeout=60_000)
         page.screenshot(path=tmp_path / "run_succeeded.png")
