@@ -19,6 +19,7 @@ import json  # noqa: E402
 import platform
 import sys
 import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -29,7 +30,9 @@ from transformers.utils import logging as transformers_logging
 from selection_assets.core.methods import SPINE_METHODS, choose_methods, registry
 from selection_assets.partitions import Grid
 from selection_assets.profiles import PROFILE_ENV, PROFILES
-from selection_assets.runs import StorageBusy, exclusive_storage, owner_tags, reap_dead_runs
+from selection_assets import preflight
+from selection_assets.core.preflight import PreflightFailed
+from selection_assets.runs import StorageBusy, exclusive_storage, reap_dead_runs, run_lease
 
 REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 # Dagster keeps each step's stdout/stderr under $DAGSTER_HOME/storage/<run id>/ by default, among the
@@ -67,9 +70,11 @@ def run_step(defs, step, instance: DagsterInstance, log_level: str = "INFO"):
     """Run one step of a plan: its stage job over its partition (only its assets, when it names
     them), in this process, recorded in `instance` like a run launched from the UI."""
     console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    return defs.resolve_job_def(step.job).execute_in_process(
-        run_config=console, instance=instance, partition_key=step.partition, raise_on_error=True,
-        asset_selection=list(step.keys) if step.keys else None, tags=owner_tags())
+    run_id = str(uuid.uuid4())
+    with run_lease(instance, run_id):  # held from before the run exists until after it has ended
+        return defs.resolve_job_def(step.job).execute_in_process(
+            run_config=console, instance=instance, partition_key=step.partition, raise_on_error=True,
+            asset_selection=list(step.keys) if step.keys else None, run_id=run_id)
 
 
 def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=print,
@@ -79,8 +84,9 @@ def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=pri
 
     Every event still goes to the instance (and the UI); `log_level` only filters the console.
     """
-    from selection_assets.definitions import build_experiment
+    from selection_assets.definitions import build_experiment, checkpoints
 
+    preflight.ensure(resources, grid, checkpoints(grid, resources, methods), echo)
     defs, stages = build_experiment(grid, resources, methods=methods)
     reap(instance, echo)
     results = []
@@ -124,8 +130,8 @@ def demo(args: argparse.Namespace) -> int:
     with DagsterInstance.get() as instance:
         try:
             run_lineage(grid, resources, instance, log_level=args.log_level, methods=methods)
-        except StorageBusy as busy:
-            print(f"not started: {busy}")
+        except (StorageBusy, PreflightFailed) as refused:
+            print(f"not started: {refused}")
             return 2
     seconds = time.perf_counter() - began
     command = "selection-assets demo" + "".join(
@@ -229,7 +235,7 @@ def rerun(args: argparse.Namespace) -> int:
         print("rerun needs --stale (rematerialise assets whose code or upstream data changed)")
         return 2
     home = prepare_dagster_home(Path(args.dagster_home))
-    from selection_assets.definitions import build_experiment, default_resources
+    from selection_assets.definitions import build_experiment, checkpoints, choose_methods_from_env, default_resources
     from selection_assets.operations import find_staleness, next_stale_step, stale_plan
 
     resources = default_resources()
@@ -250,6 +256,8 @@ def rerun(args: argparse.Namespace) -> int:
                 print(f"  {step.label}: {', '.join(names)}")
             return 0
         try:
+            methods = choose_methods_from_env(resources["data"])
+            preflight.ensure(resources, stages.grid, checkpoints(stages.grid, resources, methods), print)
             with exclusive_storage(Path(storage), instance):
                 last = None
                 while (step := next_stale_step(stages, found)) is not None:
@@ -260,10 +268,28 @@ def rerun(args: argparse.Namespace) -> int:
                     run_step(defs, step, instance, args.log_level)
                     last = step
                     found = find_staleness(stages, instance)
-        except StorageBusy as busy:
-            print(f"not started: {busy}")
+        except (StorageBusy, PreflightFailed) as refused:
+            print(f"not started: {refused}")
             return 2
     return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    """Run every preflight check over the settings (the environment, the profile) and say what would
+    be refused; 0 when nothing is. The same checks run before `demo`, `rerun` and every stage job."""
+    prepare_dagster_home(Path(args.dagster_home))
+    from selection_assets.definitions import checkpoints, choose_methods_from_env, default_resources
+
+    try:
+        grid = Grid.from_env()
+        resources = default_resources()
+        methods = choose_methods_from_env(resources["data"])
+    except ValueError as error:
+        print(f"refused before any work:\n  - {error}")
+        return 2
+    found = preflight.refusals(resources, grid, checkpoints(grid, resources, methods), print)
+    print(PreflightFailed(found) if found else "preflight: every check passed")
+    return 2 if found else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     rerun_parser.add_argument("--dagster-home", default=".dagster_home")
     rerun_parser.add_argument("--log-level", default="WARNING")
     rerun_parser.set_defaults(func=rerun)
+    check_parser = commands.add_parser("preflight", help="check the settings (pool, models, tasks, grid, storage) "
+                                                         "without starting any work")
+    check_parser.add_argument("--dagster-home", default=".dagster_home")
+    check_parser.set_defaults(func=check)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Sequence
 
 from dagster import Definitions, MetadataValue, map_asset_specs
 
-from selection_assets import log_filters, operations
+from selection_assets import log_filters, operations, preflight
 from selection_assets.assets import embeddings, models, pools, reports, scores, sources, versions
 from selection_assets.assets.method_slices import method_slice
 from selection_assets.core.methods import check_methods, choose_methods, registry
@@ -62,7 +63,8 @@ DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVA
             "base_model": "SELECTION_ASSETS_BASE_MODEL", "encoder_model": "SELECTION_ASSETS_ENCODER_MODEL",
             "reward_model": "SELECTION_ASSETS_REWARD_MODEL", "deita_scorers": "SELECTION_ASSETS_DEITA_SCORERS",
             "harness_tasks": "SELECTION_ASSETS_HARNESS_TASKS",
-            "harness_include": "SELECTION_ASSETS_HARNESS_INCLUDE"}
+            "harness_include": "SELECTION_ASSETS_HARNESS_INCLUDE",
+            "allow_pickle_weights": "SELECTION_ASSETS_ALLOW_PICKLE_WEIGHTS"}
 
 
 def replicate_seeds_from_env() -> list[int]:
@@ -128,15 +130,26 @@ def build_experiment(grid: Grid | None = None, resources: dict | None = None, ex
     them)."""
     grid = grid or Grid.from_env()
     resources = resources or default_resources()
-    methods = (choose_methods(os.environ.get(METHODS_ENV) or active_profile().methods, resources["data"])
-               if methods is None else check_methods(methods, resources["data"]))
+    methods = choose_methods_from_env(resources["data"]) if methods is None else check_methods(methods, resources["data"])
     assets = build_assets(grid, resources, methods)
     stages = experiment_stages(grid, assets, resources, methods)
     jobs = stages.jobs()
     defs = Definitions(assets=assets, resources=resources, jobs=jobs,
                        sensors=[operations.stale_rerun_sensor(stages, jobs), operations.reap_dead_runs_sensor],
-                       executor=executor or operations.executor_from_env(resources["storage"].root))
+                       executor=executor or operations.executor_from_env(
+                           resources["storage"].root, functools.partial(preflight.ensure, resources, grid,
+                                                                        checkpoints(grid, resources, methods))))
     return defs, stages
+
+
+def choose_methods_from_env(data: DataResource) -> list[str]:
+    """The methods SELECTION_ASSETS_METHODS names, else the active profile's."""
+    return choose_methods(os.environ.get(METHODS_ENV) or active_profile().methods, data)
+
+
+def checkpoints(grid: Grid, resources: dict, methods: Sequence[str]) -> int:
+    """How many fine-tuned models the experiment writes: every method's cells, every seed."""
+    return len(methods) * len(grid.valid_cells()) * len(resources["training"].seeds)
 
 
 def experiment_stages(grid: Grid, assets: list, resources: dict, methods: Sequence[str]) -> operations.Stages:

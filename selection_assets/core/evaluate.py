@@ -186,15 +186,18 @@ def dev_answer_loss(model, tokenizer, tasks: Sequence[dict], *, max_length: int,
 
 def task_summary(items: pd.DataFrame) -> pd.DataFrame:
     """Per task: the primary score (`exact_match`, with its binomial standard error), answer loss,
-    item count, and the mean of every other harness metric/filter column."""
+    item count, how many items' contexts the harness cut to fit the model (`contexts_cut`), and the
+    mean of every other harness metric/filter column."""
+    items = items if "context_cut" in items else items.assign(context_cut=False)
     grouped = items.groupby("task", sort=False)
     summary = grouped.agg(exact_match=("correct", "mean"), answer_loss=("answer_loss", "mean"),
-                          n_test=("correct", "size")).reset_index()
+                          n_test=("correct", "size"), contexts_cut=("context_cut", "sum")).reset_index()
     summary["exact_match_stderr"] = np.sqrt(summary["exact_match"] * (1 - summary["exact_match"]) / summary["n_test"])
     metric_columns = [c for c in items.columns if "," in c]
     extra = grouped[metric_columns].mean().reset_index() if metric_columns else summary[["task"]]
     summary = summary.merge(extra, on="task", how="left")
-    return summary[["task", "exact_match", "exact_match_stderr", "answer_loss", "n_test", *metric_columns]]
+    return summary[["task", "exact_match", "exact_match_stderr", "answer_loss", "n_test", "contexts_cut",
+                    *metric_columns]]
 
 
 def selection_precision(selected: pd.DataFrame, targeted_sources: Sequence[str]) -> float | None:

@@ -11,12 +11,15 @@ harness's GSM8K strict and flexible number extraction). Harness tasks a user nam
 The model is wrapped in the harness's HFLM in process, so a checkpoint already in memory is not
 loaded twice. Every sample the harness logs becomes one row: task, item (the harness's doc id),
 prediction and gold as the harness saw them, `correct` (the task's primary metric: its first metric
-under its first filter) and one column per other metric and filter (`exact_match,strict-match`).
+under its first filter), one column per other metric and filter (`exact_match,strict-match`) and
+`context_cut` (the harness cut the item's context from the left to fit the model: a changed item,
+counted per task in the report). An answer that cannot fit at all is refused, naming task and item.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,6 +43,37 @@ def scoring_of(task: dict) -> str:
     if scoring not in SCORINGS:
         raise ValueError(f"eval task {task.get('name')!r}: scoring {scoring!r} is not one of {SCORINGS}")
     return scoring
+
+
+TASK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # a task name names files: it stays a plain name
+
+
+def task_file_problem(tasks, origin: str) -> str | None:
+    """What is wrong with an eval-task file's content ({'tasks': [...]}), naming the task and field
+    at fault; None when nothing is."""
+    if not isinstance(tasks, dict) or not isinstance(tasks.get("tasks"), list) or not tasks["tasks"]:
+        return f"eval tasks from {origin!r}: expected {{'tasks': [...]}} with at least one task"
+    for position, task in enumerate(tasks["tasks"]):
+        if not isinstance(task, dict):
+            return f"eval task #{position} from {origin!r}: expected an object with a name, got {task!r:.80}"
+        name = task.get("name", f"#{position}")
+        if not isinstance(name, str) or not TASK_NAME.fullmatch(name):
+            return (f"eval task #{position} from {origin!r}: name {name!r} must be letters, digits, '_', '-' or '.' "
+                    "(not starting with '.'); it names files, which must stay inside their folder")
+        try:
+            scoring_of(task)
+        except ValueError as error:
+            return str(error)
+        for split in ("dev", "test"):
+            rows = task.get(split)
+            if not isinstance(rows, list) or not rows:
+                return f"eval task {name!r}: '{split}' must be a non-empty list"
+            for row_index, row in enumerate(rows):
+                if not isinstance(row, dict):
+                    return f"eval task {name!r} {split}[{row_index}]: expected an object, got {type(row).__name__}"
+                if not isinstance(row.get("messages"), list) or not isinstance(row.get("answer"), str):
+                    return f"eval task {name!r} {split}[{row_index}]: needs 'messages' (list) and 'answer' (text)"
+    return None
 
 
 def harness_task_name(task: dict) -> str:
@@ -105,12 +139,110 @@ def sample_rows(task: str, samples: Sequence[dict]) -> pd.DataFrame:
     return frame
 
 
+class ContextTooShort(ValueError):
+    """A harness item whose answer (a choice, or the generation budget) cannot fit the model's context."""
+
+
+def context_fit(requests, encode_pair: Callable, encode: Callable, max_length: int,
+                default_max_gen_toks: int) -> set[tuple[str, int]]:
+    """The (task, doc id) of every harness request whose context lm-eval must cut from the left to fit
+    `max_length` tokens (that changes the item, so reports count them). Raises ContextTooShort naming
+    the task, the item and the fix when what must be scored cannot fit at all: a choice longer than
+    the context (loglikelihood), or a generation budget that leaves no context (generate_until).
+    `encode_pair` and `encode` tokenise as the harness's model does."""
+    cut = set()
+    for request in requests:
+        where = f"harness task {request.task_name!r}, item {request.doc_id}"
+        if request.request_type == "generate_until":
+            context, gen_kwargs = request.args
+            budget = int((gen_kwargs or {}).get("max_gen_toks", default_max_gen_toks))
+            if budget >= max_length:
+                raise ContextTooShort(f"{where}: {budget} tokens to generate leave no room in the model's context of "
+                                      f"{max_length}; fix: lower the task's max_gen_toks (max_new_tokens for a "
+                                      "project task) or use a base model with a longer context")
+            if len(encode(context)) > max_length - budget:
+                cut.add((request.task_name, request.doc_id))
+        elif request.request_type in ("loglikelihood", "multiple_choice"):
+            context, continuation = request.args
+            context_tokens, continuation_tokens = encode_pair(context, continuation)
+            if len(continuation_tokens) > max_length:
+                raise ContextTooShort(f"{where}: an answer choice of {len(continuation_tokens)} tokens cannot fit "
+                                      f"the model's context of {max_length} (it begins {continuation[:60]!r}); fix: "
+                                      "shorten or drop that item in the task's data, leave the task out of "
+                                      "SELECTION_ASSETS_HARNESS_TASKS, or use a base model with a longer context")
+            if len(context_tokens) + len(continuation_tokens) > max_length + 1:
+                cut.add((request.task_name, request.doc_id))
+    return cut
+
+
+DEFAULT_MAX_GEN_TOKS = 256  # HFLM's generation budget where a task names none
+
+
+def _chat_template_of(tokenizer):
+    """Conversation -> prompt text as HFLM.apply_chat_template renders it for the harness."""
+    return lambda history, add_generation_prompt=True: tokenizer.apply_chat_template(
+        history, tokenize=False, add_generation_prompt=add_generation_prompt,
+        continue_final_message=not add_generation_prompt)
+
+
+def contexts_to_cut(tokenizer, tasks: Sequence[dict], max_length: int, *, harness_include: str = "",
+                    chat_template: bool = False) -> dict[str, int]:
+    """Before any work: per task, how many test items the harness will cut from the left to fit a
+    model of `max_length` tokens, from the very requests evaluation will make (the project's tasks as
+    written for the harness, and the harness tasks named in `tasks`). Raises ContextTooShort naming
+    task, item and fix when an answer cannot fit at all."""
+    from lm_eval.tasks import TaskManager
+
+    from selection_assets.core.preflight import encode_pair_with
+
+    encode_pair, encode = encode_pair_with(tokenizer)
+    project = [t for t in tasks if "harness_task" not in t]
+    named = [t["harness_task"] for t in tasks if "harness_task" in t]
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="selection-assets-preflight-") as scratch:
+        loaded = []
+        if project:
+            names = write_project_tasks(project, tokenizer, Path(scratch))
+            manager = TaskManager(include_path=scratch, include_defaults=False)
+            renamed = {harness_task_name(t): t["name"] for t in project}
+            loaded += [(renamed.get(leaf.config.task, leaf.config.task), leaf, False)  # prompts rendered
+                       for leaf in _leaf_tasks(manager.load_task_or_group(names))]
+        if named:
+            manager = TaskManager(include_path=harness_include or None)
+            loaded += [(leaf.config.task, leaf, chat_template)
+                       for leaf in _leaf_tasks(manager.load_task_or_group(named))]
+        for name, leaf, templated in loaded:
+            if leaf.get_config("num_fewshot") is None:
+                leaf.set_config(key="num_fewshot", value=0)
+            leaf.set_fewshot_seed(seed=FEWSHOT_SEED)
+            leaf.build_all_requests(apply_chat_template=templated, fewshot_as_multiturn=templated,
+                                    chat_template=_chat_template_of(tokenizer) if templated else None)
+            try:
+                cut = context_fit(leaf.instances, encode_pair, encode, max_length, DEFAULT_MAX_GEN_TOKS)
+            except ContextTooShort as error:
+                raise ContextTooShort(str(error).replace(repr(leaf.config.task), repr(name), 1)) from None
+            counts[name] = len({doc for _, doc in cut})
+    return counts
+
+
 def _reporting_lm(model, tokenizer, batch_size: int, progress: Progress | None):
-    """The harness's HFLM over an in-memory model, advancing `progress` by each generated batch."""
+    """The harness's HFLM over an in-memory model, advancing `progress` by each generated batch and
+    noting in `.cut` the (task, doc id) of every item whose context it cuts (`context_fit`)."""
     from lm_eval.models.huggingface import HFLM
 
     class ReportingHFLM(HFLM):
+        cut: set = set()
+
+        def _fit(self, requests) -> None:
+            self.cut = self.cut | context_fit(requests, self._encode_pair,
+                                              lambda text: self.tok_encode(text), self.max_length, self.max_gen_toks)
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            self._fit(requests)
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+
         def generate_until(self, requests, disable_tqdm: bool = False):
+            self._fit(requests)
             # its own progress bar only when nothing else reports progress
             return super().generate_until(requests, disable_tqdm=disable_tqdm or progress is not None)
 
@@ -150,7 +282,8 @@ def run_harness(model, tokenizer, task_names: Sequence[str], *, include_path: st
         output = evaluate(lm=lm, task_dict=loaded, log_samples=True, bootstrap_iters=0,
                           apply_chat_template=chat_template, fewshot_as_multiturn=chat_template)
         for leaf, samples in output["samples"].items():  # a group (mmlu) logs each of its tasks
-            frames.append(sample_rows(leaf, samples))
+            rows = sample_rows(leaf, samples)
+            frames.append(rows.assign(context_cut=[(leaf, item) in lm.cut for item in rows["item"]]))
         if progress:
             progress.advance(1)
     return pd.concat(frames, ignore_index=True)
