@@ -8,6 +8,7 @@ import pytest
 from dagster import AssetCheckSeverity, AssetKey, MultiPartitionKey, materialize
 
 from selection_assets.assets.reports import BEATS_BASE
+from selection_assets.core.report import VERDICTS
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
 from selection_assets.core.keys import Cell, Ring
@@ -32,7 +33,7 @@ def test_every_cell_has_a_checkpoint_and_a_report(lineage):
     comparison = pd.read_csv(layout.comparison_dir / "comparison.csv")
     assert len(comparison) == len(TINY_GRID.valid_cells()) * len(METHODS)
     tested = comparison[comparison["method"] != "random"]
-    assert tested["em_verdict"].isin(["better", "worse", "no difference"]).all()
+    assert tested["em_verdict"].isin(VERDICTS).all()
     assert (layout.comparison_dir / "scaling.png").stat().st_size > 1000
     assert (layout.comparison_dir / "vs_random.png").stat().st_size > 1000
 
