@@ -72,12 +72,13 @@ def _damaged_check(path: Path) -> None:
 
 
 def fuzzed_inputs(count: int, seed: int, work: Path) -> list[dict]:
-    """Rows per input class: inputs tried, crashes, inputs losing records, refusals."""
+    """Rows per input class: inputs tried, crashes, inputs losing records; a plain input that fails
+    is kept in the regression corpus (`fuzzing.keep`), which the test suite replays."""
     rng = random.Random(seed)
     rows = []
     plans = {".jsonl": count, ".json": count, ".parquet": max(1, count // 25)}
     for suffix, n in plans.items():
-        counts = {"ok": 0, "lost": 0, "crash": 0}
+        counts, kept = {"ok": 0, "lost": 0, "crash": 0}, []
         for index in range(n):
             if suffix == ".parquet":
                 data = (fuzzing.mutated(rng, fuzzing.parquet_file(rng), fuzzing.parquet_file(rng)) if rng.random() < 0.8
@@ -86,9 +87,12 @@ def fuzzed_inputs(count: int, seed: int, work: Path) -> list[dict]:
                 data = fuzzing.mutated(rng, fuzzing.valid_file(rng, suffix), fuzzing.valid_file(rng, suffix))
             path = work / f"{index}{suffix}"
             path.write_bytes(data)
-            counts[_outcome(lambda: fuzzing.check(path))] += 1
+            outcome = _outcome(lambda: fuzzing.check(path))
+            counts[outcome] += 1
+            if outcome != "ok":
+                kept.append(fuzzing.keep(data, suffix).name)
             path.unlink()
-        rows.append({"class": f"fuzzed {suffix}", "inputs": n, **counts})
+        rows.append({"class": f"fuzzed {suffix}", "inputs": n, **counts, "kept_in_corpus": kept})
     for codec, compress in COMPRESSORS.items():
         for inner in (".jsonl", ".json"):
             counts = {"ok": 0, "lost": 0, "crash": 0}

@@ -10,6 +10,7 @@ every kept and quarantined row can be stored."""
 import io
 import json
 import random
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -120,3 +121,11 @@ def inputs(seed: int):
             else:
                 data = mutated(rng, valid_file(rng, suffix), valid_file(rng, suffix))
             yield f"{index}{suffix}", data
+
+
+def keep(data: bytes, suffix: str) -> Path:
+    """Add a failing input to the regression corpus, named by its checksum; its path."""
+    CORPUS.mkdir(exist_ok=True)
+    kept = CORPUS / f"{zlib.crc32(data):08x}{suffix}"
+    kept.write_bytes(data)
+    return kept

@@ -372,8 +372,9 @@ class _ArrayScanner:
             yield self._end()
             return b""
         cut = self.resync
+        head = whole[:cut].rstrip(_WHITESPACE)  # what stands before the comma may be stray bytes too
         self.pending = _Pending(self.limit)
-        self.pending.add(whole[:whole.rfind(b",", 0, cut)])
+        self.pending.add(head[:-1] if head.endswith(b",") else head)
         yield self._end()
         return whole[cut:]
 

@@ -13,7 +13,6 @@ regression corpus (`fuzz_corpus/`, committed), which every run replays first."""
 
 import os
 import random
-import zlib
 from pathlib import Path
 
 import pytest
@@ -43,9 +42,6 @@ def test_every_fuzzed_input_keeps_the_invariant(tmp_path):
                     raise
                 batch = []
         except Exception as error:
-            data = path.read_bytes()
-            fuzzing.CORPUS.mkdir(exist_ok=True)
-            kept = fuzzing.CORPUS / f"{zlib.crc32(data):08x}{path.suffix}"
-            kept.write_bytes(data)
+            kept = fuzzing.keep(path.read_bytes(), path.suffix)
             raise AssertionError(f"FUZZ_SEED={seed}: input {path.name} (kept as {kept}) breaks the invariant: "
                                  f"{type(error).__name__}: {error}") from error
