@@ -11,6 +11,7 @@ method's models add the true effect. Under a true null (effect 0) both sides com
 distribution, and a calibrated test rejects at most alpha of the time.
 
     python -m benchmarks.calibration            # the whole grid: results/calibration.json
+    python -m benchmarks.calibration --replications 100 --base-rates 0.02,0.2 --seeds 1,3 --seed-sds 0,0.05
 
 The test suite runs a smaller grid of the same code (selection_assets_tests/test_calibration.py).
 """
@@ -89,14 +90,23 @@ def grid(base_rates=(0.02, 0.2, 0.5), items=(60, 750), seeds=(1, 3, 5), seed_sds
     return [Regime(*values) for values in itertools.product(base_rates, items, seeds, seed_sds, correlated, cells)]
 
 
+def _numbers(text: str, kind) -> tuple:
+    return tuple(kind(value) for value in text.split(","))
+
+
 def main() -> None:
     from benchmarks._common import save
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--replications", type=int, default=400)
+    parser.add_argument("--base-rates", default="0.02,0.2,0.5", help="comma-separated base rates")
+    parser.add_argument("--seeds", default="1,3,5", help="comma-separated seeds (models) a side")
+    parser.add_argument("--seed-sds", default="0,0.02,0.05", help="comma-separated per-seed exact-match SDs")
     args = parser.parse_args()
     rows = []
-    for index, regime in enumerate(grid()):
+    regimes = grid(base_rates=_numbers(args.base_rates, float), seeds=_numbers(args.seeds, int),
+                   seed_sds=_numbers(args.seed_sds, float))
+    for index, regime in enumerate(regimes):
         for effect in (0.0, 0.01, 0.02, 0.05):
             rows.append(rejection_rate(regime, effect, args.replications, seed=1000 * index + int(effect * 100)))
         print(index, regime, [round(r["rejection_rate"], 3) for r in rows[-4:]], flush=True)
