@@ -11,7 +11,12 @@ verdicts.
         --pair device_seeds GPU_HOME_SEEDS3 CPU_HOME_SEEDS3   # demos run with --seeds 3
 
 Each HOME is a demo's DAGSTER_HOME (its storage/ and demo_run.json; checkpoints are not read).
-Writes results/gpu_reruns.json.
+Writes results/gpu_reruns.json. The same comparison measures one CPU under other kernels or thread
+counts (the published numbers must hold across them):
+
+    ATEN_CPU_CAPABILITY=default DAGSTER_HOME=ISA_HOME selection-assets demo
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 DAGSTER_HOME=THREAD_HOME selection-assets demo
+    python -m benchmarks.gpu_reruns --output isa_spread --pair kernels HOME ISA_HOME --pair threads HOME THREAD_HOME
 """
 
 from __future__ import annotations
@@ -137,11 +142,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pair", nargs=3, action="append", required=True, metavar=("NAME", "HOME_X", "HOME_Y"),
                         help="two demo homes to compare under NAME (repeatable)")
-    parser.add_argument("--device", required=True,
+    parser.add_argument("--device", default="",
                         help="the GPU the GPU runs used, as nvidia-smi names it with its driver (device.log)")
+    parser.add_argument("--output", default="gpu_reruns",
+                        help="the results file's name (isa_spread: runs of one CPU under other kernels or threads)")
     args = parser.parse_args()
     pairs = [compare_homes(name, Path(x), Path(y)) for name, x, y in args.pair]
-    path = save("gpu_reruns", {"device": args.device, "pairs": pairs})
+    path = save(args.output, {"device": args.device, "pairs": pairs})
     for pair in pairs:
         print(f"{pair['name']}: same bytes {pair['same_bytes']}, "
               f"{pair['cell_verdicts_that_differ']} of {pair['cell_verdicts']} cell verdicts differ")

@@ -9,8 +9,11 @@ Prose around them is written by hand and cites the same files.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
+
+from scipy.stats import binom
 
 from benchmarks import embedding_throughput
 from selection_assets.core import embed
@@ -489,7 +492,9 @@ def answer_loss_memory_table(result: dict) -> str:
 # results/gpu_reruns.json's pairs, as the tables name them and their two runs
 GPU_PAIRS = {"rerun": ("two GPU runs", ("GPU run 1", "GPU run 2")),
              "device": ("GPU against CPU, seed 0", ("GPU", "CPU")),
-             "device_seeds": ("GPU against CPU, seeds 0-2", ("GPU", "CPU"))}
+             "device_seeds": ("GPU against CPU, seeds 0-2", ("GPU", "CPU")),
+             "kernels": ("AVX2 kernels against the default ones", ("AVX2", "default")),
+             "threads": ("2 threads against 1", ("2 threads", "1 thread"))}
 SAME_BYTES = {"base_model_weights": "base model weights", "pool_embeddings": "pool embeddings", "scores": "scores",
               "selections": "picks", "test_item_results": "per-item results"}
 
@@ -586,8 +591,23 @@ def base_model_variation_table(result: dict) -> str:
             + "\n\n" + "\n".join(lines))
 
 
+def _verdict_cell(entry: dict, measure: str) -> str:
+    """A pooled test's difference, interval, Holm p and verdict in one table cell."""
+    low, high = entry[f"{measure}_vs_random_ci"]
+    p = entry[f"{measure}_p_holm"]
+    return (f"{entry[f'{measure}_vs_random']:+.3f} [{low:.3f}, {high:.3f}], "
+            f"{'<' if entry.get(f'{measure}_p_at_floor') else ''}{p:.2g}, {entry[f'{measure}_verdict']}")
+
+
+def _between_cell(between: dict) -> str:
+    low, high = between["ci"]
+    return (f"{between['estimate']:+.3f} [{low:.3f}, {high:.3f}], {between['p_holm']:.2g}, {between['verdict']} "
+            f"(worlds: {', '.join(f'{v:+.3f}' for v in between['per_world'])})")
+
+
 def world_seeds_table(result: dict) -> str:
-    """Every method against random in each world (data seed), beside the world's base model."""
+    """Every method against random in each world (data seed), beside the world's base model; then
+    over every world at once: the worlds as strata (the headline), per pool size, the worlds as units."""
     rows = [[str(world["data_seed"]),
              f"{world['base_model']['exact_match']:.3f} / {world['base_model']['answer_loss']:.3f}", method["method"],
              f"{method['em_vs_random']:+.3f} {method['em_vs_random_ci']}",
@@ -599,21 +619,84 @@ def world_seeds_table(result: dict) -> str:
                              "exact match minus random [95% CI]", "Holm p", "verdict",
                              "cells better / worse (exact match)", "cells better / worse (answer loss)"], rows)
     pooled = [[method["method"], f"{method['worlds']}, {method['items_per_cell']:,}",
-               _pooled_difference(method, "em"), _pooled_difference(method, "loss")] for method in result["pooled"]]
-    return per_world + "\n\nPooled over the worlds:\n\n" + _pipe_table(
-        ["method", "worlds, test items", "exact match minus random [95% CI], Holm p, verdict",
-         "answer loss minus random [95% CI], Holm p, verdict"], pooled)
+               _verdict_cell(method, "em"), _verdict_cell(method, "loss")] for method in result["pooled"]]
+    by_pool = [[method["method"], f"{part['pool_size']:,}", _verdict_cell(part, "em"), _verdict_cell(part, "loss")]
+               for method in result["pooled"] for part in method["by_pool"]]
+    between = [[method["method"], _between_cell(method["em_between_worlds"]),
+                _between_cell(method["loss_between_worlds"])] for method in result["pooled"]]
+    measures = ["exact match minus random [95% CI], Holm p, verdict",
+                "answer loss minus random [95% CI], Holm p, verdict"]
+    return (per_world + f"\n\nOver every world at once, the worlds as strata (the headline, for {result['headline']}):\n\n"
+            + _pipe_table(["method", "worlds, test items a cell", *measures], pooled)
+            + "\n\nThe same per pool size:\n\n" + _pipe_table(["method", "pool size", *measures], by_pool)
+            + "\n\nThe worlds as units (each world's difference one value; 2 / 2^worlds is the smallest p):\n\n"
+            + _pipe_table(["method", *measures], between))
 
 
-def _pooled_estimate(method: dict, measure: str) -> str:
-    """One pooled measure of `method` minus random with its interval."""
-    low, high = method[f"{measure}_vs_random_ci"]
-    return f"{method[f'{measure}_vs_random']:+.3f} [{low:.3f}, {high:.3f}]"
+def _null_bound(alpha: float, replications: int) -> float:
+    """alpha + 2 Monte-Carlo standard errors of a rejection rate that is exactly alpha."""
+    return alpha + 2 * math.sqrt(alpha * (1 - alpha) / replications)
 
 
-def _pooled_difference(method: dict, measure: str) -> str:
-    """One pooled measure of `method` against random: difference, interval, Holm p and verdict."""
-    return f"{_pooled_estimate(method, measure)}, {method[f'{measure}_p_holm']:.2g}, {method[f'{measure}_verdict']}"
+def calibration_table(result: dict) -> str:
+    """The paired test's measured error rates: per design (seeds a side, cells pooled, test items,
+    per-seed spread), the largest rejection rate under a true null over base rates and item
+    correlation (with how many null cells exceed alpha by more than two Monte-Carlo standard
+    errors), and the power at each true effect, averaged over them."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in result["rows"]:
+        regime = row["regime"]
+        key = (regime["seeds"], regime["cells"], regime["items"], regime["seed_sd"])
+        groups.setdefault(key, []).append(row)
+    alpha = result["alpha"]
+    lines = []
+    for key in sorted(groups):
+        rows = groups[key]
+        nulls = [r for r in rows if r["effect"] == 0]
+        over = sum(r["rejection_rate"] > _null_bound(alpha, r["replications"]) for r in nulls)
+        power = [statistics.mean(r["rejection_rate"] for r in rows if r["effect"] == effect)
+                 for effect in (0.01, 0.02, 0.05)]
+        lines.append([str(key[0]), str(key[1]), f"{key[2]:,}", f"{key[3]:.2f}",
+                      f"{max(r['rejection_rate'] for r in nulls):.3f} ({over} over)",
+                      *(f"{value:.2f}" for value in power)])
+    replications = result["rows"][0]["replications"]
+    rates = sorted({row["regime"]["base_rate"] for row in result["rows"]})
+    decidable = [r for r in result["rows"] if r["effect"] == 0 and r["undecidable_share"] < 1]
+    never = sorted({(r["regime"]["seeds"], r["regime"]["cells"]) for r in result["rows"]
+                    if r["effect"] == 0 and r["undecidable_share"] == 1})
+    cannot = "; ".join(f"{seeds} seed{'s' if seeds > 1 else ''} a side in {cells} cell{'s' if cells > 1 else ''}"
+                       for seeds, cells in never)
+    pooled = statistics.mean(r["rejection_rate"] for r in decidable)
+    pooled_se = math.sqrt(alpha * (1 - alpha) / (len(decidable) * replications))
+    over = sum(r["rejection_rate"] > _null_bound(alpha, replications) for r in decidable)
+    # how many designs would exceed the bound by chance alone if every one rejected exactly alpha
+    expected = len(decidable) * binom.sf(math.floor(replications * _null_bound(alpha, replications) + 1e-9),
+                                         replications, alpha)
+    return (_pipe_table(["seeds a side", "cells pooled", "test items", "per-seed SD", "type I: worst null (designs over 0.05 + 2 SE)",
+                         "power at +0.01", "+0.02", "+0.05"], lines)
+            + f"\n\n{replications} simulated comparisons per design, effect and base rate "
+              f"({', '.join(f'{rate:g}' for rate in rates)}), items independent or correlated in blocks of ten; "
+              f"power is the mean over those {2 * len(rates)}. Over the {len(decidable)} null designs where the test "
+              f"can reach {alpha} (it never can with {cannot}: too few arrangements of the models), it rejected {pooled:.3f} of the time (Monte-Carlo SE "
+              f"{pooled_se:.3f}); {over} of them exceed {alpha} + 2 SE, where a test rejecting exactly {alpha} in "
+              f"every design would exceed it in {expected:.1f} by chance.")
+
+
+def robustness_table(result: dict) -> str:
+    """Hostile inputs per class (crashes, inputs that lost records), the issues' hostile files end to
+    end (records in the file, kept, quarantined, lost), and faults injected with those survived."""
+    inputs = _pipe_table(["input class", "inputs tried", "crashes", "inputs losing records"],
+                         [[row["class"], f"{row['inputs']:,}", str(row["crash"]), str(row["lost"])]
+                          for row in result["inputs"]])
+    hostile = _pipe_table(["hostile file", "records in the file", "kept", "quarantined", "lost", "crashes"],
+                          [[row["class"], str(row["records_in_file"]), str(row.get("kept", "-")),
+                            str(row.get("quarantined", "-")), str(row["lost"]), str(row["crash"])]
+                           for row in result["hostile"]])
+    faults = _pipe_table(["fault injected", "times", "survived"],
+                         [[row["fault"], f"{row['injected']:,}", f"{row['survived']:,}"] for row in result["faults"]])
+    total = sum(row["inputs"] for row in result["inputs"])
+    return (f"{inputs}\n\n{total:,} fuzzed inputs (seed {result['seed']}); a damaged compressed file counts as "
+            f"survived when it reads or is refused whole.\n\n{hostile}\n\n{faults}")
 
 
 TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
@@ -635,7 +718,9 @@ TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
                                                ingestion_issue_baseline_table),
           "gpu_reruns": (["gpu_reruns.json"], gpu_reruns_table),
           "base_model_variation": (["base_model_variation.json"], base_model_variation_table),
-          "world_seeds": (["world_seeds.json"], world_seeds_table)}
+          "calibration": (["calibration.json"], calibration_table),
+          "robustness": (["robustness.json"], robustness_table),
+          "isa_spread": (["isa_spread.json"], gpu_reruns_table)}
 
 
 def _lineage_summary(result: dict) -> str:
@@ -791,22 +876,42 @@ def gpu_reruns_summary(result: dict, variation: dict) -> str:
 
 
 def world_seeds_summary(result: dict) -> str:
-    """The README's line on RDS+ against random across worlds."""
+    """The README's line on RDS+ against random across worlds: the headline test, for these worlds,
+    and what the worlds as units can say."""
     worlds = result["worlds"]
-    rds = [(world["data_seed"], next(m for m in world["methods"] if m["method"] == "rds_plus")) for world in worlds]
     seeds = worlds[0]["run"]["seeds"]
-    listed = "; ".join(f"world {seed}: {method['em_vs_random']:+.3f} {method['em_vs_random_ci']} ({method['verdict']})"
-                       for seed, method in rds)
-    verdicts = {method["verdict"] for _, method in rds}
-    agreement = (f"the same verdict, {verdicts.pop()}, in all {len(rds)}" if len(verdicts) == 1 else
-                 f"verdicts {', '.join(sorted(verdicts))} across the {len(rds)}")
     pooled = next(method for method in result["pooled"] if method["method"] == "rds_plus")
-    return (f"- RDS+ minus random in exact match over all cells, seeds {seeds[0]}-{seeds[-1]}, in {len(rds)} worlds "
-            f"(`SELECTION_ASSETS_DATA='{{\"seed\": N}}'`, each its own pool, eval items and base model; "
-            f"`benchmarks/world_seeds.py`): {listed}. That is {agreement} worlds. Pooled over the "
-            f"{pooled['worlds']} worlds' test items ({pooled['items_per_cell']:,} a cell): "
-            f"{_pooled_estimate(pooled, 'em')} ({pooled['em_verdict']}, "
-            f"Holm p {pooled['em_p_holm']:.2g}).")
+    between = pooled["em_between_worlds"]
+    per_world = ", ".join(f"{value:+.3f}" for value in between["per_world"])
+    parts = "; ".join(f"pool {part['pool_size']:,}: {_verdict_cell(part, 'em')}" for part in pooled["by_pool"])
+    return (f"- RDS+ minus random in exact match over all cells, seeds {seeds[0]}-{seeds[-1]}, for these "
+            f"{len(worlds)} worlds (`SELECTION_ASSETS_DATA='{{\"seed\": N}}'`, each its own pool, eval items and base "
+            f"model; `benchmarks/world_seeds.py`, the worlds as strata): {_verdict_cell(pooled, 'em')}; per pool "
+            f"size, {parts}. Each world's own: {per_world}; with the worlds as units, "
+            f"{between['verdict']} (p {between['p']:.2g}, and {2 ** (1 - len(worlds)):.2g} is the smallest "
+            f"{len(worlds)} worlds can give), so it says nothing of other worlds.")
+
+
+def isa_spread_summary(result: dict) -> str:
+    """The README's account of one CPU's runs under other torch kernels and thread counts: which
+    files stay the same bytes, how many test answers and verdicts move."""
+    lines = []
+    for pair in result["pairs"]:
+        same = [label for key, label in SAME_BYTES.items() if pair["same_bytes"][key]]
+        overlap = min(cell["pick_overlap"] for cell in pair["cells"])
+        picks = " (the same examples in every cell)" if overlap == 1 else f" (the same examples, {100 * overlap:.0f}% at least)"
+        differ = [label + (picks if key == "selections" else "") for key, label in SAME_BYTES.items()
+                  if not pair["same_bytes"][key]]
+        items = pair["cells"][0]["items"]
+        lines.append(
+            f"{_pair_label(pair)} ({pair['runs'][0]['machine']}): "
+            + (f"the same {', '.join(same)}, byte for byte" if same else "no file the same") + "; "
+            + (f"{', '.join(differ)} differ, " if differ else "")
+            + f"up to {_largest(pair, lambda c: c['items_whose_correctness_differs']):,} of {items:,} test items "
+              f"right in one run only, exact match of a cell moved by at most "
+              f"{_largest(pair, lambda c: abs(c['exact_match'][0] - c['exact_match'][1])):.3f}, and "
+              f"{pair['cell_verdicts_that_differ']} of {pair['cell_verdicts']} cell verdicts differ.")
+    return "\n".join("- " + line for line in lines)
 
 
 README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_5800000.json", "selection_scaling.json",
@@ -818,7 +923,7 @@ README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_58000
                               "embedding_throughput_1b_cuda_bfloat16_16384.json",
                               "embedding_throughput_1b_cuda_bfloat16_16384_compiled.json"], scale_summary),
                    "gpu_reruns": (["gpu_reruns.json", "base_model_variation.json"], gpu_reruns_summary),
-                   "world_seeds": (["world_seeds.json"], world_seeds_summary)}
+                   "isa_spread": (["isa_spread.json"], isa_spread_summary)}
 
 
 def render(document: str, results_dir: Path = HERE / "results", sections: dict = TABLES) -> str:

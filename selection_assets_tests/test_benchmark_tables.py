@@ -130,30 +130,37 @@ def test_the_base_model_spread_line_follows_its_runs(tmp_path):
     assert "2.489 to 2.600 in float32" in readme and "the GPU's 2.897 lies outside that spread" in readme
 
 
-def test_the_world_seeds_line_says_whether_the_worlds_agree():
+def test_the_world_seeds_line_speaks_for_these_worlds_and_says_what_the_worlds_as_units_cannot():
     def world(seed, difference, verdict):
         return {"data_seed": seed, "run": {"seeds": [0, 1, 2]}, "base_model": {"exact_match": 0.1, "answer_loss": 2.5},
                 "methods": [{"method": "rds_plus", "em_vs_random": difference, "em_vs_random_ci": "[0.001, 0.050]",
                              "em_p_holm": 0.01, "verdict": verdict, "cells_better": 1, "cells_worse": 0, "cells": 4,
                              "loss_cells_better": 0, "loss_cells_worse": 0}]}
 
-    pooled = [{"method": "rds_plus", "worlds": 2, "items_per_cell": 1500, "em_vs_random": 0.025,
-               "em_vs_random_ci": [0.011, 0.039], "em_p_holm": 0.004, "em_verdict": "better",
-               "loss_vs_random": -0.01, "loss_vs_random_ci": [-0.03, 0.01], "loss_p_holm": 0.3,
-               "loss_verdict": "no difference"}]
-    agreeing = tables.world_seeds_summary({"worlds": [world(0, 0.02, "better"), world(1, 0.03, "better")],
-                                           "pooled": pooled})
-    assert "world 0: +0.020 [0.001, 0.050] (better); world 1: +0.030" in agreeing
-    assert "the same verdict, better, in all 2 worlds" in agreeing
-    assert "Pooled over the 2 worlds' test items (1,500 a cell): +0.025 [0.011, 0.039] (better, Holm p 0.004)." \
-        in agreeing
-    split = tables.world_seeds_summary({"worlds": [world(0, 0.02, "better"), world(1, 0.0, "no difference")],
-                                        "pooled": pooled})
-    assert "verdicts better, no difference across the 2 worlds" in split
-    table = tables.world_seeds_table({"worlds": [world(1, 0.0, "no difference")], "pooled": pooled})
-    assert "| 1 | 0.100 / 2.500 | rds_plus | +0.000 [0.001, 0.050] | 0.01 | no difference | 1 / 0 of 4 |" in table
+    def tested(difference, verdict, p=0.004):
+        return {"em_vs_random": difference, "em_vs_random_ci": [0.011, 0.039], "em_p_holm": p, "em_verdict": verdict,
+                "loss_vs_random": -0.01, "loss_vs_random_ci": [-0.03, 0.01], "loss_p_holm": 0.3,
+                "loss_verdict": "no difference"}
+
+    def between(values):
+        return {"estimate": sum(values) / len(values), "ci": [-0.1, 0.15], "p": 0.5, "p_holm": 0.5,
+                "verdict": "cannot decide", "per_world": values}
+
+    pooled = [{"method": "rds_plus", "worlds": 2, "items_per_cell": 1500, **tested(0.025, "better"),
+               "by_pool": [{"pool_size": 1000, **tested(0.04, "better", 0.001)},
+                           {"pool_size": 4000, **tested(0.01, "no difference", 0.4)}],
+               "em_between_worlds": between([0.02, 0.03]), "loss_between_worlds": between([-0.01, -0.01])}]
+    result = {"worlds": [world(0, 0.02, "better"), world(1, 0.03, "better")], "headline": "these worlds",
+              "pooled": pooled}
+    line = tables.world_seeds_summary(result)
+    assert "for these 2 worlds" in line and "+0.025 [0.011, 0.039], 0.004, better; per pool size, pool 1,000" in line
+    assert "pool 4,000: +0.010 [0.011, 0.039], 0.4, no difference" in line
+    assert "with the worlds as units, cannot decide (p 0.5, and 0.5 is the smallest 2 worlds can give)" in line
+    table = tables.world_seeds_table(result)
+    assert "| 1 | 0.100 / 2.500 | rds_plus | +0.030 [0.001, 0.050] | 0.01 | better | 1 / 0 of 4 |" in table
     assert ("| rds_plus | 2, 1,500 | +0.025 [0.011, 0.039], 0.004, better | -0.010 [-0.030, 0.010], 0.3, "
             "no difference |") in table
+    assert "(worlds: +0.020, +0.030)" in table and "| rds_plus | 4,000 |" in table
 
 
 def test_the_issue_baseline_goals_follow_the_side_by_side_speedups(tmp_path):
@@ -164,3 +171,40 @@ def test_the_issue_baseline_goals_follow_the_side_by_side_speedups(tmp_path):
     result["speedup"]["ingest"] = 1.85
     (results / "ingestion_issue_baseline_1000000.json").write_text(json.dumps(result))
     assert "- **ingestion end to end: met** (1.85x)" in tables.render(document, results)
+
+
+def test_the_calibration_summary_counts_designs_over_the_bound_against_what_chance_gives():
+    def row(seeds, rate, effect=0.0, undecidable=0.0):
+        return {"regime": {"base_rate": 0.2, "items": 750, "seeds": seeds, "seed_sd": 0.0, "correlated": False,
+                           "cells": 4}, "effect": effect, "replications": 100, "rejection_rate": rate,
+                "standard_error": 0.02, "undecidable_share": undecidable}
+
+    rows = [*(row(1, 0.0, effect, undecidable=1.0) for effect in (0.0, 0.01, 0.02, 0.05)), row(3, 0.04), row(3, 0.12),
+            *(row(3, 0.5, effect) for effect in (0.01, 0.02, 0.05))]
+    text = tables.calibration_table({"alpha": 0.05, "rows": rows})
+    # 0.12 exceeds 0.05 + 2 * sqrt(0.05 * 0.95 / 100) = 0.094, 0.04 does not; one-seed designs never decide
+    assert "Over the 2 null designs where the test can reach 0.05 (it never can with 1 seed a side in 4 cells" in text
+    assert "it rejected 0.080 of the time" in text and "1 of them exceed 0.05 + 2 SE" in text
+    # P(Binomial(100, 0.05) >= 10) = 0.0282, over two designs
+    assert "would exceed it in 0.1 by chance" in text
+    assert "| 3 | 4 | 750 | 0.00 | 0.120 (1 over) | 0.50 | 0.50 | 0.50 |" in text
+
+
+def test_the_isa_spread_line_names_what_stayed_the_same_and_what_moved():
+    def cell(correctness_differs, em, overlap=1.0):
+        return {"items": 750, "items_whose_correctness_differs": correctness_differs, "exact_match": em,
+                "pick_overlap": overlap}
+
+    same = {"base_model_weights": True, "pool_embeddings": True, "scores": True, "selections": True,
+            "test_item_results": True}
+    pairs = [{"name": "threads", "runs": [{"machine": "2 CPU cores (AMD EPYC)"}], "same_bytes": same,
+              "cells": [cell(0, [0.2, 0.2])], "cell_verdicts_that_differ": 0, "cell_verdicts": 16},
+             {"name": "kernels", "runs": [{"machine": "2 CPU cores (AMD EPYC)"}],
+              "same_bytes": {**same, "test_item_results": False, "selections": False},
+              "cells": [cell(12, [0.2, 0.23], 0.97), cell(30, [0.3, 0.25])], "cell_verdicts_that_differ": 1,
+              "cell_verdicts": 16}]
+    text = tables.isa_spread_summary({"pairs": pairs})
+    assert ("- 2 threads against 1 (2 CPU cores (AMD EPYC)): the same base model weights, pool embeddings, scores, "
+            "picks, per-item results, byte for byte; up to 0 of 750") in text
+    assert ("picks (the same examples, 97% at least), per-item results differ, up to 30 of 750 test items right in one run only, exact match of a "
+            "cell moved by at most 0.050, and 1 of 16 cell verdicts differ.") in text

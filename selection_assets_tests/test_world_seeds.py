@@ -1,5 +1,6 @@
 """benchmarks/world_seeds.py's pooled comparison on small demo homes with planted effects: the pooled
-difference must be the plain mean of the worlds' differences, and its verdicts must follow it."""
+difference must be the plain mean of the worlds' differences, its verdicts must follow it, and the
+worlds taken as units must say that three of them cannot decide."""
 
 import json
 
@@ -58,7 +59,13 @@ def test_the_pooled_difference_is_the_mean_of_the_worlds_differences(tmp_path):
     assert rds["em_vs_random_ci"][0] > 0 and rds["em_verdict"] == "better" and rds["loss_verdict"] == "better"
     assert rds["items_per_cell"] == 3 * ITEMS and rds["worlds"] == 3 and rds["cells"] == 1
     balanced = pooled["random_balanced"]
-    assert balanced["em_vs_random"] == 0 and balanced["em_verdict"] == "no difference"
+    # answering exactly as random does, no item differs: too few for any p-value below alpha
+    assert balanced["em_vs_random"] == 0 and balanced["em_verdict"] == "cannot decide"
+    # the worlds as units: their own differences, and three of them cannot decide (2/8 at best)
+    between = rds["em_between_worlds"]
+    assert between["per_world"] == pytest.approx(gains) and between["estimate"] == pytest.approx(np.mean(gains))
+    assert between["min_p"] == 0.25 and between["verdict"] == "cannot decide"
+    assert [part["pool_size"] for part in rds["by_pool"]] == [POOL] and rds["by_pool"][0]["em_verdict"] == "better"
 
 
 def test_a_gain_in_one_world_only_is_diluted_by_the_others(tmp_path):
