@@ -54,6 +54,11 @@ def load_eval_tasks(data, world) -> dict:
     return tasks
 
 
+def _built_in(base_model: str) -> bool:
+    """The world's model (made by the run) or one the project's packages ship: nothing to fetch."""
+    return base_model == "world" or base_model in real_material.PACKAGED_MODELS
+
+
 def _model_tokenizer_and_config(data):
     """The base model's tokenizer (with the Tulu markers it would gain) and config; None for the
     world's model, which does not exist before the run makes it."""
@@ -85,7 +90,8 @@ def refusals(resources: dict, grid, checkpoints: int, echo=None) -> list[Refusal
     how many harness items will have their context cut."""
     data, world, storage = resources["data"], resources["world"], resources["storage"]
     found = [*pool_refusals(POOL, data.pool, real_material.pool_source(data.pool)),
-             *model_refusals(BASE_MODEL, data.base_model, data.allow_pickle_weights)]
+             *([] if _built_in(data.base_model) else
+               model_refusals(BASE_MODEL, data.base_model, data.allow_pickle_weights))]
     try:
         tasks = load_eval_tasks(data, world)
     except ValueError as error:

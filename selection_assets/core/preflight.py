@@ -27,7 +27,6 @@ from typing import Any, Sequence
 from selection_assets.core import weights
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
-BUILT_IN_MODELS = ("world", "packaged:smollm2")  # made or shipped by the project: nothing to fetch
 
 
 @dataclass(frozen=True)
@@ -100,9 +99,8 @@ def hub_failure(error: BaseException) -> str:
 
 
 def model_refusals(setting: str, name: str, allow_pickle: bool) -> list[Refusal]:
-    """The base model named by `setting`: its config and tokenizer load, and it can be fine-tuned."""
-    if name in BUILT_IN_MODELS:
-        return []
+    """The base model `name` (a local directory or Hub name) that `setting` names: its config and
+    tokenizer load, and it can be fine-tuned."""
     from transformers import AutoTokenizer
 
     refusals = []
