@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from benchmarks._common import save
 from selection_assets.core import report, stats, store
@@ -64,16 +61,9 @@ MEASURES = (("em", "correct", True), ("loss", "answer_loss", False))
 def _between_worlds(per_world: list[float]) -> dict:
     """The worlds as sampling units: their mean difference, its t interval over worlds (df worlds - 1)
     and the exact sign-flip p-value over worlds, with the smallest p it can reach (2 / 2^worlds)."""
-    values = np.asarray(per_world, dtype=np.float64)
-    null = np.array([abs((np.array(signs) * values).sum())
-                     for signs in itertools.product((-1.0, 1.0), repeat=len(values))])
-    p_value = float(np.mean(null >= abs(values.sum()) - 1e-12))
-    if len(values) > 1:
-        half = float(scipy_stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    else:
-        half = math.inf
-    return {"estimate": float(values.mean()), "ci": [float(values.mean() - half), float(values.mean() + half)],
-            "p": p_value, "min_p": min(1.0, 2.0 ** (1 - len(values))), "per_world": [float(v) for v in values]}
+    p_value, min_p, low, high = stats.sign_flip_test(per_world)
+    return {"estimate": float(np.mean(per_world)), "ci": [low, high], "p": p_value, "min_p": min_p,
+            "per_world": [float(v) for v in per_world]}
 
 
 def pooled_comparison(homes: list[Path], comparisons: list[dict], *,

@@ -224,6 +224,19 @@ def paired_test(method, baseline, *, item_sets=None, resamples: int = DEFAULT_RE
                       se_models=se_models, df_models=spread_df, se_items=se_items, df_items=items_df)
 
 
+def sign_flip_test(values, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float, float, float]:
+    """Values one per sampling unit (say, per world): the two-sided sign-flip p-value of their sum
+    (exact up to EXACT_LIMIT sign patterns), the smallest p that null can give, and the t interval of
+    their mean (df units - 1)."""
+    values = np.asarray(values, dtype=np.float64)
+    null, exact = _sign_flip_stats(values, resamples, np.random.default_rng(seed))
+    p_value, min_p = _p_value(null, float(values.sum()), exact)
+    se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.inf
+    low, high = _t_interval(float(values.mean()), se, len(values) - 1, level)
+    return p_value, min_p, low, high
+
+
 def holm_adjust(p_values) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (family-wise error control over all comparisons given)."""
     p = np.asarray(p_values, dtype=np.float64)

@@ -117,3 +117,12 @@ def test_a_real_gain_is_found_and_its_detectable_size_is_smaller_than_it():
     assert test.at_floor == (test.p_value <= test.resolution)
     same = stats.paired_test(cells_b, [c[::-1].copy() for c in cells_b])
     assert same.difference == pytest.approx(0.0) and same.p_value == 1.0
+
+
+def test_the_sign_flip_test_over_units_is_the_plain_enumeration():
+    values = [0.10, 0.20, -0.05, 0.15]
+    sums = [abs(sum(s * v for s, v in zip(signs, values))) for signs in itertools.product((-1, 1), repeat=4)]
+    expected = sum(total >= abs(sum(values)) - 1e-12 for total in sums) / 16
+    p_value, min_p, low, high = stats.sign_flip_test(values)
+    assert p_value == pytest.approx(expected) and min_p == pytest.approx(2 / 16)
+    assert low < sum(values) / 4 < high
