@@ -28,7 +28,10 @@ from dagster import BetaWarning, DagsterInstance
 from transformers.utils import logging as transformers_logging
 
 from selection_assets.core.methods import SPINE_METHODS, choose_methods, registry
-from selection_assets.partitions import Grid
+from selection_assets.core import store
+from selection_assets.core.report import BASELINE
+from selection_assets.operations import CELL_JOBS, INPUTS_JOB, POOLS_JOB, RINGS_JOB, SEARCH_TRIALS_JOB
+from selection_assets.partitions import Grid, cell_of, register_budgets
 from selection_assets.profiles import PROFILE_ENV, PROFILES
 from selection_assets import preflight
 from selection_assets.core.preflight import PreflightFailed
@@ -70,11 +73,21 @@ def run_step(defs, step, instance: DagsterInstance, log_level: str = "INFO"):
     """Run one step of a plan: its stage job over its partition (only its assets, when it names
     them), in this process, recorded in `instance` like a run launched from the UI."""
     console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if step.job in CELL_JOBS:  # a cell's budget is a dynamic partition: it must exist before the run
+        register_budgets(instance, [cell_of(step.partition).budget])
     run_id = str(uuid.uuid4())
     with run_lease(instance, run_id):  # held from before the run exists until after it has ended
         return defs.resolve_job_def(step.job).execute_in_process(
             run_config=console, instance=instance, partition_key=step.partition, raise_on_error=True,
             asset_selection=list(step.keys) if step.keys else None, run_id=run_id)
+
+
+def run_timed_step(defs, step, instance: DagsterInstance, log_level: str = "INFO", echo=print):
+    """`run_step`, and a line saying what ran, in how long."""
+    began = time.perf_counter()
+    result = run_step(defs, step, instance, log_level)
+    echo(f"  {step.label}: {step.job} in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
+    return result
 
 
 def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=print,
@@ -92,10 +105,7 @@ def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=pri
     results = []
     with exclusive_storage(Path(resources["storage"].root), instance):
         for step in stages.plan():
-            began = time.perf_counter()
-            result = run_step(defs, step, instance, log_level)
-            echo(f"  {step.label}: {step.job} in {time.perf_counter() - began:.0f}s (run {result.run_id[:8]})")
-            results.append(result)
+            results.append(run_timed_step(defs, step, instance, log_level, echo))
     return results
 
 
@@ -156,6 +166,91 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def search(args: argparse.Namespace) -> int:
+    """Run the subset-size search (SearchResource, from SELECTION_ASSETS_SEARCH with these flags over
+    it): the inputs, rings and pool it needs where they have not run, then one trial at a time, each
+    proposed from the trials finished before it (a killed search resumes where it stopped), then its
+    report (the `budget_search` asset)."""
+    home = prepare_dagster_home(Path(args.dagster_home))
+    flags = {"method": args.method, "pool_size": args.pool_size, "low": args.low, "max_trials": args.trials,
+             "seed": args.seed, "time_budget_s": args.time_budget_s}
+    # in the environment, so that the definitions (and a UI opened on them) see the same search
+    os.environ["SELECTION_ASSETS_SEARCH"] = json.dumps({**json.loads(os.environ.get("SELECTION_ASSETS_SEARCH") or "{}"),
+                                                        **{k: v for k, v in flags.items() if v is not None}})
+    from selection_assets.assets.search import check_searchable, search_state, search_step
+    from selection_assets.definitions import build_experiment, default_resources
+
+    try:
+        grid, resources = Grid.from_env(), default_resources()
+        settings = resources["search"]
+        check_searchable(settings.method)
+        pool_size = settings.searched_pool(grid.pool_sizes)
+        methods = choose_methods(",".join(dict.fromkeys([BASELINE, settings.method])), resources["data"])
+    except ValueError as err:
+        print(f"refused before any work: {err}")
+        return 2
+    trained = 2 * settings.max_trials * len(resources["training"].seeds)  # the method's and random's per trial
+    try:
+        preflight.ensure(resources, grid, trained, print)
+    except PreflightFailed as refused:
+        print(f"not started: {refused}")
+        return 2
+    defs, stages = build_experiment(grid, resources, methods=methods)
+    layout = resources["storage"].layout()
+    print(f"subset-size search of {settings.method} on pool {pool_size}: at most {settings.max_trials} sizes from "
+          f"{settings.low}, seed {settings.seed}\n  DAGSTER_HOME={home}")
+    transformers_logging.disable_progress_bar()
+    with DagsterInstance.get() as instance:
+        reap(instance)
+        try:
+            with exclusive_storage(Path(resources["storage"].root), instance):
+                for step in upstream_steps(stages, grid, pool_size, instance):
+                    run_timed_step(defs, step, instance, args.log_level)
+                while True:
+                    state = search_state(layout, grid, settings, instance)
+                    step = search_step(state)
+                    if step.job == SEARCH_TRIALS_JOB:
+                        print(f"  proposed size {state.proposal.size} ({state.proposal.reason})")
+                    else:
+                        print(f"  search over: {state.proposal.reason}")
+                    run_timed_step(defs, step, instance, args.log_level)
+                    if step.job != SEARCH_TRIALS_JOB:
+                        break
+        except StorageBusy as refused:
+            print(f"not started: {refused}")
+            return 2
+    found = store.read_json(layout.budget_search(state.method, state.pool_size) / "search.json")
+    print(f"\nchosen size {found['chosen_size']} (lowest dev answer loss) of {len(found['trials'])} trials:")
+    for trial in found["trials"]:
+        print(f"  {trial['order']:>3}. size {trial['size']:>6}: dev answer loss {trial['dev_answer_loss']:.4f}"
+              + ("  <- chosen" if trial["chosen"] else ""))
+    against = found["chosen_against_random"]
+    if against:
+        print(f"on the test split, {state.method} at {found['chosen_size']} against random at that size:")
+        for measure in ("exact_match", "answer_loss"):
+            test = against[measure]
+            print(f"  {measure}: {test['difference']:+.3f} [{test['ci'][0]:.3f}, {test['ci'][1]:.3f}], "
+                  f"Holm p {test['p_holm']:.3g}: {test['verdict']}")
+    print(f"trials, curve and report: {layout.budget_search(state.method, state.pool_size)}")
+    return 0
+
+
+def upstream_steps(stages, grid: Grid, pool_size: int, instance: DagsterInstance) -> list:
+    """The runs of the inputs, of the rings of `pool_size` and of that pool that have not all of
+    their assets materialised yet, in stage order."""
+    wanted = {INPUTS_JOB: None, POOLS_JOB: {str(pool_size)}, RINGS_JOB: {ring.key for ring in grid.rings_of(pool_size)}}
+    steps = []
+    for step in stages.plan():
+        if step.job not in wanted or (wanted[step.job] is not None and step.partition not in wanted[step.job]):
+            continue
+        keys = [key for key in stages.keys if stages.job_of[key] == step.job]
+        done = all(instance.get_latest_materialization_event(key) is not None if step.partition is None
+                   else step.partition in instance.get_materialized_partitions(key) for key in keys)
+        if not done:
+            steps.append(step)
+    return steps
+
+
 def cpu_model() -> str:
     """The CPU's model name as the kernel reports it (the architecture where it reports none)."""
     try:
@@ -181,7 +276,7 @@ def results(args: argparse.Namespace) -> int:
     (`results/<section>/`, written first from a finished demo with --publish); section `methods` is
     the method table, rendered from the registry and each method's provenance, and `lineage` the
     lineage picture, drawn from the asset graph."""
-    from selection_assets.core import published, store
+    from selection_assets.core import published
 
     if args.section == "methods":
         from selection_assets.core.methods.references import method_table
@@ -336,6 +431,18 @@ def main(argv: list[str] | None = None) -> int:
                                                          "without starting any work")
     check_parser.add_argument("--dagster-home", default=".dagster_home")
     check_parser.set_defaults(func=check)
+    search_parser = commands.add_parser("search", help="search the subset size of one method's ranking (INSTRUCTMINING's "
+                                                       "BlendSearch over budgets, on the dev split)")
+    search_parser.add_argument("--method", default=None, help="the searched method (default: instructmining)")
+    search_parser.add_argument("--pool-size", type=int, default=None, help="the pool searched (default: the largest)")
+    search_parser.add_argument("--low", type=int, default=None, help="the smallest subset size tried (default 20)")
+    search_parser.add_argument("--trials", type=int, default=None, help="sizes tried at most (default 10)")
+    search_parser.add_argument("--seed", type=int, default=None, help="BlendSearch's seed (default 0)")
+    search_parser.add_argument("--time-budget-s", type=float, default=None,
+                               help="stop once the trials' fine-tuning seconds reach this (default: no limit)")
+    search_parser.add_argument("--dagster-home", default=".dagster_home")
+    search_parser.add_argument("--log-level", default="WARNING")
+    search_parser.set_defaults(func=search)
     args = parser.parse_args(argv)
     return args.func(args)
 

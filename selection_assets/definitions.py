@@ -14,13 +14,13 @@ from typing import Sequence
 from dagster import Definitions, MetadataValue, map_asset_specs
 
 from selection_assets import log_filters, operations, preflight
-from selection_assets.assets import embeddings, models, pools, reports, scores, sources, versions
+from selection_assets.assets import embeddings, models, pools, reports, scores, search, sources, versions
 from selection_assets.assets.method_slices import method_slice
 from selection_assets.core.methods import check_methods, choose_methods, registry
 from selection_assets.partitions import Grid
 from selection_assets.profiles import active_profile
-from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
-                                        WorldResource, default_storage_root)
+from selection_assets.resources import (ComputeResource, DataResource, SearchResource, StorageResource,
+                                        TrainResource, WorldResource, default_storage_root)
 
 SHARED_STAGES = (sources, models, pools, embeddings, scores)  # what every method reads
 
@@ -35,13 +35,16 @@ OWNERS_BY_GROUP = {"sources": "team:data-engineering", "pool": "team:data-engine
 def build_assets(grid: Grid, resources: dict | None = None, methods: Sequence[str] | None = None) -> list:
     """Every asset of the lineage for `grid`, with its stage's owner: the shared stages, then each
     registered method's slice (method_slices.py); the reports compare `methods` (default: every
-    registered one). Each asset's code version is derived from what its compute reaches and the
+    registered one); the subset-size search's report where `resources` has its settings ("search";
+    None: all defaults). Each asset's code version is derived from what its compute reaches and the
     values `resources` (default: every field's default) give the settings it reads
     (`with_derived_version`)."""
     specs = registry()
     methods = list(specs) if methods is None else list(methods)
     assets = [asset for stage in SHARED_STAGES for asset in stage.build(grid)]
     assets += reports.build(grid, methods)
+    if resources is None or "search" in resources:  # the search's report comes with its settings
+        assets += search.build(grid, (resources or {}).get("search") or SearchResource())
     assets += [asset for spec in specs.values() for asset in method_slice(grid, spec).assets]
     by_class = {type(resource): resource for resource in (resources or {}).values()}
     return [with_derived_version(asset, by_class) for asset in map_asset_specs(
@@ -104,8 +107,9 @@ def default_resources(storage_root: str | None = None) -> dict:
     """Resources of the active profile (SELECTION_ASSETS_PROFILE: the embedded world by default),
     overridden by SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL / ... (real data and a real model),
     SELECTION_ASSETS_SEEDS (the replicate seeds of every cell), SELECTION_ASSETS_DATA,
-    SELECTION_ASSETS_WORLD and SELECTION_ASSETS_TRAIN (JSON objects of DataResource / WorldResource /
-    TrainResource fields; e.g. '{"seed": 1}' in SELECTION_ASSETS_DATA draws another world)."""
+    SELECTION_ASSETS_WORLD, SELECTION_ASSETS_TRAIN and SELECTION_ASSETS_SEARCH (JSON objects of
+    DataResource / WorldResource / TrainResource / SearchResource fields; e.g. '{"seed": 1}' in
+    SELECTION_ASSETS_DATA draws another world)."""
     profile = active_profile()
     data = {**_json_overrides("SELECTION_ASSETS_DATA", DataResource),
             **{field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}}
@@ -114,7 +118,8 @@ def default_resources(storage_root: str | None = None) -> dict:
         raise ValueError("SELECTION_ASSETS_TRAIN: give the replicate seeds in SELECTION_ASSETS_SEEDS")
     return {"storage": StorageResource(root=storage_root or default_storage_root()),
             "compute": ComputeResource(**profile.compute), "data": DataResource(**{**profile.data, **data}),
-            "world": world_from_env(), "training": TrainResource(**training, seeds=replicate_seeds_from_env())}
+            "world": world_from_env(), "training": TrainResource(**training, seeds=replicate_seeds_from_env()),
+            "search": SearchResource(**_json_overrides("SELECTION_ASSETS_SEARCH", SearchResource))}
 
 
 METHODS_ENV = "SELECTION_ASSETS_METHODS"
@@ -129,13 +134,16 @@ def build_experiment(grid: Grid | None = None, resources: dict | None = None, ex
     `choose_methods` reads it, else the active profile's methods, as `selection-assets demo` runs
     them)."""
     grid = grid or Grid.from_env()
-    resources = resources or default_resources()
+    # the subset-size search's settings are its own: an experiment given none searches by the defaults
+    resources = {"search": SearchResource(), **(resources or default_resources())}
     methods = choose_methods_from_env(resources["data"]) if methods is None else check_methods(methods, resources["data"])
     assets = build_assets(grid, resources, methods)
     stages = experiment_stages(grid, assets, resources, methods)
     jobs = stages.jobs()
     defs = Definitions(assets=assets, resources=resources, jobs=jobs,
-                       sensors=[operations.stale_rerun_sensor(stages, jobs), operations.reap_dead_runs_sensor],
+                       sensors=[operations.stale_rerun_sensor(stages, jobs), operations.reap_dead_runs_sensor,
+                                operations.register_grid_budgets_sensor(grid),
+                                search.budget_search_sensor(grid, jobs)],
                        executor=executor or operations.executor_from_env(
                            resources["storage"].root, functools.partial(preflight.ensure, resources, grid,
                                                                         checkpoints(grid, resources, methods))))

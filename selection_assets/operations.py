@@ -16,12 +16,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dagster import (AssetKey, AssetRecordsFilter, AssetSelection, DagsterRunStatus, DefaultSensorStatus,
-                     RunRequest, RunsFilter, SensorEvaluationContext, SkipReason, define_asset_job, in_process_executor,
-                     multiprocess_executor, sensor)
+from dagster import (AddDynamicPartitionsRequest, AssetKey, AssetRecordsFilter, AssetSelection, DagsterRunStatus,
+                     DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason,
+                     define_asset_job, in_process_executor, multiprocess_executor, sensor)
 
-from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, METHOD_TAG
-from selection_assets.partitions import Grid, cell_key, cell_of
+from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, METHOD_TAG, SEARCH_TAGS
+from selection_assets.core.report import BASELINE
+from selection_assets.partitions import BUDGET_PARTITIONS, Grid, cell_key, cell_of, missing_budgets
 from selection_assets.runs import leasing_executor, reap_dead_runs
 
 EXECUTOR_ENV = "SELECTION_ASSETS_EXECUTOR"
@@ -40,6 +41,11 @@ JOB_DESCRIPTIONS = {
     CELLS_JOB: "Per (pool size, budget) cell: select, fine-tune and evaluate every method.",
     REPORTS_JOB: "The comparison of every method over the grid (and InstructMining's fitted rule).",
 }
+# the subset-size search (assets/search.py): a trial is the searched method's and random's cell
+# assets at one size; the search's report is its own asset, outside the stages
+SEARCH_TRIALS_JOB, SEARCH_REPORT_JOB = "budget_search_trials", "budget_search_report"
+CELL_JOBS = (CELLS_JOB, SEARCH_TRIALS_JOB)  # the jobs partitioned by cell
+SEARCH_RUN_TAG = "selection_assets/budget_search"
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class Step:
     def label(self) -> str:
         if self.job == CELLS_JOB:
             return str(cell_of(self.partition))
+        if self.job == SEARCH_TRIALS_JOB:
+            return f"search trial {cell_of(self.partition)}"
         where = {RINGS_JOB: "ring", POOLS_JOB: "pool"}.get(self.job)
         return f"{where} {self.partition}" if where else self.job.removeprefix("experiment_")
 
@@ -74,6 +82,9 @@ class Stages:
         self.grid = grid
         self.graph = graph  # Definitions.resolve_asset_graph()
         keys = [key for key in self.graph.toposorted_asset_keys if self.graph.get(key).is_materializable]
+        # the subset-size search's report runs when its search has, not in the stages
+        self.search_key = next((key for key in keys if SEARCH_TAGS.items() <= self.graph.get(key).tags.items()), None)
+        keys = [key for key in keys if key != self.search_key]
         self.parents = {key: set(self.graph.get(key).parent_keys) for key in keys}
         self.code_versions = {key: self.graph.get(key).code_version for key in keys}
         # data version = digest of the files written
@@ -105,9 +116,19 @@ class Stages:
     def jobs(self) -> list:
         """The stage jobs, for the UI's Jobs page and job backfills (`dagster job backfill`)."""
         partitions = {RINGS_JOB: self.grid.rings_def, POOLS_JOB: self.grid.pools_def, CELLS_JOB: self.grid.grid_def}
-        return [define_asset_job(job, AssetSelection.assets(*(k for k in self.keys if self.job_of[k] == job)),
+        jobs = [define_asset_job(job, AssetSelection.assets(*(k for k in self.keys if self.job_of[k] == job)),
                                  partitions_def=partitions.get(job), description=description)
                 for job, description in JOB_DESCRIPTIONS.items()]
+        if self.search_key is not None:
+            method = self.graph.get(self.search_key).tags[METHOD_TAG]
+            trial = [k for k, job in self.job_of.items()
+                     if job == CELLS_JOB and self.graph.get(k).tags.get(METHOD_TAG) in (method, BASELINE)]
+            jobs += [define_asset_job(SEARCH_TRIALS_JOB, AssetSelection.assets(*trial), partitions_def=self.grid.grid_def,
+                                      description=f"One trial of the subset-size search: {method}'s and random's "
+                                                  "selection, checkpoints and eval report at one size."),
+                     define_asset_job(SEARCH_REPORT_JOB, AssetSelection.assets(self.search_key),
+                                      description="The subset-size search's trials, chosen size and curve.")]
+        return jobs
 
     def partitions(self, job: str) -> list[str | None]:
         """The partitions `job` runs over, in build order ([None]: unpartitioned); the cells stage
@@ -336,3 +357,21 @@ def reap_dead_runs_sensor(context: SensorEvaluationContext):
     reaped = reap_dead_runs(context.instance)
     return SkipReason(f"marked failed {len(reaped)} runs whose process had died: {', '.join(reaped)}"
                       if reaped else "no run has lost its process")
+
+
+def register_grid_budgets_sensor(grid: Grid):
+    """A sensor (on by default) that adds the grid's budgets to the instance's dynamic budget
+    partitions, so that a UI opened on a new instance shows, and can backfill, every cell of the grid
+    (the command line registers them itself before its runs)."""
+
+    @sensor(name="register_grid_budgets", minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+            description="Adds the grid's budgets (SELECTION_ASSETS_BUDGETS, else the profile's) to the dynamic "
+                        "budget partitions of the cells.")
+    def _sensor(context: SensorEvaluationContext):
+        missing = missing_budgets(context.instance, grid.budgets)
+        if not missing:
+            return SkipReason(f"every budget of the grid is a partition ({', '.join(map(str, grid.budgets))})")
+        return SensorResult(dynamic_partitions_requests=[AddDynamicPartitionsRequest(BUDGET_PARTITIONS, missing)])
+
+    return _sensor
+

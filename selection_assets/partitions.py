@@ -10,7 +10,9 @@ rings. A pool-size view maps each pool size to the rings up to it (`ring_to_pool
 `Grid.rings_of`); the pool view records them, and a cell reads its pool's rings through it. The
 pool-size partitions are also the `pool_size` dimension of the grid, so Dagster infers the grid ->
 pool mapping. Partition keys are parsed into typed values (`core.keys`) once, by the functions at the
-end of this module.
+end of this module. Budgets are dynamic partitions: the grid's are registered in the instance before
+its runs (`register_budgets`; the `register_grid_budgets` sensor does it for the UI), and a
+subset-size search adds the sizes it tries, so its trials are cells of the same lineage.
 
 The grid comes from the environment (SELECTION_ASSETS_POOL_SIZES, SELECTION_ASSETS_BUDGETS, comma
 separated integers; default: the active profile's), so `dagster dev` and `selection-assets demo`
@@ -22,8 +24,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from dagster import (MultiPartitionKey, MultiPartitionsDefinition, SpecificPartitionsPartitionMapping,
-                     StaticPartitionMapping, StaticPartitionsDefinition)
+from dagster import (DagsterInstance, DynamicPartitionsDefinition, MultiPartitionKey, MultiPartitionsDefinition,
+                     SpecificPartitionsPartitionMapping, StaticPartitionMapping, StaticPartitionsDefinition)
 
 from selection_assets.core.keys import Cell, Ring
 from selection_assets.profiles import PROFILES, active_profile
@@ -31,6 +33,9 @@ from selection_assets.profiles import PROFILES, active_profile
 DEFAULT_POOL_SIZES = PROFILES["world"].pool_sizes
 DEFAULT_BUDGETS = PROFILES["world"].budgets
 POOL_DIM, BUDGET_DIM = "pool_size", "budget"
+# the budget dimension is dynamic: a cell's budget is registered in the instance before its run
+# (`register_budgets`), and a subset-size search adds the sizes it tries (core/budget_search.py)
+BUDGET_PARTITIONS = "budget"
 
 
 def _parse_sizes(text: str, name: str) -> tuple[int, ...]:
@@ -54,7 +59,7 @@ class Grid:
     budgets: tuple[int, ...] = DEFAULT_BUDGETS
     pools_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
     rings_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
-    budgets_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
+    budgets_def: DynamicPartitionsDefinition = field(init=False, compare=False, repr=False)
     grid_def: MultiPartitionsDefinition = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,7 +70,7 @@ class Grid:
             raise ValueError(f"budgets {unusable} (SELECTION_ASSETS_BUDGETS) are not below any pool size (the largest "
                              f"is {max(self.pool_sizes)}, SELECTION_ASSETS_POOL_SIZES): selecting would take a whole pool")
         pools = StaticPartitionsDefinition([str(p) for p in self.pool_sizes])
-        budgets = StaticPartitionsDefinition([str(b) for b in self.budgets])
+        budgets = DynamicPartitionsDefinition(name=BUDGET_PARTITIONS)
         object.__setattr__(self, "pools_def", pools)
         object.__setattr__(self, "rings_def", StaticPartitionsDefinition([r.key for r in self.rings()]))
         object.__setattr__(self, "budgets_def", budgets)
@@ -107,6 +112,20 @@ class Grid:
         """An unpartitioned step that reads every valid cell (the comparison) reads these, and no
         cell whose budget is not below its pool."""
         return SpecificPartitionsPartitionMapping([cell_key(c) for c in self.valid_cells()])
+
+
+def missing_budgets(instance: DagsterInstance, budgets) -> list[str]:
+    """The partition keys of `budgets` the instance's dynamic budget partitions lack, ascending."""
+    known = set(instance.get_dynamic_partitions(BUDGET_PARTITIONS))
+    return [str(b) for b in sorted(set(budgets)) if str(b) not in known]
+
+
+def register_budgets(instance: DagsterInstance, budgets) -> list[str]:
+    """Add `budgets` to the instance's dynamic budget partitions where missing; the keys added."""
+    missing = missing_budgets(instance, budgets)
+    if missing:
+        instance.add_dynamic_partitions(BUDGET_PARTITIONS, missing)
+    return missing
 
 
 # the edge: Dagster's partition keys parsed into typed values once, by the steps that receive them

@@ -16,6 +16,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from selection_assets.core import parallel
+from selection_assets.core.budget_search import SearchSettings
 from selection_assets.core.readers import MAX_RECORD_BYTES
 from selection_assets.core.store import Layout
 from selection_assets.real_material import GSM8K_MAX_NEW_TOKENS
@@ -223,3 +224,34 @@ class TrainResource(ConfigurableResource):
         return TrainSettings(epochs=self.epochs, learning_rate=self.learning_rate,
                              batch_size=self.batch_size, max_length=max_length, seed=seed,
                              lora_rank=self.lora_rank)
+
+
+class SearchResource(ConfigurableResource):
+    """INSTRUCTMINING's subset-size search (core/budget_search.py): which budget of one method's
+    ranking, on one pool, gives the lowest dev-split answer loss. Each size it tries is a cell of the
+    lineage (`selection-assets search`, or the `budget_search` sensor in the UI)."""
+
+    method: str = Field(default="instructmining", description="The registered method whose subset size is "
+                        "searched (one whose score table serves every budget: not a per-budget method).")
+    pool_size: int = Field(default=0, description="The pool searched; 0: the grid's largest.")
+    low: int = Field(default=20, description="The smallest subset size tried.")
+    max_trials: int = Field(default=10, description="How many subset sizes the search tries at most.")
+    seed: int = Field(default=0, description="Seed of BlendSearch: the same seed, settings and results "
+                      "propose the same sizes.")
+    time_budget_s: float = Field(default=0.0, description="Stop once the trials' fine-tuning seconds reach "
+                                 "this (0: no time limit).")
+
+    def searched_pool(self, pool_sizes: tuple[int, ...]) -> int:
+        """The pool size searched: `pool_size`, which must be one of `pool_sizes`, else the largest."""
+        if not self.pool_size:
+            return max(pool_sizes)
+        if self.pool_size not in pool_sizes:
+            raise ValueError(f"SearchResource.pool_size {self.pool_size} is no pool size of the grid "
+                             f"{tuple(pool_sizes)}")
+        return self.pool_size
+
+    def settings(self, pool_size: int, eligible: int) -> SearchSettings:
+        """The search over sizes from `low` to the pool's `eligible` rows (those the method's score
+        table ranks), below `pool_size` (a budget stays below its pool)."""
+        return SearchSettings(low=self.low, high=min(pool_size, eligible + 1), max_trials=self.max_trials,
+                              seed=self.seed, time_budget_s=self.time_budget_s or None)

@@ -81,6 +81,8 @@ def install(point: str) -> None:
         _after_calls(Trainer, "training_step", 3, end=_freeze)
     elif point == "evaluation":  # the second model's test items, after the first model's report
         _after_calls(harness, "evaluate_project_tasks", 2)
+    elif point == "second_search_trial":  # one seed: the base model's, then two a trial; the second trial's first
+        _after_calls(harness, "evaluate_project_tasks", 4)
     else:
         raise SystemExit(f"unknown kill point {point!r}")
 

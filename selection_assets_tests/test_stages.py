@@ -2,13 +2,14 @@
 five-asset lineage with the experiment's partitioning (source -> rings -> pools -> cells -> report)."""
 
 from dagster import (AssetDep, AssetKey, DagsterInstance, DataVersion, Definitions, MaterializeResult, RunRequest,
-                     SkipReason, asset, build_sensor_context)
+                     SensorResult, SkipReason, asset, build_sensor_context)
 
 from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS
 from selection_assets.cli import run_step
 from selection_assets.operations import (CELLS_JOB, INPUTS_JOB, POOLS_JOB, REPORTS_JOB, RINGS_JOB, Stages, Step,
-                                         find_staleness, next_stale_step, stale_plan, stale_rerun_sensor)
-from selection_assets.partitions import Grid
+                                         find_staleness, next_stale_step, register_grid_budgets_sensor, stale_plan,
+                                         stale_rerun_sensor)
+from selection_assets.partitions import BUDGET_PARTITIONS, Grid, missing_budgets
 
 GRID = Grid((80, 160), (40,))
 
@@ -166,3 +167,21 @@ def test_a_rerun_that_writes_the_same_bytes_leaves_what_reads_it_alone():
         _run_all(stages, other_bytes, instance, [Step(RINGS_JOB, "0-80")])
         assert _rerun_stale(stages_of(other_bytes), other_bytes, instance) == [
             ("pool 80", ["view"]), ("pool 160", ["view"])]
+
+
+def test_the_grids_budgets_become_partitions_on_a_new_instance_and_a_run_registers_its_cells_budget():
+    with DagsterInstance.ephemeral() as instance:
+        sensor = register_grid_budgets_sensor(Grid((80, 160), (20, 40)))
+        result = sensor(build_sensor_context(instance=instance))
+        assert isinstance(result, SensorResult)
+        assert [(r.partitions_def_name, r.partition_keys) for r in result.dynamic_partitions_requests] == [
+            (BUDGET_PARTITIONS, ["20", "40"])]
+        instance.add_dynamic_partitions(BUDGET_PARTITIONS, ["40"])
+        assert missing_budgets(instance, (20, 40)) == ["20"]
+        # a cell run outside the grid (a search's trial size) registers its own budget first
+        assets = toy_lineage()
+        stages = stages_of(assets)
+        _run_all(stages, assets, instance, stages.plan()[:3])
+        _run_all(stages, assets, instance, [Step(CELLS_JOB, "33|80")])
+        assert "33" in instance.get_dynamic_partitions(BUDGET_PARTITIONS)
+        assert "33|80" in instance.get_materialized_partitions(AssetKey("choice"))

@@ -47,6 +47,10 @@ def content_version(*paths, record: dict | None = None) -> DataVersion:
     return DataVersion(digests[0] if len(digests) == 1 else hashlib.sha256("\n".join(digests).encode()).hexdigest())
 
 
+# the subset-size search's report (assets/search.py), which the stage jobs leave to the search
+SEARCH_TAGS = {"budget_search": "report"}
+
+
 GPU_POOL = "gpu"
 # Under the Kubernetes executor (deploy/), each GPU step's pod requests one GPU.
 GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {

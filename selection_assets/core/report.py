@@ -146,6 +146,23 @@ def _interval(values, items_only: bool = False) -> str:
     return f"[{values[0]:.3f}, {values[1]:.3f}]" + (" items only" if items_only else "")
 
 
+def paired_verdicts(ours: pd.DataFrame, theirs: pd.DataFrame, *, resamples: int = stats.DEFAULT_RESAMPLES) -> dict:
+    """`ours` minus `theirs` (per-item tables of one cell each) by the comparison's paired test:
+    exact match and answer loss, one Holm family over the two, each with its interval, adjusted
+    p-value, smallest reachable p, minimum detectable effect and verdict ("cannot decide" where the
+    design cannot reach p < ALPHA)."""
+    em, loss = _paired_em_and_loss(ours, theirs, resamples)
+    # a lower loss is better: its sign is turned so that the family reads "higher is better"
+    adjusted, verdicts = holm_verdicts([em.difference, -loss.difference], [em.p_value, loss.p_value],
+                                       [em.min_p, loss.min_p])
+    result = {}
+    for name, test, p, verdict in (("exact_match", em, adjusted[0], verdicts[0]),
+                                   ("answer_loss", loss, adjusted[1], verdicts[1])):
+        result[name] = {"difference": test.difference, "ci": [test.low, test.high], "p_holm": float(p),
+                        "min_p": test.min_p, "detectable": test.detectable(ALPHA), "verdict": verdict}
+    return result
+
+
 def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.DataFrame],
             base_items: pd.DataFrame | None = None, *, resamples: int = stats.DEFAULT_RESAMPLES) -> Comparison:
     """Intervals and paired tests of every eval report against the random baseline of its cell.

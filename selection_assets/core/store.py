@@ -174,6 +174,10 @@ class Layout:
         """The comparison report as data (`results_section` and the benchmarks read it)."""
         return self.comparison_dir / "comparison.json"
 
+    def budget_search(self, method: str, pool_size: int) -> Path:
+        """A subset-size search of `method` on one pool: its trial table, chosen size and curve."""
+        return self.root / "reports" / "budget_search" / method / str(pool_size)
+
 
 PARTIAL_FILE_SUFFIX, PARTIAL_DIR_SUFFIX = ".tmp", ".partial"  # what a write in progress is called
 

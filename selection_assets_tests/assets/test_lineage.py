@@ -5,13 +5,14 @@ import json
 import duckdb
 import pandas as pd
 import pytest
-from dagster import AssetCheckSeverity, AssetKey, MultiPartitionKey, materialize
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, MultiPartitionKey, materialize
 
 from selection_assets.assets.reports import BEATS_BASE
 from selection_assets.core.report import VERDICTS
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
 from selection_assets.core.keys import Cell, Ring
+from selection_assets.partitions import register_budgets
 from selection_assets.resources import DataResource
 from selection_assets_tests.conftest import LINEAGE_METHODS as METHODS, TINY_GRID, TINY_SEEDS as SEEDS
 
@@ -132,9 +133,11 @@ def test_rds_selects_more_targeted_clean_data_than_random(lineage):
 
 def test_budget_not_below_pool_is_rejected_with_a_clear_message(lineage):
     _, _, resources, _ = lineage
+    instance = DagsterInstance.ephemeral()
+    register_budgets(instance, TINY_GRID.budgets)
     result = materialize(build_assets(TINY_GRID), selection=[AssetKey(["random", "selection"])],
                          partition_key=MultiPartitionKey({"pool_size": "150", "budget": "150"}),
-                         resources=resources, raise_on_error=False)
+                         resources=resources, instance=instance, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "budget 150 is not smaller than pool size 150" in failure.step_failure_data.error.message
