@@ -111,6 +111,8 @@ def test_a_search_killed_during_a_trial_resumes_without_repeating_a_finished_one
     # every trial is a cell of the lineage, the method's and random's, under a budget partition
     with DagsterInstance.from_config(str(home)) as instance:
         assert {str(size) for size in [first_size, *proposed]} <= set(instance.get_dynamic_partitions(BUDGET_PARTITIONS))
-    curve = pd.read_parquet(layout.budget_search("instructmining", 160) / "curve.parquet")
+    out = layout.budget_search("instructmining", 160)
+    assert (out / "curve.png").stat().st_size > 0
+    curve = pd.read_parquet(out / "curve.parquet")
     assert sorted(curve.groupby("size")["method"].apply(sorted).tolist()) == [["instructmining", "random"]] * 3
     assert found["chosen_size"] == min(found["trials"], key=lambda t: (t["dev_answer_loss"], t["size"]))["size"]

@@ -159,10 +159,12 @@ def build(grid: Grid, search: SearchResource) -> list:
                     "chosen_size": chosen, "trials": trials.to_dict(orient="records"),
                     "chosen_against_random": against}
         path = store.write_json(document, out / "search.json")
+        plot = report.size_curve_plot(quality, out / "curve.png")
         return MaterializeResult(metadata={
             "chosen_size": chosen, "finished": document["finished"], "status": state.proposal.reason,
             "trials": MetadataValue.md(report.markdown_table(trials)),
             "curve": MetadataValue.md(report.markdown_table(quality)),
+            "quality_vs_size": MetadataValue.md(report.png_markdown(plot, "quality vs subset size")),
             "chosen_against_random": MetadataValue.json(against or {}),
             "path": MetadataValue.path(str(path))})
 

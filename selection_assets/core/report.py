@@ -381,6 +381,26 @@ def scaling_plot(cells: pd.DataFrame, path: Path) -> Path:
     return _save(figure, path)
 
 
+def size_curve_plot(curve: pd.DataFrame, path: Path) -> Path:
+    """Exact match and answer loss against subset size (log scale), with 95% interval error bars,
+    one line per method (a subset-size search's curve: the searched method and random); PNG."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, measure, label in ((axes[0], "exact_match", "exact match"), (axes[1], "answer_loss", "answer loss")):
+        for method, group in curve.groupby("method", sort=True):
+            group = group.sort_values("size")
+            errors = np.abs(group[[f"{measure}_low", f"{measure}_high"]].to_numpy().T - group[measure].to_numpy())
+            axis.errorbar(group["size"], group[measure], yerr=errors, marker="o", capsize=3, label=method)
+        axis.set_xscale("log")
+        axis.minorticks_off()
+        sizes = sorted(curve["size"].unique())
+        axis.set_xticks(sizes, [str(size) for size in sizes], fontsize=7, rotation=45)
+        axis.set_xlabel("subset size")
+        axis.set_ylabel(f"{label} (test, 95% interval)")
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="best")
+    return _save(figure, path)
+
+
 def difference_plot(cells: pd.DataFrame, path: Path) -> Path:
     """Exact match minus random's, with its paired 95% interval, per method and cell (a forest plot);
     intervals crossing the zero line are not differences."""
