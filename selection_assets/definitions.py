@@ -35,16 +35,15 @@ OWNERS_BY_GROUP = {"sources": "team:data-engineering", "pool": "team:data-engine
 def build_assets(grid: Grid, resources: dict | None = None, methods: Sequence[str] | None = None) -> list:
     """Every asset of the lineage for `grid`, with its stage's owner: the shared stages, then each
     registered method's slice (method_slices.py); the reports compare `methods` (default: every
-    registered one); the subset-size search's report where `resources` has its settings ("search";
-    None: all defaults). Each asset's code version is derived from what its compute reaches and the
-    values `resources` (default: every field's default) give the settings it reads
-    (`with_derived_version`)."""
+    registered one); the subset-size search's report where `resources` has its settings
+    ("search"). Each asset's code version is derived from what its compute reaches and the values
+    `resources` (default: every field's default) give the settings it reads (`with_derived_version`)."""
     specs = registry()
     methods = list(specs) if methods is None else list(methods)
     assets = [asset for stage in SHARED_STAGES for asset in stage.build(grid)]
     assets += reports.build(grid, methods)
-    if resources is None or "search" in resources:  # the search's report comes with its settings
-        assets += search.build(grid, (resources or {}).get("search") or SearchResource())
+    if "search" in (resources or {}):  # the search's report comes with its settings
+        assets += search.build(grid, resources["search"])
     assets += [asset for spec in specs.values() for asset in method_slice(grid, spec).assets]
     by_class = {type(resource): resource for resource in (resources or {}).values()}
     return [with_derived_version(asset, by_class) for asset in map_asset_specs(
