@@ -720,7 +720,8 @@ TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
           "base_model_variation": (["base_model_variation.json"], base_model_variation_table),
           "calibration": (["calibration.json"], calibration_table),
           "robustness": (["robustness.json"], robustness_table),
-          "isa_spread": (["isa_spread.json"], gpu_reruns_table)}
+          "isa_spread": (["isa_spread.json"], gpu_reruns_table),
+          "world_seeds": (["world_seeds.json"], world_seeds_table)}
 
 
 def _lineage_summary(result: dict) -> str:
@@ -886,7 +887,8 @@ def world_seeds_summary(result: dict) -> str:
     parts = "; ".join(f"pool {part['pool_size']:,}: {_verdict_cell(part, 'em')}" for part in pooled["by_pool"])
     return (f"- RDS+ minus random in exact match over all cells, seeds {seeds[0]}-{seeds[-1]}, for these "
             f"{len(worlds)} worlds (`SELECTION_ASSETS_DATA='{{\"seed\": N}}'`, each its own pool, eval items and base "
-            f"model; `benchmarks/world_seeds.py`, the worlds as strata): {_verdict_cell(pooled, 'em')}; per pool "
+            f"model; `benchmarks/world_seeds.py`, the worlds as strata; difference [95% CI], Holm p, verdict): "
+            f"{_verdict_cell(pooled, 'em')}; per pool "
             f"size, {parts}. Each world's own: {per_world}; with the worlds as units, "
             f"{between['verdict']} (p {between['p']:.2g}, and {2 ** (1 - len(worlds)):.2g} is the smallest "
             f"{len(worlds)} worlds can give), so it says nothing of other worlds.")
@@ -923,7 +925,8 @@ README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_58000
                               "embedding_throughput_1b_cuda_bfloat16_16384.json",
                               "embedding_throughput_1b_cuda_bfloat16_16384_compiled.json"], scale_summary),
                    "gpu_reruns": (["gpu_reruns.json", "base_model_variation.json"], gpu_reruns_summary),
-                   "isa_spread": (["isa_spread.json"], isa_spread_summary)}
+                   "isa_spread": (["isa_spread.json"], isa_spread_summary),
+                   "world_seeds": (["world_seeds.json"], world_seeds_summary)}
 
 
 def render(document: str, results_dir: Path = HERE / "results", sections: dict = TABLES) -> str:
