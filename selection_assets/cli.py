@@ -431,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                                                          "without starting any work")
     check_parser.add_argument("--dagster-home", default=".dagster_home")
     check_parser.set_defaults(func=check)
-    search_parser = commands.add_parser("search", help="search the subset size of one method's ranking (INSTRUCTMINING's "
-                                                       "BlendSearch over budgets, on the dev split)")
+    search_parser = commands.add_parser("search", help="search the subset size of one method's ranking "
+                                                       "(INSTRUCTMINING's BlendSearch over budgets, on the dev split)")
     search_parser.add_argument("--method", default=None, help="the searched method (default: instructmining)")
     search_parser.add_argument("--pool-size", type=int, default=None, help="the pool searched (default: the largest)")
     search_parser.add_argument("--low", type=int, default=None, help="the smallest subset size tried (default 20)")

@@ -123,7 +123,8 @@ class Stages:
             method = self.graph.get(self.search_key).tags[METHOD_TAG]
             trial = [k for k, job in self.job_of.items()
                      if job == CELLS_JOB and self.graph.get(k).tags.get(METHOD_TAG) in (method, BASELINE)]
-            jobs += [define_asset_job(SEARCH_TRIALS_JOB, AssetSelection.assets(*trial), partitions_def=self.grid.grid_def,
+            jobs += [define_asset_job(SEARCH_TRIALS_JOB, AssetSelection.assets(*trial),
+                                      partitions_def=self.grid.grid_def,
                                       description=f"One trial of the subset-size search: {method}'s and random's "
                                                   "selection, checkpoints and eval report at one size."),
                      define_asset_job(SEARCH_REPORT_JOB, AssetSelection.assets(self.search_key),
@@ -304,6 +305,15 @@ def next_stale_step(stages: Stages, found: Staleness) -> Step | None:
     return plan[0] if plan else None
 
 
+def run_in_flight(instance, tag: str) -> str | None:
+    """The id of a run tagged `tag` that is queued or running (None: none is), for a sensor that
+    asks for one run at a time."""
+    runs = instance.get_runs(RunsFilter(tags={tag: "true"}, statuses=[
+        DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]),
+        limit=1)
+    return runs[0].run_id if runs else None
+
+
 def stale_rerun_sensor(stages: Stages, jobs: list):
     """A sensor (off by default) that reruns what is stale one step at a time, as `next_stale_step`
     finds it: it asks for the first step when no rerun it asked for is in flight, so each step sees
@@ -313,11 +323,9 @@ def stale_rerun_sensor(stages: Stages, jobs: list):
             jobs=jobs, description="Reruns stale assets (changed code version or upstream data) and their "
                                    "downstream, stage by stage.")
     def _sensor(context: SensorEvaluationContext):
-        in_flight = context.instance.get_runs(RunsFilter(tags={STALE_RERUN_TAG: "true"}, statuses=[
-            DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-            DagsterRunStatus.STARTED]), limit=1)
+        in_flight = run_in_flight(context.instance, STALE_RERUN_TAG)
         if in_flight:
-            return SkipReason(f"a stale rerun is in flight (run {in_flight[0].run_id[:8]})")
+            return SkipReason(f"a stale rerun is in flight (run {in_flight[:8]})")
         latest = latest_materializations(stages, context.instance)
         step = next_stale_step(stages, find_staleness(stages, context.instance, latest))
         if step is None:

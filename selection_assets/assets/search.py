@@ -14,16 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from dagster import (AddDynamicPartitionsRequest, AssetExecutionContext, DagsterRunStatus, DefaultSensorStatus, Failure,
-                     MaterializeResult, MetadataValue, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult,
-                     SkipReason, asset, sensor)
+from dagster import (AddDynamicPartitionsRequest, AssetExecutionContext, DefaultSensorStatus, Failure,
+                     MaterializeResult, MetadataValue, RunRequest, SensorEvaluationContext, SensorResult, SkipReason,
+                     asset, sensor)
 
 from selection_assets.assets._shared import EVAL_REPORT, SEARCH_TAGS, method_key, method_tags
 from selection_assets.core import budget_search, report, store
 from selection_assets.core.keys import Cell
 from selection_assets.core.methods import registry
 from selection_assets.core.store import Layout
-from selection_assets.operations import SEARCH_REPORT_JOB, SEARCH_RUN_TAG, SEARCH_TRIALS_JOB, Step
+from selection_assets.operations import SEARCH_REPORT_JOB, SEARCH_RUN_TAG, SEARCH_TRIALS_JOB, Step, run_in_flight
 from selection_assets.partitions import BUDGET_PARTITIONS, Grid, cell_key, missing_budgets
 from selection_assets.resources import SearchResource, StorageResource
 
@@ -130,7 +130,8 @@ def build(grid: Grid, search: SearchResource) -> list:
     method = search.method
     check_searchable(method)
 
-    @asset(name="budget_search", group_name="reports", deps=[method_key(method, EVAL_REPORT), method_key(BASELINE, EVAL_REPORT)],
+    @asset(name="budget_search", group_name="reports",
+           deps=[method_key(method, EVAL_REPORT), method_key(BASELINE, EVAL_REPORT)],
            tags={**method_tags(method), **SEARCH_TAGS}, kinds={"pandas", "json"},
            description=f"INSTRUCTMINING's subset-size search over {method}'s ranking (FLAML's BlendSearch, "
                        "minimising the dev-split answer loss): the trials, the chosen size, the curve of exact "
@@ -183,15 +184,15 @@ def budget_search_sensor(grid: Grid, jobs: list):
     """A sensor (off by default) that runs the subset-size search from the UI: one trial at a time
     (its budget added to the partitions first), each proposed from the trials finished before it,
     then the search's report. What `selection-assets search` does from the command line."""
+
     @sensor(name="budget_search", minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
-            jobs=[job for job in jobs if job.name in (SEARCH_TRIALS_JOB, SEARCH_REPORT_JOB)], description="Runs the subset-size search (SearchResource) trial by trial, then "
-                                         "its report; needs the pools stage of the searched pool.")
+            jobs=[job for job in jobs if job.name in (SEARCH_TRIALS_JOB, SEARCH_REPORT_JOB)],
+            description="Runs the subset-size search (SearchResource) trial by trial, then its report; needs the "
+                        "pools stage of the searched pool.")
     def _sensor(context: SensorEvaluationContext, storage: StorageResource, search: SearchResource):
-        in_flight = context.instance.get_runs(RunsFilter(tags={SEARCH_RUN_TAG: "true"}, statuses=[
-            DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-            DagsterRunStatus.STARTED]), limit=1)
+        in_flight = run_in_flight(context.instance, SEARCH_RUN_TAG)
         if in_flight:
-            return SkipReason(f"a search run is in flight (run {in_flight[0].run_id[:8]})")
+            return SkipReason(f"a search run is in flight (run {in_flight[:8]})")
         try:
             state = search_state(storage.layout(), grid, search, context.instance)
         except (Failure, ValueError) as refused:
@@ -199,7 +200,8 @@ def budget_search_sensor(grid: Grid, jobs: list):
         step = search_step(state)
         # one request per trial and per finished path: a failed trial waits for a person
         run_key = f"{state.method}/{state.pool_size}/{step.label}/after {','.join(map(str, state.proposal.path))}"
-        request = RunRequest(run_key=run_key, job_name=step.job, partition_key=step.partition, tags={SEARCH_RUN_TAG: "true"})
+        request = RunRequest(run_key=run_key, job_name=step.job, partition_key=step.partition,
+                             tags={SEARCH_RUN_TAG: "true"})
         added = [] if state.proposal.size is None else missing_budgets(context.instance, [state.proposal.size])
         return SensorResult(run_requests=[request],
                             dynamic_partitions_requests=[AddDynamicPartitionsRequest(BUDGET_PARTITIONS, added)]
