@@ -178,7 +178,7 @@ def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str
                   "shared cells, Holm over rivals)", report.markdown_table(comparison.head_to_head)]
     parts += ["## Each method as its pool grows (larger pool minus the next smaller one, paired)",
               report.markdown_table(comparison.pool_growth),
-              "## Best budget per method and pool size (subset-size search)",
+              "## Best budget per method and pool size (the best of the grid's budgets)",
               report.markdown_table(report.best_budgets(comparison.cells))]
     return "\n\n".join(parts) + "\n"
 
