@@ -94,3 +94,11 @@ def test_settings_that_cannot_search_are_refused(low, high, max_trials):
 def test_a_trial_without_a_finite_loss_is_refused():
     with pytest.raises(ValueError, match="subset size 40"):
         Trial(40, float("nan"))
+
+
+def test_every_search_first_sees_both_ends_and_the_log_middle_of_its_range():
+    settings = SearchSettings(low=20, high=4000, max_trials=6, seed=0)
+    path = budget_search.next_size(settings, run_search(settings)).path
+    assert path[:3] == (20, 3999, 283)  # sqrt(20 x 3999) = 282.8
+    assert budget_search.next_size(SearchSettings(low=20, high=4000, max_trials=2), {}).size == 20
+    assert budget_search.anchors(SearchSettings(low=20, high=4000, max_trials=2)) == [20, 3999]
