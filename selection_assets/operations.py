@@ -382,4 +382,3 @@ def register_grid_budgets_sensor(grid: Grid):
         return SensorResult(dynamic_partitions_requests=[AddDynamicPartitionsRequest(BUDGET_PARTITIONS, missing)])
 
     return _sensor
-

@@ -21,7 +21,7 @@ from dagster import (AddDynamicPartitionsRequest, AssetExecutionContext, Default
 from selection_assets.assets._shared import EVAL_REPORT, SEARCH_TAGS, method_key, method_tags
 from selection_assets.core import budget_search, report, store
 from selection_assets.core.keys import Cell
-from selection_assets.core.methods import registry
+from selection_assets.core.methods import eligible, registry
 from selection_assets.core.store import Layout
 from selection_assets.operations import SEARCH_REPORT_JOB, SEARCH_RUN_TAG, SEARCH_TRIALS_JOB, Step, run_in_flight
 from selection_assets.partitions import BUDGET_PARTITIONS, Grid, cell_key, missing_budgets
@@ -35,7 +35,12 @@ def eligible_rows(layout: Layout, method: str, pool_size: int) -> int:
     subset it can select. A budget-ordered method (k-center, DEITA) ranks up to the grid's largest
     budget only."""
     scores = pq.read_table(layout.scores(method, pool_size), columns=["score"])["score"].to_numpy()
-    return int((np.isfinite(scores) | (scores == np.inf)).sum())
+    return int(eligible(scores).sum())
+
+
+def dev_losses(found: dict) -> list[float]:
+    """An eval report's dev-split answer losses, one per seed that has one."""
+    return [loss for loss in found["dev_answer_loss_by_seed"].values() if loss is not None]
 
 
 def read_trials(layout: Layout, method: str, pool_size: int, sizes) -> dict[int, budget_search.Trial]:
@@ -47,7 +52,7 @@ def read_trials(layout: Layout, method: str, pool_size: int, sizes) -> dict[int,
         path = layout.eval_report(method, Cell(pool_size, size))
         if size < pool_size and path.exists():
             found = store.read_json(path)
-            dev = [loss for loss in found["dev_answer_loss_by_seed"].values() if loss is not None]
+            dev = dev_losses(found)
             if not dev:
                 raise Failure(f"{method} at subset size {size}: its eval report has no dev answer loss (the eval "
                               "tasks have no dev items with answers), which the search minimises")
@@ -105,7 +110,7 @@ def curve(layout: Layout, state: SearchState) -> pd.DataFrame:
             found = _summary(layout, method, Cell(state.pool_size, size))
             if found is None:
                 continue
-            dev = [v for v in found["dev_answer_loss_by_seed"].values() if v is not None]
+            dev = dev_losses(found)
             rows.append({"method": method, "size": size, "dev_answer_loss": float(np.mean(dev)) if dev else None,
                          "exact_match": found["exact_match"], "exact_match_low": found["exact_match_ci"][0],
                          "exact_match_high": found["exact_match_ci"][1], "answer_loss": found["answer_loss"],

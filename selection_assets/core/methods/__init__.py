@@ -218,18 +218,23 @@ def selection_frame(scores: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
                          "source": chosen["source"].to_numpy()})
 
 
+def eligible(values: np.ndarray) -> np.ndarray:
+    """Which rows a ranking can choose: a finite score or +inf (NaN and -inf never count)."""
+    return np.isfinite(values) | (values == np.inf)
+
+
 def top_k(scores: pd.DataFrame, budget: int, column: str = "score", later_rows_first: bool = False) -> pd.DataFrame:
     """The `budget` highest-scoring rows; NaN and -inf never count. Ties: earlier pool row first, or
     the later one with `later_rows_first` (a reference that sorts ascending and keeps the end).
 
     Raises ValueError naming the shortfall when fewer than `budget` rows are eligible."""
     values = scores[column].to_numpy(dtype=np.float64)
-    eligible = np.isfinite(values) | (values == np.inf)
-    if eligible.sum() < budget:
-        raise ValueError(f"only {int(eligible.sum())} examples are eligible under '{column}', "
+    chosen_from = eligible(values)
+    if chosen_from.sum() < budget:
+        raise ValueError(f"only {int(chosen_from.sum())} examples are eligible under '{column}', "
                          f"fewer than the budget {budget}")
     # ineligible rows become NaN, which best_first ranks after every number: never reached here
-    ranked = np.where(eligible, values, np.nan)
+    ranked = np.where(chosen_from, values, np.nan)
     rows = best_first(ranked, budget, tie_order=-np.arange(len(values)) if later_rows_first else None)
     return selection_frame(scores, rows)
 
