@@ -33,6 +33,7 @@ from selection_assets.core.report import BASELINE
 from selection_assets.operations import CELL_JOBS, INPUTS_JOB, POOLS_JOB, RINGS_JOB, SEARCH_TRIALS_JOB
 from selection_assets.partitions import Grid, cell_of, register_budgets
 from selection_assets.profiles import PROFILE_ENV, PROFILES
+from selection_assets.resources import SearchResource
 from selection_assets import preflight
 from selection_assets.core.preflight import PreflightFailed
 from selection_assets.runs import StorageBusy, exclusive_storage, reap_dead_runs, run_lease
@@ -172,8 +173,7 @@ def search(args: argparse.Namespace) -> int:
     proposed from the trials finished before it (a killed search resumes where it stopped), then its
     report (the `budget_search` asset)."""
     home = prepare_dagster_home(Path(args.dagster_home))
-    flags = {"method": args.method, "pool_size": args.pool_size, "low": args.low, "max_trials": args.trials,
-             "seed": args.seed, "time_budget_s": args.time_budget_s}
+    flags = {name: getattr(args, name) for name in SearchResource.model_fields}
     # in the environment, so that the definitions (and a UI opened on them) see the same search
     os.environ["SELECTION_ASSETS_SEARCH"] = json.dumps({**json.loads(os.environ.get("SELECTION_ASSETS_SEARCH") or "{}"),
                                                         **{k: v for k, v in flags.items() if v is not None}})
@@ -233,6 +233,15 @@ def search(args: argparse.Namespace) -> int:
                   f"Holm p {test['p_holm']:.3g}: {test['verdict']}")
     print(f"trials, curve and report: {layout.budget_search(state.method, state.pool_size)}")
     return 0
+
+
+def add_resource_flags(parser: argparse.ArgumentParser, resource_class) -> None:
+    """One optional flag per field of `resource_class` (`--pool-size` sets `pool_size`), typed and
+    described by the field itself; a flag left out keeps the resource's own value (from its
+    environment variable, else its default)."""
+    for name, field in resource_class.model_fields.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(field.default), default=None,
+                            help=f"{field.description} (default {field.default!r})".replace("%", "%%"))
 
 
 def upstream_steps(stages, grid: Grid, pool_size: int, instance: DagsterInstance) -> list:
@@ -433,13 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     check_parser.set_defaults(func=check)
     search_parser = commands.add_parser("search", help="search the subset size of one method's ranking "
                                                        "(INSTRUCTMINING's BlendSearch over budgets, on the dev split)")
-    search_parser.add_argument("--method", default=None, help="the searched method (default: instructmining)")
-    search_parser.add_argument("--pool-size", type=int, default=None, help="the pool searched (default: the largest)")
-    search_parser.add_argument("--low", type=int, default=None, help="the smallest subset size tried (default 20)")
-    search_parser.add_argument("--trials", type=int, default=None, help="sizes tried at most (default 10)")
-    search_parser.add_argument("--seed", type=int, default=None, help="BlendSearch's seed (default 0)")
-    search_parser.add_argument("--time-budget-s", type=float, default=None,
-                               help="stop once the trials' fine-tuning seconds reach this (default: no limit)")
+    add_resource_flags(search_parser, SearchResource)
     search_parser.add_argument("--dagster-home", default=".dagster_home")
     search_parser.add_argument("--log-level", default="WARNING")
     search_parser.set_defaults(func=search)

@@ -93,7 +93,7 @@ def test_a_search_killed_during_a_trial_resumes_without_repeating_a_finished_one
     home = tmp_path / "home"
     env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "160",
            "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO)}
-    command = ["search", "--trials", "3", "--low", "10"]
+    command = ["search", "--max-trials", "3", "--low", "10"]
     killed = subprocess.run([sys.executable, "-m", "selection_assets_tests.kill_during", "second_search_trial",
                              *command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
@@ -116,3 +116,26 @@ def test_a_search_killed_during_a_trial_resumes_without_repeating_a_finished_one
     curve = pd.read_parquet(out / "curve.parquet")
     assert sorted(curve.groupby("size")["method"].apply(sorted).tolist()) == [["instructmining", "random"]] * 3
     assert found["chosen_size"] == min(found["trials"], key=lambda t: (t["dev_answer_loss"], t["size"]))["size"]
+
+
+def test_every_search_setting_is_a_flag_that_reaches_the_resource(tmp_path, monkeypatch):
+    from selection_assets import cli as command_line
+    from selection_assets.definitions import default_resources
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SELECTION_ASSETS_SEARCH", json.dumps({"seed": 5, "low": 7}))
+
+    def stop(method):
+        raise ValueError("stopped by the test")
+    monkeypatch.setattr(search, "check_searchable", stop)
+    wanted = {"method": "token_length", "pool_size": 400, "max_trials": 3, "time_budget_s": 12.5}
+    flags = [part for name, value in wanted.items() for part in ("--" + name.replace("_", "-"), str(value))]
+    assert command_line.main(["search", *flags, "--dagster-home", str(tmp_path / "home")]) == 2
+    # every field has a flag, named after it
+    parser = command_line.argparse.ArgumentParser()
+    command_line.add_resource_flags(parser, SearchResource)
+    assert {action.dest for action in parser._actions} - {"help"} == set(SearchResource.model_fields)
+    # flags given override the environment, the others keep it, and the resource reads the result
+    settings = default_resources(str(tmp_path / "storage"))["search"]
+    assert {name: getattr(settings, name) for name in wanted} == wanted
+    assert (settings.seed, settings.low) == (5, 7)
