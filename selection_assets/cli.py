@@ -30,8 +30,8 @@ from transformers.utils import logging as transformers_logging
 from selection_assets.core.methods import SPINE_METHODS, choose_methods, registry
 from selection_assets.core import store
 from selection_assets.core.report import BASELINE
-from selection_assets.operations import CELL_JOBS, INPUTS_JOB, POOLS_JOB, RINGS_JOB, SEARCH_TRIALS_JOB
-from selection_assets.partitions import Grid, cell_of, register_budgets
+from selection_assets.operations import INPUTS_JOB, POOLS_JOB, RINGS_JOB, SEARCH_TRIALS_JOB
+from selection_assets.partitions import Grid, cell_of, partitioned_by_budget, register_budgets
 from selection_assets.profiles import PROFILE_ENV, PROFILES
 from selection_assets.resources import SearchResource
 from selection_assets import preflight
@@ -74,11 +74,12 @@ def run_step(defs, step, instance: DagsterInstance, log_level: str = "INFO"):
     """Run one step of a plan: its stage job over its partition (only its assets, when it names
     them), in this process, recorded in `instance` like a run launched from the UI."""
     console = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    if step.job in CELL_JOBS:  # a cell's budget is a dynamic partition: it must exist before the run
+    job = defs.resolve_job_def(step.job)
+    if partitioned_by_budget(job.partitions_def):  # a dynamic partition: it must exist before the run
         register_budgets(instance, [cell_of(step.partition).budget])
     run_id = str(uuid.uuid4())
     with run_lease(instance, run_id):  # held from before the run exists until after it has ended
-        return defs.resolve_job_def(step.job).execute_in_process(
+        return job.execute_in_process(
             run_config=console, instance=instance, partition_key=step.partition, raise_on_error=True,
             asset_selection=list(step.keys) if step.keys else None, run_id=run_id)
 

@@ -44,7 +44,6 @@ JOB_DESCRIPTIONS = {
 # the subset-size search (assets/search.py): a trial is the searched method's and random's cell
 # assets at one size; the search's report is its own asset, outside the stages
 SEARCH_TRIALS_JOB, SEARCH_REPORT_JOB = "budget_search_trials", "budget_search_report"
-CELL_JOBS = (CELLS_JOB, SEARCH_TRIALS_JOB)  # the jobs partitioned by cell
 SEARCH_RUN_TAG = "selection_assets/budget_search"
 
 

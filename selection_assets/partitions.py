@@ -129,6 +129,13 @@ def register_budgets(instance: DagsterInstance, budgets) -> list[str]:
 
 
 # the edge: Dagster's partition keys parsed into typed values once, by the steps that receive them
+def partitioned_by_budget(partitions_def) -> bool:
+    """Whether partitions of `partitions_def` (a job's) name a budget, the dynamic dimension whose
+    value must be registered before a run over one of them."""
+    return (isinstance(partitions_def, MultiPartitionsDefinition)
+            and BUDGET_DIM in partitions_def.partition_dimension_names)
+
+
 def ring_of(key: str) -> Ring:
     """The ring a ring partition key names."""
     return Ring.parse(key)

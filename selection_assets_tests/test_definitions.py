@@ -10,7 +10,7 @@ from selection_assets.core.methods import choose_methods, registry
 from selection_assets.definitions import build_definitions, default_resources
 from selection_assets.resources import DataResource
 from selection_assets.core.keys import Cell, Ring
-from selection_assets.partitions import Grid, cell_key, cell_of
+from selection_assets.partitions import Grid, cell_key, cell_of, partitioned_by_budget
 from selection_assets_tests.conftest import REPO
 
 
@@ -167,3 +167,14 @@ def test_a_demo_record_names_the_cpu_its_instruction_set_and_the_gpu_it_computed
     asked = []
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: asked.append(device) or "NVIDIA H200")
     assert machine_description("cuda:0") == f"one NVIDIA H200 and {on_cpu}" and asked == ["cuda:0"]
+
+
+def test_the_jobs_whose_runs_need_a_registered_budget_are_those_over_cells():
+    defs = build_definitions(Grid((100, 1000), (10,)), default_resources())
+    jobs = [job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]  # not Dagster's implicit
+    by_budget = {job.name for job in jobs if partitioned_by_budget(job.partitions_def)}
+    # independently: a job needs its budget registered when it materialises a per-cell asset
+    over_cells = {job.name for job in jobs
+                  if any(key.path[-1] in ("selection", "finetuned", "eval_report")
+                         for key in job.asset_layer.selected_asset_keys)}
+    assert by_budget == over_cells == {"experiment_cells", "budget_search_trials"}
