@@ -78,14 +78,18 @@ class Comparison:
     cell_tests: int  # method-vs-random tests over the grid (the Holm family of `cells`)
 
 
-def _paired_em_and_loss(ours, theirs, resamples: int) -> tuple[stats.PairedTest, stats.PairedTest]:
-    """Exact match and answer loss of `ours` minus `theirs`, paired on the same test items; each side a
-    per-item table, or an equally long list of them (one per grid cell)."""
-    def matrices(tables, column: str):
+def paired_item_test(ours, theirs, column: str, resamples: int = stats.DEFAULT_RESAMPLES) -> stats.PairedTest:
+    """`column` of `ours` minus `theirs` by the comparison's paired test, on the same test items; each
+    side a per-item table, or an equally long list of them (one per grid cell)."""
+    def matrices(tables):
         return [item_matrix(t, column) for t in tables] if isinstance(tables, list) else item_matrix(tables, column)
 
-    return tuple(stats.paired_test(matrices(ours, column), matrices(theirs, column), resamples=resamples)
-                 for column in ("correct", "answer_loss"))
+    return stats.paired_test(matrices(ours), matrices(theirs), resamples=resamples)
+
+
+def _paired_em_and_loss(ours, theirs, resamples: int) -> tuple[stats.PairedTest, stats.PairedTest]:
+    """Exact match and answer loss of `ours` minus `theirs` (`paired_item_test`)."""
+    return tuple(paired_item_test(ours, theirs, column, resamples) for column in ("correct", "answer_loss"))
 
 
 VERDICTS = ("better", "worse", "no difference", "cannot decide")

@@ -25,11 +25,6 @@ from selection_assets.core import report, stats
 MEASURES = {"exact_match": ("correct", True), "answer_loss": ("answer_loss", False)}  # column, higher is better
 
 
-def _test(ours: pd.DataFrame, theirs: pd.DataFrame, column: str, resamples: int) -> stats.PairedTest:
-    return stats.paired_test(report.item_matrix(ours, column), report.item_matrix(theirs, column),
-                             resamples=resamples)
-
-
 def double_descent(items_by_size: Mapping[int, pd.DataFrame], measure: str = "answer_loss", *,
                    resamples: int = stats.DEFAULT_RESAMPLES) -> dict:
     """Whether `measure` (a key of MEASURES) dips, rises and dips again along the sizes, and where:
@@ -44,7 +39,8 @@ def double_descent(items_by_size: Mapping[int, pd.DataFrame], measure: str = "an
         size = sizes[position]
         before = min(sizes[:position], key=lambda s: badness[s])
         after = min(sizes[position + 1:], key=lambda s: badness[s])
-        tests = [_test(items_by_size[size], items_by_size[other], column, resamples) for other in (before, after)]
+        tests = [report.paired_item_test(items_by_size[size], items_by_size[other], column, resamples)
+                 for other in (before, after)]
         sign = -1.0 if higher_is_better else 1.0  # "worse" as a positive number
         rows.append({"size": size, "best_before": before, "best_after": after,
                      "worse_than_before": sign * tests[0].difference, "worse_than_after": sign * tests[1].difference,
@@ -65,7 +61,7 @@ def against_random(method_items: Mapping[int, pd.DataFrame], random_items: Mappi
     sizes = sorted(set(method_items) & set(random_items))
     rows = []
     for measure, (column, higher_is_better) in MEASURES.items():
-        tests = [_test(method_items[size], random_items[size], column, resamples) for size in sizes]
+        tests = [report.paired_item_test(method_items[size], random_items[size], column, resamples) for size in sizes]
         adjusted, verdicts = report.holm_verdicts([t.difference for t in tests], [t.p_value for t in tests],
                                                   [t.min_p for t in tests], higher_is_better)
         rows += [{"measure": measure, "size": size, "difference": t.difference, "low": t.low, "high": t.high,
