@@ -102,6 +102,13 @@ class Stages:
                     needed.add(parent)
                     frontier.append(parent)
         self.keys = [k for k in keys if k in needed]  # parents first
+        # what staleness follows: the stages' assets, and the search's report when its method runs
+        self.tracked = list(self.keys)
+        if self.search_key is not None and self.graph.get(self.search_key).tags.get(METHOD_TAG) not in leave_out:
+            self.parents[self.search_key] = set(self.graph.get(self.search_key).parent_keys)
+            self.code_versions[self.search_key] = self.graph.get(self.search_key).code_version
+            self.job_of[self.search_key] = SEARCH_REPORT_JOB
+            self.tracked.append(self.search_key)
 
     def _job_for(self, partitions_def, parents: set[AssetKey]) -> str:
         by_partitioning = {self.grid.rings_def: RINGS_JOB, self.grid.pools_def: POOLS_JOB,
@@ -138,6 +145,27 @@ class Stages:
         partitions_def = {RINGS_JOB: self.grid.rings_def, POOLS_JOB: self.grid.pools_def}.get(job)
         return [None] if partitions_def is None else list(partitions_def.get_partition_keys())
 
+    def tracks(self, job: str, partition: str | None) -> bool:
+        """Whether staleness follows `job`'s `partition`: the grid's, and a cell of any budget below a
+        pool of the grid (the search's trials are cells outside the grid's budgets)."""
+        if job != CELLS_JOB:
+            return partition in {None if p is None else str(p) for p in self.partitions(job)}
+        try:
+            cell = cell_of(partition)
+        except ValueError:
+            return False
+        return cell.pool_size in self.grid.pool_sizes and cell.budget < cell.pool_size
+
+    def reads(self, parent: AssetKey, child: AssetKey, child_partition: str | None, child_record,
+              materialised) -> list[str | None]:
+        """The partitions of `parent` that `child_record` (a materialisation of `child`'s
+        `child_partition`) read: those of the asset graph's partition mapping; for the search's
+        report, the `materialised` partitions of `parent` that are cells of the pool it recorded."""
+        if child != self.search_key:
+            return self.read_by(parent, child, child_partition)
+        pool = child_record.asset_materialization.metadata.get("pool_size")
+        return [p for p in materialised if pool is not None and cell_of(p).pool_size == pool.value]
+
     def read_by(self, parent: AssetKey, child: AssetKey, child_partition: str | None) -> list[str | None]:
         """The partitions of `parent` that `child`'s `child_partition` reads, by the asset graph's
         partition mapping ([None]: `parent` is unpartitioned)."""
@@ -146,9 +174,10 @@ class Stages:
         subset = self.graph.get_parent_partition_keys_for_child(child_partition, parent, child).partitions_subset
         return list(subset.get_partition_keys())
 
-    def order(self) -> list[tuple[str, str | None]]:
+    def order(self, trial_cells=()) -> list[tuple[str, str | None]]:
         """(job, partition) in the order they run: inputs, then for each pool size the rings it
-        reads that have not run yet and then the pool, every valid cell, the reports."""
+        reads that have not run yet and then the pool, every valid cell (and `trial_cells`, cells
+        outside the grid's budgets), the reports."""
         pool_keys = [k for k in self.keys if self.job_of[k] == POOLS_JOB]
         rings_and_pools, done = [], set()
         for pool in self.partitions(POOLS_JOB):
@@ -159,18 +188,21 @@ class Stages:
                     rings_and_pools.append((RINGS_JOB, ring))
                     done.add(ring)
             rings_and_pools.append((POOLS_JOB, pool))
-        return [(INPUTS_JOB, None), *rings_and_pools, *((CELLS_JOB, cell) for cell in self.partitions(CELLS_JOB)),
-                (REPORTS_JOB, None)]
+        cells = [*self.partitions(CELLS_JOB), *trial_cells]
+        return [(INPUTS_JOB, None), *rings_and_pools, *((CELLS_JOB, cell) for cell in cells), (REPORTS_JOB, None)]
 
     def plan(self, targets: set[tuple[AssetKey, str | None]] | None = None) -> list[Step]:
         """The runs that materialise `targets` ((key, partition) pairs; None: everything, each stage
-        job whole), in stage order."""
+        job whole), in stage order; with targets, the search's trial cells among them after the
+        grid's cells, and its report last."""
+        if targets is None:
+            return [Step(job, partition) for job, partition in self.order()]
+        grid_cells = {str(cell) for cell in self.partitions(CELLS_JOB)}
+        trial_cells = sorted({partition for key, partition in targets
+                              if self.job_of[key] == CELLS_JOB and partition not in grid_cells}, key=cell_of)
         steps = []
-        for job, partition in self.order():
-            if targets is None:
-                steps.append(Step(job, partition))
-                continue
-            keys = tuple(k for k in self.keys if self.job_of[k] == job and (k, partition) in targets)
+        for job, partition in [*self.order(trial_cells), (SEARCH_REPORT_JOB, None)]:
+            keys = tuple(k for k in self.tracked if self.job_of[k] == job and (k, partition) in targets)
             if keys:
                 steps.append(Step(job, partition, keys))
         return steps
@@ -180,16 +212,16 @@ Materialisations = dict[AssetKey, dict]  # key -> partition (None: unpartitioned
 
 
 def latest_materializations(stages: Stages, instance) -> Materialisations:
-    """The latest materialisation record of each partition of the grid, per asset of `stages`."""
-    valid = {job: {None if p is None else str(p) for p in stages.partitions(job)} for job in JOB_DESCRIPTIONS}
+    """The latest materialisation record of each partition staleness follows (`Stages.tracks`), per
+    asset it follows."""
     latest: Materialisations = {}
-    for key in stages.keys:
+    for key in stages.tracked:
         latest[key] = {}
         cursor = None
         while True:
             page = instance.fetch_materializations(key, limit=1000, cursor=cursor)
             for record in page.records:  # newest first
-                if record.partition_key in valid[stages.job_of[key]]:
+                if stages.tracks(stages.job_of[key], record.partition_key):
                     latest[key].setdefault(record.partition_key, record)
             if not page.has_more:
                 break
@@ -254,7 +286,7 @@ def staleness(stages: Stages, latest: Materialisations, read_before) -> Stalenes
     now: set[Target] = set()
     pending: set[Target] = set()
     why: dict[Target, str] = {}
-    for key in stages.keys:  # lineage order: a parent's staleness is known before its children's
+    for key in stages.tracked:  # lineage order: a parent's staleness is known before its children's
         for partition, record in latest[key].items():
             recorded = record.asset_materialization.tags.get(CODE_VERSION_TAG)
             if recorded != stages.code_versions[key]:
@@ -262,7 +294,7 @@ def staleness(stages: Stages, latest: Materialisations, read_before) -> Stalenes
                 why[(key, partition)] = f"{version_change(recorded, stages.code_versions[key])} changed"
                 continue
             read = [(parent, parent_partition, latest[parent][parent_partition]) for parent in stages.parents[key]
-                    for parent_partition in stages.read_by(parent, key, partition)
+                    for parent_partition in stages.reads(parent, key, partition, record, latest.get(parent, {}))
                     if parent_partition in latest.get(parent, {})]
             if any(_brings_new_data(stages, now, read_before, record, *parent) for parent in read):
                 now.add((key, partition))

@@ -128,7 +128,6 @@ def register_budgets(instance: DagsterInstance, budgets) -> list[str]:
     return missing
 
 
-# the edge: Dagster's partition keys parsed into typed values once, by the steps that receive them
 def partitioned_by_budget(partitions_def) -> bool:
     """Whether partitions of `partitions_def` (a job's) name a budget, the dynamic dimension whose
     value must be registered before a run over one of them."""
@@ -136,6 +135,7 @@ def partitioned_by_budget(partitions_def) -> bool:
             and BUDGET_DIM in partitions_def.partition_dimension_names)
 
 
+# the edge: Dagster's partition keys parsed into typed values once, by the steps that receive them
 def ring_of(key: str) -> Ring:
     """The ring a ring partition key names."""
     return Ring.parse(key)

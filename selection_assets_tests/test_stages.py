@@ -4,9 +4,10 @@ five-asset lineage with the experiment's partitioning (source -> rings -> pools 
 from dagster import (AssetDep, AssetKey, DagsterInstance, DataVersion, Definitions, MaterializeResult, RunRequest,
                      SensorResult, SkipReason, asset, build_sensor_context)
 
-from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS
+from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, SEARCH_TAGS
 from selection_assets.cli import run_step
-from selection_assets.operations import (CELLS_JOB, INPUTS_JOB, POOLS_JOB, REPORTS_JOB, RINGS_JOB, Stages, Step,
+from selection_assets.operations import (CELLS_JOB, INPUTS_JOB, POOLS_JOB, REPORTS_JOB, RINGS_JOB, SEARCH_REPORT_JOB,
+                                         SEARCH_TRIALS_JOB, Stages, Step,
                                          find_staleness, next_stale_step, register_grid_budgets_sensor, stale_plan,
                                          stale_rerun_sensor)
 from selection_assets.partitions import BUDGET_PARTITIONS, Grid, missing_budgets
@@ -185,3 +186,33 @@ def test_the_grids_budgets_become_partitions_on_a_new_instance_and_a_run_registe
         _run_all(stages, assets, instance, [Step(CELLS_JOB, "33|80")])
         assert "33" in instance.get_dynamic_partitions(BUDGET_PARTITIONS)
         assert "33|80" in instance.get_materialized_partitions(AssetKey("choice"))
+
+
+def test_the_searchs_trial_cells_and_its_report_go_stale_with_what_they_read():
+    @asset(deps=[AssetKey("choice")], code_version="1", tags={"method": "toy", **SEARCH_TAGS})
+    def budget_search() -> MaterializeResult:
+        return MaterializeResult(metadata={"pool_size": 160})  # the pool it searched: its trials' cells
+
+    def lineage(view_version: str = "1") -> list:
+        return [*toy_lineage(view_version), budget_search]
+
+    assets = lineage()
+    stages = stages_of(assets)
+    with DagsterInstance.ephemeral() as instance:
+        _run_all(stages, assets, instance, [*stages.plan(), Step(SEARCH_TRIALS_JOB, "33|160"),
+                                            Step(SEARCH_TRIALS_JOB, "70|80"), Step(SEARCH_REPORT_JOB, None)])
+        assert _plan(stages, instance) == []
+        # the views' code changed: the trial cells are stale beside the grid's, and the report after them
+        changed = lineage(view_version="2")
+        assert _labels(_plan(stages_of(changed), instance)) == [
+            ("pool 80", ["view"]), ("pool 160", ["view"]), ("pool 80 budget 40", ["choice"]),
+            ("pool 160 budget 40", ["choice"]), ("pool 80 budget 70", ["choice"]), ("pool 160 budget 33", ["choice"]),
+            ("reports", ["report"]), ("budget_search_report", ["budget_search"])]
+        _rerun_stale(stages_of(changed), changed, instance)
+        assert _plan(stages_of(changed), instance) == []
+        # a trial of another pool leaves the report alone; one of its pool makes it stale
+        _run_all(stages, changed, instance, [Step(SEARCH_TRIALS_JOB, "70|80")])
+        assert "budget_search" not in {key.to_user_string() for key, _ in find_staleness(stages_of(changed), instance).now}
+        _run_all(stages, changed, instance, [Step(SEARCH_TRIALS_JOB, "33|160")])
+        found = find_staleness(stages_of(changed), instance)
+        assert found.why[(AssetKey("budget_search"), None)] == "new data upstream"

@@ -167,6 +167,7 @@ def build(grid: Grid, search: SearchResource) -> list:
         path = store.write_json(document, out / "search.json")
         plot = report.size_curve_plot(quality, out / "curve.png")
         return MaterializeResult(metadata={
+            "pool_size": state.pool_size,  # the pool whose trial cells it read (operations.Stages.reads)
             "chosen_size": chosen, "finished": document["finished"], "status": state.proposal.reason,
             "trials": MetadataValue.md(report.markdown_table(trials)),
             "curve": MetadataValue.md(report.markdown_table(quality)),
