@@ -35,10 +35,10 @@ def log_sizes(low: int, high: int, count: int) -> list[int]:
 
 
 def run_sweep(method: str, pool_size: int, count: int, low: int,
-              log_level: str = "WARNING") -> tuple[Path, list[int]]:
+              log_level: str = "WARNING") -> tuple[Path, list[int], list[int]]:
     """Materialise `method`'s and random's trial cells at `count` log-spaced sizes from `low` to the
-    most the method can select from the pool (the missing upstream first); the storage root and
-    the sizes."""
+    most the method can select from the pool (the missing upstream first); the storage root, the
+    sizes and the replicate seeds."""
     home = cli.prepare_dagster_home(Path(".dagster_home"))
     os.environ["SELECTION_ASSETS_SEARCH"] = json.dumps({"method": method, "pool_size": pool_size})
     from selection_assets.definitions import build_experiment, default_resources
@@ -56,11 +56,12 @@ def run_sweep(method: str, pool_size: int, count: int, low: int,
         for size in sizes:
             if not all(layout.eval_report(m, Cell(pool_size, size)).exists() for m in (method, BASELINE)):
                 cli.run_timed_step(defs, Step(SEARCH_TRIALS_JOB, cell_key(Cell(pool_size, size))), instance, log_level)
-    return layout.root, sizes
+    return layout.root, sizes, list(resources["training"].seeds)
 
 
-def analyse(root: Path, method: str, pool_size: int, sizes: list[int]) -> dict:
-    """The curve and its tests from the trial cells' per-item results."""
+def analyse(root: Path, method: str, pool_size: int, sizes: list[int], seeds: list[int]) -> dict:
+    """The curve and its tests from the trial cells' per-item results (`seeds`: the replicate seeds
+    each cell trained)."""
     layout = store.Layout(root)
     items = {m: {size: pd.read_parquet(layout.eval_items(m, Cell(pool_size, size))) for size in sizes}
              for m in (method, BASELINE)}
@@ -71,7 +72,7 @@ def analyse(root: Path, method: str, pool_size: int, sizes: list[int]) -> dict:
     verdicts = size_curve.against_random(items[method], items[BASELINE])
     descent = {m: {measure: size_curve.double_descent(items[m], measure) for measure in size_curve.MEASURES}
                for m in (method, BASELINE)}
-    return {"method": method, "pool_size": pool_size, "sizes": sizes, "curve": curve,
+    return {"method": method, "pool_size": pool_size, "sizes": sizes, "seeds": seeds, "curve": curve,
             "against_random": verdicts.to_dict(orient="records"),
             "balance_point": {measure: size_curve.balance_point(verdicts, measure) for measure in size_curve.MEASURES},
             "double_descent": {m: {measure: {"found": d["double_descent"], "peaks": d["peaks"].to_dict(orient="records")}
@@ -85,8 +86,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, default=12, help="how many log-spaced sizes")
     parser.add_argument("--low", type=int, default=20)
     args = parser.parse_args()
-    root, sizes = run_sweep(args.method, args.pool_size, args.sizes, args.low)
-    result = analyse(root, args.method, args.pool_size, sizes)
+    root, sizes, seeds = run_sweep(args.method, args.pool_size, args.sizes, args.low)
+    result = analyse(root, args.method, args.pool_size, sizes, seeds)
     path = save("size_curve", result)
     for measure in size_curve.MEASURES:
         print(f"{measure}: balance point {result['balance_point'][measure]}; double descent "
