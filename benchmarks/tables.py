@@ -1,5 +1,5 @@
-"""The tables of benchmarks/RESULTS.md and the Scale summary of README.md, rendered from result
-files between `<!-- results:NAME begin -->` and `<!-- results:NAME end -->` markers, so that their
+"""The tables of benchmarks/RESULTS.md and the summaries of the documents (docs/scale.md, docs/results.md),
+rendered from result files between `<!-- results:NAME begin -->` and `<!-- results:NAME end -->` markers, so that their
 numbers cannot drift from the runs (a test fails while either differs from a fresh rendering).
 Prose around them is written by hand and cites the same files.
 
@@ -18,11 +18,11 @@ from scipy.stats import binom
 from benchmarks import embedding_throughput
 from selection_assets.core import embed
 from selection_assets.core.report import interval_bounds
-from selection_assets.core.results_section import format_duration, replace_section
+from selection_assets.core.results_section import document_holding, format_duration, replace_section
 
 HERE = Path(__file__).resolve().parent
 RESULTS_MD = HERE / "RESULTS.md"
-README_MD = HERE.parent / "README.md"
+REPO = HERE.parent
 COMMAND = "python -m benchmarks.tables"
 RING_ASSETS = ("ring_records", "ring_token_counts", "ring_embeddings_position_weighted")
 EMBEDDING_ASSET = "ring_embeddings_position_weighted"
@@ -776,7 +776,8 @@ def _ingestion_summary(result: dict, against_issue: dict) -> str:
             f"shuffled source {steps['source']['speedup']:.2f}x, ingestion end to end "
             f"{result['ingest_speedup_of_medians']:.2f}x, tokenisation {steps['tokenize']['speedup']:.2f}x, where "
             f"two processes that share nothing reach {ceiling['tokenize']['gain']:.2f}x (one process already runs "
-            f"the Rust tokenizer on threads). Against the code issue 13 measured, run beside today's "
+            f"the Rust tokenizer on threads). Against the earlier ingestion code the goals were set on, run "
+            f"beside today's "
             f"({against_issue['issue_commit']}, one process): validation {speedup['validate']:.2f}x, tokenisation "
             f"{speedup['tokenize']:.2f}x, and ingestion end to end {speedup['ingest']:.2f}x, since today's also writes "
             f"the streamed, shuffled source.")
@@ -802,7 +803,7 @@ def _embedding_summary(single: dict, compiled: dict, half: dict, agreement: dict
 def scale_summary(lineage: dict, paper_scale: dict, scaling: dict, diversity: dict, knn6_everything: dict,
                   ingestion: dict, ingestion_against_issue: dict, single: dict, compiled: dict, half: dict,
                   agreement: dict, mfu_eager: dict, mfu: dict) -> str:
-    """The README's Scale section: one line per benchmark, each number from its results file."""
+    """The Scale page (docs/scale.md): one line per benchmark, each number from its results file."""
     return "\n".join("- " + line for line in (
         _lineage_summary(lineage), _selection_summary(paper_scale, scaling), _diversity_summary(diversity, knn6_everything),
         _ingestion_summary(ingestion, ingestion_against_issue),
@@ -845,7 +846,7 @@ def _base_model_spread(variation: dict, gpu_answer_loss: float) -> str:
 
 
 def gpu_reruns_summary(result: dict, variation: dict) -> str:
-    """The README's account of GPU reruns: two GPU runs against each other, then the GPU against the
+    """The results page's account of GPU reruns: two GPU runs against each other, then the GPU against the
     CPU, then the base model's spread over pre-training seeds (base_model_variation.py)."""
     rerun, device, seeds = _pair(result, "rerun"), _pair(result, "device"), _pair(result, "device_seeds")
     same = [label for key, label in SAME_BYTES.items() if rerun["same_bytes"][key]]
@@ -877,7 +878,7 @@ def gpu_reruns_summary(result: dict, variation: dict) -> str:
 
 
 def world_seeds_summary(result: dict) -> str:
-    """The README's line on RDS+ against random across worlds: the headline test, for these worlds,
+    """The results page's line on RDS+ against random across worlds: the headline test, for these worlds,
     and what the worlds as units can say."""
     worlds = result["worlds"]
     seeds = worlds[0]["run"]["seeds"]
@@ -895,7 +896,7 @@ def world_seeds_summary(result: dict) -> str:
 
 
 def isa_spread_summary(result: dict) -> str:
-    """The README's account of one CPU's runs under other torch kernels and thread counts: which
+    """The results page's account of one CPU's runs under other torch kernels and thread counts: which
     files stay the same bytes, how many test answers and verdicts move."""
     lines = []
     for pair in result["pairs"]:
@@ -916,7 +917,7 @@ def isa_spread_summary(result: dict) -> str:
     return "\n".join("- " + line for line in lines)
 
 
-README_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_5800000.json", "selection_scaling.json",
+DOCS_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_5800000.json", "selection_scaling.json",
                               "diversity_scale_1000000.json", "diversity_scale_1000000_knn6.json",
                               "ingestion_1000000.json", "ingestion_issue_baseline_1000000.json",
                               "embedding_throughput_tiny_cpu_float32.json",
@@ -937,10 +938,20 @@ def render(document: str, results_dir: Path = HERE / "results", sections: dict =
     return document
 
 
+def render_documents(results_dir: Path = HERE / "results") -> dict[Path, str]:
+    """Each document (README.md, docs/*.md) that holds a section of DOCS_SECTIONS, with those
+    sections rendered from `results_dir`."""
+    holding: dict[Path, dict] = {}
+    for name, section in DOCS_SECTIONS.items():
+        holding.setdefault(document_holding(REPO, name), {})[name] = section
+    return {path: render(path.read_text(), results_dir, sections) for path, sections in holding.items()}
+
+
 def main() -> None:
     RESULTS_MD.write_text(render(RESULTS_MD.read_text()))
-    README_MD.write_text(render(README_MD.read_text(), sections=README_SECTIONS))
-    print(f"rendered {', '.join(TABLES)} in {RESULTS_MD} and {', '.join(README_SECTIONS)} in {README_MD}")
+    for path, text in render_documents().items():
+        path.write_text(text)
+    print(f"rendered {', '.join(TABLES)} in {RESULTS_MD} and {', '.join(DOCS_SECTIONS)} in their documents")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ as strata (the headline, for these worlds), per pool size, and with the worlds a
     SELECTION_ASSETS_DATA='{"seed": 1}' DAGSTER_HOME=world1 selection-assets demo --seeds 3   # ~11 min each
     python -m benchmarks.world_seeds --world 0 WORLD0_HOME --world 1 WORLD1_HOME --world 2 WORLD2_HOME
 
-Writes results/world_seeds.json and prints the table and README line that render it.
+Writes results/world_seeds.json and prints the table and results-page line that render it.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def main() -> None:
         raise ValueError("the demos differ in more than their data seed: " + " / ".join(sorted(settings)))
     result = {"worlds": worlds, "headline": HEADLINE, "pooled": pooled_comparison(homes, comparisons)}
     print(f"wrote {save('world_seeds', result)}")
-    # what RESULTS.md's "Verdicts in other worlds" and the README's line on it render from the file
+    # what RESULTS.md's "Verdicts in other worlds" and docs/results.md's line on it render from the file
     from benchmarks.tables import world_seeds_summary, world_seeds_table
 
     print(world_seeds_table(result), world_seeds_summary(result), sep="\n\n")

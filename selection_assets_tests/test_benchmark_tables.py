@@ -1,4 +1,4 @@
-"""benchmarks/RESULTS.md's rendered tables and the README's Scale summary (benchmarks/tables.py)
+"""benchmarks/RESULTS.md's rendered tables and the documents' summaries (benchmarks/tables.py)
 equal a fresh rendering of the result files they cite: a rerun benchmark whose tables were not
 re-rendered, or a number edited by hand, fails here."""
 
@@ -14,10 +14,15 @@ OLDER_MFU_RUN = "embedding_throughput_1b_cuda_bfloat16_65536.json"  # from befor
 
 
 def _copied_results(tmp_path):
-    for file_names, _ in [*tables.TABLES.values(), *tables.README_SECTIONS.values()]:
+    for file_names, _ in [*tables.TABLES.values(), *tables.DOCS_SECTIONS.values()]:
         for file_name in file_names:
             (tmp_path / file_name).write_bytes((tables.HERE / "results" / file_name).read_bytes())
     return tmp_path
+
+
+def _documents(results) -> str:
+    """Every document holding a summary, rendered from `results`, as one text."""
+    return "\n".join(tables.render_documents(results).values())
 
 
 def test_the_rendered_tables_of_results_md_match_the_result_files():
@@ -25,10 +30,9 @@ def test_the_rendered_tables_of_results_md_match_the_result_files():
     assert tables.render(document) == document, "run `python -m benchmarks.tables` and commit RESULTS.md"
 
 
-def test_the_readme_scale_summary_matches_the_result_files():
-    readme = tables.README_MD.read_text()
-    assert tables.render(readme, sections=tables.README_SECTIONS) == readme, \
-        "run `python -m benchmarks.tables` and commit README.md"
+def test_the_documents_summaries_match_the_result_files():
+    for path, rendered in tables.render_documents().items():
+        assert rendered == path.read_text(), f"run `python -m benchmarks.tables` and commit {path.name}"
 
 
 def test_a_changed_result_changes_its_table(tmp_path):
@@ -38,7 +42,7 @@ def test_a_changed_result_changes_its_table(tmp_path):
     (results / "ingestion_1000000.json").write_text(json.dumps(result))
     document = tables.RESULTS_MD.read_text()
     assert "1.23x (1.70-1.98)" in tables.render(document, results) and "1.23x" not in document
-    assert "validation 1.23x" in tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    assert "validation 1.23x" in _documents(results)
 
 
 def test_the_gpu_goal_verdict_follows_the_measured_mfu_of_the_default_path(tmp_path):
@@ -51,7 +55,7 @@ def test_the_gpu_goal_verdict_follows_the_measured_mfu_of_the_default_path(tmp_p
     (results / MFU_RUN).write_text(json.dumps(run))
     assert "**Goal (at least 40%): not met; 39.0% compiled, as CUDA embeds by default**" in tables.render(
         tables.RESULTS_MD.read_text(), results)
-    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    readme = _documents(results)
     assert "reaches 39.0% MFU compiled, CUDA's default (goal 40%, not met" in readme
 
 
@@ -103,7 +107,7 @@ def test_goal_verdicts_follow_the_numbers():
 
 def test_the_gpu_rerun_summary_follows_the_compared_runs(tmp_path):
     results = _copied_results(tmp_path)
-    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    readme = _documents(results)
     assert "gave every one of the 750 test items the same answer in every cell" in readme
     assert "yet only one clears the threshold" in readme
     result = json.loads((results / "gpu_reruns.json").read_text())
@@ -113,20 +117,20 @@ def test_the_gpu_rerun_summary_follows_the_compared_runs(tmp_path):
     rds = next(method for method in seeds["methods"] if method["method"] == "rds_plus")
     rds["verdict_y"] = "better"
     (results / "gpu_reruns.json").write_text(json.dumps(result))
-    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    readme = _documents(results)
     assert "gave up to 3 of the 750 test items a different answer in a cell" in readme
     assert "yet only one clears the threshold" not in readme
 
 
 def test_the_base_model_spread_line_follows_its_runs(tmp_path):
     results = _copied_results(tmp_path)
-    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    readme = _documents(results)
     assert "test answer losses of 2.489 to 5.367 in float32" in readme and "lies inside that spread" in readme
     variation = json.loads((results / "base_model_variation.json").read_text())
     for run in variation["runs"]:
         run["answer_loss"] = min(run["answer_loss"], 2.6)  # every other trajectory as good as the demo's
     (results / "base_model_variation.json").write_text(json.dumps(variation))
-    readme = tables.render(tables.README_MD.read_text(), results, tables.README_SECTIONS)
+    readme = _documents(results)
     assert "2.489 to 2.600 in float32" in readme and "the GPU's 2.897 lies outside that spread" in readme
 
 

@@ -147,13 +147,14 @@ def test_choose_methods_reads_one_syntax_and_names_what_it_cannot_run():
         choose_methods("deita", DataResource())
 
 
-def test_the_readme_lineage_picture_is_the_rendered_one():
+def test_the_documented_lineage_picture_is_the_rendered_one():
     from selection_assets.cli import lineage_picture
+    from selection_assets.core.results_section import document_holding
 
     picture = lineage_picture()
     assert "method_scores --> method_selection" in picture and "ring_records --> pool_manifest" in picture
-    assert picture.strip() in (REPO / "README.md").read_text(), (
-        "README's lineage picture is stale: run `selection-assets results --section lineage`")
+    assert picture.strip() in document_holding(REPO, "lineage").read_text(), (
+        "the lineage picture is stale: run `selection-assets results --section lineage`")
 
 
 def test_a_demo_record_names_the_cpu_its_instruction_set_and_the_gpu_it_computed_on(monkeypatch):

@@ -26,7 +26,7 @@ from selection_assets.resources import ComputeResource, DataResource, StorageRes
 
 
 def trained_flops(parameters: int, train_stats: list[dict]) -> float:
-    """Fine-tuning FLOPs (SCIENCE.md: 6 N_p L x epochs) averaged over seeds, from each seed's
+    """Fine-tuning FLOPs (docs/science.md: 6 N_p L x epochs) averaged over seeds, from each seed's
     train_stats.json, whose `tokens` already counts every epoch."""
     return float(np.mean([cost.training_flops(parameters, t["tokens"] / t["examples"], t["examples"], epochs=1.0)
                           for t in train_stats]))

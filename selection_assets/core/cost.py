@@ -1,4 +1,4 @@
-"""Selection and training cost in FLOPs (Ivison et al. 2025's cost model, SCIENCE.md).
+"""Selection and training cost in FLOPs (Ivison et al. 2025's cost model, docs/science.md).
 
 N_p = model parameters, L = mean tokens per example, y = pool size, x = selected size.
 """

@@ -1,8 +1,8 @@
-"""The results behind every published README section, kept in the repository so that the sections
+"""The results behind every published results section, kept in the repository so that the sections
 cannot go stale: per section, the eval reports of every cell, their per-item results (the columns
 the comparison reads), the base model's, and the run record (`results/<section>/` in the checkout). A section is
 rendered from these by recomputing the comparison, so a change to the statistics shows up as a
-diff of the README (`selection_assets_tests/test_published.py` re-renders each one).
+diff of docs/results.md (`selection_assets_tests/test_published.py` re-renders each one).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def comparison(directory: Path, resamples: int | None = None) -> dict:
 
 
 def render(directory: Path) -> str:
-    """The markdown of the README section whose results are in `directory`."""
+    """The markdown of the results section whose results are in `directory`."""
     section = store.read_json(directory / "section.json")
     return results_section.render(comparison(directory), section["run"], section["title"])
 

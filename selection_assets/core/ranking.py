@@ -33,7 +33,7 @@ def best_first(values: np.ndarray, count: int, tie_order: np.ndarray | None = No
 
 
 def round_robin_select(score_columns: np.ndarray, budget: int) -> np.ndarray:
-    """RDS+ multi-group selection (SCIENCE.md): round-robin over columns, each popping its best.
+    """RDS+ multi-group selection (docs/science.md): round-robin over columns, each popping its best.
 
     Each column is ranked best first (`best_first`: descending score, NaN last, ties by lower row
     index). Groups take turns in column order; a group whose next-best row is already taken adds

@@ -211,7 +211,7 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
 
 
 def comparison_document(comparison: Comparison, base: dict | None) -> dict:
-    """The comparison as JSON: the source of the README's results section."""
+    """The comparison as JSON: the source of a published results section."""
     return {"seeds": comparison.seeds, "paired_tests": comparison.cell_tests, "alpha": ALPHA,
             "cells": comparison.cells.to_dict(orient="records"),
             "methods": comparison.methods.to_dict(orient="records"),

@@ -1,5 +1,6 @@
-"""The README's results sections, rendered from a comparison report (`comparison.json`) and the
-run record the demo leaves beside it, so that they cannot drift from the numbers.
+"""The published results sections (docs/results.md), rendered from a comparison report
+(`comparison.json`) and the run record the demo leaves beside it, so that they cannot drift from the
+numbers.
 
 Every sentence is built from numbers printed in it or in the table beside it; a claim of a
 difference follows the comparison's verdicts (`stats.paired_test` over trained models and test
@@ -10,6 +11,7 @@ that supports it. Where the design cannot reach alpha, the section says so inste
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -348,12 +350,40 @@ def render(comparison: dict, run: dict | None, title: str) -> str:
     return "\n\n".join(parts)
 
 
+def _begin_marker(name: str) -> re.Pattern:
+    return re.compile(rf"<!-- results:{re.escape(name)} begin[^>]*-->")
+
+
+def documents(root: Path) -> list[Path]:
+    """The repository's documents that may hold generated sections: README.md, then docs/*.md."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def document_holding(root: Path, name: str) -> Path:
+    """The one document under `root` (`documents`) with the markers of section `name`; ValueError
+    naming the documents searched when none or several hold them."""
+    holding = [path for path in documents(root) if _begin_marker(name).search(path.read_text())]
+    if len(holding) != 1:
+        searched = ", ".join(str(path.relative_to(root)) for path in documents(root))
+        raise ValueError(f"section {name!r} must have its `<!-- results:{name} begin -->` marker in exactly one of "
+                         f"{searched}; found in {len(holding)}")
+    return holding[0]
+
+
+def section_text(document: str, name: str) -> str:
+    """The text between the markers of section `name` in `document` (ValueError where they are missing)."""
+    match = _begin_marker(name).search(document)
+    end = f"<!-- results:{name} end -->"
+    if not match or end not in document[match.end():]:
+        raise ValueError(f"no results:{name} markers in the document")
+    return document[document.index("\n", match.end()) + 1: document.index(end, match.end())].strip()
+
+
 def replace_section(document: str, name: str, body: str, command: str) -> str:
     """`document` with the text between the markers of section `name` replaced by `body`; the
     markers say which command wrote it. Raises ValueError if the markers are missing."""
-    begin = re.compile(rf"<!-- results:{re.escape(name)} begin[^>]*-->")
     end = f"<!-- results:{name} end -->"
-    match = begin.search(document)
+    match = _begin_marker(name).search(document)
     if not match or end not in document[match.end():]:
         raise ValueError(f"no results:{name} markers in the document; add `<!-- results:{name} begin -->` and "
                          f"`{end}` where the section belongs")

@@ -1,5 +1,5 @@
 """Rankings best first, NaN last (core/ranking.py), restated as plain sorts; the RDS+ round-robin
-over them (SCIENCE.md) on hand-made score tables; and `methods.top_k`, every top-k method's
+over them (docs/science.md) on hand-made score tables; and `methods.top_k`, every top-k method's
 selection, as the head of a plain sort of its eligible rows."""
 
 import numpy as np

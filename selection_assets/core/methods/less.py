@@ -3,7 +3,7 @@
 Each feature is the concatenation over warm-up checkpoints of sqrt(w_i) * unit projected gradient,
 so a dot product is LESS's sum_i w_i cos_i (less/data_selection/matching.py). Per eval task:
 
-- `less`: the max over the task's queries, as the RDS+ paper uses LESS and SCIENCE.md states;
+- `less`: the max over the task's queries, as the RDS+ paper uses LESS and docs/science.md states;
 - `less_mean`: the mean over the task's queries, as matching.py combines a subtask's validation
   examples (`.mean(-1)` before the max over subtasks; each project task is one subtask), computed
   as the dot product with the mean query feature.

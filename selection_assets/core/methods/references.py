@@ -1,5 +1,5 @@
 """Where each method comes from: the public code file it follows, its known departures from that
-code, and its selection cost (SCIENCE.md's model). `method_table` renders the README's method
+code, and its selection cost (docs/science.md's model). `method_table` renders the README's method
 table from these and the registry, so the table cannot drift from the code."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every registered method names the public code it follows, and the README's method table is the
+"""Every registered method names the public code it follows, and the documented method table is the
 one rendered from the registry (so it cannot drift from the code)."""
 
 from pathlib import Path
@@ -7,8 +7,9 @@ import pytest
 
 from selection_assets.core.methods import registry
 from selection_assets.core.methods.references import PROVENANCE, method_table
+from selection_assets.core.results_section import document_holding
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_every_method_has_provenance_and_no_stale_entries():
@@ -16,9 +17,9 @@ def test_every_method_has_provenance_and_no_stale_entries():
     assert all(entry.code and entry.departures and entry.cost for entry in PROVENANCE.values())
 
 
-def test_the_readme_method_table_is_the_rendered_one():
-    assert method_table(registry()) in README.read_text(), (
-        "README's method table is stale: run `selection-assets results --section methods`")
+def test_the_documented_method_table_is_the_rendered_one():
+    assert method_table(registry()) in document_holding(REPO, "methods").read_text(), (
+        "the method table is stale: run `selection-assets results --section methods`")
 
 
 def test_a_method_without_provenance_is_named():
