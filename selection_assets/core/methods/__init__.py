@@ -281,7 +281,7 @@ def registry() -> dict[str, MethodSpec]:
                    summary="whole-sequence perplexity from the 33rd percentile down"),
         MethodSpec(name="ifd", module=ifd, reference="Li et al. 2023",
                    needs=frozenset({Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}),
-                   summary="instruction-following difficulty, IFD >= 1 dropped, highest first"),
+                   summary="instruction-following difficulty, IFD > 1 dropped, highest first"),
         MethodSpec(name="token_length", module=token_length, reference="Xia et al. 2024",
                    params=token_length.Params(count="total"), summary="k longest conversations (total tokens)"),
         MethodSpec(name="token_length_response", module=token_length, reference="Xia et al. 2024",
