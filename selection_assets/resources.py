@@ -182,8 +182,8 @@ class WorldResource(ConfigurableResource):
     n_test: int = 250
 
     def shape(self, max_positions: int) -> TinyModelShape:
-        return TinyModelShape(self.hidden_size, self.intermediate_size, self.num_layers, self.num_heads,
-                              max_positions)
+        return TinyModelShape(hidden_size=self.hidden_size, intermediate_size=self.intermediate_size,
+                              num_layers=self.num_layers, num_heads=self.num_heads, max_positions=max_positions)
 
 
 class TrainResource(ConfigurableResource):

@@ -22,17 +22,18 @@ from selection_assets.core.tokenize import encode_conversations
 IGNORE_INDEX = -100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainSettings:
-    """Optimisation settings shared by pre-training and fine-tuning."""
+    """Optimisation settings shared by pre-training and fine-tuning. The recipe has no defaults here:
+    each caller's settings (TrainResource, WorldResource) declare it once."""
 
-    epochs: float = 2.0
-    learning_rate: float = 1e-3
-    batch_size: int = 16
-    max_length: int = 256
+    epochs: float
+    learning_rate: float
+    batch_size: int
+    max_length: int
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
-    seed: int = 0
+    seed: int
     lora_rank: int = 0  # 0: full fine-tuning; r > 0: LoRA adapters of rank r on every linear layer, merged after
 
 

@@ -45,15 +45,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path) -> Pre
     return fast
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TinyModelShape:
-    """Size of the world's Llama-style model."""
+    """Size of the world's Llama-style model (its values: WorldResource's, and the context length)."""
 
-    hidden_size: int = 192
-    intermediate_size: int = 512
-    num_layers: int = 4
-    num_heads: int = 4
-    max_positions: int = 256
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    max_positions: int
 
 
 def build_tiny_llama(vocab_size: int, shape: TinyModelShape, seed: int, eos_id: int, pad_id: int) -> LlamaForCausalLM:

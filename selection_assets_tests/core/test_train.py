@@ -14,7 +14,7 @@ def test_lora_trains_adapters_and_saves_a_merged_plain_model(world_lm, tmp_path)
     examples = train.sft_examples(tokenizer, conversations, 128)
     base = AutoModelForCausalLM.from_pretrained(model_dir)
     total = sum(p.numel() for p in base.parameters())
-    settings = train.TrainSettings(epochs=1.0, learning_rate=1e-2, batch_size=8, max_length=128, lora_rank=4)
+    settings = train.TrainSettings(epochs=1.0, learning_rate=1e-2, batch_size=8, max_length=128, seed=0, lora_rank=4)
     lines = []
     stats = train.train_causal_lm(AutoModelForCausalLM.from_pretrained(model_dir), tokenizer, examples, settings,
                                   tmp_path / "lora", "cpu", log=lines.append)
