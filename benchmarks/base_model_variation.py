@@ -21,7 +21,7 @@ from pathlib import Path
 from unittest import mock
 
 from benchmarks._common import save
-from selection_assets.assets._shared import load_tokenizer
+from selection_assets.assets.base_model_io import load_tokenizer
 from selection_assets.assets.models import _corpus
 from selection_assets.core import evaluate, report, store, train
 from selection_assets.core.store import Layout

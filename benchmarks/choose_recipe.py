@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from benchmarks._common import save
-from selection_assets.assets._shared import base_model_path, load_tokenizer
+from selection_assets.assets.base_model_io import base_model_path, load_tokenizer
 from selection_assets.core import evaluate, store, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import random as random_method

@@ -26,7 +26,7 @@ import torch
 from transformers import AutoModel
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
-from selection_assets.assets._shared import base_model_path, load_tokenizer
+from selection_assets.assets.base_model_io import base_model_path, load_tokenizer
 from selection_assets.assets.embeddings import SPACES, lm_embedder
 from selection_assets.core import pool as pool_io
 from selection_assets.core import store

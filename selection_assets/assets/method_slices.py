@@ -1,6 +1,6 @@
 """One vertical slice per method: its scores (per pool size), selection, fine-tuned checkpoints and
 eval report (per cell), with their checks, as one Definitions. Every key is prefixed by the
-method's name (`rds_plus/scores`, `rds_plus/selection`, ...: `_shared.method_key`), so the UI folds
+method's name (`rds_plus/scores`, `rds_plus/selection`, ...: `labels.method_key`), so the UI folds
 a method's slice together and the code that builds a key is found by its stage's name. Adding a
 method is a registry entry (core/methods); its slice follows from it."""
 

@@ -15,8 +15,9 @@ import pandas as pd
 from dagster import (AssetCheckResult, AssetDep, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
                      MaterializeResult, MetadataValue, asset)
 
-from selection_assets.assets._shared import (EVAL_REPORT, FINETUNED, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES, SELECTION,
-                                             grid_cell, load_base_model, load_tokenizer, method_key, method_tags)
+from selection_assets.assets.base_model_io import load_base_model, load_tokenizer
+from selection_assets.assets.labels import (EVAL_REPORT, FINETUNED, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES,
+                                            SELECTION, grid_cell, method_key, method_tags)
 from selection_assets.core import cost, evaluate, report, store
 from selection_assets.core import pool as pool_io
 from selection_assets.core.keys import Cell

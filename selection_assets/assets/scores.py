@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES,
-                                             content_version, load_base_model, load_tokenizer, method_key,
-                                             method_tags)
+from selection_assets.assets.base_model_io import load_base_model, load_tokenizer
+from selection_assets.assets.data_versions import content_version
+from selection_assets.assets.labels import (CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES,
+                                            method_key, method_tags)
 from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, embed, evaluate, store, tokenize, train, weights
 from selection_assets.core import pool as pool_io

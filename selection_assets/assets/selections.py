@@ -8,8 +8,9 @@ import pyarrow.parquet as pq
 from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue,
                      asset)
 
-from selection_assets.assets._shared import (CONTENT_VERSIONED_TAGS, SCORES, SELECTION, content_version, grid_cell,
-                                             method_key, method_tags)
+from selection_assets.assets.data_versions import content_version
+from selection_assets.assets.labels import (CONTENT_VERSIONED_TAGS, SCORES, SELECTION, grid_cell, method_key,
+                                            method_tags)
 from selection_assets.core import shortlist, store
 from selection_assets.core.methods import MethodSpec
 from selection_assets.partitions import Grid

@@ -2,7 +2,8 @@
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from selection_assets.assets._shared import CONTENT_VERSIONED_TAGS, content_version
+from selection_assets.assets.data_versions import content_version
+from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS
 from selection_assets import preflight, real_material
 from selection_assets.core import ingest, readers, store
 from selection_assets.partitions import Grid

@@ -1,6 +1,6 @@
-"""Content data versions (`_shared.content_version`): what a step wrote, measured seconds left out."""
+"""Content data versions (`data_versions.content_version`): what a step wrote, measured seconds left out."""
 
-from selection_assets.assets._shared import content_version
+from selection_assets.assets.data_versions import content_version
 from selection_assets.core import store
 
 

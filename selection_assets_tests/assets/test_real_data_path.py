@@ -89,7 +89,7 @@ def test_a_base_model_without_chat_template_gets_role_markers_as_special_tokens(
     layout = Layout(tmp_path / "storage")
     reference = json.loads(layout.base_model_ref.read_text())
     assert reference["in_storage"] and reference["added_tokens"] == 3 and reference["from"] == str(tmp_path / "base")
-    from selection_assets.assets._shared import load_tokenizer
+    from selection_assets.assets.base_model_io import load_tokenizer
 
     tokenizer = load_tokenizer(layout)
     marker = tokenizer.convert_tokens_to_ids("<|user|>")
