@@ -633,6 +633,57 @@ def world_seeds_table(result: dict) -> str:
             + _pipe_table(["method", *measures], between))
 
 
+def _curve_value(row: dict, measure: str) -> str:
+    low, high = row[f"{measure}_ci"]
+    return f"{row[measure]:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _curve_test(row: dict) -> str:
+    return f"{row['difference']:+.3f} [{row['low']:.3f}, {row['high']:.3f}], {row['p_holm']:.2g}, {row['verdict']}"
+
+
+def _peak_line(method: str, measure: str, found: dict) -> str:
+    """Whether `method`'s `measure` curve shows double descent, with its most peak-like interior size."""
+    peaks = found["peaks"]
+    if not peaks:
+        return f"{method}, {measure.replace('_', ' ')}: no interior size to test"
+    best = min(peaks, key=lambda peak: peak["p_holm"])
+    return (f"{method}, {measure.replace('_', ' ')}: {'double descent' if found['found'] else 'no double descent shown'}; "
+            f"the most peak-like size is {best['size']:,} (worse than size {best['best_before']:,} by "
+            f"{best['worse_than_before']:+.3f} and than size {best['best_after']:,} by {best['worse_than_after']:+.3f}, "
+            f"Holm p {best['p_holm']:.2g})")
+
+
+def size_curve_table(result: dict) -> str:
+    """The searched method and random at each subset size, with intervals and the paired test of
+    their difference (Holm over the sizes per measure), then the double-descent tests and the
+    balance point."""
+    method = result["method"]
+    by = {(row["method"], row["size"]): row for row in result["curve"]}
+    tests = {(row["measure"], row["size"]): row for row in result["against_random"]}
+    rows = [[f"{size:,}", _curve_value(by[(method, size)], "exact_match"), _curve_value(by[("random", size)], "exact_match"),
+             _curve_test(tests[("exact_match", size)]), _curve_value(by[(method, size)], "answer_loss"),
+             _curve_value(by[("random", size)], "answer_loss"), _curve_test(tests[("answer_loss", size)])]
+            for size in result["sizes"]]
+    header = ["subset size", f"{method}: exact match", "random: exact match",
+              "difference [95% CI], Holm p, verdict", f"{method}: answer loss", "random: answer loss",
+              "difference [95% CI], Holm p, verdict"]
+    seeds = result["seeds"]
+    setting = (f"{method} and random at {len(result['sizes'])} log-spaced sizes of pool {result['pool_size']:,}, "
+               f"seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} checkpoints a side per size):")
+    descent = [_peak_line(name, measure, found) for name, by_measure in result["double_descent"].items()
+               for measure, found in by_measure.items()]
+    balance = [f"{measure.replace('_', ' ')}: " + (f"{size:,}" if size is not None else "none (never better, or "
+                                                   "still better at the largest size)")
+               for measure, size in result["balance_point"].items()]
+    return "\n".join([setting, "", _pipe_table(header, rows), "",
+                      "Double descent (an interior size worse than the best smaller and the best larger size, both "
+                      "by the paired test; Holm over the interior sizes):", "",
+                      *(f"- {line}" for line in descent), "",
+                      f"Balance point (the first size from which {method} is never again better than random):", "",
+                      *(f"- {line}" for line in balance)])
+
+
 def _null_bound(alpha: float, replications: int) -> float:
     """alpha + 2 Monte-Carlo standard errors of a rejection rate that is exactly alpha."""
     return alpha + 2 * math.sqrt(alpha * (1 - alpha) / replications)

@@ -16,6 +16,40 @@ def test_position_weights_ignore_padding():
     torch.testing.assert_close(embed.position_weighted_pool(hidden, mask), expected)
 
 
+def _pooled_by_hand(states: list[list[float]], pooling: str) -> list[float]:
+    """One example's real-token states pooled the reference's way, a token at a time: token i (from
+    1) weighs i / (1 + ... + n) for RDS+, 1 / n for the mean; the last token alone; then L2-normalised."""
+    n = len(states)
+    if pooling == "last_token":
+        vector = list(states[-1])
+    else:
+        vector = [0.0] * len(states[0])
+        for i, state in enumerate(states, start=1):
+            weight = i / (n * (n + 1) / 2) if pooling == "position_weighted" else 1 / n
+            for j, value in enumerate(state):
+                vector[j] += weight * value
+    norm = sum(value * value for value in vector) ** 0.5
+    return [value / norm for value in vector]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("pooling", sorted(embed.POOLINGS))
+def test_every_pooling_is_its_plain_restatement_over_real_tokens_whichever_side_pads(pooling, side):
+    generator = torch.Generator().manual_seed(3)
+    lengths, width, dim = [1, 4, 7, 2], 7, 5
+    hidden = torch.randn(len(lengths), width, dim, generator=generator) * 3  # padding positions hold noise too
+    mask = torch.zeros(len(lengths), width, dtype=torch.int64)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1 if side == "right" else 0
+        if side == "left":
+            mask[row, width - length:] = 1
+    pooled = embed.POOLINGS[pooling](hidden, mask)
+    for row, length in enumerate(lengths):
+        real = hidden[row][mask[row].bool()].tolist()
+        assert len(real) == length
+        torch.testing.assert_close(pooled[row], torch.tensor(_pooled_by_hand(real, pooling)), rtol=1e-5, atol=1e-6)
+
+
 def test_length_buckets_respect_token_budget_and_cover_everything():
     lengths = [5, 50, 7, 49, 3, 51, 20]
     batches = embed.length_buckets(lengths, batch_tokens=100)
