@@ -32,7 +32,7 @@ from selection_assets.core import pool as pool_io
 from selection_assets.core import store
 from selection_assets.core.methods import ScoringInputs, rds
 from selection_assets.core.store import Layout
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource
 
 

@@ -31,7 +31,7 @@ def _plan():
     """Every (asset, partition) step of the spine experiment, in stage order."""
     from selection_assets.core.methods import SPINE_METHODS
     from selection_assets.definitions import build_experiment
-    from selection_assets.operations import Step
+    from selection_assets.orchestration.operations import Step
 
     defs, stages = build_experiment(methods=SPINE_METHODS)
     steps = [Step(step.job, step.partition, (key,)) for step in stages.plan()

@@ -25,8 +25,8 @@ from selection_assets.assets.search import eligible_rows
 from selection_assets.core import size_curve, store
 from selection_assets.core.keys import Cell
 from selection_assets.core.report import BASELINE
-from selection_assets.operations import SEARCH_TRIALS_JOB, Step
-from selection_assets.partitions import Grid, cell_key
+from selection_assets.orchestration.operations import SEARCH_TRIALS_JOB, Step
+from selection_assets.orchestration.partitions import Grid, cell_key
 
 
 def log_sizes(low: int, high: int, count: int) -> list[int]:

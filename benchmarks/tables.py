@@ -684,6 +684,26 @@ def size_curve_table(result: dict) -> str:
                       *(f"- {line}" for line in balance)])
 
 
+def size_curve_summary(result: dict) -> str:
+    """The results page's line on the subset-size curve: how often the searched method differs from
+    random over the sizes, whether either curve shows double descent, and the balance point."""
+    method, seeds = result["method"], result["seeds"]
+    verdicts = {}
+    for row in result["against_random"]:
+        verdicts.setdefault(row["measure"], []).append(row["verdict"])
+    counts = "; ".join(f"{measure.replace('_', ' ')}: " + ", ".join(
+        f"{verdict} at {found.count(verdict)}" for verdict in dict.fromkeys(found)) for measure, found in verdicts.items())
+    descent = [f"{name} ({measure.replace('_', ' ')})" for name, by_measure in result["double_descent"].items()
+               for measure, found in by_measure.items() if found["found"]]
+    balance = ", ".join(f"{measure.replace('_', ' ')} {'at ' + format(size, ',') if size is not None else 'none'}"
+                        for measure, size in result["balance_point"].items())
+    return (f"- {method} against random at {len(result['sizes'])} subset sizes from {result['sizes'][0]:,} to "
+            f"{result['sizes'][-1]:,} of pool {result['pool_size']:,}, seeds {seeds[0]}-{seeds[-1]} "
+            f"(`benchmarks/size_curve.py`; per size, the paired test, Holm over the sizes): {counts} sizes. "
+            f"Double descent shown by: {', '.join(descent) if descent else 'neither curve, on either measure'}. "
+            f"Balance point: {balance}.")
+
+
 def _null_bound(alpha: float, replications: int) -> float:
     """alpha + 2 Monte-Carlo standard errors of a rejection rate that is exactly alpha."""
     return alpha + 2 * math.sqrt(alpha * (1 - alpha) / replications)

@@ -30,13 +30,13 @@ from transformers.utils import logging as transformers_logging
 from selection_assets.core.methods import SPINE_METHODS, choose_methods, registry
 from selection_assets.core import store
 from selection_assets.core.report import BASELINE
-from selection_assets.operations import INPUTS_JOB, POOLS_JOB, RINGS_JOB, SEARCH_TRIALS_JOB
-from selection_assets.partitions import Grid, cell_of, partitioned_by_budget, register_budgets
+from selection_assets.orchestration.operations import INPUTS_JOB, POOLS_JOB, RINGS_JOB, SEARCH_TRIALS_JOB
+from selection_assets.orchestration.partitions import Grid, cell_of, partitioned_by_budget, register_budgets
 from selection_assets.profiles import PROFILE_ENV, PROFILES
 from selection_assets.resources import SearchResource
 from selection_assets import preflight
 from selection_assets.core.preflight import PreflightFailed
-from selection_assets.runs import StorageBusy, exclusive_storage, reap_dead_runs, run_lease
+from selection_assets.orchestration.runs import StorageBusy, exclusive_storage, reap_dead_runs, run_lease
 
 REPO_INSTANCE_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 # Dagster keeps each step's stdout/stderr under $DAGSTER_HOME/storage/<run id>/ by default, among the
@@ -344,7 +344,7 @@ def rerun(args: argparse.Namespace) -> int:
         return 2
     home = prepare_dagster_home(Path(args.dagster_home))
     from selection_assets.definitions import build_experiment, checkpoints, choose_methods_from_env, default_resources
-    from selection_assets.operations import find_staleness, next_stale_step, stale_plan
+    from selection_assets.orchestration.operations import find_staleness, next_stale_step, stale_plan
 
     resources = default_resources()
     defs, stages = build_experiment(resources=resources)

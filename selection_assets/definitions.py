@@ -13,11 +13,12 @@ from typing import Sequence
 
 from dagster import Definitions, MetadataValue, map_asset_specs
 
-from selection_assets import log_filters, operations, preflight
+from selection_assets import preflight
+from selection_assets.orchestration import log_filters, operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, search, sources, versions
 from selection_assets.assets.method_slices import method_slice
 from selection_assets.core.methods import check_methods, choose_methods, registry
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.profiles import active_profile
 from selection_assets.resources import (ComputeResource, DataResource, SearchResource, StorageResource,
                                         TrainResource, WorldResource, default_storage_root)

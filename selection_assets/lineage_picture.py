@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dagster import AssetKey
 
-from selection_assets.operations import (CELLS_JOB, INPUTS_JOB, JOB_DESCRIPTIONS, POOLS_JOB, REPORTS_JOB, RINGS_JOB,
+from selection_assets.orchestration.operations import (CELLS_JOB, INPUTS_JOB, JOB_DESCRIPTIONS, POOLS_JOB, REPORTS_JOB, RINGS_JOB,
                                          Stages)
 
 PARTITIONED_BY = {INPUTS_JOB: "unpartitioned", RINGS_JOB: "per ring of source positions",

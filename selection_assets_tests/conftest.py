@@ -19,7 +19,7 @@ from dagster import DagsterInstance
 
 from selection_assets.core import records, tokenize, train
 from selection_assets.core.methods import registry
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import (ComputeResource, DataResource, StorageResource, TrainResource,
                                         WorldResource)
 from selection_assets.world import generate

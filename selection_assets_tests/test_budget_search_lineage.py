@@ -16,8 +16,8 @@ from dagster import DagsterInstance, RunRequest, SensorResult, build_sensor_cont
 from selection_assets.assets import search
 from selection_assets.core import budget_search, store
 from selection_assets.core.keys import Cell
-from selection_assets.operations import SEARCH_REPORT_JOB, SEARCH_TRIALS_JOB
-from selection_assets.partitions import BUDGET_PARTITIONS, Grid
+from selection_assets.orchestration.operations import SEARCH_REPORT_JOB, SEARCH_TRIALS_JOB
+from selection_assets.orchestration.partitions import BUDGET_PARTITIONS, Grid
 from selection_assets.resources import SearchResource, StorageResource
 from selection_assets_tests.conftest import QUICK_WORLD_JSON, REPO, cli
 

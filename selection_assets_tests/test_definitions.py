@@ -10,7 +10,7 @@ from selection_assets.core.methods import choose_methods, registry
 from selection_assets.definitions import build_definitions, default_resources
 from selection_assets.resources import DataResource
 from selection_assets.core.keys import Cell, Ring
-from selection_assets.partitions import Grid, cell_key, cell_of, partitioned_by_budget
+from selection_assets.orchestration.partitions import Grid, cell_key, cell_of, partitioned_by_budget
 from selection_assets_tests.conftest import REPO
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from dagster import DagsterInstance, DagsterRunStatus
 
 from selection_assets.core import store
-from selection_assets.runs import LEASES, reap_dead_runs
+from selection_assets.orchestration.runs import LEASES, reap_dead_runs
 from selection_assets_tests.conftest import SMALL_ENV_METHODS, cli
 
 # in the order the demo reaches them, so each run gets past the previous point and dies at its own

@@ -19,7 +19,7 @@ from selection_assets.core.keys import Cell
 from selection_assets.core.store import Layout
 from selection_assets import cli
 from selection_assets.definitions import build_assets, build_definitions, default_resources
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import StorageResource
 from selection_assets.world import generate
 from selection_assets_tests.conftest import REPO, SMALL_ENV_METHODS, cli as _cli

@@ -9,7 +9,7 @@ from dagster import DagsterEventType, DagsterInstance, execute_job, instance_for
 
 from selection_assets import cli
 from selection_assets.definitions import build_experiment, default_resources
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import DataResource
 
 

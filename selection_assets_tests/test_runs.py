@@ -16,14 +16,14 @@ import pytest
 from dagster import DagsterRunStatus, build_sensor_context, instance_for_test
 from dagster._core.test_utils import create_run_for_test
 
-from selection_assets.operations import reap_dead_runs_sensor
-from selection_assets.runs import (LEASES, ORCHESTRATOR_TAG, StorageBusy, exclusive_storage, reap_dead_runs,
+from selection_assets.orchestration.operations import reap_dead_runs_sensor
+from selection_assets.orchestration.runs import (LEASES, ORCHESTRATOR_TAG, StorageBusy, exclusive_storage, reap_dead_runs,
                                    release_lease, storage_for_run, take_lease)
 
 
 HOLD_A_LEASE = """
 import sys, time, types
-from selection_assets.runs import take_lease
+from selection_assets.orchestration.runs import take_lease
 assert take_lease(types.SimpleNamespace(root_directory=sys.argv[1]), sys.argv[2])
 print("holding", flush=True)
 time.sleep(600)
@@ -144,7 +144,7 @@ def test_runs_from_the_ui_share_the_storage_root_but_never_with_a_command(tmp_pa
 HOLD_THE_ROOT = """
 import sys, time
 from dagster import DagsterInstance
-from selection_assets.runs import exclusive_storage
+from selection_assets.orchestration.runs import exclusive_storage
 with DagsterInstance.ephemeral() as instance, exclusive_storage(sys.argv[1], instance):
     print("holding", flush=True)
     time.sleep(300)

@@ -6,11 +6,11 @@ from dagster import (AssetDep, AssetKey, DagsterInstance, DataVersion, Definitio
 
 from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS, SEARCH_TAGS
 from selection_assets.cli import run_step
-from selection_assets.operations import (CELLS_JOB, INPUTS_JOB, POOLS_JOB, REPORTS_JOB, RINGS_JOB, SEARCH_REPORT_JOB,
+from selection_assets.orchestration.operations import (CELLS_JOB, INPUTS_JOB, POOLS_JOB, REPORTS_JOB, RINGS_JOB, SEARCH_REPORT_JOB,
                                          SEARCH_TRIALS_JOB, Stages, Step,
                                          find_staleness, next_stale_step, register_grid_budgets_sensor, stale_plan,
                                          stale_rerun_sensor)
-from selection_assets.partitions import BUDGET_PARTITIONS, Grid, missing_budgets
+from selection_assets.orchestration.partitions import BUDGET_PARTITIONS, Grid, missing_budgets
 
 GRID = Grid((80, 160), (40,))
 

@@ -16,7 +16,7 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
-from selection_assets.runs import ORCHESTRATOR_TAG
+from selection_assets.orchestration.runs import ORCHESTRATOR_TAG
 from selection_assets_tests.conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -23,7 +23,7 @@ from selection_assets.core import embed, less, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core.keys import Ring
 from selection_assets.core.store import Layout
-from selection_assets.partitions import Grid, ring_of
+from selection_assets.orchestration.partitions import Grid, ring_of
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 NORM_TOLERANCE = 1e-2  # float16 storage keeps row norms within ~1e-3 of 1

@@ -5,7 +5,7 @@ pod request of GPU steps, and the cell a grid partition key names."""
 from dagster import AssetExecutionContext, AssetKey, Failure
 
 from selection_assets.core.keys import Cell
-from selection_assets.partitions import cell_of
+from selection_assets.orchestration.partitions import cell_of
 
 GPU_TAGS = {"compute": "gpu"}
 # the method an asset belongs to (its scores, selection, checkpoints and report): the stage jobs

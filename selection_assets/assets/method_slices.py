@@ -11,7 +11,7 @@ from selection_assets.assets.scores import build_scores
 from selection_assets.assets.selections import build_selection
 from selection_assets.assets.training import build_finetuned
 from selection_assets.core.methods import MethodSpec
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 
 
 def method_slice(grid: Grid, spec: MethodSpec) -> Definitions:

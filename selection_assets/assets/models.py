@@ -14,7 +14,7 @@ from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, 
 from selection_assets import real_material
 from selection_assets.core import preflight, store, tokenize, train, weights
 from selection_assets.core import pool as pool_io
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
 from selection_assets.world import models as world_models

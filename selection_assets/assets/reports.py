@@ -22,7 +22,7 @@ from selection_assets.core import cost, evaluate, report, store
 from selection_assets.core import pool as pool_io
 from selection_assets.core.keys import Cell
 from selection_assets.core.methods import MethodSpec, instructmining
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 

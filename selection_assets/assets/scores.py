@@ -21,7 +21,7 @@ from selection_assets.assets.embeddings import SPACES
 from selection_assets.core import cost, embed, evaluate, store, tokenize, train, weights
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MODEL_PASSES, MethodSpec, Need, ScoringInputs, deita
-from selection_assets.partitions import Grid, pool_size_of, ring_of
+from selection_assets.orchestration.partitions import Grid, pool_size_of, ring_of
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 

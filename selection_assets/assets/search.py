@@ -23,8 +23,8 @@ from selection_assets.core import budget_search, report, store
 from selection_assets.core.keys import Cell
 from selection_assets.core.methods import eligible, registry
 from selection_assets.core.store import Layout
-from selection_assets.operations import SEARCH_REPORT_JOB, SEARCH_RUN_TAG, SEARCH_TRIALS_JOB, Step, run_in_flight
-from selection_assets.partitions import BUDGET_PARTITIONS, Grid, cell_key, missing_budgets
+from selection_assets.orchestration.operations import SEARCH_REPORT_JOB, SEARCH_RUN_TAG, SEARCH_TRIALS_JOB, Step, run_in_flight
+from selection_assets.orchestration.partitions import BUDGET_PARTITIONS, Grid, cell_key, missing_budgets
 from selection_assets.resources import SearchResource, StorageResource
 
 BASELINE = report.BASELINE  # tried at every size the search tries, for the curve and the last test

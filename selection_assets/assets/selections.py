@@ -13,7 +13,7 @@ from selection_assets.assets.labels import (CONTENT_VERSIONED_TAGS, SCORES, SELE
                                             method_tags)
 from selection_assets.core import shortlist, store
 from selection_assets.core.methods import MethodSpec
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import StorageResource, TrainResource
 
 

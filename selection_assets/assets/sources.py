@@ -6,7 +6,7 @@ from selection_assets.assets.data_versions import content_version
 from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS
 from selection_assets import preflight, real_material
 from selection_assets.core import ingest, readers, store
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
 from selection_assets.world import generate
 

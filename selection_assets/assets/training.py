@@ -11,7 +11,7 @@ from selection_assets.assets.labels import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SE
 from selection_assets.core import store, train
 from selection_assets.core import pool as pool_io
 from selection_assets.core.methods import MethodSpec
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
 

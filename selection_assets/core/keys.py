@@ -1,7 +1,7 @@
 """Typed partition values: a ring of source positions, and a (pool size, budget) cell of the grid.
 
 Dagster names partitions by strings ("0-1000", "100|1000"); the asset steps parse their key into
-one of these once, at the edge (`selection_assets.partitions`), and everything below takes the
+one of these once, at the edge (`selection_assets.orchestration.partitions`), and everything below takes the
 typed value: paths (`store.Layout`), pool reads (`core.pool`).
 """
 

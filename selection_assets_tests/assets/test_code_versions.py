@@ -20,7 +20,7 @@ from dagster import AssetKey
 
 from selection_assets.assets import versions
 from selection_assets.definitions import build_assets
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource, WorldResource
 from selection_assets_tests.conftest import LINEAGE_METHODS, REPO, TINY_GRID
 
@@ -102,7 +102,7 @@ def test_everything_an_asset_runs_and_every_setting_it_reads_is_in_its_derived_v
     for key, ran in trace.functions.items():
         found = _reach(assets, key)
         uncovered = {f"{module}:{name}" for module, name in ran
-                     if name != "<module>" and module != "selection_assets.log_filters"  # a logging filter
+                     if name != "<module>" and module != "selection_assets.orchestration.log_filters"  # a logging filter
                      and not found.covers(module, name)}
         unread = {setting for setting in trace.settings[key]
                   if setting not in {(cls.__name__, name) for cls, name in found.settings}}
@@ -114,7 +114,7 @@ def test_everything_an_asset_runs_and_every_setting_it_reads_is_in_its_derived_v
 TRUNCATION = ("    return out if max_length is None else truncate(out, max_length)\n",
               "    return out if max_length is None else truncate(out, max_length - 1)\n")
 PRINT_VERSIONS = ("import json, warnings; warnings.filterwarnings('ignore'); "
-                  "from selection_assets.definitions import build_assets; from selection_assets.partitions import Grid; "
+                  "from selection_assets.definitions import build_assets; from selection_assets.orchestration.partitions import Grid; "
                   "print(json.dumps({k.to_user_string(): a.get_asset_spec(k).code_version "
                   "for a in build_assets(Grid((100, 200), (50,))) for k in a.keys}))")
 

@@ -12,7 +12,7 @@ from selection_assets.core.report import VERDICTS
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
 from selection_assets.core.keys import Cell, Ring
-from selection_assets.partitions import register_budgets
+from selection_assets.orchestration.partitions import register_budgets
 from selection_assets.resources import DataResource
 from selection_assets_tests.conftest import LINEAGE_METHODS as METHODS, TINY_GRID, TINY_SEEDS as SEEDS
 

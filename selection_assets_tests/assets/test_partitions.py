@@ -10,7 +10,7 @@ from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
 from selection_assets.core.keys import Ring
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 from selection_assets_tests.conftest import TINY_WORLD
 

@@ -10,7 +10,7 @@ from selection_assets.cli import run_lineage
 from selection_assets.core.keys import Cell, Ring
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 from selection_assets.world import generate
 from selection_assets_tests.conftest import TINY_WORLD

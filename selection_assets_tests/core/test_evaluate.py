@@ -166,7 +166,7 @@ def test_selection_composition_counts_sources_noise_and_answer_variety():
 
 def test_wrapping_an_in_memory_model_logs_no_notice_about_it_once_the_definitions_load(world_lm, caplog):
     import selection_assets.definitions  # noqa: F401  (installs the log filters)
-    from selection_assets.log_filters import HARNESS_MODEL_LOGGER
+    from selection_assets.orchestration.log_filters import HARNESS_MODEL_LOGGER
 
     tokenizer, model_dir, _ = world_lm
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()

@@ -7,7 +7,7 @@ from dagster import AssetKey, materialize
 
 from selection_assets.core import store
 from selection_assets.definitions import build_assets
-from selection_assets.partitions import Grid
+from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource, WorldResource
 from selection_assets.world import models as world_models
 

@@ -22,8 +22,8 @@ from dagster import (AddDynamicPartitionsRequest, AssetKey, AssetRecordsFilter, 
 
 from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS, METHOD_TAG, SEARCH_TAGS
 from selection_assets.core.report import BASELINE
-from selection_assets.partitions import BUDGET_PARTITIONS, Grid, cell_key, cell_of, missing_budgets
-from selection_assets.runs import leasing_executor, reap_dead_runs
+from selection_assets.orchestration.partitions import BUDGET_PARTITIONS, Grid, cell_key, cell_of, missing_budgets
+from selection_assets.orchestration.runs import leasing_executor, reap_dead_runs
 
 EXECUTOR_ENV = "SELECTION_ASSETS_EXECUTOR"
 CODE_VERSION_TAG = "dagster/code_version"  # the code version Dagster records on each materialisation
