@@ -18,7 +18,7 @@ from scipy.stats import binom
 from benchmarks import embedding_throughput
 from selection_assets.core import embed
 from selection_assets.core.report import interval_bounds
-from selection_assets.core.results_section import document_holding, format_duration, replace_section
+from selection_assets.reporting.results_section import document_holding, format_duration, replace_section
 
 HERE = Path(__file__).resolve().parent
 RESULTS_MD = HERE / "RESULTS.md"

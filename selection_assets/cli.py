@@ -287,7 +287,7 @@ def results(args: argparse.Namespace) -> int:
     (`results/<section>/`, written first from a finished demo with --publish); section `methods` is
     the method table, rendered from the registry and each method's provenance, and `lineage` the
     lineage picture, drawn from the asset graph."""
-    from selection_assets.core import published
+    from selection_assets.reporting import published
 
     if args.section == "methods":
         from selection_assets.core.methods.references import method_table
@@ -322,7 +322,7 @@ def lineage_picture() -> str:
 def _write_section(root: Path, section: str, body: str, source: str) -> int:
     """Replace section `section` of the document under `root` that holds it with `body` (a text
     generated from `source`)."""
-    from selection_assets.core import results_section
+    from selection_assets.reporting import results_section
 
     command = f"selection-assets results --section {section}"
     try:

@@ -149,7 +149,7 @@ def test_choose_methods_reads_one_syntax_and_names_what_it_cannot_run():
 
 def test_the_documented_lineage_picture_is_the_rendered_one():
     from selection_assets.cli import lineage_picture
-    from selection_assets.core.results_section import document_holding
+    from selection_assets.reporting.results_section import document_holding
 
     picture = lineage_picture()
     assert "method_scores --> method_selection" in picture and "ring_records --> pool_manifest" in picture

@@ -3,7 +3,7 @@ that exists inside the repository."""
 
 import re
 
-from selection_assets.core.results_section import documents
+from selection_assets.reporting.results_section import documents
 from selection_assets_tests.conftest import REPO
 
 README_LINES = 250

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from selection_assets.core import published, results_section
+from selection_assets.reporting import published, results_section
 from selection_assets_tests.conftest import REPO
 
 SECTIONS = published.sections(REPO / "results")

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selection_assets.core import report, results_section
+from selection_assets.core import report
+from selection_assets.reporting import results_section
 
 TASKS = ("arithmetic", "fact_lookup")
 N_PER_TASK = 300

@@ -7,7 +7,7 @@ import pytest
 
 from selection_assets.core.methods import registry
 from selection_assets.core.methods.references import PROVENANCE, method_table
-from selection_assets.core.results_section import document_holding
+from selection_assets.reporting.results_section import document_holding
 
 REPO = Path(__file__).resolve().parents[3]
 

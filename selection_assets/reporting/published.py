@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from selection_assets.core import report, results_section, store
+from selection_assets.core import report, store
+from selection_assets.reporting import results_section
 from selection_assets.core.keys import Cell
 
 ITEM_COLUMNS = ["seed", "task", "item", "suite", "correct", "answer_loss"]  # what the comparison reads
