@@ -643,15 +643,16 @@ def _curve_test(row: dict) -> str:
 
 
 def _peak_line(method: str, measure: str, found: dict) -> str:
-    """Whether `method`'s `measure` curve shows double descent, with its most peak-like interior size."""
-    peaks = found["peaks"]
-    if not peaks:
-        return f"{method}, {measure.replace('_', ' ')}: no interior size to test"
-    best = min(peaks, key=lambda peak: peak["p_holm"])
-    return (f"{method}, {measure.replace('_', ' ')}: {'double descent' if found['found'] else 'no double descent shown'}; "
-            f"the most peak-like size is {best['size']:,} (worse than size {best['best_before']:,} by "
-            f"{best['worse_than_before']:+.3f} and than size {best['best_after']:,} by {best['worse_than_after']:+.3f}, "
-            f"Holm p {best['p_holm']:.2g})")
+    """Whether `method`'s `measure` curve shows double descent: its most peak-like interior size (worse
+    than the best smaller and the best larger size), or that no interior size is worse than both."""
+    candidates = [peak for peak in found["peaks"] if peak["worse_than_before"] > 0 and peak["worse_than_after"] > 0]
+    label = f"{method}, {measure.replace('_', ' ')}"
+    if not candidates:
+        return f"{label}: no interior size is worse than both the best smaller and the best larger size"
+    best = min(candidates, key=lambda peak: peak["p_holm"])
+    return (f"{label}: {'double descent' if found['found'] else 'no double descent shown'}; the most peak-like "
+            f"size is {best['size']:,} (worse than size {best['best_before']:,} by {best['worse_than_before']:.3f} "
+            f"and than size {best['best_after']:,} by {best['worse_than_after']:.3f}, Holm p {best['p_holm']:.2g})")
 
 
 def size_curve_table(result: dict) -> str:
@@ -792,7 +793,8 @@ TABLES = {"lineage_scale": (["lineage_scale.json"], lineage_table),
           "calibration": (["calibration.json"], calibration_table),
           "robustness": (["robustness.json"], robustness_table),
           "isa_spread": (["isa_spread.json"], gpu_reruns_table),
-          "world_seeds": (["world_seeds.json"], world_seeds_table)}
+          "world_seeds": (["world_seeds.json"], world_seeds_table),
+          "size_curve": (["size_curve.json"], size_curve_table)}
 
 
 def _lineage_summary(result: dict) -> str:
@@ -998,7 +1000,8 @@ DOCS_SECTIONS = {"scale": (["lineage_scale.json", "selection_paper_scale_5800000
                               "embedding_throughput_1b_cuda_bfloat16_16384_compiled.json"], scale_summary),
                    "gpu_reruns": (["gpu_reruns.json", "base_model_variation.json"], gpu_reruns_summary),
                    "isa_spread": (["isa_spread.json"], isa_spread_summary),
-                   "world_seeds": (["world_seeds.json"], world_seeds_summary)}
+                   "world_seeds": (["world_seeds.json"], world_seeds_summary),
+                   "size_curve": (["size_curve.json"], size_curve_summary)}
 
 
 def render(document: str, results_dir: Path = HERE / "results", sections: dict = TABLES) -> str:

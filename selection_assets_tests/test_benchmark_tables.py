@@ -212,3 +212,19 @@ def test_the_isa_spread_line_names_what_stayed_the_same_and_what_moved():
             "picks, per-item results, byte for byte; up to 0 of 750") in text
     assert ("picks (the same examples, 97% at least), per-item results differ, up to 30 of 750 test items right in one run only, exact match of a "
             "cell moved by at most 0.050, and 1 of 16 cell verdicts differ.") in text
+
+
+def test_the_size_curve_lines_follow_the_verdicts_and_the_peaks(tmp_path):
+    results = _copied_results(tmp_path)
+    assert "Double descent shown by: neither curve" in _documents(results)
+    curve = json.loads((results / "size_curve.json").read_text())
+    peak = curve["double_descent"]["random"]["exact_match"]["peaks"][2]
+    peak.update(worse_than_before=0.05, worse_than_after=0.2, p_holm=0.01, peak=True)
+    curve["double_descent"]["random"]["exact_match"]["found"] = True
+    for row in curve["against_random"]:
+        row["verdict"] = "no difference"
+    (results / "size_curve.json").write_text(json.dumps(curve))
+    assert "Double descent shown by: random (exact match)" in _documents(results)
+    assert "exact match: no difference at 10" in _documents(results)
+    table = tables.render(tables.RESULTS_MD.read_text(), results)
+    assert f"random, exact match: double descent; the most peak-like size is {peak['size']:,}" in table
