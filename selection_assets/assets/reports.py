@@ -175,8 +175,7 @@ def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str
                   f"{base['exact_match']:.3f} {report._interval(base['exact_match_ci'])}, answer loss "
                   f"{base['answer_loss']:.3f})", report.markdown_table(comparison.base)]
     if not comparison.head_to_head.empty:
-        methods = ", ".join(dict.fromkeys(comparison.head_to_head["method"]))
-        parts += [f"## {methods} against the methods its paper reports it beating (paired over "
+        parts += [f"## {report.HEAD_TO_HEAD_METHOD} against the methods its paper reports it beating (paired over "
                   "shared cells, Holm over rivals)", report.markdown_table(comparison.head_to_head)]
     parts += ["## Each method as its pool grows (larger pool minus the next smaller one, paired)",
               report.markdown_table(comparison.pool_growth),

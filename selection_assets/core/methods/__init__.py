@@ -123,8 +123,6 @@ class MethodSpec:
     seeded: bool = False  # its choice depends on the replicate seed (score columns `score_seed_<s>`)
     per_budget: bool = False  # its choice for one budget is no prefix of a larger one (`score_budget_<b>`)
     requires: tuple[str, ...] = ()  # DataResource settings it cannot run without (external models)
-    claim: str = ""  # what its paper reports of it against random: set beside it where it is found worse
-    outperforms: tuple[str, ...] = ()  # the methods its paper reports it above: each tested against it directly
 
     def __post_init__(self) -> None:
         expected = getattr(self.module, "Params", None)
@@ -255,12 +253,7 @@ def registry() -> dict[str, MethodSpec]:
                    summary="round-robin over sources in shuffle order", seeded=True),
         MethodSpec(name="rds_plus", module=rds, reference="Ivison et al. 2025", needs=targeted,
                    space="position_weighted",
-                   summary="position-weighted LM embeddings, max cosine to task queries, round-robin over tasks",
-                   claim="Ivison et al. (2025) find RDS+ beats random at every scale they test",
-                   # their baselines (balanced random, top and middle sequence perplexity, IFD, LESS, an
-                   # encoder's embeddings) and RDS+'s own pooling ablations
-                   outperforms=("random_balanced", "top_ppl_sequence", "mid_ppl_sequence", "ifd", "less", "less_mean",
-                                "embed_encoder", "rds_plus_mean", "rds_plus_last_token")),
+                   summary="position-weighted LM embeddings, max cosine to task queries, round-robin over tasks"),
         MethodSpec(name="rds_plus_mean", module=rds, reference="Ivison et al. 2025", needs=targeted,
                    space="mean", summary="RDS+ with plain mean pooling (ablation)"),
         MethodSpec(name="rds_plus_last_token", module=rds, reference="Ivison et al. 2025", needs=targeted,
@@ -290,11 +283,9 @@ def registry() -> dict[str, MethodSpec]:
                    needs=frozenset({Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}),
                    summary="instruction-following difficulty, IFD > 1 dropped, highest first"),
         MethodSpec(name="token_length", module=token_length, reference="Xia et al. 2024",
-                   params=token_length.Params(count="total"), summary="k longest conversations (total tokens)",
-                   claim="Xia et al. (2024) find token-length selection holds up at scale"),
+                   params=token_length.Params(count="total"), summary="k longest conversations (total tokens)"),
         MethodSpec(name="token_length_response", module=token_length, reference="Xia et al. 2024",
-                   params=token_length.Params(count="response"), summary="k longest answers (response tokens)",
-                   claim="Xia et al. (2024) find token-length selection holds up at scale"),
+                   params=token_length.Params(count="response"), summary="k longest answers (response tokens)"),
         MethodSpec(name="kcenter", module=diversity, reference="Sener & Savarese 2018",
                    needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
                    params=diversity.Params(algorithm="kcenter"),
