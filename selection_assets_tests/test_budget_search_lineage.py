@@ -93,7 +93,7 @@ def test_a_search_killed_during_a_trial_resumes_without_repeating_a_finished_one
     home = tmp_path / "home"
     env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "160",
            "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO)}
-    command = ["search", "--max-trials", "3", "--low", "10"]
+    command = ["search", "--max-trials", "2", "--low", "10"]
     killed = subprocess.run([sys.executable, "-m", "selection_assets_tests.kill_during", "second_search_trial",
                              *command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
@@ -104,7 +104,7 @@ def test_a_search_killed_during_a_trial_resumes_without_repeating_a_finished_one
 
     resumed = cli(command, env, tmp_path)
     proposed = [int(line.split()[2]) for line in resumed.splitlines() if line.strip().startswith("proposed size")]
-    assert first_size not in proposed and len(proposed) == 2
+    assert first_size not in proposed and len(proposed) == 1
     assert finished[0].stat().st_mtime_ns == first_written
     found = json.loads((layout.budget_search("instructmining", 160) / "search.json").read_text())
     assert [trial["size"] for trial in found["trials"]] == [first_size, *proposed]
@@ -114,7 +114,7 @@ def test_a_search_killed_during_a_trial_resumes_without_repeating_a_finished_one
     out = layout.budget_search("instructmining", 160)
     assert (out / "curve.png").stat().st_size > 0
     curve = pd.read_parquet(out / "curve.parquet")
-    assert sorted(curve.groupby("size")["method"].apply(sorted).tolist()) == [["instructmining", "random"]] * 3
+    assert sorted(curve.groupby("size")["method"].apply(sorted).tolist()) == [["instructmining", "random"]] * 2
     assert found["chosen_size"] == min(found["trials"], key=lambda t: (t["dev_answer_loss"], t["size"]))["size"]
 
 
