@@ -102,6 +102,9 @@ class Stages:
                     needed.add(parent)
                     frontier.append(parent)
         self.keys = [k for k in keys if k in needed]  # parents first
+        # the partitions of each stage but the cells' (`tracks` asks once per materialisation record)
+        self.grid_partitions = {job: {None if p is None else str(p) for p in self.partitions(job)}
+                                for job in (*JOB_DESCRIPTIONS, SEARCH_REPORT_JOB) if job != CELLS_JOB}
         # what staleness follows: the stages' assets, and the search's report when its method runs
         self.tracked = list(self.keys)
         if self.search_key is not None and self.graph.get(self.search_key).tags.get(METHOD_TAG) not in leave_out:
@@ -149,7 +152,7 @@ class Stages:
         """Whether staleness follows `job`'s `partition`: the grid's, and a cell of any budget below a
         pool of the grid (the search's trials are cells outside the grid's budgets)."""
         if job != CELLS_JOB:
-            return partition in {None if p is None else str(p) for p in self.partitions(job)}
+            return partition in self.grid_partitions[job]
         try:
             cell = cell_of(partition)
         except ValueError:
