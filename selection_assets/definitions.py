@@ -11,7 +11,7 @@ import json
 import os
 from typing import Sequence
 
-from dagster import Definitions, MetadataValue, map_asset_specs
+from dagster import Definitions, MetadataValue, definitions, map_asset_specs
 
 from selection_assets import preflight
 from selection_assets.orchestration import log_filters, operations
@@ -19,7 +19,7 @@ from selection_assets.assets import embeddings, models, pools, reports, scores, 
 from selection_assets.assets.method_slices import method_slice
 from selection_assets.core.methods import check_methods, choose_methods, registry
 from selection_assets.orchestration.partitions import Grid
-from selection_assets.profiles import active_profile
+from selection_assets import config
 from selection_assets.resources import (ComputeResource, DataResource, SearchResource, StorageResource,
                                         TrainResource, WorldResource, default_storage_root)
 
@@ -71,8 +71,8 @@ DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVA
 
 
 def replicate_seeds_from_env() -> list[int]:
-    """SELECTION_ASSETS_SEEDS (comma-separated integers), else [0]."""
-    text = os.environ.get("SELECTION_ASSETS_SEEDS", "0")
+    """The replicate seeds SELECTION_ASSETS_SEEDS names (comma-separated integers)."""
+    text = os.environ["SELECTION_ASSETS_SEEDS"]
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -98,28 +98,33 @@ def _json_overrides(variable: str, resource: type) -> dict:
 
 
 def world_from_env() -> WorldResource:
-    """The world's size: the active profile's, overridden by SELECTION_ASSETS_WORLD, a JSON object of
+    """The world's size: the active experiment config's, overridden by SELECTION_ASSETS_WORLD, a JSON object of
     WorldResource fields (for example '{"corpus_documents": 400, "n_test": 20}' for a quick run)."""
-    return WorldResource(**{**active_profile().world, **_json_overrides("SELECTION_ASSETS_WORLD", WorldResource)})
+    return WorldResource(**{**config.active().settings("world"), **_json_overrides("SELECTION_ASSETS_WORLD", WorldResource)})
 
 
 def default_resources(storage_root: str | None = None) -> dict:
-    """Resources of the active profile (SELECTION_ASSETS_PROFILE: the embedded world by default),
+    """Resources of the active experiment config (`config.active`: the embedded world by default),
     overridden by SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL / ... (real data and a real model),
     SELECTION_ASSETS_SEEDS (the replicate seeds of every cell), SELECTION_ASSETS_DATA,
     SELECTION_ASSETS_WORLD, SELECTION_ASSETS_TRAIN and SELECTION_ASSETS_SEARCH (JSON objects of
     DataResource / WorldResource / TrainResource / SearchResource fields; e.g. '{"seed": 1}' in
     SELECTION_ASSETS_DATA draws another world)."""
-    profile = active_profile()
+    experiment = config.active()
     data = {**_json_overrides("SELECTION_ASSETS_DATA", DataResource),
             **{field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}}
-    training = {**profile.training, **_json_overrides("SELECTION_ASSETS_TRAIN", TrainResource)}
-    if "seeds" in training:
+    overrides = _json_overrides("SELECTION_ASSETS_TRAIN", TrainResource)
+    if "seeds" in overrides:
         raise ValueError("SELECTION_ASSETS_TRAIN: give the replicate seeds in SELECTION_ASSETS_SEEDS")
+    training = {**experiment.settings("training"), **overrides}
+    if os.environ.get("SELECTION_ASSETS_SEEDS"):
+        training["seeds"] = replicate_seeds_from_env()
     return {"storage": StorageResource(root=storage_root or default_storage_root()),
-            "compute": ComputeResource(**profile.compute), "data": DataResource(**{**profile.data, **data}),
-            "world": world_from_env(), "training": TrainResource(**training, seeds=replicate_seeds_from_env()),
-            "search": SearchResource(**_json_overrides("SELECTION_ASSETS_SEARCH", SearchResource))}
+            "compute": ComputeResource(**experiment.settings("compute")),
+            "data": DataResource(**{**experiment.settings("data"), **data}),
+            "world": world_from_env(), "training": TrainResource(**training),
+            "search": SearchResource(**{**experiment.settings("search"),
+                                        **_json_overrides("SELECTION_ASSETS_SEARCH", SearchResource)})}
 
 
 METHODS_ENV = "SELECTION_ASSETS_METHODS"
@@ -131,7 +136,7 @@ def build_experiment(grid: Grid | None = None, resources: dict | None = None, ex
     defaults) and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default): its
     Definitions and their stages. The asset graph holds every method; the comparison reads, and the
     stage jobs cover, `methods` (checked by `check_methods`; default: SELECTION_ASSETS_METHODS as
-    `choose_methods` reads it, else the active profile's methods, as `selection-assets demo` runs
+    `choose_methods` reads it, else the active experiment config's methods, as `selection-assets demo` runs
     them)."""
     grid = grid or Grid.from_env()
     # the subset-size search's settings are its own: an experiment given none searches by the defaults
@@ -151,8 +156,8 @@ def build_experiment(grid: Grid | None = None, resources: dict | None = None, ex
 
 
 def choose_methods_from_env(data: DataResource) -> list[str]:
-    """The methods SELECTION_ASSETS_METHODS names, else the active profile's."""
-    return choose_methods(os.environ.get(METHODS_ENV) or active_profile().methods, data)
+    """The methods SELECTION_ASSETS_METHODS names, else the active experiment config's."""
+    return choose_methods(os.environ.get(METHODS_ENV) or config.active().methods, data)
 
 
 def checkpoints(grid: Grid, resources: dict, methods: Sequence[str]) -> int:
@@ -173,4 +178,11 @@ def build_definitions(grid: Grid | None = None, resources: dict | None = None, e
 
 
 log_filters.install()  # before any run: harness warnings the pipeline causes on purpose (log_filters.py)
-defs = build_definitions()
+
+
+@definitions
+def defs() -> Definitions:
+    """What `dagster dev` and every run worker load: the experiment the environment names. Built
+    when Dagster loads it, not when this module is imported: the command line imports the module
+    for its helpers and builds its own experiment (the whole build took 5 s of every command)."""
+    return build_definitions()
