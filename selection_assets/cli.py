@@ -32,7 +32,7 @@ from selection_assets.core import store
 from selection_assets.core.report import BASELINE
 from selection_assets.orchestration.operations import INPUTS_JOB, POOLS_JOB, RINGS_JOB, SEARCH_TRIALS_JOB
 from selection_assets.orchestration.partitions import Grid, cell_of, partitioned_by_budget, register_budgets
-from selection_assets.profiles import PROFILE_ENV, PROFILES
+from selection_assets import config
 from selection_assets.resources import SearchResource
 from selection_assets import preflight
 from selection_assets.core.preflight import PreflightFailed
@@ -119,22 +119,30 @@ def demo(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         print("--seeds must be at least 1")
         return 2
-    if args.profile not in PROFILES:
-        print(f"--profile {args.profile!r}: known profiles are {', '.join(PROFILES)}")
-        return 2
     os.environ["SELECTION_ASSETS_SEEDS"] = ",".join(str(s) for s in range(args.seeds))
-    os.environ[PROFILE_ENV] = args.profile
+    # in the environment, where the definitions (and a UI opened on them) read the experiment
+    if args.config:
+        os.environ[config.CONFIG_ENV] = str(Path(args.config).resolve())
+        os.environ.pop(config.PROFILE_ENV, None)
+    elif args.profile:
+        os.environ[config.PROFILE_ENV] = args.profile
+        os.environ.pop(config.CONFIG_ENV, None)
     from selection_assets.definitions import METHODS_ENV, default_resources
 
-    grid = Grid.from_env()
-    resources = default_resources()
+    try:
+        experiment = config.active()
+        grid = Grid.from_env()
+        resources = default_resources()
+    except ValueError as err:
+        print(f"refused before any work: {err}")
+        return 2
     storage = resources["storage"].root
     try:
-        methods = choose_methods(args.methods or PROFILES[args.profile].methods, resources["data"], echo=print)
+        methods = choose_methods(args.methods or experiment.methods, resources["data"], echo=print)
     except ValueError as err:
         print(f"--methods: {err}")
         return 2
-    print(f"selection_assets demo (profile {args.profile}): pool sizes {grid.pool_sizes} x budgets {grid.budgets}, "
+    print(f"selection_assets demo ({experiment.source.name}): pool sizes {grid.pool_sizes} x budgets {grid.budgets}, "
           f"{len(grid.valid_cells())} valid cells, seeds {resources['training'].seeds}\n"
           f"  DAGSTER_HOME={home}\n  storage={storage}")
     began = time.perf_counter()
@@ -147,10 +155,10 @@ def demo(args: argparse.Namespace) -> int:
             return 2
     seconds = time.perf_counter() - began
     command = "selection-assets demo" + "".join(
-        f" --{flag} {value}" for flag, value, default in (("profile", args.profile, "world"),
+        f" --{flag} {value}" for flag, value, default in (("profile", args.profile, None), ("config", args.config, None),
                                                           ("methods", args.methods, None), ("seeds", args.seeds, 1))
         if value != default)
-    record = {"command": command, "profile": args.profile, "methods": methods, "pool_sizes": list(grid.pool_sizes),
+    record = {"command": command, "profile": experiment.name, "methods": methods, "pool_sizes": list(grid.pool_sizes),
               "budgets": list(grid.budgets), "seeds": resources["training"].seeds, "wall_seconds": seconds,
               "machine": machine_description(resources["compute"].resolved_device())}
     (home / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
@@ -158,7 +166,8 @@ def demo(args: argparse.Namespace) -> int:
     print(f"\nDone in {seconds:.0f}s. Comparison ({table}):\n")
     print(table.read_text())
     # the UI (and `rerun`) must see the same experiment: its settings are in its assets' versions
-    settings = "" if args.profile == "world" else f"{PROFILE_ENV}={args.profile} "
+    settings = (f"{config.CONFIG_ENV}={os.environ[config.CONFIG_ENV]} " if os.environ.get(config.CONFIG_ENV)
+                else "" if experiment.name == config.DEFAULT_PROFILE else f"{config.PROFILE_ENV}={experiment.name} ")
     if args.methods:
         settings += f"{METHODS_ENV}={','.join(methods)} "
     if args.seeds != 1:
@@ -383,7 +392,7 @@ def rerun(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    """Run every preflight check over the settings (the environment, the profile) and say what would
+    """Run every preflight check over the settings (the environment, the experiment config) and say what would
     be refused; 0 when nothing is. The same checks run before `demo`, `rerun` and every stage job."""
     prepare_dagster_home(Path(args.dagster_home))
     from selection_assets.definitions import checkpoints, choose_methods_from_env, default_resources
@@ -409,12 +418,16 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser = commands.add_parser("demo", help="materialise the whole lineage on the embedded world")
     demo_parser.add_argument("--dagster-home", default=".dagster_home",
                              help="instance directory when DAGSTER_HOME is unset (default: ./.dagster_home)")
-    demo_parser.add_argument("--profile", default="world",
-                             help="'world' (the embedded default) or 'smol' (SmolLM2-135M-Instruct, ShareGPT V3 "
-                                  "and GSM8K from the package index); see selection_assets/profiles.py")
+    chosen_experiment = demo_parser.add_mutually_exclusive_group()
+    chosen_experiment.add_argument("--profile", choices=config.shipped_names(), default=None,
+                                   help="a shipped experiment config: 'world' (the embedded default) or 'smol' "
+                                        "(SmolLM2-135M-Instruct, ShareGPT V3 and GSM8K from the package index)")
+    chosen_experiment.add_argument("--config", default=None, metavar="FILE",
+                                   help="an experiment config of your own (TOML: grid, methods, data, model, "
+                                        "training, evaluation, compute; docs/configuration.md)")
     demo_parser.add_argument("--methods", default=None,
                              help="'spine' (random, random_balanced, rds_plus; the world's default), 'all', or "
-                                  "comma-separated method names (default: the profile's)")
+                                  "comma-separated method names (default: the experiment config's)")
     demo_parser.add_argument("--log-level", default="WARNING",
                              help="console log level of the Dagster runs (all events reach the UI anyway)")
     demo_parser.add_argument("--seeds", type=int, default=1,

@@ -79,7 +79,7 @@ def test_grid_rings_and_invalid_cells():
         Ring.parse("100-50")
 
 
-def test_a_profile_supplies_defaults_that_the_environment_overrides(monkeypatch):
+def test_a_shipped_config_supplies_settings_that_the_environment_overrides(monkeypatch):
     from selection_assets.definitions import default_resources
 
     monkeypatch.setenv("SELECTION_ASSETS_PROFILE", "smol")
@@ -102,7 +102,8 @@ def test_a_profile_supplies_defaults_that_the_environment_overrides(monkeypatch)
     with pytest.raises(ValueError, match="SELECTION_ASSETS_SEEDS"):
         default_resources(storage_root="unused")
     monkeypatch.setenv("SELECTION_ASSETS_PROFILE", "huge")
-    with pytest.raises(ValueError, match="SELECTION_ASSETS_PROFILE='huge' is not a profile; known: world, smol"):
+    with pytest.raises(ValueError, match="SELECTION_ASSETS_PROFILE='huge' is not a shipped experiment config; "
+                                         "known: smol, world"):
         Grid.from_env()
 
 

@@ -15,7 +15,7 @@ its runs (`register_budgets`; the `register_grid_budgets` sensor does it for the
 subset-size search adds the sizes it tries, so its trials are cells of the same lineage.
 
 The grid comes from the environment (SELECTION_ASSETS_POOL_SIZES, SELECTION_ASSETS_BUDGETS, comma
-separated integers; default: the active profile's), so `dagster dev` and `selection-assets demo`
+separated integers; default: the active experiment config's), so `dagster dev` and `selection-assets demo`
 see the same partitions.
 """
 
@@ -28,10 +28,10 @@ from dagster import (DagsterInstance, DynamicPartitionsDefinition, MultiPartitio
                      SpecificPartitionsPartitionMapping, StaticPartitionMapping, StaticPartitionsDefinition)
 
 from selection_assets.core.keys import Cell, Ring
-from selection_assets.profiles import PROFILES, active_profile
+from selection_assets import config
 
-DEFAULT_POOL_SIZES = PROFILES["world"].pool_sizes
-DEFAULT_BUDGETS = PROFILES["world"].budgets
+DEFAULT_POOL_SIZES = config.shipped(config.DEFAULT_PROFILE).pool_sizes
+DEFAULT_BUDGETS = config.shipped(config.DEFAULT_PROFILE).budgets
 POOL_DIM, BUDGET_DIM = "pool_size", "budget"
 # the budget dimension is dynamic: a cell's budget is registered in the instance before its run
 # (`register_budgets`), and a subset-size search adds the sizes it tries (core/budget_search.py)
@@ -79,12 +79,12 @@ class Grid:
     @classmethod
     def from_env(cls) -> "Grid":
         """The grid named by SELECTION_ASSETS_POOL_SIZES / SELECTION_ASSETS_BUDGETS, else the active
-        profile's (SELECTION_ASSETS_PROFILE; the world's by default)."""
-        profile = active_profile()
+        experiment config's (`config.active`: the world's by default)."""
+        experiment = config.active()
         pools = os.environ.get("SELECTION_ASSETS_POOL_SIZES")
         budgets = os.environ.get("SELECTION_ASSETS_BUDGETS")
-        return cls(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else profile.pool_sizes,
-                   _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else profile.budgets)
+        return cls(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else experiment.pool_sizes,
+                   _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else experiment.budgets)
 
     def rings(self) -> list[Ring]:
         """The rings, ascending: one per pool size, holding the positions it adds to the one below."""
