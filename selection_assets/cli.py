@@ -138,7 +138,11 @@ def demo(args: argparse.Namespace) -> int:
         return 2
     storage = resources["storage"].root
     try:
-        methods = choose_methods(args.methods or experiment.methods, resources["data"], echo=print)
+        methods = (choose_methods(args.methods, resources["data"], echo=print) if args.methods
+                   else experiment.named_methods(resources["data"], echo=print))
+    except config.ConfigError as err:
+        print(f"refused before any work: {err}")
+        return 2
     except ValueError as err:
         print(f"--methods: {err}")
         return 2
@@ -323,7 +327,8 @@ def lineage_picture() -> str:
     from selection_assets.definitions import build_assets, default_resources, experiment_stages
     from selection_assets.lineage_picture import lineage_mermaid
 
-    grid, resources, methods = Grid(), default_resources(), list(registry())
+    world = config.shipped(config.DEFAULT_PROFILE)
+    grid, resources, methods = Grid(world.pool_sizes, world.budgets), default_resources(), list(registry())
     return lineage_mermaid(experiment_stages(grid, build_assets(grid, resources, methods), resources, methods),
                            set(methods))
 

@@ -157,7 +157,8 @@ def build_experiment(grid: Grid | None = None, resources: dict | None = None, ex
 
 def choose_methods_from_env(data: DataResource) -> list[str]:
     """The methods SELECTION_ASSETS_METHODS names, else the active experiment config's."""
-    return choose_methods(os.environ.get(METHODS_ENV) or config.active().methods, data)
+    named = os.environ.get(METHODS_ENV)
+    return choose_methods(named, data) if named else config.active().named_methods(data)
 
 
 def checkpoints(grid: Grid, resources: dict, methods: Sequence[str]) -> int:

@@ -72,7 +72,7 @@ def test_the_shipped_configs_are_the_files_beside_the_loader_and_world_is_the_de
     ("[grid]\npool_sizes = [100]\nbudgets = [10]\n[trainig]\nepochs = 1\n", r"unknown key 'trainig'; allowed: methods, grid, data"),
     ("[grid]\npool_sizes = [100]\nbudgets = [10]\n[training]\nepoch = 1\n", r"\[training\] unknown field 'epoch'; allowed: epochs, "),
     ("[grid]\npool_sizes = [100]\nbudgets = [10]\n[training]\nepochs = 'many'\n", r"\[training\] epochs: .*number.*'many'"),
-    ("methods = 'random,rds_plsu'\n[grid]\npool_sizes = [100]\nbudgets = [10]\n", r"methods: unknown 'rds_plsu'; allowed: 'spine', 'all', random"),
+    ("methods = 3\n[grid]\npool_sizes = [100]\nbudgets = [10]\n", r"methods must be 'spine', 'all', or method names"),
     ("[grid\npool_sizes = [100]\n", r"not valid TOML"),
 ])
 def test_a_wrong_config_is_refused_naming_the_file_the_field_and_what_it_allows(tmp_path, monkeypatch, text, named):
@@ -82,6 +82,14 @@ def test_a_wrong_config_is_refused_naming_the_file_the_field_and_what_it_allows(
     monkeypatch.setenv(config.CONFIG_ENV, str(path))
     with pytest.raises(config.ConfigError, match=named):
         default_resources(storage_root="unused")
+
+
+def test_an_unknown_method_is_refused_naming_the_file_and_the_known_methods(tmp_path, monkeypatch):
+    path = write(tmp_path, "methods = 'random,rds_plsu'\n[grid]\npool_sizes = [100]\nbudgets = [10]\n")
+    monkeypatch.setenv(config.CONFIG_ENV, str(path))
+    monkeypatch.delenv("SELECTION_ASSETS_METHODS", raising=False)
+    with pytest.raises(config.ConfigError, match=rf"^{path}: methods: unknown methods \['rds_plsu'\]; known: random, "):
+        choose_methods_from_env(default_resources(storage_root="unused")["data"])
 
 
 def test_a_file_and_a_shipped_name_together_are_refused(tmp_path, monkeypatch):

@@ -52,6 +52,17 @@ class Experiment:
     methods: str
     tables: dict[str, dict] = field(default_factory=dict)
 
+    def named_methods(self, data, echo=lambda _: None) -> list[str]:
+        """The methods the config names, as `choose_methods` checks them against the registry and
+        `data` (a DataResource; those 'all' leaves out are named through `echo`). Raises
+        ConfigError naming the file for an unknown method."""
+        from selection_assets.core.methods import choose_methods
+
+        try:
+            return choose_methods(self.methods, data, echo=echo)
+        except ValueError as err:
+            raise ConfigError(f"{self.source}: methods: {err}") from None
+
     def settings(self, table: str) -> dict:
         """The fields the config sets in `table` (one of TABLES; empty when it sets none)."""
         return dict(self.tables.get(table, {}))
@@ -123,19 +134,12 @@ def _sizes(path: Path, grid: dict, name: str) -> tuple[int, ...]:
 
 
 def _methods(path: Path, value) -> str:
-    """`methods` as `choose_methods` reads it; unknown names are refused with the known ones."""
-    from selection_assets.core.methods import registry
-
+    """`methods` as `choose_methods` reads it (which checks the names: `named_methods`)."""
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = ",".join(value)
     if not isinstance(value, str):
         raise ConfigError(f"{path}: methods must be 'spine', 'all', or method names (a list or comma-separated), "
                           f"got {value!r}")
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in registry()] if value.strip() not in ("", "spine", "all") else []
-    if unknown:
-        raise ConfigError(f"{path}: methods: unknown {', '.join(map(repr, unknown))}; allowed: 'spine', 'all', "
-                          f"{', '.join(registry())}")
     return value
 
 

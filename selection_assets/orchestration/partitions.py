@@ -30,8 +30,6 @@ from dagster import (DagsterInstance, DynamicPartitionsDefinition, MultiPartitio
 from selection_assets.core.keys import Cell, Ring
 from selection_assets import config
 
-DEFAULT_POOL_SIZES = config.shipped(config.DEFAULT_PROFILE).pool_sizes
-DEFAULT_BUDGETS = config.shipped(config.DEFAULT_PROFILE).budgets
 POOL_DIM, BUDGET_DIM = "pool_size", "budget"
 # the budget dimension is dynamic: a cell's budget is registered in the instance before its run
 # (`register_budgets`), and a subset-size search adds the sizes it tries (core/budget_search.py)
@@ -55,8 +53,8 @@ class Grid:
     `rings_of` is the one rule of which rings make a pool; the ring -> pool partition mapping, and
     so Dagster's asset graph, follows from it."""
 
-    pool_sizes: tuple[int, ...] = DEFAULT_POOL_SIZES
-    budgets: tuple[int, ...] = DEFAULT_BUDGETS
+    pool_sizes: tuple[int, ...]
+    budgets: tuple[int, ...]
     pools_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
     rings_def: StaticPartitionsDefinition = field(init=False, compare=False, repr=False)
     budgets_def: DynamicPartitionsDefinition = field(init=False, compare=False, repr=False)
@@ -80,7 +78,7 @@ class Grid:
     def from_env(cls) -> "Grid":
         """The grid named by SELECTION_ASSETS_POOL_SIZES / SELECTION_ASSETS_BUDGETS, else the active
         experiment config's (`config.active`: the world's by default)."""
-        experiment = config.active()
+        experiment = config.active()  # read here, never at import: an asset's code never reaches it
         pools = os.environ.get("SELECTION_ASSETS_POOL_SIZES")
         budgets = os.environ.get("SELECTION_ASSETS_BUDGETS")
         return cls(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else experiment.pool_sizes,

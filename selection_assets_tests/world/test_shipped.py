@@ -16,7 +16,7 @@ def test_the_default_world_starts_from_the_shipped_model_and_another_world_does_
     record = store.read_json(world_models.SHIPPED / world_models.SHIPPED_RECORD)
     resources = {"storage": StorageResource(root=str(tmp_path / "storage")), "compute": ComputeResource(device="cpu"),
                  "data": DataResource(), "world": WorldResource(), "training": TrainResource()}
-    assets = build_assets(Grid())
+    assets = build_assets(Grid((1000, 4000), (100, 400)))
     materialize(assets, selection=[AssetKey(k) for k in ("source_pool", "tokenizer", "base_model")],
                 resources=resources)
     layout = store.Layout(tmp_path / "storage")
