@@ -9,13 +9,21 @@ Every method module exposes
 - `SHORTLIST`, a `Shortlist`: the rankings its `select` takes rows from, so a selection can read only
   the rows it can reach (core/shortlist.py) instead of the whole score table.
 
-A spec names the module, what its scoring reads (`needs`), which embedding space it uses and its
-parameters, so one module can serve several methods (rds_plus and its pooling ablations, say).
+- `PROVENANCE`, a `Provenance` per method it serves (the public code followed, departures, cost);
+- `SPECS`, its `MethodSpec`s: what each method's scoring reads (`needs`), which embedding space it
+  uses and its parameters, so one module can serve several methods (rds_plus and its pooling
+  ablations, say).
+
+`registry()` finds the modules of this package that declare `SPECS`: a method is added by adding
+its module, and nothing lists it elsewhere.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import functools
+import importlib
+import pkgutil
+from dataclasses import dataclass, fields, replace
 from enum import Enum
 from types import ModuleType
 from typing import Callable, Iterable, Literal, get_args, get_origin, get_type_hints
@@ -40,6 +48,8 @@ class Need(str, Enum):
 
 
 MODEL_PASSES = frozenset({Need.DEITA_SCORES, Need.FINETUNE_ROUNDS})  # scoring itself runs models (the gpu pool)
+TARGETED = frozenset({Need.EMBEDDINGS, Need.QUERIES})  # methods that choose by similarity to the eval tasks' queries
+BASELINE_REFERENCE = "baseline"  # the reference of the methods every other is compared against, first in reports
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,17 @@ class MethodParams:
     def as_kwargs(self) -> dict:
         """The parameters as the keyword arguments of the module's `score` and `select`."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a method comes from: the public code file it follows, its known departures from that
+    code, and its selection cost (docs/science.md's model). Each method module declares one per
+    method in `PROVENANCE`; docs/methods.md's table is rendered from them."""
+
+    code: str
+    departures: str
+    cost: str
 
 
 @dataclass(frozen=True)
@@ -111,10 +132,11 @@ class ScoringInputs:
 
 @dataclass(frozen=True, kw_only=True)
 class MethodSpec:
-    """A registered selection method: its module, inputs, embedding space and parameters."""
+    """A selection method: its inputs, embedding space and parameters, declared in its module's
+    `SPECS`; `registry()` binds it to that module."""
 
     name: str
-    module: ModuleType
+    module: ModuleType | None = None  # set by registry() from the module declaring it
     summary: str
     reference: str
     needs: frozenset[Need] = frozenset()
@@ -125,6 +147,8 @@ class MethodSpec:
     requires: tuple[str, ...] = ()  # DataResource settings it cannot run without (external models)
 
     def __post_init__(self) -> None:
+        if self.module is None:
+            return
         expected = getattr(self.module, "Params", None)
         if (expected is None) != (self.params is None) or (expected and not isinstance(self.params, expected)):
             raise TypeError(f"method {self.name}: params must be {self.module.__name__}.Params"
@@ -240,83 +264,28 @@ def top_k(scores: pd.DataFrame, budget: int, column: str = "score", later_rows_f
 
 
 def registry() -> dict[str, MethodSpec]:
-    """Every selection method by name, in report order."""
-    from selection_assets.core.methods import (deita, diverse_evol, diversity, ifd, instructmining, less, perplexity,
-                                               random, random_balanced, rds, token_length)
+    """Every selection method by name, in report order: the baselines, then the other methods by
+    module name, each module's in the order of its `SPECS`."""
+    return dict(_registry())
 
-    targeted = frozenset({Need.EMBEDDINGS, Need.QUERIES})
-    losses = frozenset({Need.ANSWER_LOSSES})
-    specs = [
-        MethodSpec(name="random", module=random, summary="seeded shuffle, first k", reference="baseline",
-                   seeded=True),
-        MethodSpec(name="random_balanced", module=random_balanced, reference="baseline",
-                   summary="round-robin over sources in shuffle order", seeded=True),
-        MethodSpec(name="rds_plus", module=rds, reference="Ivison et al. 2025", needs=targeted,
-                   space="position_weighted",
-                   summary="position-weighted LM embeddings, max cosine to task queries, round-robin over tasks"),
-        MethodSpec(name="rds_plus_mean", module=rds, reference="Ivison et al. 2025", needs=targeted,
-                   space="mean", summary="RDS+ with plain mean pooling (ablation)"),
-        MethodSpec(name="rds_plus_last_token", module=rds, reference="Ivison et al. 2025", needs=targeted,
-                   space="last_token", summary="RDS+ with last-token pooling (ablation)"),
-        MethodSpec(name="embed_encoder", module=rds, reference="Ivison et al. 2025", needs=targeted, space="encoder",
-                   summary="RDS+ selection in a sentence-encoder space (GTR/NV-Embed baseline)"),
-        MethodSpec(name="less", module=less, reference="Xia, Malladi et al. 2024 (LESS)",
-                   needs=targeted | {Need.GRADIENTS}, space="less_features", params=less.Params(aggregate="max"),
-                   summary="LoRA gradient features after a warm-up (Adam-preconditioned, randomly "
-                   "projected), max cosine to task queries, round-robin over tasks"),
-        MethodSpec(name="less_mean", module=less, reference="Xia, Malladi et al. 2024 (LESS)",
-                   needs=targeted | {Need.GRADIENTS}, space="less_features", params=less.Params(aggregate="mean"),
-                   summary="LESS with the mean over a task's queries (princeton-nlp/LESS matching.py)"),
-        MethodSpec(name="top_ppl", module=perplexity, reference="Xia et al. 2024", needs=losses,
-                   params=perplexity.Params(variant="top"), summary="highest answer perplexity first"),
-        MethodSpec(name="mid_ppl", module=perplexity, reference="Xia et al. 2024", needs=losses,
-                   params=perplexity.Params(variant="mid"), summary="answer perplexity from the 33rd percentile down"),
-        MethodSpec(name="bottom_ppl", module=perplexity, reference="Xia et al. 2024", needs=losses,
-                   params=perplexity.Params(variant="bottom"), summary="lowest answer perplexity first"),
-        MethodSpec(name="top_ppl_sequence", module=perplexity, reference="Ivison et al. 2025", needs=losses,
-                   params=perplexity.Params(variant="top", loss="sequence"),
-                   summary="highest whole-sequence perplexity first"),
-        MethodSpec(name="mid_ppl_sequence", module=perplexity, reference="Ivison et al. 2025", needs=losses,
-                   params=perplexity.Params(variant="mid", loss="sequence"),
-                   summary="whole-sequence perplexity from the 33rd percentile down"),
-        MethodSpec(name="ifd", module=ifd, reference="Li et al. 2023",
-                   needs=frozenset({Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}),
-                   summary="instruction-following difficulty, IFD > 1 dropped, highest first"),
-        MethodSpec(name="token_length", module=token_length, reference="Xia et al. 2024",
-                   params=token_length.Params(count="total"), summary="k longest conversations (total tokens)"),
-        MethodSpec(name="token_length_response", module=token_length, reference="Xia et al. 2024",
-                   params=token_length.Params(count="response"), summary="k longest answers (response tokens)"),
-        MethodSpec(name="kcenter", module=diversity, reference="Sener & Savarese 2018",
-                   needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
-                   params=diversity.Params(algorithm="kcenter"),
-                   summary="k-center greedy on LM embeddings"),
-        MethodSpec(name="kcenter_diverseevol", module=diverse_evol, needs=frozenset({Need.FINETUNE_ROUNDS}),
-                   reference="Wu et al. 2023 (DiverseEvol), as Xia et al. 2024 run it", 
-                   per_budget=True, summary="iterative k-center: 10% random, then 3 rounds of fine-tuning on the "
-                   "choice so far, re-embedding the pool and adding the farthest examples"),
-        MethodSpec(name="kmeans_round_robin", module=diversity, reference="this project (a prefix-consistent "
-                   "k-means order)", needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
-                   params=diversity.Params(algorithm="kmeans"), summary="sqrt(N) k-means clusters, round-robin "
-                   "over clusters (largest first), nearest-to-centroid first"),
-        MethodSpec(name="kmeans_xia", module=diversity, reference="Xia et al. 2024", needs=frozenset({Need.EMBEDDINGS}),
-                   space="mean", params=diversity.Params(algorithm="kmeans_per_budget"), per_budget=True,
-                   summary="k-means with as many clusters as the budget, the example nearest each centroid, on "
-                   "mean-pooled LM embeddings"),
-        MethodSpec(name="deita", module=deita, reference="Liu et al. 2024 (DEITA)",
-                   needs=frozenset({Need.EMBEDDINGS, Need.DEITA_SCORES}), space="last_token",
-                   params=deita.Params(threshold=0.9, ranking="evol"), requires=("deita_scorers",),
-                   summary="evol score (complexity x quality from DEITA's scorer models) first, skipping examples "
-                   "with cosine > 0.9 to any already taken (last-token embeddings)"),
-        MethodSpec(name="deita_length_filter", module=deita, reference="Liu et al. 2024 (DEITA), length variant",
-                   needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
-                   params=deita.Params(threshold=0.9, ranking="length"),
-                   summary="longest first, skipping examples with cosine > 0.9 to any already "
-                   "taken (DEITA's filter with length as the quality)"),
-        MethodSpec(name="instructmining", module=instructmining, reference="Cao et al. 2023",
-                   needs=frozenset({Need.ANSWER_LOSSES, Need.EMBEDDINGS, Need.MESSAGES}), space="encoder",
-                   summary="published linear rule on indicators, lowest predicted eval loss first"),
-    ]
-    return {spec.name: spec for spec in specs}
+
+@functools.cache
+def _registry() -> tuple[tuple[str, MethodSpec], ...]:
+    specs = [replace(spec, module=module) for module in method_modules() for spec in module.SPECS]
+    names = [spec.name for spec in specs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise TypeError(f"methods registered twice: {', '.join(repeated)}")
+    ordered = sorted(specs, key=lambda spec: spec.reference != BASELINE_REFERENCE)  # stable: module order kept
+    return tuple((spec.name, spec) for spec in ordered)
+
+
+def method_modules() -> list[ModuleType]:
+    """The modules of this package that serve methods (those that declare `SPECS`), by name:
+    adding a method is adding a module here (docs/adding-a-method.md)."""
+    modules = [importlib.import_module(f"{__name__}.{info.name}")
+               for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name)]
+    return [module for module in modules if hasattr(module, "SPECS")]
 
 
 SPINE_METHODS = ("random", "random_balanced", "rds_plus")

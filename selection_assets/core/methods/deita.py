@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix
-from selection_assets.core.methods import MethodParams, ScoringInputs, Shortlist, base_frame, top_k
+from selection_assets.core.methods import (MethodParams, MethodSpec, Need, Provenance, ScoringInputs, Shortlist,
+                                           base_frame, top_k)
 from selection_assets.core.methods.diversity import order_to_score
 
 # the scorers' prompts, as deita/selection/scorer/llama_scorer.py writes them
@@ -135,3 +136,30 @@ SHORTLIST = Shortlist()  # top-k of its score
 def select(scores: pd.DataFrame, budget: int, threshold: float, ranking: str) -> pd.DataFrame:
     """The first `budget` examples of the filter's order (accepted first, then redundant fill)."""
     return top_k(scores, budget)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="deita", reference="Liu et al. 2024 (DEITA)",
+               needs=frozenset({Need.EMBEDDINGS, Need.DEITA_SCORES}), space="last_token",
+               params=Params(threshold=0.9, ranking="evol"), requires=("deita_scorers",),
+               summary="evol score (complexity x quality from DEITA's scorer models) first, skipping examples "
+               "with cosine > 0.9 to any already taken (last-token embeddings)"),
+    MethodSpec(name="deita_length_filter", reference="Liu et al. 2024 (DEITA), length variant",
+               needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
+               params=Params(threshold=0.9, ranking="length"),
+               summary="longest first, skipping examples with cosine > 0.9 to any already "
+               "taken (DEITA's filter with length as the quality)"),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "deita": Provenance(
+        code="hkust-nlp/deita: selection/scorer/base.py, selection/filter/combined_filter.py, "
+             "selection/filter/base.py, selection/embedder/clm_embedder.py",
+        departures="embeddings from the base LM (DEITA: Mistral-7B); ranking ties: earlier row first; a filter that "
+                   "runs dry is filled with flagged rejects",
+        cost="2 N_s L T + 2 N_p L y + O(N k d)"),
+    "deita_length_filter": Provenance(
+        code="hkust-nlp/deita: selection/filter/base.py (the filter only)",
+        departures="length instead of the scorers' evol score; RDS+ embeddings",
+        cost="2 N_p L y + O(N k d)"),
+}

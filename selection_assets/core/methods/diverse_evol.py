@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, Shortlist, top_k
+from selection_assets.core.methods import MethodSpec, Need, Provenance, ScoringInputs, Shortlist, top_k
 from selection_assets.core.methods.diversity import farthest_additions, per_budget_frame
 
 INITIAL_SHARE = 0.1
@@ -66,3 +66,21 @@ SHORTLIST = Shortlist()  # top-k of its per-budget order
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
     """The budget's DiverseEvol choice, in the order it was made."""
     return top_k(scores, budget)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="kcenter_diverseevol", needs=frozenset({Need.FINETUNE_ROUNDS}),
+               reference="Wu et al. 2023 (DiverseEvol), as Xia et al. 2024 run it", 
+               per_budget=True, summary="iterative k-center: 10% random, then 3 rounds of fine-tuning on the "
+               "choice so far, re-embedding the pool and adding the farthest examples"),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "kcenter_diverseevol": Provenance(
+        code="OFA-Sys/DiverseEvol: train.py, evol_schedules/kcenter_sampling.py; "
+             "xiatingyu/SFT-DataSelection-at-scale: diverse/train.py (1,000 random, then 3 rounds of 3,000)",
+        departures="greedy additions within a round (Xia's code takes a round's n farthest at once); every round "
+                   "fine-tunes from the base model (Xia's keeps training one); mean pooling over real tokens, "
+                   "L2-normalised; the project's fine-tuning recipe",
+        cost="per budget, 3 rounds of 6 N_p L x_r epochs + 2 N_p L y"),
+}

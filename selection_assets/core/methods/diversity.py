@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix, nearest_rows
-from selection_assets.core.methods import MethodParams, ScoringInputs, Shortlist, base_frame, budget_column, top_k
+from selection_assets.core.methods import (MethodParams, MethodSpec, Need, Provenance, ScoringInputs, Shortlist,
+                                           base_frame, budget_column, top_k)
 
 
 MAX_POINTS_PER_CENTROID = 256  # faiss.Kmeans's default: past it, it trains on a sample
@@ -206,3 +207,37 @@ SHORTLIST = Shortlist()  # top-k of its order (per budget for kmeans_xia)
 def select(scores: pd.DataFrame, budget: int, algorithm: str) -> pd.DataFrame:
     """The first `budget` examples of the diversity order."""
     return top_k(scores, budget)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="kcenter", reference="Sener & Savarese 2018",
+               needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
+               params=Params(algorithm="kcenter"),
+               summary="k-center greedy on LM embeddings"),
+    MethodSpec(name="kmeans_round_robin", reference="this project (a prefix-consistent "
+               "k-means order)", needs=frozenset({Need.EMBEDDINGS}), space="position_weighted",
+               params=Params(algorithm="kmeans"), summary="sqrt(N) k-means clusters, round-robin "
+               "over clusters (largest first), nearest-to-centroid first"),
+    MethodSpec(name="kmeans_xia", reference="Xia et al. 2024", needs=frozenset({Need.EMBEDDINGS}),
+               space="mean", params=Params(algorithm="kmeans_per_budget"), per_budget=True,
+               summary="k-means with as many clusters as the budget, the example nearest each centroid, on "
+               "mean-pooled LM embeddings"),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "kcenter": Provenance(
+        code="Sener & Savarese 2018 (greedy k-center)",
+        departures="one pass on the base model's RDS+ embeddings; Xia et al.'s k-center is DiverseEvol's iterative "
+                   "one: `kcenter_diverseevol`",
+        cost="2 N_p L y + O(N k d)"),
+    "kmeans_round_robin": Provenance(
+        code="this project",
+        departures="a prefix-consistent order: sqrt(N) clusters, round-robin, nearest to centroid first",
+        cost="2 N_p L y + O(N C d)"),
+    "kmeans_xia": Provenance(
+        code="xiatingyu/SFT-DataSelection-at-scale: token_length/kmeans_sample.py, token_length/embedding.py",
+        departures="faiss Lloyd from k-means++ seeding (reference: scikit-learn KMeans); mean pooling over real "
+                   "tokens, L2-normalised (reference averages padding in, unnormalised); a shared nearest example "
+                   "passes to the next nearest",
+        cost="2 N_p L y + O(N k d) per budget"),
+}

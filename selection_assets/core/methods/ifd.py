@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, Shortlist, base_frame, top_k
+from selection_assets.core.methods import MethodSpec, Need, Provenance, ScoringInputs, Shortlist, base_frame, top_k
 
 
 def ifd_values(ce_with_context: np.ndarray, ce_alone: np.ndarray) -> np.ndarray:
@@ -43,3 +43,18 @@ def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
     """Highest IFD first among examples with IFD <= 1 (ties: later row first); fails if fewer than
     `budget` remain."""
     return top_k(scores, budget, later_rows_first=True)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="ifd", reference="Li et al. 2023",
+               needs=frozenset({Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}),
+               summary="instruction-following difficulty, IFD > 1 dropped, highest first"),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "ifd": Provenance(
+        code="tianyi-lab/Cherry_LLM: cherry_seletion/data_analysis.py, cherry_seletion/data_by_IFD.py",
+        departures="CE(A) after only the assistant header (the reference: after '### Response:'); examples that do "
+                   "not fit whole are skipped, as there",
+        cost="2 x 2 N_p L y"),
+}

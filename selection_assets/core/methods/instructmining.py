@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix, nearest_rows
-from selection_assets.core.methods import ScoringInputs, Shortlist, base_frame, top_k
+from selection_assets.core.methods import MethodSpec, Need, Provenance, ScoringInputs, Shortlist, base_frame, top_k
 
 PUBLISHED_RULE = {"intercept": 1.0694, "reward": -0.1498, "output_length": 8.257e-5, "knn6": -0.9350}
 INDICATORS = ("input_length", "output_length", "perplexity", "mtld", "knn6", "reward")
@@ -156,3 +156,18 @@ SHORTLIST = Shortlist()  # top-k of the predicted loss's negation
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
     """Lowest predicted eval loss first."""
     return top_k(scores, budget)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="instructmining", reference="Cao et al. 2023",
+               needs=frozenset({Need.ANSWER_LOSSES, Need.EMBEDDINGS, Need.MESSAGES}), space="encoder",
+               summary="published linear rule on indicators, lowest predicted eval loss first"),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "instructmining": Provenance(
+        code="Cao et al. 2023 (arXiv 2307.06290; no public code)",
+        departures="without a reward model the Rew term is left out and the scores' metadata say so; SentenceBERT "
+                   "space: all-MiniLM-L6-v2",
+        cost="2 N_p L y + 2 N_enc L y"),
+}

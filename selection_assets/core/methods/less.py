@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import MethodParams, ScoringInputs
+from selection_assets.core.methods import TARGETED, MethodParams, MethodSpec, Need, Provenance, ScoringInputs
 from selection_assets.core.methods.rds import SHORTLIST as rds_shortlist
 from selection_assets.core.methods.rds import group_score_frame
 from selection_assets.core.methods.rds import select as round_robin_over_groups
@@ -62,3 +62,33 @@ SHORTLIST = rds_shortlist  # its select is rds's: turns across the group columns
 def select(scores: pd.DataFrame, budget: int, aggregate: str) -> pd.DataFrame:
     """Round-robin over tasks, each taking its highest-scoring remaining example (one task: top-k)."""
     return round_robin_over_groups(scores, budget)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="less", reference="Xia, Malladi et al. 2024 (LESS)",
+               needs=TARGETED | {Need.GRADIENTS}, space="less_features", params=Params(aggregate="max"),
+               summary="LoRA gradient features after a warm-up (Adam-preconditioned, randomly "
+               "projected), max cosine to task queries, round-robin over tasks"),
+    MethodSpec(name="less_mean", reference="Xia, Malladi et al. 2024 (LESS)",
+               needs=TARGETED | {Need.GRADIENTS}, space="less_features", params=Params(aggregate="mean"),
+               summary="LESS with the mean over a task's queries (princeton-nlp/LESS matching.py)"),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "less": Provenance(
+        code="princeton-nlp/LESS: less/data_selection/collect_grad_reps.py (gradients, Adam, projection), "
+             "less/data_selection/matching.py",
+        departures="max over a task's queries (the RDS+ paper's use; matching.py takes the mean: `less_mean`); "
+                   "float32 gradients and this project's seeded Rademacher matrix (LESS: float16 into trak's "
+                   "projector), so features follow the procedure, not its bits; defaults rank 8 and 1,024 dimensions "
+                   "for the world's LM (LESS: 128 and 8,192), warm-up drawn from the smallest pool",
+        cost="6 N_p (warm-up tokens + L (y + q) checkpoints)"),
+    "less_mean": Provenance(
+        code="princeton-nlp/LESS: less/data_selection/collect_grad_reps.py (gradients, Adam, projection), "
+             "less/data_selection/matching.py",
+        departures="each project task is one subtask; float32 gradients and this project's seeded Rademacher matrix "
+                   "(LESS: float16 into trak's projector), so features follow the procedure, not its bits; defaults "
+                   "rank 8 and 1,024 dimensions for the world's LM (LESS: 128 and 8,192), warm-up drawn from the "
+                   "smallest pool",
+        cost="6 N_p (warm-up tokens + L (y + q) checkpoints)"),
+}

@@ -23,7 +23,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import MethodParams, ScoringInputs, Shortlist, base_frame, top_k
+from selection_assets.core.methods import (MethodParams, MethodSpec, Need, Provenance, ScoringInputs, Shortlist,
+                                           base_frame, top_k)
 
 MID_START_PERCENTILE = 0.33
 
@@ -73,3 +74,50 @@ SHORTLIST = Shortlist()  # top-k of the variant's order
 def select(scores: pd.DataFrame, budget: int, variant: str, loss: str = "answer") -> pd.DataFrame:
     """The first `budget` examples in the variant's order."""
     return top_k(scores, budget)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="top_ppl", reference="Xia et al. 2024", needs=frozenset({Need.ANSWER_LOSSES}),
+               params=Params(variant="top"), summary="highest answer perplexity first"),
+    MethodSpec(name="mid_ppl", reference="Xia et al. 2024", needs=frozenset({Need.ANSWER_LOSSES}),
+               params=Params(variant="mid"), summary="answer perplexity from the 33rd percentile down"),
+    MethodSpec(name="bottom_ppl", reference="Xia et al. 2024", needs=frozenset({Need.ANSWER_LOSSES}),
+               params=Params(variant="bottom"), summary="lowest answer perplexity first"),
+    MethodSpec(name="top_ppl_sequence", reference="Ivison et al. 2025", needs=frozenset({Need.ANSWER_LOSSES}),
+               params=Params(variant="top", loss="sequence"),
+               summary="highest whole-sequence perplexity first"),
+    MethodSpec(name="mid_ppl_sequence", reference="Ivison et al. 2025", needs=frozenset({Need.ANSWER_LOSSES}),
+               params=Params(variant="mid", loss="sequence"),
+               summary="whole-sequence perplexity from the 33rd percentile down"),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "top_ppl": Provenance(
+        code="xiatingyu/SFT-DataSelection-at-scale: cross_entropy/entropy_response.py (CE of the last turn); ordering"
+             " as automated-instruction-selection scripts/ppl_selections.py",
+        departures="the reference scores unshifted logits (token t against its own logit); here CE is the usual "
+                   "next-token loss",
+        cost="2 N_p L y"),
+    "mid_ppl": Provenance(
+        code="xiatingyu/SFT-DataSelection-at-scale: cross_entropy/entropy_response.py (CE of the last turn); ordering"
+             " as automated-instruction-selection scripts/ppl_selections.py",
+        departures="the reference scores unshifted logits (token t against its own logit); here CE is the usual "
+                   "next-token loss; past the list's end, wraps to its top third",
+        cost="2 N_p L y"),
+    "bottom_ppl": Provenance(
+        code="xiatingyu/SFT-DataSelection-at-scale: cross_entropy/entropy_response.py (CE of the last turn); ordering"
+             " as automated-instruction-selection scripts/ppl_selections.py",
+        departures="the reference scores unshifted logits (token t against its own logit); here CE is the usual "
+                   "next-token loss",
+        cost="2 N_p L y"),
+    "top_ppl_sequence": Provenance(
+        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_perplexity.py (loss with"
+             " labels = input_ids), scripts/ppl_selections.py",
+        departures="none known",
+        cost="2 N_p L y"),
+    "mid_ppl_sequence": Provenance(
+        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_perplexity.py (loss with"
+             " labels = input_ids), scripts/ppl_selections.py",
+        departures="past the list's end, wraps to its top third (the reference returns fewer)",
+        cost="2 N_p L y"),
+}

@@ -11,7 +11,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, Shortlist, base_frame, seed_column, top_k
+from selection_assets.core.methods import (MethodSpec, Provenance, ScoringInputs, Shortlist, base_frame, seed_column,
+                                           top_k)
 
 
 def shuffle_keys(example_ids, seed: int) -> np.ndarray:
@@ -39,3 +40,16 @@ SHORTLIST = Shortlist()  # top-k of the replicate's shuffle key
 def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
     """First `budget` examples of the seeded shuffle."""
     return top_k(scores, budget)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="random", summary="seeded shuffle, first k", reference="baseline",
+               seeded=True),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "random": Provenance(
+        code="-",
+        departures="-",
+        cost="0"),
+}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, Shortlist, selection_frame
+from selection_assets.core.methods import MethodSpec, Provenance, ScoringInputs, Shortlist, selection_frame
 from selection_assets.core.methods import random as plain_random
 
 
@@ -31,3 +31,16 @@ def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
     source_code = pd.Categorical(by_rank["source"]).codes
     picks = np.lexsort((source_code, turn_in_source))[:budget]
     return selection_frame(frame, order[picks])
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="random_balanced", reference="baseline",
+               summary="round-robin over sources in shuffle order", seeded=True),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "random_balanced": Provenance(
+        code="-",
+        departures="-",
+        cost="0"),
+}

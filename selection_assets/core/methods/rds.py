@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.methods import ScoringInputs, Shortlist, base_frame, selection_frame
+from selection_assets.core.methods import (TARGETED, MethodSpec, Provenance, ScoringInputs, Shortlist, base_frame,
+                                           selection_frame)
 from selection_assets.core.ranking import round_robin_select
 from selection_assets.core.similarity import group_max_scores
 
@@ -49,3 +50,38 @@ def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
     columns = [c for c in scores.columns if c.startswith(GROUP_PREFIX)]
     rows = round_robin_select(scores[columns].to_numpy(dtype=np.float32), budget)
     return selection_frame(scores, rows)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="rds_plus", reference="Ivison et al. 2025", needs=TARGETED,
+               space="position_weighted",
+               summary="position-weighted LM embeddings, max cosine to task queries, round-robin over tasks"),
+    MethodSpec(name="rds_plus_mean", reference="Ivison et al. 2025", needs=TARGETED,
+               space="mean", summary="RDS+ with plain mean pooling (ablation)"),
+    MethodSpec(name="rds_plus_last_token", reference="Ivison et al. 2025", needs=TARGETED,
+               space="last_token", summary="RDS+ with last-token pooling (ablation)"),
+    MethodSpec(name="embed_encoder", reference="Ivison et al. 2025", needs=TARGETED, space="encoder",
+               summary="RDS+ selection in a sentence-encoder space (GTR/NV-Embed baseline)"),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "rds_plus": Provenance(
+        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
+             "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
+        departures="none known (pooling within 1.2e-7; round-robin restated in tests)",
+        cost="2 N_p L (y + q)"),
+    "rds_plus_mean": Provenance(
+        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
+             "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
+        departures="ablation: plain mean pooling",
+        cost="2 N_p L (y + q)"),
+    "rds_plus_last_token": Provenance(
+        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
+             "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
+        departures="ablation: last-token pooling",
+        cost="2 N_p L (y + q)"),
+    "embed_encoder": Provenance(
+        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_sentence_embedding.py",
+        departures="default encoder all-MiniLM-L6-v2 (shipped offline), not GTR / NV-Embed",
+        cost="2 N_enc L (y + q)"),
+}

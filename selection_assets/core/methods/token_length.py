@@ -12,7 +12,8 @@ from typing import Literal
 
 import pandas as pd
 
-from selection_assets.core.methods import MethodParams, ScoringInputs, Shortlist, base_frame, top_k
+from selection_assets.core.methods import (MethodParams, MethodSpec, Provenance, ScoringInputs, Shortlist, base_frame,
+                                           top_k)
 
 COLUMNS = {"total": "total_tokens", "response": "answer_tokens"}
 
@@ -37,3 +38,22 @@ SHORTLIST = Shortlist()  # top-k of the token count
 def select(scores: pd.DataFrame, budget: int, count: str) -> pd.DataFrame:
     """The `budget` longest (ties: earlier pool row first)."""
     return top_k(scores, budget)
+
+
+SPECS = (  # the methods this module serves, in report order (registry() collects them)
+    MethodSpec(name="token_length", reference="Xia et al. 2024",
+               params=Params(count="total"), summary="k longest conversations (total tokens)"),
+    MethodSpec(name="token_length_response", reference="Xia et al. 2024",
+               params=Params(count="response"), summary="k longest answers (response tokens)"),
+)
+
+PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
+    "token_length": Provenance(
+        code="xiatingyu/SFT-DataSelection-at-scale: token_length/compute_token_num.py (total_token)",
+        departures="the repository has no selection script; longest first, earlier row on ties",
+        cost="0 (tokenisation)"),
+    "token_length_response": Provenance(
+        code="xiatingyu/SFT-DataSelection-at-scale: token_length/compute_token_num.py (response_token, the last turn)",
+        departures="as token_length",
+        cost="0 (tokenisation)"),
+}
