@@ -30,7 +30,7 @@ TINY_WORLD = WorldResource(vocab_size=512, hidden_size=64, intermediate_size=128
 TINY_GRID = Grid(pool_sizes=(150, 300), budgets=(40, 150))
 TINY_SEEDS = [0, 1]
 # the default world's shape with a small corpus and test split, for command-line runs in tests
-QUICK_WORLD_JSON = json.dumps({"corpus_documents": 300, "pretrain_epochs": 2.0, "n_dev": 6, "n_test": 20})
+QUICK_WORLD_JSON = json.dumps({"corpus_documents": 150, "pretrain_epochs": 1.0, "n_dev": 6, "n_test": 20})
 
 
 @pytest.fixture(scope="session")

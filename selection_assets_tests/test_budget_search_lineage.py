@@ -93,12 +93,13 @@ def test_a_search_killed_during_a_trial_resumes_without_repeating_a_finished_one
     home = tmp_path / "home"
     env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "160",
            "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO)}
-    command = ["search", "--max-trials", "2", "--low", "10"]
+    # a method that reads only token counts: the search, not the method's inputs, is under test
+    command = ["search", "--method", "token_length", "--max-trials", "2", "--low", "10"]
     killed = subprocess.run([sys.executable, "-m", "selection_assets_tests.kill_during", "second_search_trial",
                              *command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
     layout = store.Layout(home / "storage")
-    finished = sorted(layout.eval_report("instructmining", Cell(160, 1)).parent.glob("*.json"))
+    finished = sorted(layout.eval_report("token_length", Cell(160, 1)).parent.glob("*.json"))
     assert len(finished) == 1, finished  # the first trial, and no more
     first_size, first_written = int(finished[0].stem), finished[0].stat().st_mtime_ns
 
@@ -106,15 +107,15 @@ def test_a_search_killed_during_a_trial_resumes_without_repeating_a_finished_one
     proposed = [int(line.split()[2]) for line in resumed.splitlines() if line.strip().startswith("proposed size")]
     assert first_size not in proposed and len(proposed) == 1
     assert finished[0].stat().st_mtime_ns == first_written
-    found = json.loads((layout.budget_search("instructmining", 160) / "search.json").read_text())
+    found = json.loads((layout.budget_search("token_length", 160) / "search.json").read_text())
     assert [trial["size"] for trial in found["trials"]] == [first_size, *proposed]
     # every trial is a cell of the lineage, the method's and random's, under a budget partition
     with DagsterInstance.from_config(str(home)) as instance:
         assert {str(size) for size in [first_size, *proposed]} <= set(instance.get_dynamic_partitions(BUDGET_PARTITIONS))
-    out = layout.budget_search("instructmining", 160)
+    out = layout.budget_search("token_length", 160)
     assert (out / "curve.png").stat().st_size > 0
     curve = pd.read_parquet(out / "curve.parquet")
-    assert sorted(curve.groupby("size")["method"].apply(sorted).tolist()) == [["instructmining", "random"]] * 2
+    assert sorted(curve.groupby("size")["method"].apply(sorted).tolist()) == [["random", "token_length"]] * 2
     assert found["chosen_size"] == min(found["trials"], key=lambda t: (t["dev_answer_loss"], t["size"]))["size"]
 
 
