@@ -22,6 +22,7 @@ from selection_assets.core import cost, evaluate, report, store
 from selection_assets.core import pool as pool_io
 from selection_assets.core.keys import Cell
 from selection_assets.core.methods import MethodSpec, instructmining
+from selection_assets.core.methods.references import head_to_head_rivals
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
 
@@ -175,8 +176,9 @@ def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str
                   f"{base['exact_match']:.3f} {report._interval(base['exact_match_ci'])}, answer loss "
                   f"{base['answer_loss']:.3f})", report.markdown_table(comparison.base)]
     if not comparison.head_to_head.empty:
-        parts += [f"## {report.HEAD_TO_HEAD_METHOD} against the methods its paper reports it beating (paired over "
-                  "shared cells, Holm over rivals)", report.markdown_table(comparison.head_to_head)]
+        duelling = ", ".join(comparison.head_to_head["method"].unique())
+        parts += [f"## {duelling} against the methods its paper reports it beating (paired over shared cells, Holm "
+                  "over rivals)", report.markdown_table(comparison.head_to_head)]
     parts += ["## Each method as its pool grows (larger pool minus the next smaller one, paired)",
               report.markdown_table(comparison.pool_growth),
               "## Best budget per method and pool size (the best of the grid's budgets)",
@@ -202,6 +204,7 @@ def build(grid: Grid, methods: Sequence[str]) -> list:
     (the methods' own assets are built by method_slices.py)."""
     methods = list(methods)
     cells = grid.valid_cells()
+    rivals = head_to_head_rivals()  # data the comparison is handed, not the method modules' code
     per_cell = [AssetDep(method_key(method, EVAL_REPORT), partition_mapping=grid.cells_mapping())
                 for method in methods]
     eval_report_base = build_eval_report_base()
@@ -217,7 +220,7 @@ def build(grid: Grid, methods: Sequence[str]) -> list:
         found = experiment_reports(layout, methods, cells)
         comparison = report.compare(
             found, lambda method, pool_size, budget: pd.read_parquet(layout.eval_items(method, Cell(pool_size, budget))),
-            pd.read_parquet(layout.base_eval_items))
+            pd.read_parquet(layout.base_eval_items), rivals)
         out = layout.comparison_dir
         out.mkdir(parents=True, exist_ok=True)
         base = store.read_json(layout.base_eval_report)

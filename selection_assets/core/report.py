@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -30,12 +30,6 @@ from selection_assets.core import evaluate, stats  # noqa: E402
 
 BASELINE = "random"
 ALPHA = 0.05
-# Ivison et al. (2025) report RDS+ above each of these: their baselines (balanced random, top and
-# middle sequence perplexity, IFD, LESS, an encoder's embeddings) and RDS+'s own pooling ablations.
-# Each is tested against RDS+ directly, not only through random.
-HEAD_TO_HEAD_METHOD = "rds_plus"
-HEAD_TO_HEAD_RIVALS = ("random_balanced", "top_ppl_sequence", "mid_ppl_sequence", "ifd", "less", "less_mean",
-                       "embed_encoder", "rds_plus_mean", "rds_plus_last_token")
 
 
 def headline_items(items: pd.DataFrame) -> pd.DataFrame:
@@ -73,7 +67,7 @@ class Comparison:
     methods: pd.DataFrame  # per method: its paired difference from random averaged over all cells
     base: pd.DataFrame  # per cell: random's fine-tuned models against the un-fine-tuned base model
     pool_growth: pd.DataFrame  # per method and budget: each larger pool against the next smaller one
-    head_to_head: pd.DataFrame  # RDS+ against each method its paper reports it beating, over shared cells
+    head_to_head: pd.DataFrame  # a method against each its paper reports it beating (`rivals`), over shared cells
     seeds: list[int]
     cell_tests: int  # method-vs-random tests over the grid (the Holm family of `cells`)
 
@@ -168,11 +162,14 @@ def paired_verdicts(ours: pd.DataFrame, theirs: pd.DataFrame, *, resamples: int 
 
 
 def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.DataFrame],
-            base_items: pd.DataFrame | None = None, *, resamples: int = stats.DEFAULT_RESAMPLES) -> Comparison:
+            base_items: pd.DataFrame | None = None, rivals: Mapping[str, Sequence[str]] | None = None, *,
+            resamples: int = stats.DEFAULT_RESAMPLES) -> Comparison:
     """Intervals and paired tests of every eval report against the random baseline of its cell.
 
     `items_of(method, pool_size, budget)` returns that report's per-item table; `base_items` is the
     un-fine-tuned base model's. Without a random report in a cell, its methods are not tested.
+    `rivals` maps a method to those its paper reports it beating (the method modules' `OUTPERFORMS`):
+    each pair that ran is also tested directly (`head_to_head`).
     """
     reports = sorted(reports, key=lambda r: (r["pool_size"], r["budget"], r["method"]))
     matrices = {(r["method"], r["pool_size"], r["budget"]): items_of(r["method"], r["pool_size"], r["budget"])
@@ -207,7 +204,7 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
     return Comparison(cells=cells, methods=_per_method(cells, matrices, resamples), seeds=seeds,
                       base=_against_base(matrices, base_items, resamples),
                       pool_growth=_pool_growth(cells, matrices, resamples),
-                      head_to_head=_head_to_head(matrices, resamples), cell_tests=int(tested.sum()))
+                      head_to_head=_head_to_head(matrices, rivals or {}, resamples), cell_tests=int(tested.sum()))
 
 
 def comparison_document(comparison: Comparison, base: dict | None) -> dict:
@@ -222,19 +219,19 @@ def comparison_document(comparison: Comparison, base: dict | None) -> dict:
                                                                     "answer_loss_ci", "n_items")}}
 
 
-def _head_to_head(matrices: dict, resamples: int) -> pd.DataFrame:
-    """HEAD_TO_HEAD_METHOD minus each of its rivals that ran, paired on the same items over every cell
-    both ran (exact match and answer loss, each a Holm family over the rivals); verdicts say whether
-    HEAD_TO_HEAD_METHOD is the better of the two."""
+def _head_to_head(matrices: dict, rivals: Mapping[str, Sequence[str]], resamples: int) -> pd.DataFrame:
+    """Each method of `rivals` minus each of its rivals that ran, paired on the same items over every
+    cell both ran (exact match and answer loss, each a Holm family over the pairs); verdicts say
+    whether the method is the better of the two."""
     rows, tests = [], {"em": [], "loss": []}
-    for rival in HEAD_TO_HEAD_RIVALS:
+    for method, rival in ((method, rival) for method, theirs in rivals.items() for rival in theirs):
         pairs = [(key, (rival, *key[1:])) for key in matrices
-                 if key[0] == HEAD_TO_HEAD_METHOD and (rival, *key[1:]) in matrices]
+                 if key[0] == method and (rival, *key[1:]) in matrices]
         if not pairs:
             continue
         em, loss = _paired_em_and_loss([matrices[ours] for ours, _ in pairs],
                                        [matrices[theirs] for _, theirs in pairs], resamples)
-        rows.append({"method": HEAD_TO_HEAD_METHOD, "rival": rival, "cells": len(pairs),
+        rows.append({"method": method, "rival": rival, "cells": len(pairs),
                      **_test_columns("em", "em_difference", em), **_test_columns("loss", "loss_difference", loss)})
         tests["em"].append(em)
         tests["loss"].append(loss)

@@ -14,6 +14,7 @@ import pandas as pd
 from selection_assets.core import report, store
 from selection_assets.reporting import results_section
 from selection_assets.core.keys import Cell
+from selection_assets.core.methods.references import head_to_head_rivals
 
 ITEM_COLUMNS = ["seed", "task", "item", "suite", "correct", "answer_loss"]  # what the comparison reads
 CELL_KEY = ["method", "pool_size", "budget"]
@@ -49,7 +50,7 @@ def comparison(directory: Path, resamples: int | None = None) -> dict:
               for key, group in items.groupby(CELL_KEY, sort=False)}
     options = {} if resamples is None else {"resamples": resamples}
     compared = report.compare(section["reports"], lambda method, pool, budget: tables[(method, pool, budget)],
-                              pd.read_parquet(directory / "base_items.parquet"), **options)
+                              pd.read_parquet(directory / "base_items.parquet"), head_to_head_rivals(), **options)
     return report.comparison_document(compared, section["base"])
 
 

@@ -17,14 +17,9 @@ import numpy as np
 import pandas as pd
 
 from selection_assets.core.report import VERDICTS, interval_bounds, markdown_table
+from selection_assets.core.methods.references import paper_claims
 
 PAPER_METHOD = "rds_plus"  # the method whose pool-size behaviour Ivison et al. report
-# what the papers report for a method against random; a method found worse here is set beside it
-PAPER_CLAIMS = {
-    "rds_plus": "Ivison et al. (2025) find RDS+ beats random at every scale they test",
-    "token_length": "Xia et al. (2024) find token-length selection holds up at scale",
-    "token_length_response": "Xia et al. (2024) find token-length selection holds up at scale",
-}
 
 
 def format_duration(seconds: float) -> str:
@@ -142,12 +137,12 @@ def _against_papers(worse: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     shares = cells.groupby("method")[["targeted_share", "clean_share"]].mean()
     if "random" not in shares.index:
         return []
-    sentences = []
+    sentences, claims = [], paper_claims()  # what the papers report against random, beside a method found worse
     for method in worse["method"]:
-        if method not in PAPER_CLAIMS or method not in shares.index:
+        if method not in claims or method not in shares.index:
             continue
         own, base = shares.loc[method], shares.loc["random"]
-        sentences.append(f"{method} is worse than random here, while {PAPER_CLAIMS[method]}; its picks are "
+        sentences.append(f"{method} is worse than random here, while {claims[method]}; its picks are "
                          f"{own['targeted_share']:.0%} on the eval tasks' skills and {own['clean_share']:.0%} "
                          f"clean (random's: {base['targeted_share']:.0%} and {base['clean_share']:.0%}).")
     return sentences

@@ -209,11 +209,15 @@ def test_less_is_set_beside_rds_plus_by_cost_verdicts_and_precision():
 
 
 def test_rds_plus_is_paired_directly_with_the_methods_its_paper_reports_it_beating():
+    from selection_assets.core.methods.references import head_to_head_rivals
+
     reports, tables, base = _world()
     renamed = {"good": "rds_plus", "plain": "ifd"}
     reports = [{**r, "method": renamed.get(r["method"], r["method"])} for r in reports]
     tables = {(renamed.get(m, m), p, b): items for (m, p, b), items in tables.items()}
-    comparison = report.compare(reports, lambda m, p, b: tables[(m, p, b)], base, resamples=1000)
+    rivals = head_to_head_rivals()
+    assert "ifd" in rivals["rds_plus"] and "random" not in rivals["rds_plus"]
+    comparison = report.compare(reports, lambda m, p, b: tables[(m, p, b)], base, rivals, resamples=1000)
     duels = comparison.head_to_head
     assert duels["rival"].tolist() == ["ifd"] and duels["cells"].tolist() == [2]  # random is no rival
     # a plain restatement: per cell, RDS+'s mean over seeds and items minus the rival's, averaged over cells

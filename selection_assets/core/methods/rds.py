@@ -85,3 +85,9 @@ PROVENANCE = {  # per method: the public code followed, known departures, select
         departures="default encoder all-MiniLM-L6-v2 (shipped offline), not GTR / NV-Embed",
         cost="2 N_enc L (y + q)"),
 }
+
+# What Ivison et al. (2025) report: RDS+ beats random at every scale they test, and beats each of
+# these (their baselines and its own pooling ablations), each tested against RDS+ directly too.
+CLAIMS = {"rds_plus": "Ivison et al. (2025) find RDS+ beats random at every scale they test"}
+OUTPERFORMS = {"rds_plus": ("random_balanced", "top_ppl_sequence", "mid_ppl_sequence", "ifd", "less", "less_mean",
+                            "embed_encoder", "rds_plus_mean", "rds_plus_last_token")}

@@ -1,7 +1,9 @@
-"""The method table: every registered method with its one line, its paper and its provenance (the
-public code it follows, its known departures and its selection cost), each declared in the method's
-own module (`PROVENANCE`). `selection-assets results --section methods` writes it into
-docs/methods.md, so the table cannot drift from the code."""
+"""What the method modules say of themselves, gathered: the method table (every registered method
+with its one line, its paper and its provenance: the public code it follows, its known departures
+and its selection cost; `selection-assets results --section methods` writes it into docs/methods.md,
+so the table cannot drift from the code), the papers' claims against random (`CLAIMS`) and the
+methods each paper reports its method beating (`OUTPERFORMS`), which the comparison tests directly.
+Each is declared in the method's own module."""
 
 from __future__ import annotations
 
@@ -11,6 +13,17 @@ from selection_assets.core.methods import Provenance, method_modules
 def provenance() -> dict[str, Provenance]:
     """Every method module's `PROVENANCE`, by method name."""
     return {name: origin for module in method_modules() for name, origin in getattr(module, "PROVENANCE", {}).items()}
+
+
+def paper_claims() -> dict[str, str]:
+    """Every method module's `CLAIMS`: what its paper reports for a method against random."""
+    return {name: claim for module in method_modules() for name, claim in getattr(module, "CLAIMS", {}).items()}
+
+
+def head_to_head_rivals() -> dict[str, tuple[str, ...]]:
+    """Every method module's `OUTPERFORMS`: per method, those its paper reports it beating."""
+    return {name: tuple(rivals) for module in method_modules()
+            for name, rivals in getattr(module, "OUTPERFORMS", {}).items()}
 
 
 def method_table(registry: dict) -> str:

@@ -57,3 +57,7 @@ PROVENANCE = {  # per method: the public code followed, known departures, select
         departures="as token_length",
         cost="0 (tokenisation)"),
 }
+
+# what Xia et al. (2024) report against random, set beside a finding that this method is worse
+CLAIMS = {name: "Xia et al. (2024) find token-length selection holds up at scale"
+          for name in ("token_length", "token_length_response")}

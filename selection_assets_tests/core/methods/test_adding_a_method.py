@@ -1,6 +1,6 @@
 """Adding a method is adding one module: a toy method written to a temporary directory on the
 methods package's path is registered, gets its own slice of the lineage, its row in the method
-table and its place in the comparison, with nothing else edited."""
+table, its paper's claims and its place in the comparison, with nothing else edited."""
 
 import sys
 
@@ -10,7 +10,7 @@ from dagster import AssetKey
 import selection_assets.core.methods as methods_package
 from selection_assets.assets.method_slices import method_slice
 from selection_assets.core.methods import choose_methods, registry
-from selection_assets.core.methods.references import method_table
+from selection_assets.core.methods.references import head_to_head_rivals, method_table, paper_claims
 from selection_assets.definitions import build_definitions
 from selection_assets.orchestration.partitions import Grid
 
@@ -34,6 +34,8 @@ def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
 
 SPECS = (MethodSpec(name="toy_shortest", summary="the shortest conversations first", reference="a test"),)
 PROVENANCE = {"toy_shortest": Provenance(code="none", departures="none", cost="0")}
+CLAIMS = {"toy_shortest": "a toy paper finds the shortest first beats random"}
+OUTPERFORMS = {"toy_shortest": ("random_balanced",)}
 '''
 GRID = Grid((100, 200), (50,))
 
@@ -57,6 +59,9 @@ def test_a_new_module_is_a_registered_method_with_its_slice_table_row_and_compar
     assert {key.to_user_string() for asset in method_slice(GRID, toy_method).assets for key in asset.keys} == {
         "toy_shortest/scores", "toy_shortest/selection", "toy_shortest/finetuned", "toy_shortest/eval_report"}
     assert "| `toy_shortest` | the shortest conversations first | a test | none | none | 0 |" in method_table(registry())
+    # the paper's claims: set beside a finding against random, and each rival tested directly
+    assert paper_claims()["toy_shortest"].startswith("a toy paper")
+    assert head_to_head_rivals()["toy_shortest"] == ("random_balanced",)
     graph = build_definitions(GRID, methods=["random", "toy_shortest"]).resolve_asset_graph()
     assert AssetKey(["toy_shortest", "eval_report"]) in graph.get(AssetKey("comparison_report")).parent_keys
 
