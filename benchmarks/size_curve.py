@@ -26,7 +26,7 @@ from selection_assets.core import size_curve, store
 from selection_assets.core.keys import Cell
 from selection_assets.core.report import BASELINE
 from selection_assets.orchestration.operations import SEARCH_TRIALS_JOB, Step
-from selection_assets.orchestration.partitions import Grid, cell_key
+from selection_assets.orchestration.partitions import cell_key
 
 
 def log_sizes(low: int, high: int, count: int) -> list[int]:
@@ -41,9 +41,9 @@ def run_sweep(method: str, pool_size: int, count: int, low: int,
     sizes and the replicate seeds."""
     home = cli.prepare_dagster_home(Path(".dagster_home"))
     os.environ["SELECTION_ASSETS_SEARCH"] = json.dumps({"method": method, "pool_size": pool_size})
-    from selection_assets.definitions import build_experiment, default_resources
+    from selection_assets.definitions import build_experiment, default_resources, grid_from_env
 
-    grid, resources = Grid.from_env(), default_resources()
+    grid, resources = grid_from_env(), default_resources()
     defs, stages = build_experiment(grid, resources, methods=list(dict.fromkeys([BASELINE, method])))
     layout = resources["storage"].layout()
     with DagsterInstance.get() as instance:

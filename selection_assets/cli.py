@@ -127,11 +127,11 @@ def demo(args: argparse.Namespace) -> int:
     elif args.profile:
         os.environ[config.PROFILE_ENV] = args.profile
         os.environ.pop(config.CONFIG_ENV, None)
-    from selection_assets.definitions import METHODS_ENV, default_resources
+    from selection_assets.definitions import METHODS_ENV, default_resources, grid_from_env
 
     try:
         experiment = config.active()
-        grid = Grid.from_env()
+        grid = grid_from_env()
         resources = default_resources()
     except ValueError as err:
         print(f"refused before any work: {err}")
@@ -159,7 +159,8 @@ def demo(args: argparse.Namespace) -> int:
             return 2
     seconds = time.perf_counter() - began
     command = "selection-assets demo" + "".join(
-        f" --{flag} {value}" for flag, value, default in (("profile", args.profile, None), ("config", args.config, None),
+        f" --{flag} {value}" for flag, value, default in (("profile", args.profile, None),
+                                                          ("config", args.config, None),
                                                           ("methods", args.methods, None), ("seeds", args.seeds, 1))
         if value != default)
     record = {"command": command, "profile": experiment.name, "methods": methods, "pool_sizes": list(grid.pool_sizes),
@@ -192,10 +193,10 @@ def search(args: argparse.Namespace) -> int:
     os.environ["SELECTION_ASSETS_SEARCH"] = json.dumps({**json.loads(os.environ.get("SELECTION_ASSETS_SEARCH") or "{}"),
                                                         **{k: v for k, v in flags.items() if v is not None}})
     from selection_assets.assets.search import check_searchable, search_state, search_step
-    from selection_assets.definitions import build_experiment, default_resources
+    from selection_assets.definitions import build_experiment, default_resources, grid_from_env
 
     try:
-        grid, resources = Grid.from_env(), default_resources()
+        grid, resources = grid_from_env(), default_resources()
         settings = resources["search"]
         check_searchable(settings.method)
         pool_size = settings.searched_pool(grid.pool_sizes)
@@ -400,10 +401,10 @@ def check(args: argparse.Namespace) -> int:
     """Run every preflight check over the settings (the environment, the experiment config) and say what would
     be refused; 0 when nothing is. The same checks run before `demo`, `rerun` and every stage job."""
     prepare_dagster_home(Path(args.dagster_home))
-    from selection_assets.definitions import checkpoints, choose_methods_from_env, default_resources
+    from selection_assets.definitions import checkpoints, choose_methods_from_env, default_resources, grid_from_env
 
     try:
-        grid = Grid.from_env()
+        grid = grid_from_env()
         resources = default_resources()
         methods = choose_methods_from_env(resources["data"])
     except ValueError as error:

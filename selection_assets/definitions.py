@@ -82,6 +82,26 @@ def replicate_seeds_from_env() -> list[int]:
     return seeds
 
 
+def _parse_sizes(text: str, name: str) -> tuple[int, ...]:
+    try:
+        values = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not values or values[0] <= 0:
+        raise ValueError(f"{name} needs at least one positive integer, got {text!r}")
+    return values
+
+
+def grid_from_env() -> Grid:
+    """The grid named by SELECTION_ASSETS_POOL_SIZES / SELECTION_ASSETS_BUDGETS (comma-separated
+    integers), else the active experiment config's (`config.active`: the world's by default)."""
+    experiment = config.active()
+    pools = os.environ.get("SELECTION_ASSETS_POOL_SIZES")
+    budgets = os.environ.get("SELECTION_ASSETS_BUDGETS")
+    return Grid(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else experiment.pool_sizes,
+                _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else experiment.budgets)
+
+
 def _json_overrides(variable: str, resource: type) -> dict:
     """Fields of `resource` given as a JSON object in the environment variable `variable`."""
     text = os.environ.get(variable, "")
@@ -100,7 +120,8 @@ def _json_overrides(variable: str, resource: type) -> dict:
 def world_from_env() -> WorldResource:
     """The world's size: the active experiment config's, overridden by SELECTION_ASSETS_WORLD, a JSON object of
     WorldResource fields (for example '{"corpus_documents": 400, "n_test": 20}' for a quick run)."""
-    return WorldResource(**{**config.active().settings("world"), **_json_overrides("SELECTION_ASSETS_WORLD", WorldResource)})
+    overrides = _json_overrides("SELECTION_ASSETS_WORLD", WorldResource)
+    return WorldResource(**{**config.active().settings("world"), **overrides})
 
 
 def default_resources(storage_root: str | None = None) -> dict:
@@ -138,7 +159,7 @@ def build_experiment(grid: Grid | None = None, resources: dict | None = None, ex
     stage jobs cover, `methods` (checked by `check_methods`; default: SELECTION_ASSETS_METHODS as
     `choose_methods` reads it, else the active experiment config's methods, as `selection-assets demo` runs
     them)."""
-    grid = grid or Grid.from_env()
+    grid = grid or grid_from_env()
     # the subset-size search's settings are its own: an experiment given none searches by the defaults
     resources = {"search": SearchResource(), **(resources or default_resources())}
     methods = choose_methods_from_env(resources["data"]) if methods is None else check_methods(methods, resources["data"])

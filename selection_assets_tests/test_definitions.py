@@ -7,7 +7,7 @@ import pytest
 from dagster import AssetKey, Definitions, MultiPartitionsDefinition
 
 from selection_assets.core.methods import choose_methods, registry
-from selection_assets.definitions import build_definitions, default_resources
+from selection_assets.definitions import build_definitions, default_resources, grid_from_env
 from selection_assets.resources import DataResource
 from selection_assets.core.keys import Cell, Ring
 from selection_assets.orchestration.partitions import Grid, cell_key, cell_of, partitioned_by_budget
@@ -90,7 +90,7 @@ def test_a_shipped_config_supplies_settings_that_the_environment_overrides(monke
     assert (resources["data"].base_model, resources["data"].eval_tasks) == ("packaged:smollm2", "packaged:gsm8k")
     assert (resources["training"].epochs, resources["training"].learning_rate) == (1.0, 2e-5)
     assert resources["compute"].eval_batch_size == 30 and resources["world"].n_test == 60
-    assert Grid.from_env().pool_sizes == (150, 600)
+    assert grid_from_env().pool_sizes == (150, 600)
     monkeypatch.setenv("SELECTION_ASSETS_DATA", '{"seed": 3, "pool": "overridden.jsonl"}')
     resources = default_resources(storage_root="unused")
     assert resources["data"].seed == 3 and resources["data"].pool == "my_pool.jsonl"  # a named variable wins
@@ -104,7 +104,7 @@ def test_a_shipped_config_supplies_settings_that_the_environment_overrides(monke
     monkeypatch.setenv("SELECTION_ASSETS_PROFILE", "huge")
     with pytest.raises(ValueError, match="SELECTION_ASSETS_PROFILE='huge' is not a shipped experiment config; "
                                          "known: smol, world"):
-        Grid.from_env()
+        grid_from_env()
 
 
 def _job_keys(defs, job: str) -> set[str]:

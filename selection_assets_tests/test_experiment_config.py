@@ -5,7 +5,7 @@ the file, the field and what it allows."""
 import pytest
 
 from selection_assets import config
-from selection_assets.definitions import build_definitions, choose_methods_from_env, default_resources
+from selection_assets.definitions import build_definitions, choose_methods_from_env, default_resources, grid_from_env
 from selection_assets.orchestration.operations import POOLS_JOB
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import TrainResource
@@ -39,7 +39,7 @@ def test_a_config_file_sets_the_grid_methods_and_settings_and_leaves_the_rest_to
         tmp_path, monkeypatch):
     monkeypatch.setenv(config.CONFIG_ENV, str(write(tmp_path, MINE)))
     resources = default_resources(storage_root=str(tmp_path / "storage"))
-    assert Grid.from_env() == Grid((60, 120), (20,))
+    assert grid_from_env() == Grid((60, 120), (20,))
     assert choose_methods_from_env(resources["data"]) == ["random", "token_length"]
     assert resources["data"].max_length == 96 and resources["search"].max_trials == 4
     assert (resources["training"].epochs, resources["training"].seeds) == (1.0, [0, 1, 2])
@@ -59,20 +59,23 @@ def test_the_shipped_configs_are_the_files_beside_the_loader_and_world_is_the_de
     assert {"world", "smol"} <= set(config.shipped_names())
     monkeypatch.delenv(config.CONFIG_ENV, raising=False)
     monkeypatch.delenv(config.PROFILE_ENV, raising=False)
-    assert config.active().name == "world" and Grid.from_env() == Grid((1000, 4000), (100, 400))
+    assert config.active().name == "world" and grid_from_env() == Grid((1000, 4000), (100, 400))
     smol = config.shipped("smol")
     assert smol.settings("data")["base_model"] == "packaged:smollm2" and smol.methods == "random,rds_plus"
 
 
+GRID = "[grid]\npool_sizes = [100]\nbudgets = [10]\n"
+
+
 @pytest.mark.parametrize("text, named", [
-    ("[grid]\npool_sizes = [100]\nbudgets = [10]\nbudget = 3\n", r"\[grid\] unknown field 'budget'; allowed: pool_sizes, budgets"),
+    (GRID + "budget = 3\n", r"\[grid\] unknown field 'budget'; allowed: pool_sizes, budgets"),
     ("methods = 'spine'\n", r"\[grid\] is required"),
     ("[grid]\npool_sizes = [200, 100]\nbudgets = [10]\n", r"\[grid\] pool_sizes must be ascending"),
-    ("[grid]\npool_sizes = [100]\nbudgets = ['ten']\n", r"\[grid\] budgets must be a non-empty list of positive integers"),
-    ("[grid]\npool_sizes = [100]\nbudgets = [10]\n[trainig]\nepochs = 1\n", r"unknown key 'trainig'; allowed: methods, grid, data"),
-    ("[grid]\npool_sizes = [100]\nbudgets = [10]\n[training]\nepoch = 1\n", r"\[training\] unknown field 'epoch'; allowed: epochs, "),
-    ("[grid]\npool_sizes = [100]\nbudgets = [10]\n[training]\nepochs = 'many'\n", r"\[training\] epochs: .*number.*'many'"),
-    ("methods = 3\n[grid]\npool_sizes = [100]\nbudgets = [10]\n", r"methods must be 'spine', 'all', or method names"),
+    ("[grid]\npool_sizes = [100]\nbudgets = ['ten']\n", r"\[grid\] budgets must be a non-empty list of positive"),
+    (GRID + "[trainig]\nepochs = 1\n", r"unknown key 'trainig'; allowed: methods, grid, data"),
+    (GRID + "[training]\nepoch = 1\n", r"\[training\] unknown field 'epoch'; allowed: epochs, "),
+    (GRID + "[training]\nepochs = 'many'\n", r"\[training\] epochs: .*number.*'many'"),
+    ("methods = 3\n" + GRID, r"methods must be 'spine', 'all', or method names"),
     ("[grid\npool_sizes = [100]\n", r"not valid TOML"),
 ])
 def test_a_wrong_config_is_refused_naming_the_file_the_field_and_what_it_allows(tmp_path, monkeypatch, text, named):
@@ -85,7 +88,7 @@ def test_a_wrong_config_is_refused_naming_the_file_the_field_and_what_it_allows(
 
 
 def test_an_unknown_method_is_refused_naming_the_file_and_the_known_methods(tmp_path, monkeypatch):
-    path = write(tmp_path, "methods = 'random,rds_plsu'\n[grid]\npool_sizes = [100]\nbudgets = [10]\n")
+    path = write(tmp_path, "methods = 'random,rds_plsu'\n" + GRID)
     monkeypatch.setenv(config.CONFIG_ENV, str(path))
     monkeypatch.delenv("SELECTION_ASSETS_METHODS", raising=False)
     with pytest.raises(config.ConfigError, match=rf"^{path}: methods: unknown methods \['rds_plsu'\]; known: random, "):

@@ -14,36 +14,23 @@ end of this module. Budgets are dynamic partitions: the grid's are registered in
 its runs (`register_budgets`; the `register_grid_budgets` sensor does it for the UI), and a
 subset-size search adds the sizes it tries, so its trials are cells of the same lineage.
 
-The grid comes from the environment (SELECTION_ASSETS_POOL_SIZES, SELECTION_ASSETS_BUDGETS, comma
-separated integers; default: the active experiment config's), so `dagster dev` and `selection-assets demo`
-see the same partitions.
+The grid comes from the experiment config, or the environment over it (`definitions.grid_from_env`),
+so `dagster dev` and `selection-assets demo` see the same partitions.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from dagster import (DagsterInstance, DynamicPartitionsDefinition, MultiPartitionKey, MultiPartitionsDefinition,
                      SpecificPartitionsPartitionMapping, StaticPartitionMapping, StaticPartitionsDefinition)
 
 from selection_assets.core.keys import Cell, Ring
-from selection_assets import config
 
 POOL_DIM, BUDGET_DIM = "pool_size", "budget"
 # the budget dimension is dynamic: a cell's budget is registered in the instance before its run
 # (`register_budgets`), and a subset-size search adds the sizes it tries (core/budget_search.py)
 BUDGET_PARTITIONS = "budget"
-
-
-def _parse_sizes(text: str, name: str) -> tuple[int, ...]:
-    try:
-        values = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
-    if not values or values[0] <= 0:
-        raise ValueError(f"{name} needs at least one positive integer, got {text!r}")
-    return values
 
 
 @dataclass(frozen=True)
@@ -73,16 +60,6 @@ class Grid:
         object.__setattr__(self, "rings_def", StaticPartitionsDefinition([r.key for r in self.rings()]))
         object.__setattr__(self, "budgets_def", budgets)
         object.__setattr__(self, "grid_def", MultiPartitionsDefinition({POOL_DIM: pools, BUDGET_DIM: budgets}))
-
-    @classmethod
-    def from_env(cls) -> "Grid":
-        """The grid named by SELECTION_ASSETS_POOL_SIZES / SELECTION_ASSETS_BUDGETS, else the active
-        experiment config's (`config.active`: the world's by default)."""
-        experiment = config.active()  # read here, never at import: an asset's code never reaches it
-        pools = os.environ.get("SELECTION_ASSETS_POOL_SIZES")
-        budgets = os.environ.get("SELECTION_ASSETS_BUDGETS")
-        return cls(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else experiment.pool_sizes,
-                   _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else experiment.budgets)
 
     def rings(self) -> list[Ring]:
         """The rings, ascending: one per pool size, holding the positions it adds to the one below."""
