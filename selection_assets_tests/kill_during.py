@@ -1,5 +1,7 @@
 """Run `selection-assets ARGS` and SIGKILL this very process at a named point of the lineage, as the
-OOM killer would: `python -m selection_assets_tests.kill_during POINT ARGS...`.
+OOM killer would: `python -m selection_assets_tests.kill_during POINT ARGS...`, or many such runs
+from one `Forks` server, which imports the libraries once and forks a fresh process per run (each
+start would otherwise spend seconds importing torch, transformers and Dagster).
 
 Each point wraps one function of the pipeline so that the kill lands inside real work, after some
 of it is finished (a complete shard, a finished ring) and while a write is half done, never at a
@@ -87,7 +89,74 @@ def install(point: str) -> None:
         raise SystemExit(f"unknown kill point {point!r}")
 
 
+def _serve() -> None:
+    """The server `Forks` talks to, one JSON line each way: {"run": [POINT or null, ARGS...], "log":
+    PATH} forks a process that arms POINT (none: an ordinary run) and runs the command, its output to
+    PATH, and answers {"pid"}; {"wait": PID} answers {"exit"}: the code, or minus the signal."""
+    import json
+
+    from transformers import Trainer  # noqa: F401  (loaded once, for the children)
+
+    from selection_assets import cli
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        if "run" in request:
+            point, *args = request["run"]
+            pid = os.fork()
+            if pid == 0:  # the child: a fresh run of the command, as a process of its own
+                log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                if point:
+                    install(point)
+                try:
+                    code = cli.main(args)
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                os._exit(code or 0)
+            answer = {"pid": pid}
+        else:
+            _, status = os.waitpid(request["wait"], 0)
+            answer = {"exit": -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)}
+        print(json.dumps(answer), flush=True)
+
+
+class Forks:
+    """A `_serve` process started with `env`: `run` forks a command from it, `wait` its exit code."""
+
+    def __init__(self, env: dict, cwd):
+        import subprocess
+
+        self.server = subprocess.Popen([sys.executable, "-m", "selection_assets_tests.kill_during", "--serve"],
+                                       env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def _ask(self, request: dict) -> dict:
+        import json
+
+        self.server.stdin.write(json.dumps(request) + "\n")
+        self.server.stdin.flush()
+        return json.loads(self.server.stdout.readline())
+
+    def run(self, point: str | None, args: list[str], log) -> int:
+        """Fork `selection-assets ARGS` armed to die at `point` (None: not armed); its pid."""
+        return self._ask({"run": [point, *args], "log": str(log)})["pid"]
+
+    def wait(self, pid: int) -> int:
+        """The exit code of the forked run `pid` once it has ended (minus the signal that killed it)."""
+        return self._ask({"wait": pid})["exit"]
+
+    def close(self) -> None:
+        self.server.stdin.close()
+        self.server.wait(timeout=60)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--serve":
+        _serve()
+        sys.exit(0)
     install(sys.argv[1])
     from selection_assets import cli
 
