@@ -55,7 +55,7 @@ def measure(mode: str, conversations: int, max_length: int, batch_tokens: int) -
 
     from benchmarks._common import peak_rss_mb
     from selection_assets.core import evaluate, readers, records
-    from selection_assets.real_material import SHAREGPT_JSON
+    from selection_assets.core.real_material import SHAREGPT_JSON
 
     torch.set_num_threads(2)
     model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, dtype=torch.float32).eval()
@@ -92,7 +92,7 @@ def main() -> None:
         print(json.dumps(measure(args.mode, args.conversations, args.max_length, args.batch_tokens)))
         return
     from benchmarks._common import run_isolated, save
-    from selection_assets.real_material import SMOLLM2_GGUF, dequantise_gguf
+    from selection_assets.core.real_material import SMOLLM2_GGUF, dequantise_gguf
 
     if not (MODEL_DIR / "config.json").exists():
         dequantise_gguf(SMOLLM2_GGUF.path(), MODEL_DIR)

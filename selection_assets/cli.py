@@ -34,7 +34,7 @@ from selection_assets.orchestration.operations import INPUTS_JOB, POOLS_JOB, RIN
 from selection_assets.orchestration.partitions import Grid, cell_of, partitioned_by_budget, register_budgets
 from selection_assets import config
 from selection_assets.resources import SearchResource
-from selection_assets import preflight
+from selection_assets.orchestration import preflight
 from selection_assets.core.preflight import PreflightFailed
 from selection_assets.orchestration.runs import StorageBusy, exclusive_storage, reap_dead_runs, run_lease
 
@@ -326,7 +326,7 @@ def results(args: argparse.Namespace) -> int:
 def lineage_picture() -> str:
     """The lineage picture (docs/lineage.md), from the asset graph over every method."""
     from selection_assets.definitions import build_assets, default_resources, experiment_stages
-    from selection_assets.lineage_picture import lineage_mermaid
+    from selection_assets.reporting.lineage_picture import lineage_mermaid
 
     world = config.shipped(config.DEFAULT_PROFILE)
     grid, resources, methods = Grid(world.pool_sizes, world.budgets), default_resources(), list(registry())

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from dagster import Definitions, MetadataValue, definitions, map_asset_specs
 
-from selection_assets import preflight
+from selection_assets.orchestration import preflight
 from selection_assets.orchestration import log_filters, operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, search, sources, versions
 from selection_assets.assets.method_slices import method_slice

@@ -19,7 +19,7 @@ from selection_assets.core import parallel
 from selection_assets.core.budget_search import SearchSettings
 from selection_assets.core.readers import MAX_RECORD_BYTES
 from selection_assets.core.store import Layout
-from selection_assets.real_material import GSM8K_MAX_NEW_TOKENS
+from selection_assets.core.real_material import GSM8K_MAX_NEW_TOKENS
 from selection_assets.core.less import LessSettings
 from selection_assets.core.train import TrainSettings
 from selection_assets.world.models import TinyModelShape

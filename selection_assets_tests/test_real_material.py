@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from selection_assets import real_material
+from selection_assets.core import real_material
 from selection_assets.core import readers, records
 from selection_assets.core.preflight import base_model_problem
 from selection_assets_tests.conftest import first_occurrence

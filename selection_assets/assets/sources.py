@@ -4,7 +4,8 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from selection_assets.assets.data_versions import content_version
 from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS
-from selection_assets import preflight, real_material
+from selection_assets.core import real_material
+from selection_assets.orchestration import preflight
 from selection_assets.core import ingest, readers, store
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource

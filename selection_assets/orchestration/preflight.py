@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from selection_assets import real_material
+from selection_assets.core import real_material
 from selection_assets.core import harness, tokenize
 from selection_assets.core.preflight import (PreflightFailed, Refusal, footprint, model_refusals, passed,
                                              pool_refusals, remember_pass, settings_key, storage_refusals)
