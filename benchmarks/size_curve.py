@@ -81,7 +81,7 @@ def analyse(root: Path, method: str, pool_size: int, sizes: list[int], seeds: li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", default="instructmining")
+    parser.add_argument("--method", default="instructmining_no_reward")
     parser.add_argument("--pool-size", type=int, required=True)
     parser.add_argument("--sizes", type=int, default=12, help="how many log-spaced sizes")
     parser.add_argument("--low", type=int, default=20)

@@ -130,7 +130,7 @@ def test_stage_jobs_cover_the_chosen_methods_and_only_what_they_need():
     assert _job_keys(spine, "experiment_rings") == {"ring_records", "ring_token_counts", "ring_embeddings_position_weighted"}
     assert "less_warmup" not in _job_keys(spine, "experiment_inputs")
     assert _job_keys(spine, "experiment_reports") == {"comparison_report"}
-    mining = build_definitions(grid, default_resources(), methods=["instructmining"])
+    mining = build_definitions(grid, default_resources(), methods=["instructmining_no_reward"])
     assert _job_keys(mining, "experiment_reports") == {"instructmining_rule", "comparison_report"}
     assert {"ring_embeddings_encoder", "ring_answer_losses"} <= _job_keys(mining, "experiment_rings")
 

@@ -245,17 +245,21 @@ def build(grid: Grid, methods: Sequence[str]) -> list:
             "path": MetadataValue.path(str(out)),
         })
 
+    # the indicators come from the published rule's scores when the experiment runs it (with its
+    # reward model), else from its ablation's (every indicator but the reward)
+    indicator_method = "instructmining" if "instructmining" in methods else "instructmining_no_reward"
+
     @asset(group_name="reports",
            deps=[*per_cell, *(AssetDep(method_key(method, SELECTION), partition_mapping=grid.cells_mapping())
-                              for method in methods), method_key("instructmining", SCORES)],
-           tags=method_tags("instructmining"), kinds={"numpy", "json"},
+                              for method in methods), method_key(indicator_method, SCORES)],
+           tags=method_tags(indicator_method), kinds={"numpy", "json"},
            description="InstructMining's linear rule fitted by least squares on this project's own results: "
-                       "log eval loss of every fine-tuned subset (one per chosen method, cell and seed) against "
-                       "its examples' mean indicators.")
+                       f"log eval loss of every fine-tuned subset (one per chosen method, cell and seed) against "
+                       f"its examples' mean indicators (from {indicator_method}'s scores).")
     def instructmining_rule(context: AssetExecutionContext, storage: StorageResource) -> MaterializeResult:
         layout = storage.layout()
         subsets, losses = [], []
-        indicators = {pool_size: pd.read_parquet(layout.scores("instructmining", pool_size))
+        indicators = {pool_size: pd.read_parquet(layout.scores(indicator_method, pool_size))
                       .set_index("example_id").filter(like="ind_") for pool_size in grid.pool_sizes}
         for result in experiment_reports(layout, methods, cells):
             cell = Cell(result["pool_size"], result["budget"])
@@ -265,8 +269,8 @@ def build(grid: Grid, methods: Sequence[str]) -> list:
                 subsets.append(indicators[cell.pool_size].loc[ids].mean())
                 losses.append(summary["answer_loss"])
         if not subsets:
-            raise Failure("no eval report has instructmining indicators for its pool yet: materialise "
-                          "instructmining/scores and some eval reports first")
+            raise Failure(f"no eval report has {indicator_method} indicators for its pool yet: materialise "
+                          f"{indicator_method}/scores and some eval reports first")
         frame = pd.DataFrame(subsets).rename(columns=lambda c: c.removeprefix("ind_"))
         frame = frame.loc[:, frame.std() > 0]  # an indicator constant across subsets cannot be fitted
         try:

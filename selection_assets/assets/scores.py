@@ -52,7 +52,7 @@ def scoring_inputs(layout, grid: Grid, pool_size: int, spec: MethodSpec, data: D
                                          ignore_index=True)
     if Need.MESSAGES in spec.needs:
         inputs.messages = lambda: pool_io.messages(layout, rings)
-        if data.reward_model:
+        if "reward_model" in spec.requires:  # an ablation that leaves the reward out never runs the model
             inputs.reward_scores = _reward_scores(data, inputs.messages(), device)
     if Need.DEITA_SCORES in spec.needs:
         inputs.deita_scores = _deita_scores(data, pool_io.messages(layout, rings), device)
@@ -194,10 +194,7 @@ def build_scores(grid: Grid, spec: MethodSpec):
         store.refresh_scores_views(layout)
         costs = method_selection_cost(layout, grid, spec, pool_size, training)
         cost_path = store.write_json(costs, layout.scores_cost(spec.name, pool_size))
-        notes = spec.report_notes(scores)
-        for name, note in notes.items():
-            context.log.warning(f"{spec.name}: {name}: {note}")
-        return MaterializeResult(metadata={**notes,
+        return MaterializeResult(metadata={
             "examples": len(scores), "score_seconds": seconds, **costs,
             **({"similarity_precision": inputs.similarity_precision} if Need.QUERIES in spec.needs else {}),
             "score_columns": ", ".join(c for c in scores.columns if c not in ("example_id", "source")),

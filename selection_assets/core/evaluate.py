@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from selection_assets.core.embed import length_buckets
 from selection_assets.core.progress import Progress
 from selection_assets.core import harness
-from selection_assets.core.tokenize import (Encoded, encode_conversations, format_conversation, has_chat_template,
+from selection_assets.core.tokenize import (Encoded, encode_conversations, has_chat_template,
                                             pad_batch, truncate)
 
 
@@ -130,13 +130,17 @@ def answer_losses(model, tokenizer, conversations: Sequence[Sequence[dict]], *, 
 @torch.inference_mode()
 def reward_scores(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
                   batch_size: int = 16, device: str = "cpu") -> np.ndarray:
-    """A sequence-classification reward model's score (first logit) of each whole conversation."""
-    texts = [format_conversation(c, tokenizer.eos_token or "") for c in conversations]
-    scores = np.empty(len(texts), dtype=np.float64)
-    for begin in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[begin : begin + batch_size], return_tensors="pt", padding=True, truncation=True,
-                          max_length=max_length).to(device)
-        scores[begin : begin + batch_size] = model(**batch).logits[:, 0].float().cpu().numpy()
+    """A sequence-classification reward model's score (first logit) of each conversation read as
+    InstructMining's reward model reads an example: an (instruction, response) pair, the turns before
+    the last answer joined by newlines as the instruction and the last answer as the response."""
+    instructions = ["\n".join(m["content"] for m in c[:-1]) for c in conversations]
+    responses = [c[-1]["content"] for c in conversations]
+    scores = np.empty(len(conversations), dtype=np.float64)
+    for begin in range(0, len(conversations), batch_size):
+        end = begin + batch_size
+        batch = tokenizer(instructions[begin:end], responses[begin:end], return_tensors="pt", padding=True,
+                          truncation=True, max_length=max_length).to(device)
+        scores[begin:end] = model(**batch).logits[:, 0].float().cpu().numpy()
     return scores
 
 

@@ -160,7 +160,7 @@ def test_every_method_reports_its_selection_cost(lineage):
         flops[method] = record.asset_materialization.metadata["selection_flops"].value
     assert flops["random"] == flops["token_length"] == 0.0
     assert 0 < flops["top_ppl"] < flops["ifd"] <= 2 * flops["top_ppl"]  # IFD: a second, shorter pass
-    assert flops["rds_plus"] > 0 and flops["instructmining"] > flops["top_ppl"]  # + encoder embeddings
+    assert flops["rds_plus"] > 0 and flops["instructmining_no_reward"] > flops["top_ppl"]  # + encoder embeddings
 
 
 def test_instructmining_rule_is_fitted_from_the_lineage(lineage):

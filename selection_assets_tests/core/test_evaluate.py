@@ -133,7 +133,7 @@ def test_named_harness_task_scores_its_own_test_split_and_gives_dev_queries(worl
         harness.named_task_entries(["no_such_task"], str(tmp_path))
 
 
-def test_reward_scores_are_the_first_logit_per_conversation(world_lm, tmp_path):
+def test_reward_scores_are_the_first_logit_of_each_instruction_response_pair(world_lm, tmp_path):
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
     tokenizer, _, kept = world_lm
@@ -146,6 +146,12 @@ def test_reward_scores_are_the_first_logit_per_conversation(world_lm, tmp_path):
     batched = evaluate.reward_scores(model, tokenizer, conversations, max_length=64, batch_size=5)
     one_by_one = [evaluate.reward_scores(model, tokenizer, [c], max_length=64)[0] for c in conversations]
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-4, atol=1e-5)
+    # what the model reads: the turns before the last answer, then the answer, as a pair
+    last = conversations[-1]
+    pair = tokenizer("\n".join(m["content"] for m in last[:-1]), last[-1]["content"], return_tensors="pt",
+                     truncation=True, max_length=64)
+    with torch.no_grad():
+        assert model(**pair).logits[0, 0].item() == pytest.approx(one_by_one[-1], rel=1e-4, abs=1e-5)
 
 
 def test_selection_composition_counts_sources_noise_and_answer_variety():

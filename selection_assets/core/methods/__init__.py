@@ -201,12 +201,6 @@ class MethodSpec:
                                 "rematerialise its scores with that budget in the grid")
         return self.module.select(scores, budget, **self.kwargs)
 
-    def report_notes(self, scores: pd.DataFrame) -> dict[str, str]:
-        """What the method's module says a reader of its results must know (e.g. an indicator it
-        could not compute); empty for most methods."""
-        notes = getattr(self.module, "report_notes", None)
-        return notes(scores) if notes else {}
-
 
 def _scored_by(scores: pd.DataFrame, column: str, missing: str) -> pd.DataFrame:
     """`scores` with `column` as its `score`; ValueError(`missing`) without that column."""

@@ -8,10 +8,14 @@ exact search with faiss), and a reward-model score when one is configured. The p
 
     log L = 1.0694 - 0.1498 Rew + 8.257e-5 Len - 0.9350 Knn6
 
-with Len the output length. Without a reward model the Rew term is left out and `report_notes`
-says so (the scores asset puts it in its metadata): the ranking is then by KNN-6 and length only. The
-project can also fit its own rule by least squares from its (selection -> eval loss) results:
-`fit_rule` takes the mean indicators of each selected subset and the subset's eval loss.
+with Len the output length. `instructmining` needs its reward model (DataResource.reward_model),
+which scores each (instruction, response) pair; the -0.1498 weight belongs to the paper's reward
+model's scale, so another reward model changes the term's weight against the others.
+`instructmining_no_reward` is the ablation without the Rew term: with unit-norm encoder vectors
+KNN-6 spans up to about 2 where the length term spans about 0.02, so it ranks by isolation in the
+encoder space (most isolated first). The project can also fit its own rule by least squares from
+its (selection -> eval loss) results: `fit_rule` takes the mean indicators of each selected subset
+and the subset's eval loss.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from selection_assets.core.embedding_matrix import EmbeddingMatrix, as_matrix, nearest_rows
-from selection_assets.core.methods import MethodSpec, Need, Provenance, ScoringInputs, Shortlist, base_frame, top_k
+from selection_assets.core.methods import (MethodParams, MethodSpec, Need, Provenance, ScoringInputs, Shortlist,
+                                           base_frame, top_k)
 
 PUBLISHED_RULE = {"intercept": 1.0694, "reward": -0.1498, "output_length": 8.257e-5, "knn6": -0.9350}
 INDICATORS = ("input_length", "output_length", "perplexity", "mtld", "knn6", "reward")
@@ -75,7 +81,7 @@ def knn_distance(embeddings: np.ndarray | EmbeddingMatrix, k: int = 6) -> np.nda
 
 
 def indicators(inputs: ScoringInputs) -> pd.DataFrame:
-    """The indicator table for a pool (reward column only with a reward model)."""
+    """The indicator table for a pool (reward column only with reward scores)."""
     pool = inputs.pool
     losses = inputs.require_answer_losses()
     if inputs.messages is None:
@@ -130,30 +136,33 @@ def fit_rule(subset_indicators: pd.DataFrame, eval_losses: np.ndarray) -> Rule:
     return Rule(float(solution[0]), dict(zip(subset_indicators.columns, map(float, solution[1:]))))
 
 
-def score(inputs: ScoringInputs) -> pd.DataFrame:
-    """-predicted log eval loss under the published rule; the indicators alongside."""
+@dataclass(frozen=True)
+class Params(MethodParams):
+    """Whether the rule's reward term is used (the published rule) or left out (the ablation)."""
+
+    reward: Literal["required", "left_out"]
+
+
+def score(inputs: ScoringInputs, reward: str) -> pd.DataFrame:
+    """-predicted log eval loss under the published rule; the indicators alongside. With `reward`
+    "required", a pool without reward scores is refused; "left_out" drops the Rew term."""
+    if reward == "required" and inputs.reward_scores is None:
+        raise ValueError("instructmining needs its reward model: set DataResource.reward_model "
+                         "(SELECTION_ASSETS_REWARD_MODEL); without one, instructmining_no_reward is the rule's "
+                         "ablation without the Rew term")
     table = indicators(inputs)
+    if reward == "left_out":
+        table = table.drop(columns=["reward"], errors="ignore")
     frame = base_frame(inputs, -published_rule().predict(table))
     for column in table.columns:
         frame[f"ind_{column}"] = table[column].to_numpy()
     return frame
 
 
-def report_notes(scores: pd.DataFrame) -> dict[str, str]:
-    """What a reader of this method's results must know: the published rule's terms it could not
-    compute."""
-    missing = [term for term in published_rule().coefficients if f"ind_{term}" not in scores]
-    if not missing:
-        return {}
-    return {"missing_indicators": f"{', '.join(missing)}: no reward model is configured "
-            "(DataResource.reward_model), so the rule's -0.1498 Rew term is left out and examples are ranked "
-            "by KNN-6 and output length alone"}
-
-
 SHORTLIST = Shortlist()  # top-k of the predicted loss's negation
 
 
-def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
+def select(scores: pd.DataFrame, budget: int, reward: str) -> pd.DataFrame:
     """Lowest predicted eval loss first."""
     return top_k(scores, budget)
 
@@ -161,13 +170,26 @@ def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
 SPECS = (  # the methods this module serves, in report order (registry() collects them)
     MethodSpec(name="instructmining", reference="Cao et al. 2023",
                needs=frozenset({Need.ANSWER_LOSSES, Need.EMBEDDINGS, Need.MESSAGES}), space="encoder",
-               summary="published linear rule on indicators, lowest predicted eval loss first"),
+               params=Params(reward="required"), requires=("reward_model",),
+               summary="published linear rule on a reward model's score, output length and KNN-6 distance, "
+               "lowest predicted eval loss first"),
+    MethodSpec(name="instructmining_no_reward", reference="Cao et al. 2023, ablation",
+               needs=frozenset({Need.ANSWER_LOSSES, Need.EMBEDDINGS, Need.MESSAGES}), space="encoder",
+               params=Params(reward="left_out"),
+               summary="the published rule without its reward term: in effect most isolated first (KNN-6 "
+               "distance in the encoder space), output length a minor term (ablation)"),
 )
 
 PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
     "instructmining": Provenance(
         code="Cao et al. 2023 (arXiv 2307.06290; no public code)",
-        departures="without a reward model the Rew term is left out and the scores' metadata say so; SentenceBERT "
-                   "space: all-MiniLM-L6-v2",
+        departures="the -0.1498 Rew weight is tied to the paper's reward model's scale: another reward model "
+                   "reweighs the term; the reward model reads (instruction, response) pairs; SentenceBERT space: "
+                   "all-MiniLM-L6-v2",
+        cost="2 N_p L y + 2 N_enc L y + 2 N_rew L y"),
+    "instructmining_no_reward": Provenance(
+        code="Cao et al. 2023 (arXiv 2307.06290; no public code)",
+        departures="ablation: the Rew term left out, so KNN-6 decides the order (it spans about 2, length "
+                   "about 0.02); SentenceBERT space: all-MiniLM-L6-v2",
         cost="2 N_p L y + 2 N_enc L y"),
 }

@@ -279,10 +279,43 @@ def test_knn6_is_the_distance_to_the_sixth_nearest_neighbour():
         np.testing.assert_allclose(instructmining.knn_distance(points), _reference_knn(points, 6), rtol=1e-5)
 
 
-def test_instructmining_says_when_a_rule_term_is_missing():
-    without_reward = pd.DataFrame({"ind_output_length": [1.0], "ind_knn6": [0.5]})
-    assert "reward" in instructmining.report_notes(without_reward)["missing_indicators"]
-    assert instructmining.report_notes(without_reward.assign(ind_reward=[0.1])) == {}
+def _instructmining_inputs(reward_scores=None) -> ScoringInputs:
+    rng = np.random.default_rng(0)
+    n = 30
+    x = rng.normal(size=(n, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    conversations = [[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "word " * (i + 1)}]
+                     for i in range(n)]
+    pool = pd.DataFrame({"example_id": [f"e{i}" for i in range(n)], "source": "s",
+                         "total_tokens": np.arange(n) + 10, "answer_tokens": np.arange(n) + 1})
+    return ScoringInputs(pool=pool, pool_embedding_blocks=lambda: [x], messages=lambda: conversations,
+                         answer_losses=pd.DataFrame({"ce_answer": rng.uniform(1, 3, n)}), reward_scores=reward_scores)
+
+
+def test_instructmining_needs_its_reward_model_and_the_ablation_ranks_by_the_rule_without_it():
+    from selection_assets.core.methods import check_methods, choose_methods, registry
+    from selection_assets.resources import DataResource
+
+    specs = registry()
+    with pytest.raises(ValueError, match="instructmining needs its reward model: set DataResource.reward_model"):
+        specs["instructmining"].score(_instructmining_inputs())
+    with pytest.raises(ValueError, match="instructmining needs the setting"):
+        check_methods(["instructmining"], DataResource())
+    assert "instructmining" not in choose_methods("all", DataResource())
+    assert "instructmining_no_reward" in choose_methods("all", DataResource())
+    # with reward scores: the published rule, all three terms, by hand
+    rewards = np.linspace(-2.0, 2.0, 30)
+    with_reward = specs["instructmining"].score(_instructmining_inputs(rewards))
+    expected = -(1.0694 - 0.1498 * rewards + 8.257e-5 * with_reward["ind_output_length"]
+                 - 0.9350 * with_reward["ind_knn6"])
+    np.testing.assert_allclose(with_reward["score"], expected)
+    # the ablation leaves the reward out even when one is given, and its order is KNN-6's
+    ablation = specs["instructmining_no_reward"].score(_instructmining_inputs(rewards))
+    assert "ind_reward" not in ablation
+    np.testing.assert_allclose(ablation["score"], -(1.0694 + 8.257e-5 * ablation["ind_output_length"]
+                                                    - 0.9350 * ablation["ind_knn6"]))
+    chosen = specs["instructmining_no_reward"].select(ablation, 10)["example_id"]
+    assert list(chosen) == list(ablation.sort_values("ind_knn6", ascending=False, kind="stable")["example_id"][:10])
 
 
 def test_published_rule_prediction_by_hand():
@@ -370,4 +403,4 @@ def test_instructmining_ranks_by_the_published_rule_restated():
     frame = pd.DataFrame({"example_id": [f"e{i}" for i in range(n)], "source": "s",
                           "score": -instructmining.published_rule().predict(table)})
     expected = [f"e{i}" for i in sorted(range(n), key=lambda i: (predicted[i], i))[:12]]
-    assert _ids(instructmining.select(frame, 12)) == expected
+    assert _ids(instructmining.select(frame, 12, reward="required")) == expected
