@@ -68,17 +68,21 @@ PROVENANCE = {  # per method: the public code followed, known departures, select
     "rds_plus": Provenance(
         code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
              "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
-        departures="none known (pooling within 1.2e-7; round-robin restated in tests)",
+        departures="message content is not stripped (utils.py strips it; 11 of the world's 8,449 messages are "
+                   "padded); for a Hugging Face base model without a chat template the Tulu role markers become "
+                   "added special tokens with mean-initialised embeddings (the reference tokenises them as text); "
+                   "selection is the paper's round-robin over tasks (get_top_influences.py), not "
+                   "get_top_optimized.py's global max over every query; pooling restated token by token",
         cost="2 N_p L (y + q)"),
     "rds_plus_mean": Provenance(
         code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
              "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
-        departures="ablation: plain mean pooling",
+        departures="ablation: plain mean pooling; otherwise as rds_plus",
         cost="2 N_p L (y + q)"),
     "rds_plus_last_token": Provenance(
         code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
              "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
-        departures="ablation: last-token pooling",
+        departures="ablation: last-token pooling; otherwise as rds_plus",
         cost="2 N_p L (y + q)"),
     "embed_encoder": Provenance(
         code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_sentence_embedding.py",
