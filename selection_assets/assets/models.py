@@ -12,7 +12,7 @@ from selection_assets.assets.base_model_io import base_model_path, load_tokenize
 from selection_assets.assets.data_versions import content_version
 from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS
 from selection_assets.core import real_material
-from selection_assets.core import preflight, store, tokenize, train, weights
+from selection_assets.core import preflight, store, tokenize, train
 from selection_assets.core import pool as pool_io
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
@@ -42,8 +42,8 @@ def _packaged_path(name: str):
 def build(grid: Grid) -> list:
     @asset(group_name="models", deps=["source_pool"], kinds={"huggingface"}, tags=CONTENT_VERSIONED_TAGS,
            description="Tokenizer: byte-level BPE trained on the world's pre-training corpus and pool text, "
-                       "or the named base model's own tokenizer (with the Tulu role markers as special "
-                       "tokens when it has no chat template).")
+                       "or the named base model's own tokenizer, as it is (without a chat template, conversations "
+                       "take Tulu's format, its role markers tokenised as text, as open-instruct does).")
     def tokenizer(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                   world: WorldResource) -> MaterializeResult:
         layout = storage.layout()
@@ -58,9 +58,6 @@ def build(grid: Grid) -> list:
             from transformers import AutoTokenizer
 
             tok = AutoTokenizer.from_pretrained(data.base_model)
-            added = tokenize.add_role_tokens(tok)  # a base model without a chat template gets Tulu's markers
-            if added:
-                context.log.info(f"added the Tulu role markers {added} as special tokens (no chat template)")
             tok.save_pretrained(tmp)
         store.replace_dir(tmp, layout.tokenizer_dir)
         return MaterializeResult(metadata={"vocab_size": len(tok), "eos_token": str(tok.eos_token),
@@ -73,8 +70,7 @@ def build(grid: Grid) -> list:
            description="Base causal LM: the world's tiny Llama-style model pre-trained on the world's "
                        "plain-prose corpus (knowledge and worked procedures, no chat turns; the default world's "
                        "ships pre-trained, so it is the same model on every machine), or the named "
-                       "Hugging Face model (a reference to it; a copy with grown embeddings when its tokenizer "
-                       "gained the Tulu role markers).")
+                       "Hugging Face model (a reference to it).")
     def base_model(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                    world: WorldResource, compute: ComputeResource) -> MaterializeResult:
         layout = storage.layout()
@@ -110,24 +106,9 @@ def build(grid: Grid) -> list:
                 raise Failure(f"DataResource.base_model={data.base_model!r} (SELECTION_ASSETS_BASE_MODEL) cannot be "
                               f"fine-tuned: {problem}")
             config = AutoConfig.from_pretrained(data.base_model)
-            tok = load_tokenizer(layout)
-            vocabulary = config.get_text_config().vocab_size
-            if len(tok) > vocabulary:
-                # the tokenizer gained the Tulu role markers: a copy whose embeddings cover them
-                # (new rows start at the mean embedding) becomes the base model
-                model = weights.from_pretrained(AutoModelForCausalLM, data.base_model, allow_pickle=data.allow_pickle_weights,
-                                                 dtype=torch.float32)
-                model.resize_token_embeddings(len(tok), mean_resizing=True)
-                work = store.temp_dir_beside(layout.base_model_dir)
-                model.save_pretrained(work)
-                tok.save_pretrained(work)
-                store.replace_dir(work, layout.base_model_dir)
-                reference = {**in_storage, "parameters": sum(p.numel() for p in model.parameters()),
-                             "from": data.base_model, "added_tokens": len(tok) - vocabulary}
-            else:
-                with torch.device("meta"):
-                    model = AutoModelForCausalLM.from_config(config)
-                reference = {"path": data.base_model, "parameters": sum(p.numel() for p in model.parameters())}
+            with torch.device("meta"):
+                model = AutoModelForCausalLM.from_config(config)
+            reference = {"path": data.base_model, "parameters": sum(p.numel() for p in model.parameters())}
         store.write_json(reference, layout.base_model_ref)
         path = base_model_path(layout)
         context.log.info(f"base model: {path} ({reference['parameters']:,} parameters)")

@@ -2,7 +2,9 @@
 
 A tokenizer with a chat template of its own (a chat model's, e.g. SmolLM2's ChatML) renders every
 conversation with it. A tokenizer without one (a base model, the world's LM) gets the Tulu chat
-format used by Ivison et al. (2025), its role markers being special tokens of the world tokenizer:
+format used by Ivison et al. (2025); its role markers are special tokens of the world's tokenizer
+(each one token, never merged with the text beside it) and, as in open-instruct, plain text for a
+Hugging Face base model's:
 
     <|user|>\\n{content}\\n<|assistant|>\\n{content}<EOS>\\n ...
 
@@ -41,19 +43,6 @@ class Encoded:
 def has_chat_template(tokenizer) -> bool:
     """Whether conversations are rendered with the tokenizer's own chat template."""
     return bool(getattr(tokenizer, "chat_template", None))
-
-
-def add_role_tokens(tokenizer) -> list[str]:
-    """Make the Tulu role markers special tokens of a tokenizer without a chat template (a base
-    model's), so each header is one token that is never split or merged with the text around it.
-    Returns the markers that were added (the model's embeddings must then grow to cover them)."""
-    if has_chat_template(tokenizer):
-        return []
-    vocabulary = tokenizer.get_vocab()
-    missing = [marker for marker in CHAT_SPECIAL_TOKENS if marker not in vocabulary]
-    if missing:
-        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
-    return missing
 
 
 def format_conversation(messages: Sequence[dict[str, str]], eos_token: str) -> str:

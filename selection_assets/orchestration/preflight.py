@@ -69,9 +69,7 @@ def _model_tokenizer_and_config(data):
     if data.base_model in real_material.PACKAGED_MODELS:
         gguf = real_material.PACKAGED_MODELS[data.base_model].path()
         return real_material.load_gguf_tokenizer(gguf), AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(data.base_model)
-    tokenize.add_role_tokens(tokenizer)
-    return tokenizer, AutoConfig.from_pretrained(data.base_model)
+    return AutoTokenizer.from_pretrained(data.base_model), AutoConfig.from_pretrained(data.base_model)
 
 
 def context_length(config, tokenizer) -> int:

@@ -78,8 +78,11 @@ def _base_model_without_chat_markers(directory):
     return len(tokenizer)
 
 
-def test_a_base_model_without_chat_template_gets_role_markers_as_special_tokens(tmp_path):
-    from transformers import AutoModelForCausalLM
+def test_a_base_model_without_chat_template_reads_the_role_markers_as_text(tmp_path):
+    """As open-instruct (and the RDS+ reference) tokenise Tulu's format for a base model: the role
+    markers are ordinary text, the tokenizer and the model are used as they are, and the answer
+    tokens are still exactly the assistant's content and end of turn."""
+    from selection_assets.core import tokenize
 
     vocabulary = _base_model_without_chat_markers(tmp_path / "base")
     resources = {"storage": StorageResource(root=str(tmp_path / "storage")), "compute": ComputeResource(device="cpu"),
@@ -88,15 +91,16 @@ def test_a_base_model_without_chat_template_gets_role_markers_as_special_tokens(
     materialize(build_assets(Grid((100,), (30,))), resources=resources, selection=["tokenizer", "base_model"])
     layout = Layout(tmp_path / "storage")
     reference = json.loads(layout.base_model_ref.read_text())
-    assert reference["in_storage"] and reference["added_tokens"] == 3 and reference["from"] == str(tmp_path / "base")
+    assert reference["path"] == str(tmp_path / "base") and not reference.get("in_storage")  # the model as it is
     from selection_assets.assets.base_model_io import load_tokenizer
 
     tokenizer = load_tokenizer(layout)
-    marker = tokenizer.convert_tokens_to_ids("<|user|>")
-    assert tokenizer("<|user|>\nthe user", add_special_tokens=False)["input_ids"][0] == marker  # one token
-    assert set(tokenizer.all_special_tokens) >= {"<|system|>", "<|user|>", "<|assistant|>"}
-    model = AutoModelForCausalLM.from_pretrained(layout.base_model_dir)
-    assert model.get_input_embeddings().num_embeddings == len(tokenizer) == vocabulary + 3
+    assert len(tokenizer) == vocabulary and "<|user|>" not in tokenizer.all_special_tokens
+    assert len(tokenizer("<|user|>", add_special_tokens=False)["input_ids"]) > 1  # text, several tokens
+    conversation = [{"role": "user", "content": "the user asks"}, {"role": "assistant", "content": "42"}]
+    [encoded] = tokenize.encode_conversations(tokenizer, [conversation], 128)
+    answer = [t for t, keep in zip(encoded.input_ids, encoded.answer_mask) if keep]
+    assert answer == tokenizer("42", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
 def _failure_message(resources: dict, selection: list[str]) -> str:

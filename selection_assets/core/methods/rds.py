@@ -69,8 +69,8 @@ PROVENANCE = {  # per method: the public code followed, known departures, select
         code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
              "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
         departures="message content is not stripped (utils.py strips it; 11 of the world's 8,449 messages are "
-                   "padded); for a Hugging Face base model without a chat template the Tulu role markers become "
-                   "added special tokens with mean-initialised embeddings (the reference tokenises them as text); "
+                   "padded); the world's tokenizer holds the Tulu role markers as special tokens (a Hugging Face "
+                   "base model's reads them as text, as the reference); "
                    "selection is the paper's round-robin over tasks (get_top_influences.py), not "
                    "get_top_optimized.py's global max over every query; pooling restated token by token",
         cost="2 N_p L (y + q)"),
