@@ -48,13 +48,15 @@ def select(scores: pd.DataFrame, budget: int) -> pd.DataFrame:
 SPECS = (  # the methods this module serves, in report order (registry() collects them)
     MethodSpec(name="ifd", reference="Li et al. 2023",
                needs=frozenset({Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}),
-               summary="instruction-following difficulty, IFD > 1 dropped, highest first"),
+               summary="instruction-following difficulty under the base model, IFD > 1 dropped, highest first"),
 )
 
 PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
     "ifd": Provenance(
         code="tianyi-lab/Cherry_LLM: cherry_seletion/data_analysis.py, cherry_seletion/data_by_IFD.py",
-        departures="CE(A) after only the assistant header (the reference: after '### Response:'); examples that do "
-                   "not fit whole are skipped, as there",
+        departures="scored with the base model: Cherry LLM's pipeline and Xia et al.'s run (IFD/2-train.sh) first "
+                   "fine-tune a pre-experienced model briefly on a small pre-selected sample and score with it (not "
+                   "offered yet); CE(A) after only the assistant header (the reference: after '### Response:'); "
+                   "examples that do not fit whole are skipped, as there",
         cost="2 x 2 N_p L y"),
 }
