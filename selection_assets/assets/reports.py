@@ -25,6 +25,7 @@ from selection_assets.core.methods import MethodSpec, instructmining
 from selection_assets.core.methods.references import head_to_head_rivals
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, TrainResource
+from selection_assets.reporting import views
 
 
 def trained_flops(parameters: int, train_stats: list[dict]) -> float:
@@ -169,20 +170,20 @@ def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str
              + f"; {comparison.cell_tests} method-vs-random tests, Holm-adjusted, a difference counts at "
                f"adjusted p < {report.ALPHA}, and where no test of a family can get below it the verdict is "
                f"'cannot decide'. `*_mde`: the smallest difference the test detects with 80% power.",
-             "## Methods against random (paired over all cells)", report.markdown_table(comparison.methods),
-             "## Every cell", report.markdown_table(comparison.cells)]
+             "## Methods against random (paired over all cells)", views.markdown_table(comparison.methods),
+             "## Every cell", views.markdown_table(comparison.cells)]
     if base is not None:
         parts += [f"## Random subsets against the base model without fine-tuning (exact match "
                   f"{base['exact_match']:.3f} {report._interval(base['exact_match_ci'])}, answer loss "
-                  f"{base['answer_loss']:.3f})", report.markdown_table(comparison.base)]
+                  f"{base['answer_loss']:.3f})", views.markdown_table(comparison.base)]
     if not comparison.head_to_head.empty:
         duelling = ", ".join(comparison.head_to_head["method"].unique())
         parts += [f"## {duelling} against the methods its paper reports it beating (paired over shared cells, Holm "
-                  "over rivals)", report.markdown_table(comparison.head_to_head)]
+                  "over rivals)", views.markdown_table(comparison.head_to_head)]
     parts += ["## Each method as its pool grows (larger pool minus the next smaller one, paired)",
-              report.markdown_table(comparison.pool_growth),
+              views.markdown_table(comparison.pool_growth),
               "## Best budget per method and pool size (the best of the grid's budgets)",
-              report.markdown_table(report.best_budgets(comparison.cells))]
+              views.markdown_table(report.best_budgets(comparison.cells))]
     return "\n\n".join(parts) + "\n"
 
 
@@ -227,21 +228,21 @@ def build(grid: Grid, methods: Sequence[str]) -> list:
         store.write_json(report.comparison_document(comparison, base), layout.comparison_json)
         (out / "comparison.md").write_text(comparison_markdown(comparison, base))
         comparison.cells.to_csv(out / "comparison.csv", index=False)
-        scaling = report.scaling_plot(comparison.cells, out / "scaling.png")
-        differences = report.difference_plot(comparison.cells, out / "vs_random.png")
-        costs = report.cost_plot(comparison.cells, out / "cost.png")
+        scaling = views.scaling_plot(comparison.cells, out / "scaling.png")
+        differences = views.difference_plot(comparison.cells, out / "vs_random.png")
+        costs = views.cost_plot(comparison.cells, out / "cost.png")
         return MaterializeResult(metadata={
             "compared": MetadataValue.json({"methods": methods, "cells": [[c.pool_size, c.budget] for c in cells]}),
             "cells": len(comparison.cells), "seeds": MetadataValue.json(comparison.seeds),
             "paired_tests": comparison.cell_tests,
-            "methods_vs_random": MetadataValue.md(report.markdown_table(comparison.methods)),
-            "random_vs_base": MetadataValue.md(report.markdown_table(comparison.base)),
-            "pool_growth": MetadataValue.md(report.markdown_table(comparison.pool_growth)),
-            "head_to_head": MetadataValue.md(report.markdown_table(comparison.head_to_head)),
-            "table": MetadataValue.md(report.markdown_table(comparison.cells)),
-            "quality_vs_pool_size": MetadataValue.md(report.png_markdown(scaling, "quality vs pool size")),
-            "difference_from_random": MetadataValue.md(report.png_markdown(differences, "difference from random")),
-            "quality_vs_cost": MetadataValue.md(report.png_markdown(costs, "quality vs selection cost")),
+            "methods_vs_random": MetadataValue.md(views.markdown_table(comparison.methods)),
+            "random_vs_base": MetadataValue.md(views.markdown_table(comparison.base)),
+            "pool_growth": MetadataValue.md(views.markdown_table(comparison.pool_growth)),
+            "head_to_head": MetadataValue.md(views.markdown_table(comparison.head_to_head)),
+            "table": MetadataValue.md(views.markdown_table(comparison.cells)),
+            "quality_vs_pool_size": MetadataValue.md(views.png_markdown(scaling, "quality vs pool size")),
+            "difference_from_random": MetadataValue.md(views.png_markdown(differences, "difference from random")),
+            "quality_vs_cost": MetadataValue.md(views.png_markdown(costs, "quality vs selection cost")),
             "path": MetadataValue.path(str(out)),
         })
 

@@ -26,6 +26,7 @@ from selection_assets.core.store import Layout
 from selection_assets.orchestration.operations import SEARCH_REPORT_JOB, SEARCH_RUN_TAG, SEARCH_TRIALS_JOB, Step, run_in_flight
 from selection_assets.orchestration.partitions import BUDGET_PARTITIONS, Grid, cell_key, missing_budgets
 from selection_assets.resources import SearchResource, StorageResource
+from selection_assets.reporting import views
 
 BASELINE = report.BASELINE  # tried at every size the search tries, for the curve and the last test
 
@@ -165,13 +166,13 @@ def build(grid: Grid, search: SearchResource) -> list:
                     "chosen_size": chosen, "trials": trials.to_dict(orient="records"),
                     "chosen_against_random": against}
         path = store.write_json(document, out / "search.json")
-        plot = report.size_curve_plot(quality, out / "curve.png")
+        plot = views.size_curve_plot(quality, out / "curve.png")
         return MaterializeResult(metadata={
             "pool_size": state.pool_size,  # the pool whose trial cells it read (operations.Stages.reads)
             "chosen_size": chosen, "finished": document["finished"], "status": state.proposal.reason,
-            "trials": MetadataValue.md(report.markdown_table(trials)),
-            "curve": MetadataValue.md(report.markdown_table(quality)),
-            "quality_vs_size": MetadataValue.md(report.png_markdown(plot, "quality vs subset size")),
+            "trials": MetadataValue.md(views.markdown_table(trials)),
+            "curve": MetadataValue.md(views.markdown_table(quality)),
+            "quality_vs_size": MetadataValue.md(views.png_markdown(plot, "quality vs subset size")),
             "chosen_against_random": MetadataValue.json(against or {}),
             "path": MetadataValue.path(str(path))})
 

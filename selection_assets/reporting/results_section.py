@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from selection_assets.core.report import VERDICTS, interval_bounds, markdown_table
+from selection_assets.core.report import VERDICTS, interval_bounds
+from selection_assets.reporting.views import markdown_table
 from selection_assets.core.methods.references import paper_claims
 
 PAPER_METHOD = "rds_plus"  # the method whose pool-size behaviour Ivison et al. report

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from selection_assets.core import report
-from selection_assets.reporting import results_section
+from selection_assets.reporting import results_section, views
 
 TASKS = ("arithmetic", "fact_lookup")
 N_PER_TASK = 300
@@ -103,7 +103,7 @@ def test_untested_rows_have_no_verdict_and_render_blank():
             assert frame.loc[baseline, column].isna().all(), column
             assert frame.loc[~baseline, column].notna().all(), column
         assert frame["em_p_holm"].dtype.kind == "f"
-        rendered = report.markdown_table(frame[frame["method"] == "random"]).splitlines()[-1]
+        rendered = views.markdown_table(frame[frame["method"] == "random"]).splitlines()[-1]
         assert "nan" not in rendered and "| n " not in rendered
 
 
