@@ -238,8 +238,7 @@ PROVENANCE = {  # per method: the public code followed, known departures, select
         code="xiatingyu/SFT-DataSelection-at-scale: token_length/kmeans_sample.py, token_length/embedding.py",
         departures="faiss Lloyd from k-means++ seeding, 20 iterations (reference: scikit-learn KMeans, up to 300; "
                    "picks agree with it as often as it agrees with itself, coverage 1.4% worse on average); "
-                   "mean pooling over real "
-                   "tokens, L2-normalised (reference averages padding in, unnormalised); a shared nearest example "
-                   "passes to the next nearest",
+                   "mean pooling over real tokens, L2-normalised (reference averages padding in, unnormalised); a "
+                   "shared nearest example passes to the next nearest",
         cost="2 N_p L y + O(N k d) per budget"),
 }

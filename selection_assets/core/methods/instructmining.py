@@ -180,15 +180,17 @@ SPECS = (  # the methods this module serves, in report order (registry() collect
                "distance in the encoder space), output length a minor term (ablation)"),
 )
 
+CODE = "Cao et al. 2023 (arXiv 2307.06290; no public code)"
+
 PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
     "instructmining": Provenance(
-        code="Cao et al. 2023 (arXiv 2307.06290; no public code)",
+        code=CODE,
         departures="the -0.1498 Rew weight is tied to the paper's reward model's scale: another reward model "
                    "reweighs the term; the reward model reads (instruction, response) pairs; SentenceBERT space: "
                    "all-MiniLM-L6-v2",
         cost="2 N_p L y + 2 N_enc L y + 2 N_rew L y"),
     "instructmining_no_reward": Provenance(
-        code="Cao et al. 2023 (arXiv 2307.06290; no public code)",
+        code=CODE,
         departures="ablation: the Rew term left out, so KNN-6 decides the order (it spans about 2, length "
                    "about 0.02); SentenceBERT space: all-MiniLM-L6-v2",
         cost="2 N_p L y + 2 N_enc L y"),

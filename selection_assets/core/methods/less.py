@@ -74,21 +74,21 @@ SPECS = (  # the methods this module serves, in report order (registry() collect
                summary="LESS with the mean over a task's queries (princeton-nlp/LESS matching.py)"),
 )
 
+# the public code both variants follow, and the departures they share
+CODE = ("princeton-nlp/LESS: less/data_selection/collect_grad_reps.py (gradients, Adam, projection), "
+        "less/data_selection/matching.py")
+SHARED_DEPARTURES = ("float32 gradients and this project's seeded Rademacher matrix (LESS: float16 into trak's "
+                     "projector), so features follow the procedure, not its bits; defaults rank 8 and 1,024 "
+                     "dimensions for the world's LM (LESS: 128 and 8,192), warm-up drawn from the smallest pool")
+
 PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
     "less": Provenance(
-        code="princeton-nlp/LESS: less/data_selection/collect_grad_reps.py (gradients, Adam, projection), "
-             "less/data_selection/matching.py",
+        code=CODE,
         departures="max over a task's queries (the RDS+ paper's use; matching.py takes the mean: `less_mean`); "
-                   "float32 gradients and this project's seeded Rademacher matrix (LESS: float16 into trak's "
-                   "projector), so features follow the procedure, not its bits; defaults rank 8 and 1,024 dimensions "
-                   "for the world's LM (LESS: 128 and 8,192), warm-up drawn from the smallest pool",
+                   + SHARED_DEPARTURES,
         cost="6 N_p (warm-up tokens + L (y + q) checkpoints)"),
     "less_mean": Provenance(
-        code="princeton-nlp/LESS: less/data_selection/collect_grad_reps.py (gradients, Adam, projection), "
-             "less/data_selection/matching.py",
-        departures="each project task is one subtask; float32 gradients and this project's seeded Rademacher matrix "
-                   "(LESS: float16 into trak's projector), so features follow the procedure, not its bits; defaults "
-                   "rank 8 and 1,024 dimensions for the world's LM (LESS: 128 and 8,192), warm-up drawn from the "
-                   "smallest pool",
+        code=CODE,
+        departures="each project task is one subtask; " + SHARED_DEPARTURES,
         cost="6 N_p (warm-up tokens + L (y + q) checkpoints)"),
 }

@@ -91,33 +91,33 @@ SPECS = (  # the methods this module serves, in report order (registry() collect
                summary="whole-sequence perplexity from the 33rd percentile down"),
 )
 
+# the public code each family of variants follows, and the departure shared by Xia et al.'s
+XIA_CE_CODE = ("xiatingyu/SFT-DataSelection-at-scale: cross_entropy/entropy_response.py (CE of the last turn); "
+               "ordering as automated-instruction-selection scripts/ppl_selections.py")
+XIA_CE_DEPARTURE = ("the reference scores unshifted logits (token t against its own logit); here CE is the usual "
+                    "next-token loss")
+IVISON_CODE = ("hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_perplexity.py "
+               "(loss with labels = input_ids), scripts/ppl_selections.py")
+
 PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
     "top_ppl": Provenance(
-        code="xiatingyu/SFT-DataSelection-at-scale: cross_entropy/entropy_response.py (CE of the last turn); ordering"
-             " as automated-instruction-selection scripts/ppl_selections.py",
-        departures="the reference scores unshifted logits (token t against its own logit); here CE is the usual "
-                   "next-token loss",
+        code=XIA_CE_CODE,
+        departures=XIA_CE_DEPARTURE,
         cost="2 N_p L y"),
     "mid_ppl": Provenance(
-        code="xiatingyu/SFT-DataSelection-at-scale: cross_entropy/entropy_response.py (CE of the last turn); ordering"
-             " as automated-instruction-selection scripts/ppl_selections.py",
-        departures="the reference scores unshifted logits (token t against its own logit); here CE is the usual "
-                   "next-token loss; past the list's end, wraps to its top third",
+        code=XIA_CE_CODE,
+        departures=XIA_CE_DEPARTURE + "; past the list's end, wraps to its top third",
         cost="2 N_p L y"),
     "bottom_ppl": Provenance(
-        code="xiatingyu/SFT-DataSelection-at-scale: cross_entropy/entropy_response.py (CE of the last turn); ordering"
-             " as automated-instruction-selection scripts/ppl_selections.py",
-        departures="the reference scores unshifted logits (token t against its own logit); here CE is the usual "
-                   "next-token loss",
+        code=XIA_CE_CODE,
+        departures=XIA_CE_DEPARTURE,
         cost="2 N_p L y"),
     "top_ppl_sequence": Provenance(
-        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_perplexity.py (loss with"
-             " labels = input_ids), scripts/ppl_selections.py",
+        code=IVISON_CODE,
         departures="none known",
         cost="2 N_p L y"),
     "mid_ppl_sequence": Provenance(
-        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_perplexity.py (loss with"
-             " labels = input_ids), scripts/ppl_selections.py",
+        code=IVISON_CODE,
         departures="past the list's end, wraps to its top third (the reference returns fewer)",
         cost="2 N_p L y"),
 }

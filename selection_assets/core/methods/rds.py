@@ -64,10 +64,13 @@ SPECS = (  # the methods this module serves, in report order (registry() collect
                summary="RDS+ selection in a sentence-encoder space (GTR/NV-Embed baseline)"),
 )
 
+# the public code RDS+ and its pooling ablations follow
+CODE = ("hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
+        "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)")
+
 PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
     "rds_plus": Provenance(
-        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
-             "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
+        code=CODE,
         departures="message content is not stripped (utils.py strips it; 11 of the world's 8,449 messages are "
                    "padded); the world's tokenizer holds the Tulu role markers as special tokens (a Hugging Face "
                    "base model's reads them as text, as the reference); "
@@ -75,13 +78,11 @@ PROVENANCE = {  # per method: the public code followed, known departures, select
                    "get_top_optimized.py's global max over every query; pooling restated token by token",
         cost="2 N_p L (y + q)"),
     "rds_plus_mean": Provenance(
-        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
-             "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
+        code=CODE,
         departures="ablation: plain mean pooling; otherwise as rds_plus",
         cost="2 N_p L (y + q)"),
     "rds_plus_last_token": Provenance(
-        code="hamishivi/automated-instruction-selection: minimal_multitask/compute_influence_cosinesim.py "
-             "(embeddings, cosine), minimal_multitask/get_top_influences.py (round-robin)",
+        code=CODE,
         departures="ablation: last-token pooling; otherwise as rds_plus",
         cost="2 N_p L (y + q)"),
     "embed_encoder": Provenance(

@@ -10,20 +10,24 @@ from __future__ import annotations
 from selection_assets.core.methods import Provenance, method_modules
 
 
+def _gathered(attribute: str) -> dict:
+    """The per-method dicts every method module declares under `attribute`, merged by method name."""
+    return {name: value for module in method_modules() for name, value in getattr(module, attribute, {}).items()}
+
+
 def provenance() -> dict[str, Provenance]:
     """Every method module's `PROVENANCE`, by method name."""
-    return {name: origin for module in method_modules() for name, origin in getattr(module, "PROVENANCE", {}).items()}
+    return _gathered("PROVENANCE")
 
 
 def paper_claims() -> dict[str, str]:
     """Every method module's `CLAIMS`: what its paper reports for a method against random."""
-    return {name: claim for module in method_modules() for name, claim in getattr(module, "CLAIMS", {}).items()}
+    return _gathered("CLAIMS")
 
 
 def head_to_head_rivals() -> dict[str, tuple[str, ...]]:
     """Every method module's `OUTPERFORMS`: per method, those its paper reports it beating."""
-    return {name: tuple(rivals) for module in method_modules()
-            for name, rivals in getattr(module, "OUTPERFORMS", {}).items()}
+    return {name: tuple(rivals) for name, rivals in _gathered("OUTPERFORMS").items()}
 
 
 def method_table(registry: dict) -> str:
