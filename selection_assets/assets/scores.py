@@ -52,8 +52,8 @@ def scoring_inputs(layout, grid: Grid, pool_size: int, spec: MethodSpec, data: D
                                          ignore_index=True)
     if Need.MESSAGES in spec.needs:
         inputs.messages = lambda: pool_io.messages(layout, rings)
-        if "reward_model" in spec.requires:  # an ablation that leaves the reward out never runs the model
-            inputs.reward_scores = _reward_scores(data, inputs.messages(), device)
+    if Need.REWARD_SCORES in spec.needs:
+        inputs.reward_scores = _reward_scores(data, pool_io.messages(layout, rings), device)
     if Need.DEITA_SCORES in spec.needs:
         inputs.deita_scores = _deita_scores(data, pool_io.messages(layout, rings), device)
     if Need.FINETUNE_ROUNDS in spec.needs:
@@ -163,7 +163,7 @@ def build_scores(grid: Grid, spec: MethodSpec):
         deps.append(SPACES[spec.space].query_asset)
     if spec.needs & {Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE}:
         deps.append(AssetDep("ring_answer_losses", partition_mapping=ring_mapping))
-    reads_messages = bool(spec.needs & {Need.MESSAGES, Need.FINETUNE_ROUNDS, Need.DEITA_SCORES})
+    reads_messages = bool(spec.needs & {Need.MESSAGES, Need.FINETUNE_ROUNDS, Need.DEITA_SCORES, Need.REWARD_SCORES})
     if reads_messages:
         deps.append(AssetDep("ring_records", partition_mapping=ring_mapping))
     if Need.FINETUNE_ROUNDS in spec.needs:

@@ -43,6 +43,7 @@ class Need(str, Enum):
     ANSWER_LOSSES = "answer_losses"  # CE(A | Q): one forward pass per example
     ANSWER_LOSSES_ALONE = "answer_losses_alone"  # CE(A) without context: a second, shorter pass
     DEITA_SCORES = "deita_scores"  # DEITA's complexity and quality scorer models, per turn
+    REWARD_SCORES = "reward_scores"  # a reward model's score of each (instruction, response) pair
     FINETUNE_ROUNDS = "finetune_rounds"  # fine-tunes the base model on its choices so far, re-embeds the pool
     GRADIENTS = "gradients"  # its "embeddings" are LESS gradient features (a warm-up, then backward passes)
 

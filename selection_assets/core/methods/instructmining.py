@@ -169,7 +169,8 @@ def select(scores: pd.DataFrame, budget: int, reward: str) -> pd.DataFrame:
 
 SPECS = (  # the methods this module serves, in report order (registry() collects them)
     MethodSpec(name="instructmining", reference="Cao et al. 2023",
-               needs=frozenset({Need.ANSWER_LOSSES, Need.EMBEDDINGS, Need.MESSAGES}), space="encoder",
+               needs=frozenset({Need.ANSWER_LOSSES, Need.EMBEDDINGS, Need.MESSAGES, Need.REWARD_SCORES}),
+               space="encoder",
                params=Params(reward="required"), requires=("reward_model",),
                summary="published linear rule on a reward model's score, output length and KNN-6 distance, "
                "lowest predicted eval loss first"),
