@@ -117,13 +117,6 @@ def _json_overrides(variable: str, resource: type) -> dict:
     return overrides
 
 
-def world_from_env() -> WorldResource:
-    """The world's size: the active experiment config's, overridden by SELECTION_ASSETS_WORLD, a JSON object of
-    WorldResource fields (for example '{"corpus_documents": 400, "n_test": 20}' for a quick run)."""
-    overrides = _json_overrides("SELECTION_ASSETS_WORLD", WorldResource)
-    return WorldResource(**{**config.active().settings("world"), **overrides})
-
-
 def default_resources(storage_root: str | None = None) -> dict:
     """Resources of the active experiment config (`config.active`: the embedded world by default),
     overridden by SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL / ... (real data and a real model),
@@ -143,7 +136,9 @@ def default_resources(storage_root: str | None = None) -> dict:
     return {"storage": StorageResource(root=storage_root or default_storage_root()),
             "compute": ComputeResource(**experiment.settings("compute")),
             "data": DataResource(**{**experiment.settings("data"), **data}),
-            "world": world_from_env(), "training": TrainResource(**training),
+            "world": WorldResource(**{**experiment.settings("world"),
+                                       **_json_overrides("SELECTION_ASSETS_WORLD", WorldResource)}),
+            "training": TrainResource(**training),
             "search": SearchResource(**{**experiment.settings("search"),
                                         **_json_overrides("SELECTION_ASSETS_SEARCH", SearchResource)})}
 
