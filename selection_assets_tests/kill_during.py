@@ -10,8 +10,10 @@ convenient boundary. Used by test_kill_matrix.py; the pipeline itself knows noth
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -93,8 +95,6 @@ def _serve() -> None:
     """The server `Forks` talks to, one JSON line each way: {"run": [POINT or null, ARGS...], "log":
     PATH} forks a process that arms POINT (none: an ordinary run) and runs the command, its output to
     PATH, and answers {"pid"}; {"wait": PID} answers {"exit"}: the code, or minus the signal."""
-    import json
-
     from transformers import Trainer  # noqa: F401  (loaded once, for the children)
 
     from selection_assets import cli
@@ -128,14 +128,10 @@ class Forks:
     """A `_serve` process started with `env`: `run` forks a command from it, `wait` its exit code."""
 
     def __init__(self, env: dict, cwd):
-        import subprocess
-
         self.server = subprocess.Popen([sys.executable, "-m", "selection_assets_tests.kill_during", "--serve"],
                                        env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def _ask(self, request: dict) -> dict:
-        import json
-
         self.server.stdin.write(json.dumps(request) + "\n")
         self.server.stdin.flush()
         return json.loads(self.server.stdout.readline())
