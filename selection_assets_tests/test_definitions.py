@@ -35,7 +35,7 @@ def test_lineage_shape_partitions_and_gpu_pool():
     per_method = {f"{m}/{stage}" for m in registry() for stage in ("finetuned", "eval_report")}
     embeddings = {f"{kind}_embeddings_{space}" for kind in ("ring", "query")
                   for space in ("position_weighted", "mean", "last_token", "encoder", "less_features")}
-    scoring_runs_models = {"deita/scores", "kcenter_diverseevol/scores"}
+    scoring_runs_models = {"deita/scores", "kcenter_diverseevol/scores", "instructmining/scores"}  # scorers, rounds, reward
     assert gpu == ({"base_model", "less_warmup", "ring_answer_losses", "eval_report_base"} | embeddings
                    | scoring_runs_models | per_method)
     # the steps whose data version is the digest of their bytes (operations.staleness), each byte-for-byte
@@ -48,10 +48,10 @@ def test_lineage_shape_partitions_and_gpu_pool():
     pool_parents = {k.to_user_string() for k in graph.get(AssetKey("pool_manifest")).parent_keys}
     assert pool_parents == {"ring_records", "ring_token_counts"}
     rds_parents = {k.to_user_string() for k in graph.get(AssetKey(["rds_plus", "scores"])).parent_keys}
-    assert rds_parents == {"pool_manifest", "ring_embeddings_position_weighted", "query_embeddings_position_weighted",
-                           "base_model"}  # its cost counts the base model's passes
+    # its cost reads the embedding passes from the embeddings' own manifests
+    assert rds_parents == {"pool_manifest", "ring_embeddings_position_weighted", "query_embeddings_position_weighted"}
     ifd_parents = {k.to_user_string() for k in graph.get(AssetKey(["ifd", "scores"])).parent_keys}
-    assert ifd_parents == {"pool_manifest", "ring_answer_losses", "base_model"}
+    assert ifd_parents == {"pool_manifest", "ring_answer_losses", "base_model"}  # its cost: the base model's passes
     # a cell reads its pool's rings through the pool view, and its report its method's costs
     report_parents = {k.to_user_string() for k in graph.get(AssetKey(["ifd", "eval_report"])).parent_keys}
     assert report_parents == {"ifd/finetuned", "ifd/selection", "ifd/scores", "eval_tasks", "eval_report_base",

@@ -20,6 +20,7 @@ from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecu
 from selection_assets.assets.base_model_io import base_model_name, base_model_path, load_base_model, load_tokenizer
 from selection_assets.assets.labels import GPU_OP_TAGS, GPU_POOL, GPU_TAGS
 from selection_assets.core import embed, less, store, tokenize, train
+from selection_assets.core.cost import Pass
 from selection_assets.core import pool as pool_io
 from selection_assets.core.keys import Ring
 from selection_assets.core.store import Layout
@@ -60,6 +61,11 @@ class EmbeddingSpace:
         with torch.device("meta"):
             model = AutoModel.from_config(AutoConfig.from_pretrained(base_model_path(layout)))
         return base_model_name(layout), sum(p.numel() for p in model.parameters())
+
+    def passes(self, layout, parameters: int, tokens_per_example: float, examples: int) -> list[Pass]:
+        """The model passes that embed `examples` examples of `tokens_per_example` tokens in this
+        space with a model of `parameters` parameters: one forward pass each."""
+        return [Pass(parameters, tokens_per_example, examples)]
 
     def fingerprint(self, layout, compute: ComputeResource) -> dict:
         """What, besides the model, the ids and the settings, decides a ring's vectors in this space
@@ -127,6 +133,11 @@ class LessFeatures(EmbeddingSpace):
             return featurizer.features(examples, optimizer_aware=role == "pool")
 
         return run_less, base_model_name(layout), parameters
+
+    def passes(self, layout, parameters: int, tokens_per_example: float, examples: int) -> list[Pass]:
+        """A forward and backward pass per example and warm-up checkpoint."""
+        checkpoints = len(store.read_json(layout.less_warmup / "manifest.json")["checkpoints"])
+        return [Pass(parameters, tokens_per_example, examples * checkpoints, factor=6.0)]
 
     def fingerprint(self, layout, compute: ComputeResource) -> dict:
         # features of an older warm-up are never reused

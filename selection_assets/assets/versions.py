@@ -8,6 +8,9 @@ The reach is a static walk from the compute function:
   and objects they hold, the functions it imports inside its body;
 - a call whose arguments are known objects (a method spec, the grid, an embedding space) walks the
   callee with those objects bound, so `spec.module.score` reaches that method's `score` only;
+- a branch or loop over data the walk holds is walked as it runs: `if Need.X in spec.needs` only
+  where it goes, `for need in sorted(spec.needs)` once per need with the loop variable bound, and a
+  table read by a known key (`INPUTS[need]`) reaches that entry only, not the whole table;
 - a parameter annotated with a project class is typed: `layout.ring_records` reaches
   `Layout.ring_records`; on a resource (a `ConfigurableResource`), `data.max_length` is a setting;
 - an attribute read on an object of unknown type reaches the members of that name of every
@@ -578,6 +581,8 @@ class _Resolver(ast.NodeVisitor):
             return self._call(node)
         elif isinstance(node, ast.IfExp):
             return self._if_expression(node)
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            value = self._subscript(node)
         else:
             self.generic_visit(node)
             return UNKNOWN
@@ -661,6 +666,42 @@ class _Resolver(ast.NodeVisitor):
             return MethodType(raw, base)
         return self.walk._member(cls, attr, base)
 
+    def _subscript(self, node: ast.Subscript) -> Any:
+        """`table[key]` with both known: that entry only (its data spelled, its code walked where it
+        is used). Anything else is walked whole and is of unknown value."""
+        key_known, key = self._evaluate(node.slice)
+        table = self._table(node.value) if key_known else UNKNOWN
+        if isinstance(table, dict):
+            try:
+                present = key in table  # never table[key]: a defaultdict would grow
+            except TypeError:
+                present = False
+            if present:
+                entry = dict.get(table, key)
+                path = f"{ast.unparse(node.value)}[{canonical(key)}]"
+                self._data(entry, path)
+                if _is_object(entry):  # which entry it is: a table of instances of one class
+                    self.walk.found.values.add(f"{self.unit}:{path}={type(entry).__qualname__}")
+                return entry
+        self.generic_visit(node)
+        return UNKNOWN
+
+    def _table(self, node: ast.expr) -> Any:
+        """The dict a subscript's base names, without taking the statement that defines all of it."""
+        if isinstance(node, ast.Name):
+            if node.id in self.known:
+                return self.known[node.id]
+            if node.id in self.local_names:
+                return UNKNOWN
+            if node.id in self.closure:
+                return self.closure[node.id]
+            return self.namespace.get(node.id, UNKNOWN)
+        if isinstance(node, ast.Attribute):
+            base = self._table(node.value)
+            if isinstance(base, ModuleType) and is_project(base):
+                return getattr(base, node.attr, UNKNOWN)
+        return UNKNOWN
+
     def _call(self, node: ast.Call) -> Any:
         if (isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") and "getattr" not in self.known
                 and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)
@@ -738,6 +779,16 @@ class _Resolver(ast.NodeVisitor):
             if left_known and right_known and isinstance(left, (set, frozenset)) and isinstance(right, (set, frozenset)):
                 return True, (left & right) if isinstance(node.op, ast.BitAnd) else (left | right)
             return False, None
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sorted"
+                and "sorted" not in self.known and "sorted" not in self.local_names and "sorted" not in self.namespace
+                and len(node.args) == 1 and not node.keywords):
+            known, value = self._evaluate(node.args[0])
+            if known and isinstance(value, (set, frozenset, list, tuple)):
+                try:
+                    return True, sorted(value)
+                except TypeError:
+                    return False, None
+            return False, None
         if isinstance(node, ast.Set):
             results = [self._evaluate(e) for e in node.elts]
             return (True, {v for _, v in results}) if all(k for k, _ in results) else (False, None)
@@ -760,6 +811,22 @@ class _Resolver(ast.NodeVisitor):
         taken = self.decided(node.test)
         self.visit(node.test)
         for statement in ([] if taken is False else node.body) + ([] if taken is True else node.orelse):
+            self.visit(statement)
+
+    def visit_For(self, node: ast.For) -> None:
+        known, items = self._evaluate(node.iter)
+        if not (known and isinstance(node.target, ast.Name) and isinstance(items, (set, frozenset, list, tuple))
+                and all(canonical(item) is not None for item in items)):
+            self.generic_visit(node)
+            return
+        self.visit(node.iter)
+        ordered = items if isinstance(items, (list, tuple)) else sorted(items, key=canonical)
+        for item in ordered:  # the body once per item, as it runs, with the loop variable bound
+            self.known[node.target.id] = item
+            for statement in node.body:
+                self.visit(statement)
+        self.known.pop(node.target.id, None)
+        for statement in node.orelse:
             self.visit(statement)
 
     def visit_IfExp(self, node: ast.IfExp) -> None:

@@ -129,19 +129,21 @@ def answer_losses(model, tokenizer, conversations: Sequence[Sequence[dict]], *, 
 
 @torch.inference_mode()
 def reward_scores(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
-                  batch_size: int = 16, device: str = "cpu") -> np.ndarray:
+                  batch_size: int = 16, device: str = "cpu") -> tuple[np.ndarray, int]:
     """A sequence-classification reward model's score (first logit) of each conversation read as
     InstructMining's reward model reads an example: an (instruction, response) pair, the turns before
-    the last answer joined by newlines as the instruction and the last answer as the response."""
+    the last answer joined by newlines as the instruction and the last answer as the response; and
+    the number of real tokens the model read (for the cost model)."""
     instructions = ["\n".join(m["content"] for m in c[:-1]) for c in conversations]
     responses = [c[-1]["content"] for c in conversations]
-    scores = np.empty(len(conversations), dtype=np.float64)
+    scores, tokens = np.empty(len(conversations), dtype=np.float64), 0
     for begin in range(0, len(conversations), batch_size):
         end = begin + batch_size
         batch = tokenizer(instructions[begin:end], responses[begin:end], return_tensors="pt", padding=True,
                           truncation=True, max_length=max_length).to(device)
         scores[begin:end] = model(**batch).logits[:, 0].float().cpu().numpy()
-    return scores
+        tokens += int(batch["attention_mask"].sum())
+    return scores, tokens
 
 
 def evaluate_items(model, tokenizer, tasks: Sequence[dict], *, split: str = "test", max_length: int,
@@ -258,20 +260,22 @@ DIGIT_SCORES = ("1", "2", "3", "4", "5", "6")
 
 @torch.inference_mode()
 def expected_digit_scores(model, tokenizer, prompts: Sequence[str], *, batch_size: int = 16,
-                          device: str = "cpu") -> np.ndarray:
+                          device: str = "cpu") -> tuple[np.ndarray, int]:
     """DEITA's scorer readout (deita/selection/scorer/base.py, infer_score): the next-token logits
-    after each prompt, softmax over the tokens "1".."6", and the expected score sum_d d p(d), in [1, 6]."""
+    after each prompt, softmax over the tokens "1".."6", and the expected score sum_d d p(d), in [1, 6];
+    and the number of prompt tokens the model read (for the cost model)."""
     digit_ids = tokenizer.convert_tokens_to_ids(list(DIGIT_SCORES))
     if any(i is None or i == tokenizer.unk_token_id for i in digit_ids):
         raise ValueError("the scorer's tokenizer has no single token for each of the digits 1-6")
     values = torch.arange(1, 7, dtype=torch.float32, device=device)
-    scores = np.empty(len(prompts), dtype=np.float64)
+    scores, tokens = np.empty(len(prompts), dtype=np.float64), 0
     for begin in range(0, len(prompts), batch_size):
         encoded = [tokenizer(p)["input_ids"] for p in prompts[begin : begin + batch_size]]
+        tokens += sum(map(len, encoded))
         ids, mask = pad_batch(encoded, _pad_id(tokenizer), left=True)  # every row ends at its last token
         positions = (mask.cumsum(1) - 1).clamp_min(0)  # as if unpadded, as generate() does
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                        position_ids=positions.to(device)).logits[:, -1, :].float()
         probabilities = torch.softmax(logits[:, digit_ids], dim=-1)
         scores[begin : begin + len(encoded)] = (probabilities @ values).cpu().numpy()
-    return scores
+    return scores, tokens

@@ -56,9 +56,13 @@ def test_a_method_reaches_its_own_procedure_and_no_other_methods():
     rds = _reach(assets, "rds_plus/scores").code
     assert "selection_assets.core.methods.rds:score" in rds and "selection_assets.core.similarity:group_max_scores" in rds
     assert not [unit for unit in rds if ".methods.perplexity" in unit or ".methods.diversity" in unit]
+    # a method's needs are read through the input table entry by entry: no other input's loader
+    assert {unit for unit in rds if unit.startswith("selection_assets.assets.score_inputs:") and unit.endswith(".load")} == {
+        "selection_assets.assets.score_inputs:PoolEmbeddings.load", "selection_assets.assets.score_inputs:QueryEmbeddings.load"}
     # a branch on the method's own needs is walked only where it goes: random reads no embeddings
     random = _reach(assets, "random/scores")
     assert "selection_assets.core.pool:embedding_blocks" not in random.code
+    assert not [unit for unit in random.code if "score_inputs" in unit]
     assert (TrainResource, "epochs") not in random.settings  # only a method that fine-tunes reads the recipe
     assert (TrainResource, "epochs") in _reach(assets, "kcenter_diverseevol/scores").settings
     # the encoder space's embeddings never reach the base LM's tokenisation

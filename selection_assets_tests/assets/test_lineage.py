@@ -8,6 +8,7 @@ import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, MultiPartitionKey, materialize
 
 from selection_assets.assets.reports import BEATS_BASE
+from selection_assets.core.methods import registry
 from selection_assets.core.report import VERDICTS
 from selection_assets.core.store import Layout
 from selection_assets.definitions import build_assets
@@ -152,12 +153,46 @@ def test_method_whose_model_is_not_configured_fails_naming_the_setting(lineage):
     assert "DataResource.encoder_model" in failure.step_failure_data.error.message
 
 
+def _restated_selection_flops(layout: Layout, spec, pool_size: int, epochs: float) -> float:
+    """The cost model of docs/science.md written out plainly from what a method reads: a forward
+    pass (2 N L per example) to embed the pool and its queries, or for LESS a forward and backward
+    pass (6 N L) per example and warm-up checkpoint after the warm-up's 6 N per trained token; one
+    LM pass for CE(A | Q) and one for CE(A); DiverseEvol's rounds, per budget: fine-tuning on the
+    choice so far (6 N L x epochs) and an embedding pass over the pool."""
+    from selection_assets.core.methods import Need
+    from selection_assets.core.methods.diverse_evol import round_sizes
+
+    manifest = json.loads(layout.pool_manifest(pool_size).read_text())
+    n, tokens, pool = json.loads(layout.base_model_ref.read_text())["parameters"], manifest["mean_tokens"], manifest["examples"]
+    flops = 0.0
+    if Need.EMBEDDINGS in spec.needs:
+        ring = next(r for r in TINY_GRID.rings() if r.end <= pool_size)
+        embedder = json.loads((layout.ring_embeddings(ring, spec.space) / "manifest.json").read_text())
+        examples = pool + (len(pd.read_parquet(layout.query_embeddings(spec.space) / "queries.parquet"))
+                           if Need.QUERIES in spec.needs else 0)
+        if Need.GRADIENTS in spec.needs:
+            warmup = json.loads((layout.less_warmup / "manifest.json").read_text())
+            flops += 6 * n * warmup["tokens"] + 6 * n * tokens * examples * len(warmup["checkpoints"])
+        else:
+            flops += 2 * embedder["fingerprint"]["parameters"] * tokens * examples
+    flops += 2 * n * tokens * pool * len(spec.needs & {Need.ANSWER_LOSSES, Need.ANSWER_LOSSES_ALONE})
+    if Need.FINETUNE_ROUNDS in spec.needs:
+        for budget in TINY_GRID.budgets_below(pool_size):
+            sizes = round_sizes(budget)
+            flops += sum(6 * n * tokens * sum(sizes[:r]) * epochs + 2 * n * tokens * pool for r in range(1, len(sizes)))
+    return flops
+
+
 def test_every_method_reports_its_selection_cost(lineage):
-    instance, _, _, _ = lineage
-    flops = {}
+    instance, root, resources, _ = lineage
+    specs, flops = registry(), {}
     for method in METHODS:
-        record = instance.fetch_materializations(AssetKey([method, "scores"]), limit=10).records[0]
-        flops[method] = record.asset_materialization.metadata["selection_flops"].value
+        for record in instance.fetch_materializations(AssetKey([method, "scores"]), limit=10).records:
+            materialization = record.asset_materialization
+            flops[method] = materialization.metadata["selection_flops"].value
+            expected = _restated_selection_flops(Layout(root), specs[method], int(materialization.partition),
+                                                 resources["training"].epochs)
+            assert flops[method] == pytest.approx(expected, rel=1e-12), method
     assert flops["random"] == flops["token_length"] == 0.0
     assert 0 < flops["top_ppl"] < flops["ifd"] <= 2 * flops["top_ppl"]  # IFD: a second, shorter pass
     assert flops["rds_plus"] > 0 and flops["instructmining_no_reward"] > flops["top_ppl"]  # + encoder embeddings

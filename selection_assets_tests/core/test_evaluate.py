@@ -143,15 +143,18 @@ def test_reward_scores_are_the_first_logit_of_each_instruction_response_pair(wor
     torch.manual_seed(0)
     model = LlamaForSequenceClassification(config).eval()
     conversations = [json.loads(m) for m in kept["messages"].iloc[:5]]
-    batched = evaluate.reward_scores(model, tokenizer, conversations, max_length=64, batch_size=5)
-    one_by_one = [evaluate.reward_scores(model, tokenizer, [c], max_length=64)[0] for c in conversations]
+    batched, tokens = evaluate.reward_scores(model, tokenizer, conversations, max_length=64, batch_size=5)
+    alone = [evaluate.reward_scores(model, tokenizer, [c], max_length=64) for c in conversations]
+    one_by_one = [scores[0] for scores, _ in alone]
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-4, atol=1e-5)
+    assert tokens == sum(count for _, count in alone)  # real tokens, padding not counted
     # what the model reads: the turns before the last answer, then the answer, as a pair
     last = conversations[-1]
     pair = tokenizer("\n".join(m["content"] for m in last[:-1]), last[-1]["content"], return_tensors="pt",
                      truncation=True, max_length=64)
     with torch.no_grad():
         assert model(**pair).logits[0, 0].item() == pytest.approx(one_by_one[-1], rel=1e-4, abs=1e-5)
+    assert alone[-1][1] == pair["input_ids"].shape[1]
 
 
 def test_selection_composition_counts_sources_noise_and_answer_variety():

@@ -48,7 +48,6 @@ class Need(str, Enum):
     GRADIENTS = "gradients"  # its "embeddings" are LESS gradient features (a warm-up, then backward passes)
 
 
-MODEL_PASSES = frozenset({Need.DEITA_SCORES, Need.FINETUNE_ROUNDS})  # scoring itself runs models (the gpu pool)
 TARGETED = frozenset({Need.EMBEDDINGS, Need.QUERIES})  # methods that choose by similarity to the eval tasks' queries
 BASELINE_REFERENCE = "baseline"  # the reference of the methods every other is compared against, first in reports
 

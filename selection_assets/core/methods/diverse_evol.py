@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from selection_assets.core.cost import Pass
 from selection_assets.core.methods import MethodSpec, Need, Provenance, ScoringInputs, Shortlist, top_k
 from selection_assets.core.methods.diversity import farthest_additions, per_budget_frame
 
@@ -37,6 +38,18 @@ def round_sizes(budget: int) -> list[int]:
     initial = max(1, round(INITIAL_SHARE * budget))
     rest = budget - initial
     return [initial] + [rest // ROUNDS + (1 if r < rest % ROUNDS else 0) for r in range(ROUNDS)]
+
+
+def round_passes(parameters: int, tokens_per_example: float, pool_size: int, budgets, epochs: float) -> list[Pass]:
+    """The model passes of DiverseEvol's choice for every one of `budgets`: each round fine-tunes
+    on the choice so far (`epochs` over it) and embeds the pool."""
+    passes = []
+    for budget in budgets:
+        sizes = round_sizes(budget)
+        for round_index in range(1, len(sizes)):
+            passes.append(Pass(parameters, tokens_per_example, sum(sizes[:round_index]) * epochs, factor=6.0))
+            passes.append(Pass(parameters, tokens_per_example, pool_size))
+    return passes
 
 
 def diverse_evol_order(n_pool: int, budget: int, seed: int,

@@ -8,7 +8,7 @@ import torch
 from dagster import Failure
 from transformers import AutoModelForCausalLM
 
-from selection_assets.assets.scores import deita_scorer_names
+from selection_assets.assets.score_inputs import deita_scorer_names
 from selection_assets.core import evaluate
 from selection_assets.core.methods import ScoringInputs, deita, registry
 from selection_assets.resources import DataResource
@@ -22,7 +22,8 @@ def test_scorer_readout_matches_deitas_first_generated_token(world_lm):
     prompts = [deita.COMPLEXITY_PROMPT.format(instruction="What is the capital of Kalovia?"),
                deita.QUALITY_PROMPT.format(instruction="Add 2 and 3.", output="5"),
                deita.COMPLEXITY_PROMPT.format(instruction="Hi")]
-    got = evaluate.expected_digit_scores(model, tokenizer, prompts, batch_size=2)  # a padded batch
+    got, tokens = evaluate.expected_digit_scores(model, tokenizer, prompts, batch_size=2)  # a padded batch
+    assert tokens == sum(len(tokenizer(prompt)["input_ids"]) for prompt in prompts)
     digit_ids = tokenizer.convert_tokens_to_ids(list("123456"))
     for prompt, value in zip(prompts, got):
         ids = torch.tensor([tokenizer(prompt)["input_ids"]])
