@@ -6,6 +6,7 @@ so a new input is one class and one entry here."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from selection_assets.core import embed, evaluate, store, tokenize, train, weigh
 from selection_assets.core import pool as pool_io
 from selection_assets.core.cost import Pass, Spent
 from selection_assets.core.keys import Ring
-from selection_assets.core.methods import MethodSpec, Need, ScoringInputs, deita, diverse_evol
+from selection_assets.core.methods import MethodSpec, Need, ScoringInputs, deita, diverse_evol, ifd
 from selection_assets.core.store import Layout
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, TrainResource
@@ -230,6 +231,48 @@ def _train_and_embed(layout: Layout, conversations: list, data: DataResource, tr
     return train_and_embed
 
 
+class PreExperiencedLosses(ScoreInput):
+    """Answer losses under Cherry LLM's pre-experienced model, computed here for the pool: the base
+    model reads each instruction alone, a k-means, middle-perplexity sample of the pool is drawn
+    from that (core.methods.ifd), the base model is fine-tuned on it for one epoch in a temporary
+    directory inside the storage root, and the fine-tuned model gives CE(A | Q) and CE(A)."""
+
+    runs_models = True
+
+    def deps(self, spec: MethodSpec, ring_mapping) -> list:
+        return [AssetDep("ring_records", partition_mapping=ring_mapping), "tokenizer", "base_model"]
+
+    def load(self, inputs: ScoringInputs, *, layout: Layout, rings: list[Ring], pool_size: int, data: DataResource,
+             compute: ComputeResource, training: TrainResource, log=None, **_) -> Spent:
+        from transformers import AutoModelForCausalLM
+
+        conversations, device, dtype = pool_io.messages(layout, rings), compute.resolved_device(), compute.resolved_dtype()
+        began = time.perf_counter()
+        tokenizer = load_tokenizer(layout)
+        model = load_base_model(layout, data, dtype=dtype).to(device).eval()
+        perplexity, vectors, instruction_tokens = evaluate.instruction_statistics(
+            model, tokenizer, conversations, max_length=data.max_length, batch_tokens=compute.embed_batch_tokens,
+            device=device)
+        labels = ifd.cluster_labels(vectors, ifd.pre_experience_clusters(len(conversations)), data.seed)
+        sample = ifd.middle_perplexity_sample(labels, perplexity)
+        examples = train.sft_examples(tokenizer, [conversations[i] for i in sample], data.max_length)
+        settings = dataclasses.replace(training.settings(data.max_length, data.seed), epochs=ifd.PRE_EXPERIENCE_EPOCHS)
+        with tempfile.TemporaryDirectory(prefix=".pre-experience-", suffix=store.PARTIAL_DIR_SUFFIX, dir=layout.root) as work:
+            train.train_causal_lm(model, tokenizer, examples, settings, Path(work) / "model", device, log=log,
+                                  label=f"pre-experience on {len(sample)} examples")
+            experienced = AutoModelForCausalLM.from_pretrained(Path(work) / "model", dtype=dtype).to(device).eval()
+            inputs.answer_losses = evaluate.answer_losses(experienced, tokenizer, conversations,
+                                                          max_length=data.max_length,
+                                                          batch_tokens=compute.embed_batch_tokens, device=device, log=log)
+        if log:
+            log(f"pre-experienced model: {len(sample)} examples from {labels.max() + 1} clusters")
+        parameters, (tokens, examples_in_pool) = lm_parameters(layout), pool_tokens(layout, pool_size)
+        trained_tokens = sum(len(e["input_ids"]) for e in examples)
+        passes = (Pass(parameters, instruction_tokens, 1), Pass(parameters, trained_tokens, settings.epochs, factor=6.0),
+                  Pass(parameters, tokens, examples_in_pool), Pass(parameters, tokens, examples_in_pool))
+        return Spent(passes, time.perf_counter() - began)
+
+
 class LessWarmup(ScoreInput):
     """LESS's LoRA warm-up behind its gradient features (the features themselves are the method's
     embedding space): the warm-up's training passes and seconds count in the choice's cost."""
@@ -252,4 +295,5 @@ INPUTS: dict[Need, ScoreInput] = {
     Need.DEITA_SCORES: DeitaScores(),
     Need.FINETUNE_ROUNDS: FinetuneRounds(),
     Need.GRADIENTS: LessWarmup(),
+    Need.PRE_EXPERIENCED_LOSSES: PreExperiencedLosses(),
 }

@@ -39,6 +39,12 @@ def scored_token_nll(model, ids: torch.Tensor, mask: torch.Tensor, scored: torch
     the hidden size and the chunk, not with batch tokens x vocabulary. Returns the batch row of each
     scored token and its NLL (float32), in row-major order."""
     hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    return _nll_from_hidden(model, hidden, ids, scored, logit_rows)
+
+
+def _nll_from_hidden(model, hidden: torch.Tensor, ids: torch.Tensor, scored: torch.Tensor,
+                     logit_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`scored_token_nll` from the last hidden states of a pass already run."""
     head = model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
     rows, positions = scored[:, 1:].nonzero(as_tuple=True)  # position t predicts token t + 1
@@ -51,6 +57,30 @@ def scored_token_nll(model, ids: torch.Tensor, mask: torch.Tensor, scored: torch
         nll[begin : begin + logit_rows] = F.cross_entropy(logits, targets[begin : begin + logit_rows],
                                                           reduction="none")
     return rows, nll
+
+
+@torch.inference_mode()
+def instruction_statistics(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,
+                           batch_tokens: int = 16384, device: str = "cpu",
+                           logit_rows: int = 1024) -> tuple[np.ndarray, np.ndarray, int]:
+    """Cherry LLM's pre-experience pass (cherry_seletion/data_analysis.py, `--mod pre`): each
+    conversation's instruction (every token before its last answer, the assistant header included,
+    at most `max_length`) read alone by a causal LM: its perplexity, exp of the mean CE of each token
+    given the ones before it (NaN for a one-token instruction), and the mean of the last hidden states
+    over its tokens (not normalised); and the number of tokens read (for the cost model)."""
+    encoded = encode_conversations(tokenizer, conversations)
+    prefixes = [e.input_ids[: max(1, min(e.last_answer_start, max_length))] for e in encoded]
+    perplexity = np.full(len(prefixes), np.nan, dtype=np.float64)
+    embeddings = np.empty((len(prefixes), model.config.hidden_size), dtype=np.float32)
+    for batch_rows in length_buckets([len(p) for p in prefixes], batch_tokens):
+        ids, mask = pad_batch([prefixes[i] for i in batch_rows], _pad_id(tokenizer))
+        ids, mask = ids.to(device), mask.to(device)
+        hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+        weights = mask.float() / mask.float().sum(1, keepdim=True)
+        embeddings[batch_rows] = torch.einsum("bt,btd->bd", weights, hidden.float()).cpu().numpy()
+        rows, nll = _nll_from_hidden(model, hidden, ids, mask.bool(), logit_rows)
+        perplexity[batch_rows] = np.exp(_row_means(rows, nll, len(batch_rows)))
+    return perplexity, embeddings, sum(map(len, prefixes))
 
 
 def answer_cross_entropy(model, tokenizer, conversations: Sequence[Sequence[dict]], *, max_length: int,

@@ -147,8 +147,10 @@ def versions_before(tmp_path_factory) -> dict[str, str]:
 
 # the assets that tokenise conversations with encode_conversations themselves (the rest read its
 # effects as data): token counts, the base-LM embeddings and their queries, answer losses, LESS's
-# warm-up and features, every fine-tune and evaluation, and DiverseEvol's fine-tuning rounds
-TOKENISING = ({"ring_token_counts", "ring_answer_losses", "less_warmup", "eval_report_base", "kcenter_diverseevol/scores"}
+# warm-up and features, every fine-tune and evaluation, DiverseEvol's fine-tuning rounds and the
+# pre-experienced IFD's warm-up
+TOKENISING = ({"ring_token_counts", "ring_answer_losses", "less_warmup", "eval_report_base", "kcenter_diverseevol/scores",
+               "ifd_pre_experienced/scores"}
               | {f"{kind}_embeddings_{space}" for kind in ("ring", "query")
                  for space in ("position_weighted", "mean", "last_token", "less_features")})
 

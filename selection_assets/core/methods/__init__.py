@@ -42,6 +42,9 @@ class Need(str, Enum):
     MESSAGES = "messages"  # the conversations themselves
     ANSWER_LOSSES = "answer_losses"  # CE(A | Q): one forward pass per example
     ANSWER_LOSSES_ALONE = "answer_losses_alone"  # CE(A) without context: a second, shorter pass
+    # CE(A | Q) and CE(A) under a pre-experienced model: the base model briefly fine-tuned on a sample
+    # of the pool (Cherry LLM's pre-experience), computed per pool
+    PRE_EXPERIENCED_LOSSES = "pre_experienced_losses"
     DEITA_SCORES = "deita_scores"  # DEITA's complexity and quality scorer models, per turn
     REWARD_SCORES = "reward_scores"  # a reward model's score of each (instruction, response) pair
     FINETUNE_ROUNDS = "finetune_rounds"  # fine-tunes the base model on its choices so far, re-embeds the pool

@@ -104,6 +104,75 @@ def test_ifd_matches_a_restatement_of_cherry_llm_on_random_losses_with_truncatio
         assert scores.loc[losses["truncated"].to_numpy(), "ifd"].isna().all()
 
 
+def _reference_middle_confidence_sample(labels, confidences, n, low_th=25, up_th=75) -> list[int]:
+    """Cherry LLM's cherry_seletion/data_by_cluster.py (sample_middle_confidence_data), restated:
+    clusters 0..K-1; a cluster smaller than n whole; else its members within the percentiles, all
+    if fewer than n, else every (len // n)-th of them, the first n."""
+    picked = []
+    for cluster in range(len(np.unique(labels))):
+        members = [i for i, label in enumerate(labels) if label == cluster]
+        if len(members) < n:
+            picked += members
+            continue
+        values = [confidences[i] for i in members]
+        lower, upper = np.percentile(values, low_th), np.percentile(values, up_th)
+        middle = [i for i, value in zip(members, values) if lower <= value <= upper]
+        picked += middle if len(middle) < n else middle[:: len(middle) // n][:n]
+    return picked
+
+
+def test_pre_experience_sample_matches_a_restatement_of_cherry_llms_cluster_sampling():
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        n, clusters = int(rng.integers(20, 400)), int(rng.integers(1, 12))
+        labels = rng.integers(0, clusters, size=n)
+        labels[:clusters] = np.arange(clusters)  # every cluster has a member, as k-means labels do
+        perplexity = rng.lognormal(size=n).round(1)  # ties at the percentiles
+        assert ifd.middle_perplexity_sample(labels, perplexity).tolist() == \
+            _reference_middle_confidence_sample(labels, perplexity, 10)
+
+
+def test_pre_experience_clusters_separated_groups_as_scikit_learns_kmeans_does():
+    """On well-separated groups k-means has one optimum: the clustering is the reference's
+    (scikit-learn, random_state=0) up to the clusters' names, on every draw."""
+    from sklearn.cluster import KMeans
+
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        centres = rng.normal(scale=10.0, size=(6, 8))
+        x = np.concatenate([c + rng.normal(scale=0.3, size=(int(size), 8))
+                            for c, size in zip(centres, rng.integers(5, 60, size=6))]).astype(np.float32)
+        ours = ifd.cluster_labels(x, 6, seed)
+        reference = KMeans(n_clusters=6, random_state=0, n_init=10).fit(x).labels_
+        assert len(set(zip(ours, reference))) == 6  # the same partition
+
+
+def test_instruction_statistics_match_a_restatement_of_cherry_llms_pre_pass(world_lm):
+    """data_analysis.py, `--mod pre`: one example at a time, the model's own loss with
+    labels=input_ids, exponentiated, and the mean of the last hidden states over the tokens."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from selection_assets.core import evaluate, tokenize
+
+    tokenizer, model_dir, kept = world_lm
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    conversations = [json.loads(m) for m in kept["messages"].iloc[:12]]
+    perplexity, vectors, tokens = evaluate.instruction_statistics(model, tokenizer, conversations, max_length=64,
+                                                                  batch_tokens=200)  # padded batches
+    expected_tokens = 0
+    for row, encoded in enumerate(tokenize.encode_conversations(tokenizer, conversations)):
+        ids = torch.tensor([encoded.input_ids[: min(encoded.last_answer_start, 64)]])
+        expected_tokens += ids.shape[1]
+        with torch.no_grad():
+            out = model(ids, labels=ids, output_hidden_states=True)
+        assert perplexity[row] == pytest.approx(float(torch.exp(out.loss)), rel=1e-4)
+        np.testing.assert_allclose(vectors[row], out.hidden_states[-1][0].mean(0).numpy(), rtol=1e-4, atol=1e-5)
+    assert tokens == expected_tokens
+
+
 def test_token_length_total_and_response():
     inputs = _inputs(4, total=np.array([5, 9, 9, 1]), answer=np.array([4, 1, 2, 3]))
     assert _ids(token_length.select(token_length.score(inputs, "total"), 2, "total")) == ["e1", "e2"]
