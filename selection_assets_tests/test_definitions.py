@@ -35,7 +35,8 @@ def test_lineage_shape_partitions_and_gpu_pool():
     per_method = {f"{m}/{stage}" for m in registry() for stage in ("finetuned", "eval_report")}
     embeddings = {f"{kind}_embeddings_{space}" for kind in ("ring", "query")
                   for space in ("position_weighted", "mean", "last_token", "encoder", "less_features")}
-    scoring_runs_models = {"deita/scores", "kcenter_diverseevol/scores", "instructmining/scores"}  # scorers, rounds, reward
+    # scorers, rounds, reward model, pre-experience warm-up
+    scoring_runs_models = {"deita/scores", "kcenter_diverseevol/scores", "instructmining/scores", "ifd_pre_experienced/scores"}
     assert gpu == ({"base_model", "less_warmup", "ring_answer_losses", "eval_report_base"} | embeddings
                    | scoring_runs_models | per_method)
     # the steps whose data version is the digest of their bytes (operations.staleness), each byte-for-byte
