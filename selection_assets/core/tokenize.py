@@ -135,19 +135,21 @@ def _encode_rendered(tokenizer, rendered: Sequence[tuple[str, list[tuple[int, in
 
 
 def tulu_text(messages: Sequence[dict[str, str]], eos_token: str) -> tuple[str, list[tuple[int, int]]]:
-    """The conversation in the Tulu format as it is encoded (no newline after the last turn, as
-    open-instruct's `encode_with_messages_format` strips it) and the character span of each assistant
-    turn's content with its EOS."""
+    """The conversation in the Tulu format as it is encoded, as open-instruct's
+    `encode_with_messages_format` (and the RDS+ reference's utils.py) writes it: each message's
+    content stripped of surrounding whitespace, no newline after the last turn; and the character
+    span of each assistant turn's content with its EOS."""
     text, spans = "", []
     for msg in messages:
         text += ROLE_HEADERS[msg["role"]]
+        content = msg["content"].strip()
         if msg["role"] == "assistant":
             start = len(text)
-            text += msg["content"] + eos_token
+            text += content + eos_token
             spans.append((start, len(text)))
             text += "\n"
         else:
-            text += msg["content"] + "\n"
+            text += content + "\n"
     return (text[:-1] if text.endswith("\n") else text), spans
 
 

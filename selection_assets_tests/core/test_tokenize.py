@@ -31,6 +31,20 @@ def test_answer_mask_covers_assistant_content_and_eos(world_lm):
         enc.answer_mask)
 
 
+def test_tulu_text_strips_each_message_as_open_instruct_does(world_lm):
+    """open-instruct's _concat_messages: "<|user|>\\n" + content.strip() + "\\n", and for the
+    assistant content.strip() + EOS + "\\n"; the last newline dropped."""
+    tokenizer, _, _ = world_lm
+    padded = [{"role": "user", "content": "  What is 2 + 3?\n"}, {"role": "assistant", "content": "\n5 "},
+              {"role": "user", "content": "\tand 4 + 4?"}, {"role": "assistant", "content": "8\n\n"}]
+    reference = "".join(f"<|{m['role']}|>\n" + m["content"].strip() + ("</s>" if m["role"] == "assistant" else "") + "\n"
+                        for m in padded)[:-1]
+    text, spans = tulu_text(padded, "</s>")
+    assert text == reference and [text[a:b] for a, b in spans] == ["5</s>", "8</s>"]
+    stripped = [{**m, "content": m["content"].strip()} for m in padded]
+    assert encode_conversations(tokenizer, [padded]) == encode_conversations(tokenizer, [stripped])
+
+
 def test_truncation_cuts_ids_and_mask_together(world_lm):
     tokenizer, _, _ = world_lm
     messages = [{"role": "user", "content": "word " * 50}, {"role": "assistant", "content": "ok"}]

@@ -71,9 +71,9 @@ CODE = ("hamishivi/automated-instruction-selection: minimal_multitask/compute_in
 PROVENANCE = {  # per method: the public code followed, known departures, selection cost (docs/methods.md)
     "rds_plus": Provenance(
         code=CODE,
-        departures="message content is not stripped (utils.py strips it; 11 of the world's 8,449 messages are "
-                   "padded); the world's tokenizer holds the Tulu role markers as special tokens (a Hugging Face "
-                   "base model's reads them as text, as the reference); "
+        departures="the world's tokenizer holds the Tulu role markers as special tokens, one token each (it "
+                   "was trained with them; a Hugging Face tokenizer without a chat template reads them as text, as "
+                   "the reference); a model with its own chat template (SmolLM2) is read through it; "
                    "selection is the paper's round-robin over tasks (get_top_influences.py), not "
                    "get_top_optimized.py's global max over every query; pooling restated token by token",
         cost="2 N_p L (y + q)"),
