@@ -207,19 +207,26 @@ def _shard_embedder(run: Callable[[list[list[dict]]], np.ndarray],
     return embed_rows
 
 
+WORKER_MODULE = "selection_assets.assets.embedding_worker"  # what each launched process runs (`python -m`)
+JOB_FILE = "job.json"  # the job the launcher writes into the work folder for its processes
+
+
 def _embed_with_accelerate(layout: Layout, compute: ComputeResource, data: DataResource, space: EmbeddingSpace,
                            ring: Ring) -> dict:
-    """Spread a ring's shards over `compute.processes` processes with `accelerate launch`: each runs
-    `embed_ring_shards` on its share (`embedding_worker`)."""
-    from selection_assets.assets import embedding_worker
-
+    """Spread a ring's shards over `compute.processes` processes with `accelerate launch`: the job
+    (root, settings, space, ring) goes to a work folder, each process of WORKER_MODULE runs
+    `embed_ring_shards` on its share and leaves its counts there as `rank-<i>.json`."""
     with tempfile.TemporaryDirectory(prefix="embed-job-") as work:
-        command = embedding_worker.command(Path(work), layout, compute, data, space, ring)
+        job = {"root": str(layout.root), "compute": compute.model_dump(), "data": data.model_dump(),
+               "space": space.name, "ring": ring.key}
+        store.write_json(job, Path(work) / JOB_FILE)
+        command = ["accelerate", "launch", "--num_processes", str(compute.processes),
+                   *(["--cpu"] if compute.resolved_device() == "cpu" else []), "-m", WORKER_MODULE, work]
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
             raise Failure(f"accelerate launch of {compute.processes} embedding processes failed for ring {ring.key}",
                           metadata={"stderr": MetadataValue.text(completed.stderr[-4000:])})
-        per_rank = embedding_worker.rank_stats(Path(work))
+        per_rank = [store.read_json(path) for path in sorted(Path(work).glob("rank-*.json"))]
     return {"resumed_shards": sum(r["resumed_shards"] for r in per_rank),
             "embed_seconds": max((r["embed_seconds"] for r in per_rank), default=0.0)}
 
