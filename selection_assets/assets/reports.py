@@ -161,32 +161,6 @@ def build_eval_report_base():
     return eval_report_base
 
 
-def comparison_markdown(comparison: report.Comparison, base: dict | None) -> str:
-    """The comparison report as markdown (what `selection-assets demo` prints)."""
-    seeds = len(comparison.seeds)
-    parts = [f"Seeds: {comparison.seeds}. Each difference is tested over the trained models and over the test items "
-             f"and counts only if it holds both ways; its interval is the 95% t interval of both"
-             + ("" if seeds > 1 else " (one seed: over the test items only, so no test can decide)")
-             + f"; {comparison.cell_tests} method-vs-random tests, Holm-adjusted, a difference counts at "
-               f"adjusted p < {report.ALPHA}, and where no test of a family can get below it the verdict is "
-               f"'cannot decide'. `*_mde`: the smallest difference the test detects with 80% power.",
-             "## Methods against random (paired over all cells)", views.markdown_table(comparison.methods),
-             "## Every cell", views.markdown_table(comparison.cells)]
-    if base is not None:
-        parts += [f"## Random subsets against the base model without fine-tuning (exact match "
-                  f"{base['exact_match']:.3f} {report._interval(base['exact_match_ci'])}, answer loss "
-                  f"{base['answer_loss']:.3f})", views.markdown_table(comparison.base)]
-    if not comparison.head_to_head.empty:
-        duelling = ", ".join(comparison.head_to_head["method"].unique())
-        parts += [f"## {duelling} against the methods its paper reports it beating (paired over shared cells, Holm "
-                  "over rivals)", views.markdown_table(comparison.head_to_head)]
-    parts += ["## Each method as its pool grows (larger pool minus the next smaller one, paired)",
-              views.markdown_table(comparison.pool_growth),
-              "## Best budget per method and pool size (the best of the grid's budgets)",
-              views.markdown_table(report.best_budgets(comparison.cells))]
-    return "\n\n".join(parts) + "\n"
-
-
 def experiment_reports(layout, methods: Sequence[str], cells: Sequence[Cell]) -> list[dict]:
     """The eval report of every method in `methods` for every cell in `cells`, in that order: what
     the experiment ran; a Failure naming those not materialised yet."""
@@ -226,7 +200,7 @@ def build(grid: Grid, methods: Sequence[str]) -> list:
         out.mkdir(parents=True, exist_ok=True)
         base = store.read_json(layout.base_eval_report)
         store.write_json(report.comparison_document(comparison, base), layout.comparison_json)
-        (out / "comparison.md").write_text(comparison_markdown(comparison, base))
+        (out / "comparison.md").write_text(views.comparison_markdown(comparison, base))
         comparison.cells.to_csv(out / "comparison.csv", index=False)
         scaling = views.scaling_plot(comparison.cells, out / "scaling.png")
         differences = views.difference_plot(comparison.cells, out / "vs_random.png")

@@ -103,7 +103,7 @@ def holm_verdicts(differences, p_values, min_ps=None, higher_is_better: bool = T
 
 def _test_columns(prefix: str, name: str, test: stats.PairedTest) -> dict:
     """One test's columns: its difference `name`, interval, p-value (both parts) and its floor."""
-    return {name: test.difference, f"{name}_ci": _interval((test.low, test.high), test.models_unknown),
+    return {name: test.difference, f"{name}_ci": interval_text((test.low, test.high), test.models_unknown),
             f"{prefix}_p": test.p_value, f"{prefix}_p_models": test.p_models, f"{prefix}_p_items": test.p_items,
             f"{prefix}_min_p": test.min_p, f"{prefix}_p_at_floor": test.at_floor}
 
@@ -132,7 +132,7 @@ def _set_tested(frame: pd.DataFrame, tested: pd.Series, **columns) -> None:
         frame.loc[tested, name] = values
 
 
-def _interval(values, items_only: bool = False) -> str:
+def interval_text(values, items_only: bool = False) -> str:
     """An interval as the reports write it; one over the test items alone (one trained model a side,
     so the models' spread is unknown) is marked so."""
     return f"[{values[0]:.3f}, {values[1]:.3f}]" + (" items only" if items_only else "")
@@ -173,8 +173,8 @@ def compare(reports: Iterable[dict], items_of: Callable[[str, int, int], pd.Data
         key = (report["method"], report["pool_size"], report["budget"])
         composition = report.get("selection_composition") or {}
         row = {"method": key[0], "pool_size": key[1], "budget": key[2], "seeds": len(report["seeds"]),
-               "exact_match": report["exact_match"], "exact_match_ci": _interval(report["exact_match_ci"]),
-               "answer_loss": report["answer_loss"], "answer_loss_ci": _interval(report["answer_loss_ci"]),
+               "exact_match": report["exact_match"], "exact_match_ci": interval_text(report["exact_match_ci"]),
+               "answer_loss": report["answer_loss"], "answer_loss_ci": interval_text(report["answer_loss_ci"]),
                "selection_precision": report.get("selection_precision"),
                "targeted_share": composition.get("targeted"), "clean_share": composition.get("clean"),
                "distinct_answers": composition.get("distinct_answers"),
@@ -307,8 +307,8 @@ def _against_base(matrices: dict, base_items: pd.DataFrame | None, resamples: in
             continue
         em, loss = _paired_em_and_loss(items, base_items, resamples)
         rows.append({"pool_size": pool_size, "budget": budget, "em_gain": em.difference,
-                     "em_gain_ci": _interval((em.low, em.high), em.models_unknown), "loss_change": loss.difference,
-                     "loss_change_ci": _interval((loss.low, loss.high), loss.models_unknown)})
+                     "em_gain_ci": interval_text((em.low, em.high), em.models_unknown), "loss_change": loss.difference,
+                     "loss_change_ci": interval_text((loss.low, loss.high), loss.models_unknown)})
     return pd.DataFrame(rows)
 
 
@@ -321,6 +321,6 @@ def best_budgets(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def interval_bounds(text: str) -> tuple[float, float]:
-    """An interval as the reports write it ("[low, high]", `_interval`) read back as numbers."""
+    """An interval as the reports write it ("[low, high]", `interval_text`) read back as numbers."""
     low, high = text.removesuffix(" items only").strip("[]").split(",")
     return float(low), float(high)

@@ -1,4 +1,4 @@
-"""How a comparison is shown: markdown tables (rounded numbers, p-values at their Monte-Carlo floor
+"""How a comparison is shown: the comparison report as markdown, markdown tables (rounded numbers, p-values at their Monte-Carlo floor
 as bounds), PNG plots (quality against pool size, subset size and selection cost; differences from
 random) and inline images for the Dagster UI. The numbers themselves come from core/report.py."""
 
@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from selection_assets.core.report import interval_bounds  # noqa: E402
+from selection_assets.core.report import ALPHA, Comparison, best_budgets, interval_bounds, interval_text  # noqa: E402
 
 
 def _p_text(value, at_floor) -> str:
@@ -138,3 +138,29 @@ def png_markdown(path: Path, alt: str) -> str:
     """Markdown embedding a PNG inline (data URI), so the Dagster UI shows the plot itself."""
     encoded = base64.b64encode(Path(path).read_bytes()).decode()
     return f"![{alt}](data:image/png;base64,{encoded})"
+
+
+def comparison_markdown(comparison: Comparison, base: dict | None) -> str:
+    """The comparison report as markdown (what `selection-assets demo` prints)."""
+    seeds = len(comparison.seeds)
+    parts = [f"Seeds: {comparison.seeds}. Each difference is tested over the trained models and over the test items "
+             f"and counts only if it holds both ways; its interval is the 95% t interval of both"
+             + ("" if seeds > 1 else " (one seed: over the test items only, so no test can decide)")
+             + f"; {comparison.cell_tests} method-vs-random tests, Holm-adjusted, a difference counts at "
+               f"adjusted p < {ALPHA}, and where no test of a family can get below it the verdict is "
+               f"'cannot decide'. `*_mde`: the smallest difference the test detects with 80% power.",
+             "## Methods against random (paired over all cells)", markdown_table(comparison.methods),
+             "## Every cell", markdown_table(comparison.cells)]
+    if base is not None:
+        parts += [f"## Random subsets against the base model without fine-tuning (exact match "
+                  f"{base['exact_match']:.3f} {interval_text(base['exact_match_ci'])}, answer loss "
+                  f"{base['answer_loss']:.3f})", markdown_table(comparison.base)]
+    if not comparison.head_to_head.empty:
+        duelling = ", ".join(comparison.head_to_head["method"].unique())
+        parts += [f"## {duelling} against the methods its paper reports it beating (paired over shared cells, Holm "
+                  "over rivals)", markdown_table(comparison.head_to_head)]
+    parts += ["## Each method as its pool grows (larger pool minus the next smaller one, paired)",
+              markdown_table(comparison.pool_growth),
+              "## Best budget per method and pool size (the best of the grid's budgets)",
+              markdown_table(best_budgets(comparison.cells))]
+    return "\n\n".join(parts) + "\n"
