@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks._common import RESULTS, save
+from selection_assets import cli, config
 
 RESULT_NAME = "lineage_scale"
 
@@ -86,9 +87,10 @@ def main() -> None:
     if args.replot:
         _plot(json.loads((RESULTS / f"{RESULT_NAME}.json").read_text())["steps"])
         return
-    os.environ.update({"DAGSTER_HOME": str(Path(args.home).resolve()), "SELECTION_ASSETS_POOL_SIZES": args.pool_sizes,
-                       "SELECTION_ASSETS_BUDGETS": args.budgets, "SELECTION_ASSETS_PROFILE": "world"})
-    Path(args.home).mkdir(parents=True, exist_ok=True)
+    home = cli.prepare_dagster_home(Path(args.home))
+    sizes = {name: [int(part) for part in text.split(",")] for name, text in (("pool_sizes", args.pool_sizes),
+                                                                              ("budgets", args.budgets))}
+    cli.activate(config.shipped("world").changed(**sizes), home)  # the experiment each child process loads
     env = {**os.environ, "PYTHONPATH": str(RESULTS.parents[1])}
     _, steps = _plan()
     logs = Path(args.home) / "step_logs"

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from selection_assets import config
 from selection_assets.core import ingest, pool, readers, store
 from selection_assets.core.keys import Ring
 from selection_assets_tests import fuzzing
@@ -252,8 +253,11 @@ def preflight_refusals(work: Path) -> dict:
     refused = 0
     for variable, value in cases.items():
         home = work / f"home_{variable.lower()}"
+        small = work / f"{home.name}.toml"
+        small.write_text(config.shipped("world").changed(pool_sizes=[80, 160], budgets=[40]).dumps())
         env = {**os.environ, "DAGSTER_HOME": str(home), variable: value, "PYTHONPATH": str(REPO),
-               "SELECTION_ASSETS_POOL_SIZES": "80,160", "SELECTION_ASSETS_BUDGETS": "40"}
+               config.CONFIG_ENV: str(small)}
+        env.pop(config.PROFILE_ENV, None)
         done = subprocess.run([sys.executable, "-m", "selection_assets.cli", "demo"], env=env, capture_output=True,
                               text=True, cwd=work)
         refused += done.returncode == 2 and variable in done.stdout and not (home / "storage").exists()

@@ -2,7 +2,7 @@
 spaced), each size a trial cell of the lineage (the subset-size search's job), then read by tests
 (core/size_curve.py): whether double descent appears, and where the method and random meet.
 
-    SELECTION_ASSETS_SEEDS=0,1,2 DAGSTER_HOME=curve python -m benchmarks.size_curve --pool-size 4000 --sizes 12
+    DAGSTER_HOME=curve python -m benchmarks.size_curve --pool-size 4000 --sizes 12 --seeds 3
 
 Writes results/size_curve.json with the curve (means and 95% intervals per size and method), the
 double-descent tests and the verdicts against random.
@@ -11,8 +11,6 @@ double-descent tests and the verdicts against random.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ import pandas as pd
 from dagster import DagsterInstance
 
 from benchmarks._common import save
-from selection_assets import cli
+from selection_assets import cli, config
 from selection_assets.assets.search import eligible_rows
 from selection_assets.core import size_curve, store
 from selection_assets.core.keys import Cell
@@ -34,16 +32,18 @@ def log_sizes(low: int, high: int, count: int) -> list[int]:
     return sorted({int(round(v)) for v in np.geomspace(low, high, count)})
 
 
-def run_sweep(method: str, pool_size: int, count: int, low: int,
+def run_sweep(method: str, pool_size: int, count: int, low: int, seeds: int,
               log_level: str = "WARNING") -> tuple[Path, list[int], list[int]]:
     """Materialise `method`'s and random's trial cells at `count` log-spaced sizes from `low` to the
     most the method can select from the pool (the missing upstream first); the storage root, the
     sizes and the replicate seeds."""
     home = cli.prepare_dagster_home(Path(".dagster_home"))
-    os.environ["SELECTION_ASSETS_SEARCH"] = json.dumps({"method": method, "pool_size": pool_size})
-    from selection_assets.definitions import build_experiment, default_resources, grid_from_env
+    from selection_assets.definitions import build_experiment, default_resources, experiment_grid
 
-    grid, resources = grid_from_env(), default_resources()
+    experiment = config.active().changed(search={"method": method, "pool_size": pool_size},
+                                         training={"seeds": list(range(seeds))})
+    cli.activate(experiment, home)
+    grid, resources = experiment_grid(experiment), default_resources(experiment=experiment)
     defs, stages = build_experiment(grid, resources, methods=list(dict.fromkeys([BASELINE, method])))
     layout = resources["storage"].layout()
     with DagsterInstance.get() as instance:
@@ -85,8 +85,9 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, required=True)
     parser.add_argument("--sizes", type=int, default=12, help="how many log-spaced sizes")
     parser.add_argument("--low", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=3, help="replicate seeds 0..N-1 of every size")
     args = parser.parse_args()
-    root, sizes, seeds = run_sweep(args.method, args.pool_size, args.sizes, args.low)
+    root, sizes, seeds = run_sweep(args.method, args.pool_size, args.sizes, args.low, args.seeds)
     result = analyse(root, args.method, args.pool_size, sizes, seeds)
     path = save("size_curve", result)
     for measure in size_curve.MEASURES:

@@ -960,7 +960,7 @@ def world_seeds_summary(result: dict) -> str:
     per_world = ", ".join(f"{value:+.3f}" for value in between["per_world"])
     parts = "; ".join(f"pool {part['pool_size']:,}: {_verdict_cell(part, 'em')}" for part in pooled["by_pool"])
     return (f"- RDS+ minus random in exact match over all cells, seeds {seeds[0]}-{seeds[-1]}, for these "
-            f"{len(worlds)} worlds (`SELECTION_ASSETS_DATA='{{\"seed\": N}}'`, each its own pool, eval items and base "
+            f"{len(worlds)} worlds (`[data] seed = N` in the world's config, each its own pool, eval items and base "
             f"model; `benchmarks/world_seeds.py`, the worlds as strata; difference [95% CI], Holm p, verdict): "
             f"{_verdict_cell(pooled, 'em')}; per pool "
             f"size, {parts}. Each world's own: {per_world}; with the worlds as units, "

@@ -4,7 +4,7 @@ only the fine-tuning). Reads each demo's comparison and per-item results, and re
 against random per world, beside its base model's scores, and over all worlds at once: with the worlds
 as strata (the headline, for these worlds), per pool size, and with the worlds as units.
 
-    SELECTION_ASSETS_DATA='{"seed": 1}' DAGSTER_HOME=world1 selection-assets demo --seeds 3   # ~11 min each
+    DAGSTER_HOME=world1 selection-assets demo --config world1.toml --seeds 3   # world.toml with [data] seed = 1; ~11 min each
     python -m benchmarks.world_seeds --world 0 WORLD0_HOME --world 1 WORLD1_HOME --world 2 WORLD2_HOME
 
 Writes results/world_seeds.json and prints the table and results-page line that render it.

@@ -114,38 +114,53 @@ def run_lineage(grid: Grid, resources: dict, instance: DagsterInstance, echo=pri
 RUN_RECORD = "demo_run.json"  # beside the instance, not in the storage root: timings differ per run
 
 
+EXPERIMENTS_DIR = "experiment"  # in the instance directory: the config a demo or search runs
+
+
+def activate(experiment: config.Experiment, home: Path) -> Path:
+    """Write `experiment` into the instance directory `home` and name that file in the environment
+    (SELECTION_ASSETS_CONFIG), where the definitions, each run worker and a UI opened on the same
+    home read it; its path."""
+    path = home / EXPERIMENTS_DIR / f"{experiment.name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(experiment.dumps())
+    os.environ[config.CONFIG_ENV] = str(path)
+    os.environ.pop(config.PROFILE_ENV, None)
+    return path
+
+
+def named_experiment(args: argparse.Namespace) -> config.Experiment:
+    """The experiment config a command names (--config FILE, --profile NAME), else the active one."""
+    if getattr(args, "config", None):
+        return config.load(Path(args.config).resolve())
+    if getattr(args, "profile", None):
+        return config.shipped(args.profile)
+    return config.active()
+
+
 def demo(args: argparse.Namespace) -> int:
     home = prepare_dagster_home(Path(args.dagster_home))
     if args.seeds < 1:
         print("--seeds must be at least 1")
         return 2
-    os.environ["SELECTION_ASSETS_SEEDS"] = ",".join(str(s) for s in range(args.seeds))
-    # in the environment, where the definitions (and a UI opened on them) read the experiment
-    if args.config:
-        os.environ[config.CONFIG_ENV] = str(Path(args.config).resolve())
-        os.environ.pop(config.PROFILE_ENV, None)
-    elif args.profile:
-        os.environ[config.PROFILE_ENV] = args.profile
-        os.environ.pop(config.CONFIG_ENV, None)
-    from selection_assets.definitions import METHODS_ENV, default_resources, grid_from_env
+    from selection_assets.definitions import default_resources, experiment_grid
 
     try:
-        experiment = config.active()
-        grid = grid_from_env()
-        resources = default_resources()
+        experiment = named_experiment(args).changed(training={"seeds": list(range(args.seeds))})
+        if args.methods:
+            try:
+                choose_methods(args.methods, default_resources(experiment=experiment)["data"])
+            except ValueError as err:
+                print(f"--methods: {err}")
+                return 2
+            experiment = experiment.changed(methods=args.methods)
+        grid, resources = experiment_grid(experiment), default_resources(experiment=experiment)
+        methods = experiment.named_methods(resources["data"], echo=print)
     except ValueError as err:
         print(f"refused before any work: {err}")
         return 2
+    config_path = activate(experiment, home)
     storage = resources["storage"].root
-    try:
-        methods = (choose_methods(args.methods, resources["data"], echo=print) if args.methods
-                   else experiment.named_methods(resources["data"], echo=print))
-    except config.ConfigError as err:
-        print(f"refused before any work: {err}")
-        return 2
-    except ValueError as err:
-        print(f"--methods: {err}")
-        return 2
     print(f"selection_assets demo ({experiment.source.name}): pool sizes {grid.pool_sizes} x budgets {grid.budgets}, "
           f"{len(grid.valid_cells())} valid cells, seeds {resources['training'].seeds}\n"
           f"  DAGSTER_HOME={home}\n  storage={storage}")
@@ -171,32 +186,25 @@ def demo(args: argparse.Namespace) -> int:
     print(f"\nDone in {seconds:.0f}s. Comparison ({table}):\n")
     print(table.read_text())
     # the UI (and `rerun`) must see the same experiment: its settings are in its assets' versions
-    settings = (f"{config.CONFIG_ENV}={os.environ[config.CONFIG_ENV]} " if os.environ.get(config.CONFIG_ENV)
-                else "" if experiment.name == config.DEFAULT_PROFILE else f"{config.PROFILE_ENV}={experiment.name} ")
-    if args.methods:
-        settings += f"{METHODS_ENV}={','.join(methods)} "
-    if args.seeds != 1:
-        settings += f"SELECTION_ASSETS_SEEDS={os.environ['SELECTION_ASSETS_SEEDS']} "
     print("Open the same runs in the UI:\n"
-          f"  {settings}DAGSTER_HOME={home} dagster dev    # then http://127.0.0.1:3000")
+          f"  {config.CONFIG_ENV}={config_path} DAGSTER_HOME={home} dagster dev    # then http://127.0.0.1:3000")
     return 0
 
 
 def search(args: argparse.Namespace) -> int:
-    """Run the subset-size search (SearchResource, from SELECTION_ASSETS_SEARCH with these flags over
-    it): the inputs, rings and pool it needs where they have not run, then one trial at a time, each
+    """Run the subset-size search (SearchResource: the active experiment config's [search] table with
+    these flags over it): the inputs, rings and pool it needs where they have not run, then one trial at a time, each
     proposed from the trials finished before it (a killed search resumes where it stopped), then its
     report (the `budget_search` asset)."""
     home = prepare_dagster_home(Path(args.dagster_home))
     flags = {name: getattr(args, name) for name in SearchResource.model_fields}
-    # in the environment, so that the definitions (and a UI opened on them) see the same search
-    os.environ["SELECTION_ASSETS_SEARCH"] = json.dumps({**json.loads(os.environ.get("SELECTION_ASSETS_SEARCH") or "{}"),
-                                                        **{k: v for k, v in flags.items() if v is not None}})
     from selection_assets.assets.search import check_searchable, search_state, search_step
-    from selection_assets.definitions import build_experiment, default_resources, grid_from_env
+    from selection_assets.definitions import build_experiment, default_resources, experiment_grid
 
     try:
-        grid, resources = grid_from_env(), default_resources()
+        experiment = config.active().changed(search={k: v for k, v in flags.items() if v is not None})
+        activate(experiment, home)  # the definitions (and a UI opened on them) see the same search
+        grid, resources = experiment_grid(experiment), default_resources(experiment=experiment)
         settings = resources["search"]
         check_searchable(settings.method)
         pool_size = settings.searched_pool(grid.pool_sizes)
@@ -329,7 +337,7 @@ def lineage_picture() -> str:
     from selection_assets.reporting.lineage_picture import lineage_mermaid
 
     world = config.shipped(config.DEFAULT_PROFILE)
-    grid, resources, methods = Grid(world.pool_sizes, world.budgets), default_resources(), list(registry())
+    grid, resources, methods = Grid(world.pool_sizes, world.budgets), default_resources(experiment=world), list(registry())
     return lineage_mermaid(experiment_stages(grid, build_assets(grid, resources, methods), resources, methods),
                            set(methods))
 
@@ -358,11 +366,13 @@ def rerun(args: argparse.Namespace) -> int:
         print("rerun needs --stale (rematerialise assets whose code or upstream data changed)")
         return 2
     home = prepare_dagster_home(Path(args.dagster_home))
-    from selection_assets.definitions import build_experiment, checkpoints, choose_methods_from_env, default_resources
+    from selection_assets.definitions import build_experiment, checkpoints, default_resources, experiment_grid
     from selection_assets.orchestration.operations import find_staleness, next_stale_step, stale_plan
 
-    resources = default_resources()
-    defs, stages = build_experiment(resources=resources)
+    experiment = config.active()
+    resources = default_resources(experiment=experiment)
+    methods = experiment.named_methods(resources["data"])
+    defs, stages = build_experiment(experiment_grid(experiment), resources, methods=methods)
     storage = resources["storage"].root
     transformers_logging.disable_progress_bar()
     with DagsterInstance.get() as instance:
@@ -379,7 +389,6 @@ def rerun(args: argparse.Namespace) -> int:
                 print(f"  {step.label}: {', '.join(names)}")
             return 0
         try:
-            methods = choose_methods_from_env(resources["data"])
             preflight.ensure(resources, stages.grid, checkpoints(stages.grid, resources, methods), print)
             with exclusive_storage(Path(storage), instance):
                 last = None
@@ -401,12 +410,12 @@ def check(args: argparse.Namespace) -> int:
     """Run every preflight check over the settings (the environment, the experiment config) and say what would
     be refused; 0 when nothing is. The same checks run before `demo`, `rerun` and every stage job."""
     prepare_dagster_home(Path(args.dagster_home))
-    from selection_assets.definitions import checkpoints, choose_methods_from_env, default_resources, grid_from_env
+    from selection_assets.definitions import checkpoints, default_resources, experiment_grid
 
     try:
-        grid = grid_from_env()
-        resources = default_resources()
-        methods = choose_methods_from_env(resources["data"])
+        experiment = config.active()
+        grid, resources = experiment_grid(experiment), default_resources(experiment=experiment)
+        methods = experiment.named_methods(resources["data"])
     except ValueError as error:
         print(f"refused before any work:\n  - {error}")
         return 2

@@ -1,13 +1,13 @@
 """The one Definitions object of selection_assets: every asset of the lineage, with its resources.
 
 `build_definitions(grid, ...)` builds it for any grid (tests use a tiny one); the module-level
-`defs` uses the grid from the environment, which is what `dagster dev` and the demo load.
+`defs` builds the active experiment config's (`config.active`), which is what `dagster dev` and the
+run workers load.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 from typing import Sequence
 
@@ -17,7 +17,7 @@ from selection_assets.orchestration import preflight
 from selection_assets.orchestration import log_filters, operations
 from selection_assets.assets import embeddings, models, pools, reports, scores, search, sources, versions
 from selection_assets.assets.method_slices import method_slice
-from selection_assets.core.methods import check_methods, choose_methods, registry
+from selection_assets.core.methods import check_methods, registry
 from selection_assets.orchestration.partitions import Grid
 from selection_assets import config
 from selection_assets.resources import (ComputeResource, DataResource, SearchResource, StorageResource,
@@ -62,102 +62,48 @@ def with_derived_version(assets_def, resources: dict[type, object]):
         [assets_def])[0]
 
 
+def experiment_grid(experiment: config.Experiment | None = None) -> Grid:
+    """The partition grid of `experiment` (default: the active experiment config, `config.active`)."""
+    experiment = experiment or config.active()
+    return Grid(experiment.pool_sizes, experiment.budgets)
+
+
+# the settings a deployment injects by environment variable: where its data and models are, and
+# whether it trusts pickled weights. Everything else an experiment sets is in its config file.
 DATA_ENV = {"pool": "SELECTION_ASSETS_POOL", "eval_tasks": "SELECTION_ASSETS_EVAL_TASKS",
             "base_model": "SELECTION_ASSETS_BASE_MODEL", "encoder_model": "SELECTION_ASSETS_ENCODER_MODEL",
             "reward_model": "SELECTION_ASSETS_REWARD_MODEL", "deita_scorers": "SELECTION_ASSETS_DEITA_SCORERS",
-            "harness_tasks": "SELECTION_ASSETS_HARNESS_TASKS",
             "harness_include": "SELECTION_ASSETS_HARNESS_INCLUDE",
             "allow_pickle_weights": "SELECTION_ASSETS_ALLOW_PICKLE_WEIGHTS"}
 
 
-def replicate_seeds_from_env() -> list[int]:
-    """The replicate seeds SELECTION_ASSETS_SEEDS names (comma-separated integers)."""
-    text = os.environ["SELECTION_ASSETS_SEEDS"]
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"SELECTION_ASSETS_SEEDS must be comma-separated integers, got {text!r}") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"SELECTION_ASSETS_SEEDS needs at least one seed and no repeats, got {text!r}")
-    return seeds
-
-
-def _parse_sizes(text: str, name: str) -> tuple[int, ...]:
-    try:
-        values = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
-    if not values or values[0] <= 0:
-        raise ValueError(f"{name} needs at least one positive integer, got {text!r}")
-    return values
-
-
-def grid_from_env() -> Grid:
-    """The grid named by SELECTION_ASSETS_POOL_SIZES / SELECTION_ASSETS_BUDGETS (comma-separated
-    integers), else the active experiment config's (`config.active`: the world's by default)."""
-    experiment = config.active()
-    pools = os.environ.get("SELECTION_ASSETS_POOL_SIZES")
-    budgets = os.environ.get("SELECTION_ASSETS_BUDGETS")
-    return Grid(_parse_sizes(pools, "SELECTION_ASSETS_POOL_SIZES") if pools else experiment.pool_sizes,
-                _parse_sizes(budgets, "SELECTION_ASSETS_BUDGETS") if budgets else experiment.budgets)
-
-
-def _json_overrides(variable: str, resource: type) -> dict:
-    """Fields of `resource` given as a JSON object in the environment variable `variable`."""
-    text = os.environ.get(variable, "")
-    if not text:
-        return {}
-    try:
-        overrides = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{variable} must be a JSON object of {resource.__name__} fields: {err}") from None
-    unknown = set(overrides) - set(resource.model_fields) if isinstance(overrides, dict) else {"(not an object)"}
-    if unknown:
-        raise ValueError(f"{variable}: unknown fields {sorted(unknown)}; known: {', '.join(resource.model_fields)}")
-    return overrides
-
-
-def default_resources(storage_root: str | None = None) -> dict:
-    """Resources of the active experiment config (`config.active`: the embedded world by default),
-    overridden by SELECTION_ASSETS_POOL / _EVAL_TASKS / _BASE_MODEL / ... (real data and a real model),
-    SELECTION_ASSETS_SEEDS (the replicate seeds of every cell), SELECTION_ASSETS_DATA,
-    SELECTION_ASSETS_WORLD, SELECTION_ASSETS_TRAIN and SELECTION_ASSETS_SEARCH (JSON objects of
-    DataResource / WorldResource / TrainResource / SearchResource fields; e.g. '{"seed": 1}' in
-    SELECTION_ASSETS_DATA draws another world)."""
-    experiment = config.active()
-    data = {**_json_overrides("SELECTION_ASSETS_DATA", DataResource),
-            **{field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}}
-    overrides = _json_overrides("SELECTION_ASSETS_TRAIN", TrainResource)
-    if "seeds" in overrides:
-        raise ValueError("SELECTION_ASSETS_TRAIN: give the replicate seeds in SELECTION_ASSETS_SEEDS")
-    training = {**experiment.settings("training"), **overrides}
-    if os.environ.get("SELECTION_ASSETS_SEEDS"):
-        training["seeds"] = replicate_seeds_from_env()
+def default_resources(storage_root: str | None = None, experiment: config.Experiment | None = None) -> dict:
+    """The resources of `experiment` (default: the active experiment config, `config.active`), with
+    the data and model locations a deployment injects (DATA_ENV: SELECTION_ASSETS_POOL,
+    _EVAL_TASKS, _BASE_MODEL, ...) over its [data] table, and the storage root (`storage_root`, else
+    SELECTION_ASSETS_STORAGE, else DAGSTER_HOME/storage)."""
+    experiment = experiment or config.active()
+    injected = {field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}
     return {"storage": StorageResource(root=storage_root or default_storage_root()),
             "compute": ComputeResource(**experiment.settings("compute")),
-            "data": DataResource(**{**experiment.settings("data"), **data}),
-            "world": WorldResource(**{**experiment.settings("world"),
-                                       **_json_overrides("SELECTION_ASSETS_WORLD", WorldResource)}),
-            "training": TrainResource(**training),
-            "search": SearchResource(**{**experiment.settings("search"),
-                                        **_json_overrides("SELECTION_ASSETS_SEARCH", SearchResource)})}
-
-
-METHODS_ENV = "SELECTION_ASSETS_METHODS"
+            "data": DataResource(**{**experiment.settings("data"), **injected}),
+            "world": WorldResource(**experiment.settings("world")),
+            "training": TrainResource(**experiment.settings("training")),
+            "search": SearchResource(**experiment.settings("search"))}
 
 
 def build_experiment(grid: Grid | None = None, resources: dict | None = None, executor=None,
                      methods: Sequence[str] | None = None) -> tuple[Definitions, operations.Stages]:
-    """The experiment over `grid` (default: from the environment) with `resources` (default:
-    defaults) and `executor` (default: SELECTION_ASSETS_EXECUTOR, else Dagster's default): its
-    Definitions and their stages. The asset graph holds every method; the comparison reads, and the
-    stage jobs cover, `methods` (checked by `check_methods`; default: SELECTION_ASSETS_METHODS as
-    `choose_methods` reads it, else the active experiment config's methods, as `selection-assets demo` runs
-    them)."""
-    grid = grid or grid_from_env()
+    """The experiment over `grid` with `resources` and `executor` (default: SELECTION_ASSETS_EXECUTOR,
+    else Dagster's default): its Definitions and their stages. The asset graph holds every method;
+    the comparison reads, and the stage jobs cover, `methods` (checked by `check_methods`). What is
+    not given comes from the active experiment config (`config.active`), read once."""
+    experiment = config.active() if grid is None or resources is None or methods is None else None
+    grid = grid or experiment_grid(experiment)
     # the subset-size search's settings are its own: an experiment given none searches by the defaults
-    resources = {"search": SearchResource(), **(resources or default_resources())}
-    methods = choose_methods_from_env(resources["data"]) if methods is None else check_methods(methods, resources["data"])
+    resources = {"search": SearchResource(), **(resources or default_resources(experiment=experiment))}
+    methods = (experiment.named_methods(resources["data"]) if methods is None
+               else check_methods(methods, resources["data"]))
     assets = build_assets(grid, resources, methods)
     stages = experiment_stages(grid, assets, resources, methods)
     jobs = stages.jobs()
@@ -169,12 +115,6 @@ def build_experiment(grid: Grid | None = None, resources: dict | None = None, ex
                            resources["storage"].root, functools.partial(preflight.ensure, resources, grid,
                                                                         checkpoints(grid, resources, methods))))
     return defs, stages
-
-
-def choose_methods_from_env(data: DataResource) -> list[str]:
-    """The methods SELECTION_ASSETS_METHODS names, else the active experiment config's."""
-    named = os.environ.get(METHODS_ENV)
-    return choose_methods(named, data) if named else config.active().named_methods(data)
 
 
 def checkpoints(grid: Grid, resources: dict, methods: Sequence[str]) -> int:
@@ -199,7 +139,7 @@ log_filters.install()  # before any run: harness warnings the pipeline causes on
 
 @definitions
 def defs() -> Definitions:
-    """What `dagster dev` and every run worker load: the experiment the environment names. Built
+    """What `dagster dev` and every run worker load: the active experiment config's experiment. Built
     when Dagster loads it, not when this module is imported: the command line imports the module
     for its helpers and builds its own experiment (the whole build took 5 s of every command)."""
     return build_definitions()

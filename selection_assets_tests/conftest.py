@@ -17,6 +17,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import pytest
 from dagster import DagsterInstance
 
+from selection_assets import config
 from selection_assets.core import records, tokenize, train
 from selection_assets.core.methods import registry
 from selection_assets.orchestration.partitions import Grid
@@ -30,7 +31,7 @@ TINY_WORLD = WorldResource(vocab_size=512, hidden_size=64, intermediate_size=128
 TINY_GRID = Grid(pool_sizes=(150, 300), budgets=(40, 150))
 TINY_SEEDS = [0, 1]
 # the default world's shape with a small corpus and test split, for command-line runs in tests
-QUICK_WORLD_JSON = json.dumps({"corpus_documents": 150, "pretrain_epochs": 1.0, "n_dev": 6, "n_test": 20})
+QUICK_WORLD = {"corpus_documents": 150, "pretrain_epochs": 1.0, "n_dev": 6, "n_test": 20}
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +114,20 @@ def cli(args: list[str], env: dict, cwd: Path) -> str:
     return result.stdout
 
 
+def experiment_env(home: Path, pool_sizes: tuple[int, ...], budgets: tuple[int, ...], methods: str = "spine",
+                   **tables: dict) -> dict:
+    """The environment of a command-line run in the instance directory `home` of an experiment
+    config written beside it: the grid, `methods`, the world shrunk to QUICK_WORLD and `tables`."""
+    path = home.parent / f"{home.name}-config" / "experiment.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    experiment = config.Experiment(name="experiment", source=path, pool_sizes=tuple(pool_sizes), budgets=tuple(budgets),
+                                   methods=methods, tables={"world": QUICK_WORLD, **tables})
+    path.write_text(experiment.dumps())
+    environment = {**os.environ, "DAGSTER_HOME": str(home), config.CONFIG_ENV: str(path), "PYTHONPATH": str(REPO)}
+    environment.pop(config.PROFILE_ENV, None)
+    return environment
+
+
 # the small demo's methods: a baseline, one embedding method and one that needs answer losses
 SMALL_ENV_METHODS = "random,rds_plus,top_ppl"
 
@@ -120,14 +135,12 @@ SMALL_ENV_METHODS = "random,rds_plus,top_ppl"
 @pytest.fixture(scope="session")
 def small_env(tmp_path_factory):
     """A demo of SMALL_ENV_METHODS over pool sizes 80 and 160, budget 40, in a fresh instance, and
-    the environment to reach it."""
+    the environment to reach it (naming the experiment config the demo ran, so a rerun or the UI
+    compares the same methods)."""
     home = tmp_path_factory.mktemp("dagster_home")
-    # the experiment's methods are in the environment too, so a rerun or the UI compares the same ones
-    env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "80,160",
-           "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO),
-           "SELECTION_ASSETS_METHODS": SMALL_ENV_METHODS}
-    cli(["demo", "--methods", SMALL_ENV_METHODS], env, REPO)
-    return home, env
+    env = experiment_env(home, (80, 160), (40,), SMALL_ENV_METHODS)
+    cli(["demo"], env, REPO)
+    return home, {**env, config.CONFIG_ENV: str(home / "experiment" / "experiment.toml")}
 
 
 # the session fixtures that each cost a demo or a pre-training: under pytest-xdist (pyproject runs

@@ -3,7 +3,6 @@ the search reads the dev split only, the sensor asks for what the command line r
 killed during a trial resumes without running a finished trial again."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from selection_assets.core.keys import Cell
 from selection_assets.orchestration.operations import SEARCH_REPORT_JOB, SEARCH_TRIALS_JOB
 from selection_assets.orchestration.partitions import BUDGET_PARTITIONS, Grid
 from selection_assets.resources import SearchResource, StorageResource
-from selection_assets_tests.conftest import QUICK_WORLD_JSON, REPO, cli
+from selection_assets_tests.conftest import cli, experiment_env
 
 GRID = Grid((400,), (40,))
 METHOD = "token_length"
@@ -91,8 +90,7 @@ def test_a_method_that_chooses_anew_per_budget_cannot_be_searched():
 
 def test_a_search_killed_during_a_trial_resumes_without_repeating_a_finished_one(tmp_path):
     home = tmp_path / "home"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL_SIZES": "160",
-           "SELECTION_ASSETS_BUDGETS": "40", "SELECTION_ASSETS_WORLD": QUICK_WORLD_JSON, "PYTHONPATH": str(REPO)}
+    env = experiment_env(home, (160,), (40,))
     # a method that reads only token counts: the search, not the method's inputs, is under test
     command = ["search", "--method", "token_length", "--max-trials", "2", "--low", "10"]
     killed = subprocess.run([sys.executable, "-m", "selection_assets_tests.kill_during", "second_search_trial",
@@ -123,8 +121,12 @@ def test_every_search_setting_is_a_flag_that_reaches_the_resource(tmp_path, monk
     from selection_assets import cli as command_line
     from selection_assets.definitions import default_resources
 
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("SELECTION_ASSETS_SEARCH", json.dumps({"seed": 5, "low": 7}))
+    from selection_assets import config
+
+    home = tmp_path / "home"
+    for name, value in experiment_env(home, (200, 400), (40,), search={"seed": 5, "low": 7}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(config.PROFILE_ENV, raising=False)
 
     def stop(method):
         raise ValueError("stopped by the test")
@@ -136,7 +138,8 @@ def test_every_search_setting_is_a_flag_that_reaches_the_resource(tmp_path, monk
     parser = command_line.argparse.ArgumentParser()
     command_line.add_resource_flags(parser, SearchResource)
     assert {action.dest for action in parser._actions} - {"help"} == set(SearchResource.model_fields)
-    # flags given override the environment, the others keep it, and the resource reads the result
+    # flags given override the experiment config, the others keep it, and the resource reads the
+    # experiment the search activated
     settings = default_resources(str(tmp_path / "storage"))["search"]
     assert {name: getattr(settings, name) for name in wanted} == wanted
     assert (settings.seed, settings.low) == (5, 7)

@@ -7,7 +7,7 @@ import pytest
 from dagster import AssetKey, Definitions, MultiPartitionsDefinition
 
 from selection_assets.core.methods import choose_methods, registry
-from selection_assets.definitions import build_definitions, default_resources, grid_from_env
+from selection_assets.definitions import build_definitions, default_resources, experiment_grid
 from selection_assets.resources import DataResource
 from selection_assets.core.keys import Cell, Ring
 from selection_assets.orchestration.partitions import Grid, cell_key, cell_of, partitioned_by_budget
@@ -60,7 +60,7 @@ def test_lineage_shape_partitions_and_gpu_pool():
 
 
 def test_grid_rings_and_invalid_cells():
-    with pytest.raises(ValueError, match=r"budgets \[100\] \(SELECTION_ASSETS_BUDGETS\) are not below any pool size"):
+    with pytest.raises(ValueError, match=r"\[grid\] budgets \[100\] are not below any pool size"):
         Grid((50, 100), (10, 100))
     grid = Grid((1000, 100, 10_000), (500, 5000))
     assert grid.pool_sizes == (100, 1000, 10_000)
@@ -80,44 +80,40 @@ def test_grid_rings_and_invalid_cells():
         Ring.parse("100-50")
 
 
-def test_a_shipped_config_supplies_settings_that_the_environment_overrides(monkeypatch):
+def test_a_shipped_config_supplies_settings_and_the_environment_the_data_and_model_locations(monkeypatch):
     from selection_assets.definitions import default_resources
 
+    monkeypatch.delenv("SELECTION_ASSETS_CONFIG", raising=False)
     monkeypatch.setenv("SELECTION_ASSETS_PROFILE", "smol")
     monkeypatch.setenv("SELECTION_ASSETS_POOL", "my_pool.jsonl")
-    monkeypatch.setenv("SELECTION_ASSETS_TRAIN", '{"epochs": 1.0}')
     resources = default_resources(storage_root="unused")
     assert resources["data"].pool == "my_pool.jsonl"  # the environment wins
     assert (resources["data"].base_model, resources["data"].eval_tasks) == ("packaged:smollm2", "packaged:gsm8k")
-    assert (resources["training"].epochs, resources["training"].learning_rate) == (1.0, 2e-5)
+    assert (resources["training"].epochs, resources["training"].learning_rate) == (2.0, 2e-5)
     assert resources["compute"].eval_batch_size == 30 and resources["world"].n_test == 60
-    assert grid_from_env().pool_sizes == (150, 600)
-    monkeypatch.setenv("SELECTION_ASSETS_DATA", '{"seed": 3, "pool": "overridden.jsonl"}')
-    resources = default_resources(storage_root="unused")
-    assert resources["data"].seed == 3 and resources["data"].pool == "my_pool.jsonl"  # a named variable wins
-    monkeypatch.setenv("SELECTION_ASSETS_DATA", '{"sede": 3}')
-    with pytest.raises(ValueError, match=r"SELECTION_ASSETS_DATA: unknown fields \['sede'\]"):
-        default_resources(storage_root="unused")
-    monkeypatch.delenv("SELECTION_ASSETS_DATA")
-    monkeypatch.setenv("SELECTION_ASSETS_TRAIN", '{"seeds": [1]}')
-    with pytest.raises(ValueError, match="SELECTION_ASSETS_SEEDS"):
-        default_resources(storage_root="unused")
+    assert experiment_grid().pool_sizes == (150, 600)
     monkeypatch.setenv("SELECTION_ASSETS_PROFILE", "huge")
     with pytest.raises(ValueError, match="SELECTION_ASSETS_PROFILE='huge' is not a shipped experiment config; "
                                          "known: smol, world"):
-        grid_from_env()
+        experiment_grid()
 
 
 def _job_keys(defs, job: str) -> set[str]:
     return {k.to_user_string() for k in defs.resolve_job_def(job).asset_layer.selected_asset_keys}
 
 
-def test_stage_jobs_leave_out_methods_whose_scorer_models_are_not_set(monkeypatch):
+def test_stage_jobs_leave_out_methods_whose_scorer_models_are_not_set(tmp_path, monkeypatch):
+    from selection_assets import config
+
     grid = Grid((100, 1000), (10,))
-    # the experiment's methods: the profile's (the world's spine) unless SELECTION_ASSETS_METHODS names others
+    monkeypatch.delenv(config.CONFIG_ENV, raising=False)
+    monkeypatch.delenv(config.PROFILE_ENV, raising=False)
+    # the experiment's methods: the config's (the world's spine)
     assert _job_keys(build_definitions(grid, default_resources()), "experiment_pools") == {
         "pool_manifest", "random/scores", "random_balanced/scores", "rds_plus/scores"}
-    monkeypatch.setenv("SELECTION_ASSETS_METHODS", "all")
+    every = tmp_path / "every.toml"
+    every.write_text(config.shipped("world").changed(methods="all").dumps())
+    monkeypatch.setenv(config.CONFIG_ENV, str(every))
     unset = _job_keys(build_definitions(grid, default_resources()), "experiment_pools")
     assert "rds_plus/scores" in unset and "deita/scores" not in unset
     configured = build_definitions(grid, {**default_resources(), "data": DataResource(deita_scorers="c,q")})

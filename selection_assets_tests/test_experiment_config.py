@@ -5,7 +5,7 @@ the file, the field and what it allows."""
 import pytest
 
 from selection_assets import config
-from selection_assets.definitions import build_definitions, choose_methods_from_env, default_resources, grid_from_env
+from selection_assets.definitions import DATA_ENV, build_definitions, default_resources, experiment_grid
 from selection_assets.orchestration.operations import POOLS_JOB
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import TrainResource
@@ -39,19 +39,47 @@ def test_a_config_file_sets_the_grid_methods_and_settings_and_leaves_the_rest_to
         tmp_path, monkeypatch):
     monkeypatch.setenv(config.CONFIG_ENV, str(write(tmp_path, MINE)))
     resources = default_resources(storage_root=str(tmp_path / "storage"))
-    assert grid_from_env() == Grid((60, 120), (20,))
-    assert choose_methods_from_env(resources["data"]) == ["random", "token_length"]
+    assert experiment_grid() == Grid((60, 120), (20,))
+    assert config.active().named_methods(resources["data"]) == ["random", "token_length"]
     assert resources["data"].max_length == 96 and resources["search"].max_trials == 4
     assert (resources["training"].epochs, resources["training"].seeds) == (1.0, [0, 1, 2])
     # a field the file leaves out has its resource's one default
     assert resources["training"].learning_rate == TrainResource.model_fields["learning_rate"].default
-    # the environment still overrides a deployment's settings
-    monkeypatch.setenv("SELECTION_ASSETS_SEEDS", "5")
-    assert default_resources(storage_root="unused")["training"].seeds == [5]
+    # the environment injects only where data and models are: the experiment's settings are the file's
+    monkeypatch.setenv("SELECTION_ASSETS_SEEDS", "5")  # (no longer a setting's variable: ignored)
+    monkeypatch.setenv("SELECTION_ASSETS_POOL", "/data/pool.jsonl")
+    injected = default_resources(storage_root="unused")
+    assert injected["training"].seeds == [0, 1, 2] and injected["data"].pool == "/data/pool.jsonl"
     # the definitions `dagster dev` loads read the same file
     defs = build_definitions()
-    assert defs.resources["data"].max_length == 96 and defs.resources["training"].seeds == [5]
+    assert defs.resources["data"].max_length == 96 and defs.resources["training"].seeds == [0, 1, 2]
     assert defs.resolve_job_def(POOLS_JOB).partitions_def.get_partition_keys() == ["60", "120"]
+
+
+def test_the_environment_names_only_locations_a_deployment_injects_and_the_config():
+    """Every SELECTION_ASSETS_* variable the package reads is a path, a model or data location,
+    the pickled-weights policy, the storage root, the executor, or which config: found by reading
+    the package's source for the names, against the list the definitions inject."""
+    import re
+
+    from selection_assets.resources import DataResource
+
+    package = config.SHIPPED_DIR.parent
+    read = {name for path in package.rglob("*.py") for name in re.findall(r'"(SELECTION_ASSETS_[A-Z_]+)"', path.read_text())}
+    assert read == {*DATA_ENV.values(), config.CONFIG_ENV, config.PROFILE_ENV, "SELECTION_ASSETS_STORAGE",
+                    "SELECTION_ASSETS_EXECUTOR"}
+    # each injected field is a location or the trust policy, never an experiment's choice
+    assert set(DATA_ENV) == {name for name in DataResource.model_fields
+                             if name.endswith(("pool", "tasks", "model", "scorers", "include", "weights"))} - {"harness_tasks"}
+
+
+def test_an_experiment_written_out_reads_back_as_itself(tmp_path):
+    experiment = config.load(write(tmp_path, MINE)).changed(methods="all", training={"learning_rate": 2e-5},
+                                                            world={"n_test": 50})
+    again = config.load(write(tmp_path, experiment.dumps(), "mine.toml"))
+    assert again == experiment and again.settings("training") == {"epochs": 1.0, "seeds": [0, 1, 2], "learning_rate": 2e-5}
+    with pytest.raises(config.ConfigError, match=r"\[training\] unknown field 'epoch'"):
+        experiment.changed(training={"epoch": 3})
 
 
 def test_the_shipped_configs_are_the_files_beside_the_loader_and_world_is_the_default(monkeypatch):
@@ -59,7 +87,7 @@ def test_the_shipped_configs_are_the_files_beside_the_loader_and_world_is_the_de
     assert {"world", "smol"} <= set(config.shipped_names())
     monkeypatch.delenv(config.CONFIG_ENV, raising=False)
     monkeypatch.delenv(config.PROFILE_ENV, raising=False)
-    assert config.active().name == "world" and grid_from_env() == Grid((1000, 4000), (100, 400))
+    assert config.active().name == "world" and experiment_grid() == Grid((1000, 4000), (100, 400))
     smol = config.shipped("smol")
     assert smol.settings("data")["base_model"] == "packaged:smollm2" and smol.methods == "random,rds_plus"
 
@@ -90,9 +118,8 @@ def test_a_wrong_config_is_refused_naming_the_file_the_field_and_what_it_allows(
 def test_an_unknown_method_is_refused_naming_the_file_and_the_known_methods(tmp_path, monkeypatch):
     path = write(tmp_path, "methods = 'random,rds_plsu'\n" + GRID)
     monkeypatch.setenv(config.CONFIG_ENV, str(path))
-    monkeypatch.delenv("SELECTION_ASSETS_METHODS", raising=False)
     with pytest.raises(config.ConfigError, match=rf"^{path}: methods: unknown methods \['rds_plsu'\]; known: random, "):
-        choose_methods_from_env(default_resources(storage_root="unused")["data"])
+        config.active().named_methods(default_resources(storage_root="unused")["data"])
 
 
 def test_a_file_and_a_shipped_name_together_are_refused(tmp_path, monkeypatch):
@@ -109,7 +136,7 @@ def test_a_file_and_a_shipped_name_together_are_refused(tmp_path, monkeypatch):
 def test_the_demo_refuses_a_wrong_config_before_any_work(tmp_path, monkeypatch, capsys):
     from selection_assets import cli
 
-    for variable in ("DAGSTER_HOME", "SELECTION_ASSETS_SEEDS", config.CONFIG_ENV, config.PROFILE_ENV):
+    for variable in ("DAGSTER_HOME", config.CONFIG_ENV, config.PROFILE_ENV):
         monkeypatch.setenv(variable, "")  # restored after the test: the command writes them
     path = write(tmp_path, "[grid]\npool_sizes = [100]\nbudgets = [10]\n[compute]\ndevise = 'cpu'\n")
     home = tmp_path / "home"

@@ -17,7 +17,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from selection_assets.core.keys import Cell
 from selection_assets.core.store import Layout
-from selection_assets import cli
+from selection_assets import cli, config
 from selection_assets.definitions import build_assets, build_definitions, default_resources
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import StorageResource
@@ -74,11 +74,20 @@ def _dry_run(monkeypatch, capsys, env: dict) -> dict[str, set[str]]:
     return stale if stale or "nothing is stale" in output else {"(unreadable)": {output}}
 
 
+def _changed_experiment(env: dict, directory: Path, **tables: dict) -> dict:
+    """`env` naming its experiment config with the fields of `tables` changed (a new file in `directory`)."""
+    experiment = config.load(env[config.CONFIG_ENV]).changed(**tables)
+    path = directory / "changed" / f"{experiment.name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(experiment.dumps())
+    return {**env, config.CONFIG_ENV: str(path)}
+
+
 def test_a_changed_recipe_or_eval_tasks_make_exactly_what_they_decide_stale(small_env, tmp_path, monkeypatch, capsys):
     home, env = small_env
     methods = SMALL_ENV_METHODS.split(",")
     # the recipe decides every fine-tune, and so all that reads them; nothing above them
-    assert _dry_run(monkeypatch, capsys, {**env, "SELECTION_ASSETS_TRAIN": '{"epochs": 2}'}) == {
+    assert _dry_run(monkeypatch, capsys, _changed_experiment(env, tmp_path, training={"epochs": 2})) == {
         **{f"{m}/finetuned": {"settings changed"} for m in methods},
         **{f"{m}/eval_report": {"new data upstream"} for m in methods}, "comparison_report": {"new data upstream"}}
     # the eval tasks decide the eval_tasks asset; what reads it reruns if its bytes change
@@ -96,12 +105,10 @@ def test_a_changed_recipe_or_eval_tasks_make_exactly_what_they_decide_stale(smal
     assert _dry_run(monkeypatch, capsys, {**env, "SELECTION_ASSETS_STORAGE": str(moved)}) == {}
 
 
-def test_the_ui_sees_a_changed_setting_as_a_changed_code_version(small_env, monkeypatch):
+def test_the_ui_sees_a_changed_setting_as_a_changed_code_version(small_env, tmp_path, monkeypatch):
     home, env = small_env
-    for name in ("SELECTION_ASSETS_POOL_SIZES", "SELECTION_ASSETS_BUDGETS", "SELECTION_ASSETS_WORLD",
-                 "SELECTION_ASSETS_METHODS"):
-        monkeypatch.setenv(name, env[name])
-    monkeypatch.setenv("SELECTION_ASSETS_TRAIN", '{"epochs": 2}')
+    monkeypatch.setenv(config.CONFIG_ENV, _changed_experiment(env, tmp_path, training={"epochs": 2})[config.CONFIG_ENV])
+    monkeypatch.delenv(config.PROFILE_ENV, raising=False)
     # what the UI compares: the code version the definitions give against the one each
     # materialisation recorded (its "code version changed" staleness)
     graph = build_definitions().resolve_asset_graph()
@@ -156,10 +163,9 @@ def _wait_for_runs(instance, job: str, seconds: float) -> dict[str, str]:
 
 def test_backfill_over_two_pool_sizes_materialises_every_partition(small_env, tmp_path):
     home, env = small_env
-    # the stage jobs cover the small demo's methods only, so the rings get no LESS gradients or
-    # encoder embeddings (SELECTION_ASSETS_METHODS)
-    env = {**env, "DAGSTER_HOME": str(tmp_path / "home"), "SELECTION_ASSETS_STORAGE": str(tmp_path / "storage"),
-           "SELECTION_ASSETS_METHODS": SMALL_ENV_METHODS}
+    # the stage jobs cover the small demo's methods only (its experiment config's), so the rings get
+    # no LESS gradients or encoder embeddings
+    env = {**env, "DAGSTER_HOME": str(tmp_path / "home"), "SELECTION_ASSETS_STORAGE": str(tmp_path / "storage")}
     (tmp_path / "home").mkdir()
     shutil.copy(REPO / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
     shutil.copytree(home / "storage", tmp_path / "storage", ignore=shutil.ignore_patterns("checkpoints", "reports"))

@@ -7,17 +7,19 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, execute_job, instance_for_test, reconstructable
 
-from selection_assets import cli
+from selection_assets import cli, config
 from selection_assets.definitions import build_experiment, default_resources
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import DataResource
+from selection_assets_tests.conftest import experiment_env
 
 
 def test_a_refused_setting_starts_nothing_and_writes_nothing(tmp_path, monkeypatch, capsys):
     home = tmp_path / "home"
-    for variable, value in {"DAGSTER_HOME": str(home), "SELECTION_ASSETS_POOL": str(tmp_path / "missing.jsonl"),
-                            "SELECTION_ASSETS_POOL_SIZES": "80,160", "SELECTION_ASSETS_BUDGETS": "40"}.items():
+    for variable, value in {**experiment_env(home, (80, 160), (40,)),
+                            "SELECTION_ASSETS_POOL": str(tmp_path / "missing.jsonl")}.items():
         monkeypatch.setenv(variable, value)
+    monkeypatch.delenv(config.PROFILE_ENV, raising=False)
     assert cli.main(["demo"]) == 2
     out = capsys.readouterr().out
     assert "DataResource.pool (SELECTION_ASSETS_POOL): no pool file at" in out and "Fix: check the path" in out

@@ -17,7 +17,7 @@ from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
 from selection_assets.orchestration.runs import ORCHESTRATOR_TAG
-from selection_assets_tests.conftest import REPO
+from selection_assets_tests.conftest import REPO, SMALL_ENV_METHODS, experiment_env
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -50,7 +50,7 @@ def dagster_dev(small_env, tmp_path):
     copy = tmp_path / "home"
     shutil.copytree(home, copy)
     port = _free_port()
-    env = {**env, "DAGSTER_HOME": str(copy), "SELECTION_ASSETS_BUDGETS": "20,40"}
+    env = experiment_env(copy, (80, 160), (20, 40), SMALL_ENV_METHODS, training={"seeds": [0]})
     process = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-m", "selection_assets.definitions",
                                 "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=REPO, start_new_session=True,
                                stdout=open(tmp_path / "dagster_dev.log", "w"), stderr=subprocess.STDOUT)

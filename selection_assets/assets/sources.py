@@ -33,7 +33,7 @@ def build(grid: Grid) -> list:
             count = ingest.write_shuffled_source(raw, layout.source_pool, data.seed, minimum=largest,
                                                  workers=compute.workers_for(largest))
         except ValueError as error:
-            raise Failure(f"pool source {data.pool!r}: {error}; lower SELECTION_ASSETS_POOL_SIZES") from None
+            raise Failure(f"pool source {data.pool!r}: {error}; lower the experiment config's [grid] pool_sizes") from None
         return MaterializeResult(metadata={"records": count, "source": data.pool,
                                            "path": MetadataValue.path(str(layout.source_pool))},
                                  data_version=content_version(layout.source_pool))
@@ -41,7 +41,7 @@ def build(grid: Grid) -> list:
     @asset(group_name="sources", kinds={"json"}, tags=CONTENT_VERSIONED_TAGS,
            description="Eval tasks: per task a few dev queries (prompt + gold answer, RDS+ targets) and a "
                        "test split scored through lm-evaluation-harness; harness tasks named in "
-                       "SELECTION_ASSETS_HARNESS_TASKS add their few-shot split as dev queries.")
+                       "DataResource.harness_tasks add their few-shot split as dev queries.")
     def eval_tasks(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
                    world: WorldResource) -> MaterializeResult:
         layout = storage.layout()

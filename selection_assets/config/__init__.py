@@ -17,6 +17,7 @@ SELECTION_ASSETS_CONFIG or `--config`. An error names the file, the field and wh
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -66,6 +67,41 @@ class Experiment:
     def settings(self, table: str) -> dict:
         """The fields the config sets in `table` (one of TABLES; empty when it sets none)."""
         return dict(self.tables.get(table, {}))
+
+    def changed(self, methods: str | None = None, pool_sizes: list[int] | None = None,
+                budgets: list[int] | None = None, **tables: dict) -> "Experiment":
+        """This experiment with `methods` and the grid's `pool_sizes` and `budgets` (each when given)
+        and the fields of `tables` (table name -> the fields it sets) over its own, validated as a
+        file's would be (ConfigError naming this config's file)."""
+        merged = {name: {**self.settings(name), **tables.get(name, {})} for name in TABLES
+                  if name in self.tables or tables.get(name)}
+        grid = {"pool_sizes": list(self.pool_sizes if pool_sizes is None else pool_sizes),
+                "budgets": list(self.budgets if budgets is None else budgets)}
+        return Experiment(name=self.name, source=self.source, pool_sizes=_sizes(self.source, grid, "pool_sizes"),
+                          budgets=_sizes(self.source, grid, "budgets"),
+                          methods=_methods(self.source, self.methods if methods is None else methods),
+                          tables={name: _resource_fields(self.source, merged, name) for name in merged})
+
+    def dumps(self) -> str:
+        """The experiment as a config file's TOML text (`load` reads it back as this experiment)."""
+        lines = [f"methods = {_toml_value(self.methods)}", "", "[grid]",
+                 f"pool_sizes = {_toml_value(list(self.pool_sizes))}", f"budgets = {_toml_value(list(self.budgets))}"]
+        for name, values in self.tables.items():
+            lines += ["", f"[{name}]", *(f"{key} = {_toml_value(value)}" for key, value in values.items())]
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value) -> str:
+    """A config value (string, bool, number or list of them) as TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"a config value must be a string, bool, number or list, got {value!r}")
 
 
 def load(path: Path | str) -> Experiment:

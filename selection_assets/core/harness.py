@@ -169,7 +169,7 @@ def context_fit(requests, encode_pair: Callable, encode: Callable, max_length: i
                 raise ContextTooShort(f"{where}: an answer choice of {len(continuation_tokens)} tokens cannot fit "
                                       f"the model's context of {max_length} (it begins {continuation[:60]!r}); fix: "
                                       "shorten or drop that item in the task's data, leave the task out of "
-                                      "SELECTION_ASSETS_HARNESS_TASKS, or use a base model with a longer context")
+                                      "[data] harness_tasks, or use a base model with a longer context")
             if len(context_tokens) + len(continuation_tokens) > max_length + 1:
                 cut.add((request.task_name, request.doc_id))
     return cut

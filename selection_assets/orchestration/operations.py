@@ -407,7 +407,7 @@ def register_grid_budgets_sensor(grid: Grid):
     (the command line registers them itself before its runs)."""
 
     @sensor(name="register_grid_budgets", minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
-            description="Adds the grid's budgets (SELECTION_ASSETS_BUDGETS, else the profile's) to the dynamic "
+            description="Adds the grid's budgets (the experiment config's [grid] budgets) to the dynamic "
                         "budget partitions of the cells.")
     def _sensor(context: SensorEvaluationContext):
         missing = missing_budgets(context.instance, grid.budgets)

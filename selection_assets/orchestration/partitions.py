@@ -14,7 +14,7 @@ end of this module. Budgets are dynamic partitions: the grid's are registered in
 its runs (`register_budgets`; the `register_grid_budgets` sensor does it for the UI), and a
 subset-size search adds the sizes it tries, so its trials are cells of the same lineage.
 
-The grid comes from the experiment config, or the environment over it (`definitions.grid_from_env`),
+The grid comes from the experiment config's [grid] table (`definitions.experiment_grid`),
 so `dagster dev` and `selection-assets demo` see the same partitions.
 """
 
@@ -52,8 +52,8 @@ class Grid:
         object.__setattr__(self, "budgets", tuple(sorted(set(self.budgets))))
         unusable = [b for b in self.budgets if b >= max(self.pool_sizes)]
         if unusable:
-            raise ValueError(f"budgets {unusable} (SELECTION_ASSETS_BUDGETS) are not below any pool size (the largest "
-                             f"is {max(self.pool_sizes)}, SELECTION_ASSETS_POOL_SIZES): selecting would take a whole pool")
+            raise ValueError(f"[grid] budgets {unusable} are not below any pool size (the largest of [grid] "
+                             f"pool_sizes is {max(self.pool_sizes)}): selecting would take a whole pool")
         pools = StaticPartitionsDefinition([str(p) for p in self.pool_sizes])
         budgets = DynamicPartitionsDefinition(name=BUDGET_PARTITIONS)
         object.__setattr__(self, "pools_def", pools)

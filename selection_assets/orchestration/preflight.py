@@ -18,7 +18,7 @@ from selection_assets.core.preflight import (PreflightFailed, Refusal, footprint
 POOL = "DataResource.pool (SELECTION_ASSETS_POOL)"
 BASE_MODEL = "DataResource.base_model (SELECTION_ASSETS_BASE_MODEL)"
 EVAL_TASKS = "DataResource.eval_tasks (SELECTION_ASSETS_EVAL_TASKS)"
-HARNESS_TASKS = "DataResource.harness_tasks (SELECTION_ASSETS_HARNESS_TASKS)"
+HARNESS_TASKS = "DataResource.harness_tasks ([data] harness_tasks)"
 STORAGE = "StorageResource.root (SELECTION_ASSETS_STORAGE, else $DAGSTER_HOME/storage)"
 PASSES = ".preflight"  # under the storage root: one empty file per settings that passed
 

@@ -117,7 +117,7 @@ def test_unreadable_eval_tasks_and_unknown_harness_tasks_are_refused_naming_the_
     assert "SELECTION_ASSETS_EVAL_TASKS" in missing and "cannot be read" in missing
     unknown = _failure_message({**common, "data": DataResource(harness_tasks="no_such_harness_task")},
                                ["eval_tasks"])
-    assert "SELECTION_ASSETS_HARNESS_TASKS" in unknown and "no_such_harness_task: not a task" in unknown
+    assert "[data] harness_tasks" in unknown and "no_such_harness_task: not a task" in unknown
     # a task name becomes a file name: one that could leave its folder is refused
     escaping = tmp_path / "escaping_tasks.json"
     tasks = generate.generate_eval_tasks(3, n_dev=3, n_test=4, skills=("fact_lookup",))
