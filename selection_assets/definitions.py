@@ -20,8 +20,7 @@ from selection_assets.assets.method_slices import method_slice
 from selection_assets.core.methods import check_methods, registry
 from selection_assets.orchestration.partitions import Grid
 from selection_assets import config
-from selection_assets.resources import (ComputeResource, DataResource, SearchResource, StorageResource,
-                                        TrainResource, WorldResource, default_storage_root)
+from selection_assets.resources import SearchResource, StorageResource, default_storage_root
 
 SHARED_STAGES = (sources, models, pools, embeddings, scores)  # what every method reads
 
@@ -84,12 +83,11 @@ def default_resources(storage_root: str | None = None, experiment: config.Experi
     SELECTION_ASSETS_STORAGE, else DAGSTER_HOME/storage)."""
     experiment = experiment or config.active()
     injected = {field: os.environ[env] for field, env in DATA_ENV.items() if os.environ.get(env)}
+    # one resource per table of the config, under the table's name
+    settings = {name: experiment.settings(name) for name in config.TABLES}
+    settings["data"] = {**settings["data"], **injected}
     return {"storage": StorageResource(root=storage_root or default_storage_root()),
-            "compute": ComputeResource(**experiment.settings("compute")),
-            "data": DataResource(**{**experiment.settings("data"), **injected}),
-            "world": WorldResource(**experiment.settings("world")),
-            "training": TrainResource(**experiment.settings("training")),
-            "search": SearchResource(**experiment.settings("search"))}
+            **{name: resource(**settings[name]) for name, resource in config.TABLES.items()}}
 
 
 def build_experiment(grid: Grid | None = None, resources: dict | None = None, executor=None,

@@ -31,7 +31,8 @@ CONFIG_ENV = "SELECTION_ASSETS_CONFIG"  # the path of an experiment config file
 PROFILE_ENV = "SELECTION_ASSETS_PROFILE"  # the name of a shipped one
 DEFAULT_PROFILE = "world"
 SHIPPED_DIR = Path(__file__).resolve().parent
-# each table of a config file: the resource whose fields it sets
+# each table of a config file: the resource whose fields it sets, and the key of that resource in the
+# definitions (the storage root is the one resource no config sets: a path, from the environment)
 TABLES = {"data": DataResource, "world": WorldResource, "training": TrainResource, "compute": ComputeResource,
           "search": SearchResource}
 GRID_FIELDS = ("pool_sizes", "budgets")
