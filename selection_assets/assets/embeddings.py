@@ -3,7 +3,8 @@ once, per ring) and `query_embeddings_<space>` (the eval queries). A space is na
 vectors are: `position_weighted` (RDS+'s pooling of the base LM's last hidden states), its
 pooling ablations `mean` and `last_token`, `encoder` (a sentence-transformers model), and
 `less_features` (LESS gradient features, after the `less_warmup` asset's LoRA warm-up). Each kind
-of space is a class that loads its own model, so an asset runs (and is versioned by) its own."""
+of space is a class that loads its own model, so an asset runs (and is versioned by) its own, and
+builds the assets that model comes from (LESS's warm-up)."""
 
 import json
 import subprocess
@@ -61,6 +62,11 @@ class EmbeddingSpace:
         with torch.device("meta"):
             model = AutoModel.from_config(AutoConfig.from_pretrained(base_model_path(layout)))
         return base_model_name(layout), sum(p.numel() for p in model.parameters())
+
+    def model_assets(self, grid: Grid) -> list:
+        """The assets its model comes from besides the shared base model and tokenizer (built with
+        the space; named in `model_deps`)."""
+        return []
 
     def passes(self, layout, parameters: int, tokens_per_example: float, examples: int) -> list[Pass]:
         """The model passes that embed `examples` examples of `tokens_per_example` tokens in this
@@ -133,6 +139,37 @@ class LessFeatures(EmbeddingSpace):
             return featurizer.features(examples, optimizer_aware=role == "pool")
 
         return run_less, base_model_name(layout), parameters
+
+    def model_assets(self, grid: Grid) -> list:
+        """`less_warmup`, the LoRA warm-up LESS's features are computed from."""
+
+        @asset(group_name="embeddings", deps=["source_pool", "base_model", "tokenizer"], pool=GPU_POOL, tags=GPU_TAGS,
+               op_tags=GPU_OP_TAGS, kinds={"pytorch", "safetensors"},
+               description="LESS's LoRA warm-up: a random share of the pool (drawn from the smallest pool, so every "
+                           "pool holds it) fine-tuned for a few epochs; per epoch the LoRA weights, Adam's moments "
+                           "and the mean learning rate, which LESS's gradient features are computed from.")
+        def less_warmup(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
+                        compute: ComputeResource, training: TrainResource) -> MaterializeResult:
+            layout = storage.layout()
+            smallest, largest = min(grid.pool_sizes), max(grid.pool_sizes)
+            messages = list(pool_io.iter_valid_source_messages(layout, smallest))
+            settings = training.less_settings(data.max_length, data.seed)
+            count = min(max(1, round(settings.warmup_fraction * largest)), len(messages))
+            chosen = np.random.default_rng(data.seed).permutation(len(messages))[:count]
+            conversations = [json.loads(messages[i]) for i in chosen]
+            device = compute.resolved_device()
+            model = load_base_model(layout, data, dtype=torch.float32)
+            tokenizer = load_tokenizer(layout)
+            examples = train.sft_examples(tokenizer, conversations, data.max_length)
+            manifest = less.warm_up(model, tokenizer, examples, settings, layout.less_warmup, device, log=context.log.info)
+            return MaterializeResult(metadata={
+                "examples": count, "drawn_from_pool": smallest, "epochs": settings.epochs,
+                "lora_rank": settings.lora_rank, "trainable_parameters": manifest["trainable_parameters"],
+                "train_loss": manifest["train_loss"], "seconds": manifest["seconds"],
+                "epoch_learning_rates": ", ".join(f"{c['mean_learning_rate']:.3g}" for c in manifest["checkpoints"]),
+                "path": MetadataValue.path(str(layout.less_warmup))})
+
+        return [less_warmup]
 
     def passes(self, layout, parameters: int, tokens_per_example: float, examples: int) -> list[Pass]:
         """A forward and backward pass per example and warm-up checkpoint."""
@@ -304,36 +341,7 @@ def _build_space(grid: Grid, space: EmbeddingSpace) -> list:
     return [pool_embeddings_asset, query_embeddings_asset]
 
 
-def _build_less_warmup(grid: Grid):
-    @asset(group_name="embeddings", deps=["source_pool", "base_model", "tokenizer"], pool=GPU_POOL, tags=GPU_TAGS,
-           op_tags=GPU_OP_TAGS, kinds={"pytorch", "safetensors"},
-           description="LESS's LoRA warm-up: a random share of the pool (drawn from the smallest pool, so every "
-                       "pool holds it) fine-tuned for a few epochs; per epoch the LoRA weights, Adam's moments "
-                       "and the mean learning rate, which LESS's gradient features are computed from.")
-    def less_warmup(context: AssetExecutionContext, storage: StorageResource, data: DataResource,
-                    compute: ComputeResource, training: TrainResource) -> MaterializeResult:
-
-        layout = storage.layout()
-        smallest, largest = min(grid.pool_sizes), max(grid.pool_sizes)
-        messages = list(pool_io.iter_valid_source_messages(layout, smallest))
-        settings = training.less_settings(data.max_length, data.seed)
-        count = min(max(1, round(settings.warmup_fraction * largest)), len(messages))
-        chosen = np.random.default_rng(data.seed).permutation(len(messages))[:count]
-        conversations = [json.loads(messages[i]) for i in chosen]
-        device = compute.resolved_device()
-        model = load_base_model(layout, data, dtype=torch.float32)
-        tokenizer = load_tokenizer(layout)
-        examples = train.sft_examples(tokenizer, conversations, data.max_length)
-        manifest = less.warm_up(model, tokenizer, examples, settings, layout.less_warmup, device, log=context.log.info)
-        return MaterializeResult(metadata={
-            "examples": count, "drawn_from_pool": smallest, "epochs": settings.epochs,
-            "lora_rank": settings.lora_rank, "trainable_parameters": manifest["trainable_parameters"],
-            "train_loss": manifest["train_loss"], "seconds": manifest["seconds"],
-            "epoch_learning_rates": ", ".join(f"{c['mean_learning_rate']:.3g}" for c in manifest["checkpoints"]),
-            "path": MetadataValue.path(str(layout.less_warmup))})
-
-    return less_warmup
-
-
 def build(grid: Grid) -> list:
-    return [_build_less_warmup(grid)] + [a for space in SPACES.values() for a in _build_space(grid, space)]
+    """Each space's own model assets (LESS's warm-up), then its pool and query embeddings."""
+    return ([a for space in SPACES.values() for a in space.model_assets(grid)]
+            + [a for space in SPACES.values() for a in _build_space(grid, space)])
