@@ -203,6 +203,10 @@ class TrainResource(ConfigurableResource):
     lora_rank: int = Field(default=0, description="0 fine-tunes every weight; r > 0 trains LoRA adapters of "
                            "rank r on all linear layers (peft) and merges them into each checkpoint, for "
                            "models too large for full fine-tuning.")
+    packed: bool = Field(default=False, description="Pack each step's conversations into one row instead of "
+                         "padding them to the longest: no padding, the same examples per step, attention kept "
+                         "within each conversation (position ids restart; a block-diagonal mask, or varlen "
+                         "flash attention where the model loads with it).")
     less_lora_rank: int = Field(default=8, description="LESS warm-up LoRA rank (alpha is 4x the rank, as "
                                 "LESS's 128/512). LESS uses 128 on 7B models; 8 suits the world's 192-wide LM.")
     less_projection_dim: int = Field(default=1024, description="Dimensions of LESS's random projection per "
@@ -223,7 +227,7 @@ class TrainResource(ConfigurableResource):
     def settings(self, max_length: int, seed: int) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, learning_rate=self.learning_rate,
                              batch_size=self.batch_size, max_length=max_length, seed=seed,
-                             lora_rank=self.lora_rank)
+                             lora_rank=self.lora_rank, packed=self.packed)
 
 
 class SearchResource(ConfigurableResource):

@@ -37,6 +37,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     seed: int
     lora_rank: int = 0  # 0: full fine-tuning; r > 0: LoRA adapters of rank r on every linear layer, merged after
+    packed: bool = False  # each step's examples in one row (no padding), attention within each example
 
 
 def _with_lora(model, rank: int):
@@ -88,14 +89,18 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     `settings.lora_rank` > 0 only LoRA adapters train, and they are merged into the saved model, so
     a checkpoint is always a plain model directory. An empty example list is an error.
     With `log`, progress lines (steps done/total, rate, time left) go to it under `label`.
+    `settings.packed` puts each step's examples into one row (`batch_collator`).
     """
     # the Trainer is imported where it runs: with it comes peft, seconds of every process start
-    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, set_seed
+    from transformers import PrinterCallback, Trainer, set_seed
 
     if not examples:
         raise ValueError("no training examples")
     _freeze_what_is_loaded()
     set_seed(settings.seed)
+    use_cache = getattr(model.config, "use_cache", None)
+    if settings.packed:  # a cache in the forward pass hides packed examples' boundaries from the mask
+        model.config.use_cache = False
     if settings.lora_rank > 0:
         model = _with_lora(model, settings.lora_rank)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -105,8 +110,8 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
                               batch_size=settings.batch_size, warmup_ratio=settings.warmup_ratio,
                               weight_decay=settings.weight_decay, seed=settings.seed, device=device,
                               n_examples=len(examples), scheduler="cosine")
-    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
-    trainer = Trainer(model=model, args=args, train_dataset=ListDataset(examples), data_collator=collator)
+    trainer = Trainer(model=model, args=args, train_dataset=ListDataset(examples),
+                      data_collator=batch_collator(tokenizer, settings.packed))
     trainer.remove_callback(PrinterCallback)  # the loss history is returned, not printed
     if log:
         trainer.add_callback(_progress_callback(log, label))
@@ -115,6 +120,7 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     seconds = time.perf_counter() - began
     save_dir = work_dir / "model"
     trained = trainer.model.merge_and_unload() if settings.lora_rank > 0 else trainer.model
+    trained.config.use_cache = use_cache
     trained.save_pretrained(save_dir)
     tokenizer.save_pretrained(save_dir)
     store.replace_dir(save_dir, out_dir)
@@ -124,6 +130,18 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
             "final_logged_loss": float(losses[-1]) if losses else float(result.training_loss),
             "examples": len(examples), "seconds": seconds, "trainable_parameters": int(trainable),
             "tokens": int(sum(len(e["input_ids"]) for e in examples) * settings.epochs)}
+
+
+def batch_collator(tokenizer, packed: bool):
+    """How a step's examples become one batch: padded to the longest (right, labels ignored on
+    padding), or with `packed` concatenated into one row with no padding, each example's position
+    ids restarting at 0 and its first label ignored, so the model's mask keeps attention within each
+    example (transformers' packed-sequence masks; the forward pass must run without a cache)."""
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+    if packed:
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
 
 
 @functools.cache
