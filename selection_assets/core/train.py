@@ -85,7 +85,8 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
                     device: str, log: Callable[[str], None] | None = None, label: str = "fine-tuning") -> dict:
     """Train `model` on `examples` (dicts with input_ids and labels); save model and tokenizer.
 
-    Returns training statistics (steps, final loss, seconds, trainable parameters). With
+    Returns training statistics (steps, final loss, seconds, trainable parameters, the real tokens
+    trained on and the token positions of its batches, padding included). With
     `settings.lora_rank` > 0 only LoRA adapters train, and they are merged into the saved model, so
     a checkpoint is always a plain model directory. An empty example list is an error.
     With `log`, progress lines (steps done/total, rate, time left) go to it under `label`.
@@ -110,8 +111,8 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
                               batch_size=settings.batch_size, warmup_ratio=settings.warmup_ratio,
                               weight_decay=settings.weight_decay, seed=settings.seed, device=device,
                               n_examples=len(examples), scheduler="cosine")
-    trainer = Trainer(model=model, args=args, train_dataset=ListDataset(examples),
-                      data_collator=batch_collator(tokenizer, settings.packed))
+    collator = _CountingCollator(batch_collator(tokenizer, settings.packed))
+    trainer = Trainer(model=model, args=args, train_dataset=ListDataset(examples), data_collator=collator)
     trainer.remove_callback(PrinterCallback)  # the loss history is returned, not printed
     if log:
         trainer.add_callback(_progress_callback(log, label))
@@ -129,7 +130,8 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     return {"train_loss": float(result.training_loss), "steps": int(result.global_step),
             "final_logged_loss": float(losses[-1]) if losses else float(result.training_loss),
             "examples": len(examples), "seconds": seconds, "trainable_parameters": int(trainable),
-            "tokens": int(sum(len(e["input_ids"]) for e in examples) * settings.epochs)}
+            "tokens": int(sum(len(e["input_ids"]) for e in examples) * settings.epochs),
+            "batch_tokens": collator.batch_tokens}
 
 
 def batch_collator(tokenizer, packed: bool):
@@ -142,6 +144,20 @@ def batch_collator(tokenizer, packed: bool):
     if packed:
         return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
+
+
+class _CountingCollator:
+    """A collator that counts the token positions of the batches it makes (padding included), so a
+    run reports how much of what it computed was real tokens."""
+
+    def __init__(self, collate: Callable[[list[dict]], dict]):
+        self.collate = collate
+        self.batch_tokens = 0
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.collate(features)
+        self.batch_tokens += int(batch["input_ids"].numel())
+        return batch
 
 
 @functools.cache

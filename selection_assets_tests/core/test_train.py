@@ -53,13 +53,15 @@ def test_packed_batches_give_every_token_its_padded_loss_and_train_the_same_firs
     assert padded["input_ids"].numel() > packed["input_ids"].numel()
     with torch.no_grad():
         torch.testing.assert_close(_token_losses(model, packed), _token_losses(model, padded), rtol=1e-4, atol=1e-5)
-    losses, configs = {}, {}
+    losses, configs, positions = {}, {}, {}
     for packing in (False, True):
         settings = train.TrainSettings(epochs=1.0, learning_rate=1e-3, batch_size=8, max_length=128, seed=0,
                                        packed=packing)
         stats = train.train_causal_lm(AutoModelForCausalLM.from_pretrained(model_dir), tokenizer, examples, settings,
                                       tmp_path / str(packing), "cpu")
         losses[packing] = stats["train_loss"]
+        positions[packing] = (stats["batch_tokens"], stats["tokens"])
         configs[packing] = json.loads((tmp_path / str(packing) / "config.json").read_text())
     assert abs(losses[True] - losses[False]) <= 1e-4 * losses[False]
     assert configs[True] == configs[False]  # the cache setting is restored before the model is saved
+    assert positions[True][0] == positions[True][1] < positions[False][0]  # computed positions: no padding
