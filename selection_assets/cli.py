@@ -324,7 +324,12 @@ def results(args: argparse.Namespace) -> int:
         if not layout.comparison_json.exists() or not (home / RUN_RECORD).exists():
             print(f"no finished demo at {home}: run `selection-assets demo` first")
             return 2
-        published.publish(layout, store.read_json(home / RUN_RECORD), args.title, directory)
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+        try:
+            published.publish(layout, store.read_json(home / RUN_RECORD), args.title, directory, methods)
+        except ValueError as err:
+            print(f"--methods: {err}")
+            return 2
     if not (directory / "section.json").exists():
         print(f"no published results at {directory}: give --publish with a finished demo")
         return 2
@@ -459,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     results_parser.add_argument("--publish", action="store_true",
                                 help="first publish the finished demo's results into results/SECTION/ (committed "
                                      "with its document, so a test can re-render the section)")
+    results_parser.add_argument("--methods", default=None, help="with --publish: only these of the demo's methods "
+                                "(comma-separated), compared on their own")
     results_parser.add_argument("--dagster-home", default=".dagster_home", help="the demo's instance directory")
     results_parser.add_argument("--storage", default=None, help="storage root (default: DAGSTER_HOME/storage)")
     results_parser.add_argument("--root", default=".", help="the repository: its README.md and docs/*.md hold the "

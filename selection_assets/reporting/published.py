@@ -20,11 +20,19 @@ ITEM_COLUMNS = ["seed", "task", "item", "suite", "correct", "answer_loss"]  # wh
 CELL_KEY = ["method", "pool_size", "budget"]
 
 
-def publish(layout: store.Layout, run: dict, title: str, directory: Path) -> Path:
+def publish(layout: store.Layout, run: dict, title: str, directory: Path, methods: list[str] | None = None) -> Path:
     """Write the results of the finished experiment at `layout` (its comparison's methods and cells;
-    `run`: its run record) to `directory`, as section `title` will show them."""
+    `run`: its run record) to `directory`, as section `title` will show them; with `methods`, only
+    those of its methods (the run record says which it compared), so one run can back several
+    sections."""
     comparison = store.read_json(layout.comparison_json)
     keys = sorted({(cell["method"], cell["pool_size"], cell["budget"]) for cell in comparison["cells"]})
+    if methods is not None:
+        unknown = sorted(set(methods) - {method for method, _, _ in keys})
+        if unknown:
+            raise ValueError(f"the finished experiment compared no {', '.join(unknown)}")
+        keys = [key for key in keys if key[0] in methods]
+        run = {**run, "compared": [method for method in run["methods"] if method in methods]}
     reports = [store.read_json(layout.eval_report(method, Cell(pool, budget))) for method, pool, budget in keys]
     items = pd.concat([_compact(pd.read_parquet(layout.eval_items(method, Cell(pool, budget))))
                        .assign(method=method, pool_size=pool, budget=budget) for method, pool, budget in keys],

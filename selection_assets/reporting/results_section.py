@@ -39,7 +39,9 @@ def _setting_lines(comparison: dict, run: dict | None) -> list[str]:
         lines.append(f"`{run['command']}` (methods: {', '.join(run['methods'])}; pool sizes "
                      f"{', '.join(map(str, run['pool_sizes']))} x budgets {', '.join(map(str, run['budgets']))}; "
                      f"seeds {', '.join(map(str, run['seeds']))}) took **{format_duration(run['wall_seconds'])}** "
-                     f"on {run['machine']}.")
+                     f"on {run['machine']}."
+                     + (f" This section compares {', '.join(run['compared'])} of its methods, on their own."
+                        if "compared" in run else ""))
     base = comparison.get("base")
     n_items = base["n_items"] if base else None
     seeds = len(comparison["seeds"])

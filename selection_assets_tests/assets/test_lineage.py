@@ -212,3 +212,20 @@ def test_instructmining_rule_is_fitted_from_the_lineage(lineage):
     rule = json.loads(Layout(root).instructmining_rule.read_text())
     assert rule["subsets"] == len(TINY_GRID.valid_cells()) * len(METHODS) * len(SEEDS)
     assert set(rule["coefficients"]) <= {"input_length", "output_length", "perplexity", "mtld", "knn6"}
+
+
+def test_a_section_can_publish_some_of_a_runs_methods_compared_on_their_own(lineage, tmp_path):
+    from selection_assets.reporting import published
+
+    _, root, _, _ = lineage
+    run = {"command": "selection-assets demo --methods all", "methods": list(METHODS), "pool_sizes": [150, 300],
+           "budgets": [40, 150], "seeds": SEEDS, "wall_seconds": 1.0, "machine": "here"}
+    directory = published.publish(Layout(root), run, "Two methods", tmp_path / "two", methods=["rds_plus", "random"])
+    section = json.loads((directory / "section.json").read_text())
+    assert {r["method"] for r in section["reports"]} == {"random", "rds_plus"}
+    assert section["run"]["compared"] == ["random", "rds_plus"] and section["run"]["methods"] == list(METHODS)
+    assert set(pd.read_parquet(directory / "items.parquet")["method"]) == {"random", "rds_plus"}
+    rendered = published.render(directory)
+    assert "This section compares random, rds_plus of its methods" in rendered and "top_ppl" not in rendered
+    with pytest.raises(ValueError, match="compared no deita"):
+        published.publish(Layout(root), run, "None", tmp_path / "none", methods=["deita"])
