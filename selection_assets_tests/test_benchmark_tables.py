@@ -38,11 +38,11 @@ def test_the_documents_summaries_match_the_result_files():
 def test_a_changed_result_changes_its_table(tmp_path):
     results = _copied_results(tmp_path)
     result = json.loads((results / "ingestion_1000000.json").read_text())
-    result["steps"]["validate"]["speedup"] = 1.234
+    result["steps"]["validate"]["speedup"] = 7.654
     (results / "ingestion_1000000.json").write_text(json.dumps(result))
     document = tables.RESULTS_MD.read_text()
-    assert "1.23x (1.70-1.98)" in tables.render(document, results) and "1.23x" not in document
-    assert "validation 1.23x" in _documents(results)
+    assert "7.65x (1.70-1.98)" in tables.render(document, results) and "7.65x" not in document
+    assert "validation 7.65x" in _documents(results)
 
 
 def test_the_gpu_goal_verdict_follows_the_measured_mfu_of_the_default_path(tmp_path):

@@ -58,7 +58,9 @@ PROVENANCE = {  # per method: the public code followed, known departures, select
     "token_length_response": Provenance(
         code="xiatingyu/SFT-DataSelection-at-scale: token_length/compute_token_num.py (response_token, the last turn)",
         departures="the repository has no selection script; longest first, earlier row on ties; the count is "
-                   "the reference's plus the end-of-turn token, so the order is the reference's",
+                   "the reference's plus the end-of-turn token, of the answer stripped of surrounding whitespace "
+                   "(the Tulu format strips, as open-instruct does; the reference counts it as it is), so the "
+                   "order is the reference's but for padded answers",
         cost="0 (tokenisation)"),
 }
 
