@@ -4,7 +4,7 @@ five-asset lineage with the experiment's partitioning (source -> rings -> pools 
 from dagster import (AssetDep, AssetKey, DagsterInstance, DataVersion, Definitions, MaterializeResult, RunRequest,
                      SensorResult, SkipReason, asset, build_sensor_context)
 
-from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS, SEARCH_TAGS
+from selection_assets.orchestration.labels import CONTENT_VERSIONED_TAGS, SEARCH_TAGS
 from selection_assets.cli import run_step
 from selection_assets.orchestration.operations import (CELLS_JOB, INPUTS_JOB, POOLS_JOB, REPORTS_JOB, RINGS_JOB, SEARCH_REPORT_JOB,
                                          SEARCH_TRIALS_JOB, Stages, Step,

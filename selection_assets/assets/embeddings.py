@@ -19,7 +19,7 @@ import torch
 from dagster import AssetCheckResult, BackfillPolicy, AssetCheckSpec, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets.base_model_io import base_model_name, base_model_path, load_base_model, load_tokenizer
-from selection_assets.assets.labels import GPU_OP_TAGS, GPU_POOL, GPU_TAGS
+from selection_assets.orchestration.labels import GPU_OP_TAGS, GPU_POOL, GPU_TAGS
 from selection_assets.core import embed, less, store, tokenize, train
 from selection_assets.core.cost import Pass
 from selection_assets.core import pool as pool_io

@@ -10,7 +10,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from selection_assets.assets.base_model_io import base_model_path, load_tokenizer
 from selection_assets.assets.data_versions import content_version
-from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS
+from selection_assets.orchestration.labels import CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS
 from selection_assets.core import real_material
 from selection_assets.core import preflight, store, tokenize, train
 from selection_assets.core import pool as pool_io

@@ -4,7 +4,7 @@ import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets.data_versions import content_version
-from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS
+from selection_assets.orchestration.labels import CONTENT_VERSIONED_TAGS
 from selection_assets.core import pool as pool_io
 from selection_assets.core import store
 from selection_assets.orchestration.partitions import Grid, pool_size_of, ring_of

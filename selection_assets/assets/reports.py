@@ -16,7 +16,7 @@ from dagster import (AssetCheckResult, AssetDep, AssetCheckSeverity, AssetCheckS
                      MaterializeResult, MetadataValue, asset)
 
 from selection_assets.assets.base_model_io import load_base_model, load_tokenizer
-from selection_assets.assets.labels import (EVAL_REPORT, FINETUNED, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES,
+from selection_assets.orchestration.labels import (EVAL_REPORT, FINETUNED, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES,
                                             SELECTION, grid_cell, method_key, method_tags)
 from selection_assets.core import cost, evaluate, report, store
 from selection_assets.core import pool as pool_io

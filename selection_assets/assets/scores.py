@@ -11,7 +11,7 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Materialize
 
 from selection_assets.assets.base_model_io import load_base_model, load_tokenizer
 from selection_assets.assets.data_versions import content_version
-from selection_assets.assets.labels import (CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES,
+from selection_assets.orchestration.labels import (CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS, SCORES,
                                             method_key, method_tags)
 from selection_assets.assets.score_inputs import INPUTS
 from selection_assets.core import evaluate, store

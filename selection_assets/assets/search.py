@@ -18,7 +18,7 @@ from dagster import (AddDynamicPartitionsRequest, AssetExecutionContext, Default
                      MaterializeResult, MetadataValue, RunRequest, SensorEvaluationContext, SensorResult, SkipReason,
                      asset, sensor)
 
-from selection_assets.assets.labels import EVAL_REPORT, SEARCH_TAGS, method_key, method_tags
+from selection_assets.orchestration.labels import EVAL_REPORT, SEARCH_TAGS, method_key, method_tags
 from selection_assets.core import budget_search, report, store
 from selection_assets.core.keys import Cell
 from selection_assets.core.methods import eligible, registry

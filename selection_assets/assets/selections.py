@@ -9,7 +9,7 @@ from dagster import (AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Fa
                      asset)
 
 from selection_assets.assets.data_versions import content_version
-from selection_assets.assets.labels import (CONTENT_VERSIONED_TAGS, SCORES, SELECTION, grid_cell, method_key,
+from selection_assets.orchestration.labels import (CONTENT_VERSIONED_TAGS, SCORES, SELECTION, grid_cell, method_key,
                                             method_tags)
 from selection_assets.core import shortlist, store
 from selection_assets.core.methods import MethodSpec

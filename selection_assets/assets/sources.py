@@ -3,7 +3,7 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets.data_versions import content_version
-from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS
+from selection_assets.orchestration.labels import CONTENT_VERSIONED_TAGS
 from selection_assets.core import real_material
 from selection_assets.orchestration import preflight
 from selection_assets.core import ingest, readers, store

@@ -6,7 +6,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from selection_assets.assets.base_model_io import load_base_model, load_tokenizer
-from selection_assets.assets.labels import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SELECTION, grid_cell, method_key,
+from selection_assets.orchestration.labels import (FINETUNED, GPU_OP_TAGS, GPU_POOL, SELECTION, grid_cell, method_key,
                                             method_tags)
 from selection_assets.core import store, train
 from selection_assets.core import pool as pool_io

@@ -20,7 +20,7 @@ from dagster import (AddDynamicPartitionsRequest, AssetKey, AssetRecordsFilter, 
                      DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, SkipReason,
                      define_asset_job, in_process_executor, multiprocess_executor, sensor)
 
-from selection_assets.assets.labels import CONTENT_VERSIONED_TAGS, METHOD_TAG, SEARCH_TAGS
+from selection_assets.orchestration.labels import CONTENT_VERSIONED_TAGS, METHOD_TAG, SEARCH_TAGS
 from selection_assets.core.report import BASELINE
 from selection_assets.orchestration.partitions import BUDGET_PARTITIONS, Grid, cell_key, cell_of, missing_budgets
 from selection_assets.orchestration.runs import leasing_executor, reap_dead_runs
