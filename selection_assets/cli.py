@@ -303,6 +303,42 @@ def machine_description(device: str) -> str:
     return f"one {torch.cuda.get_device_name(device)} and {cores}" if device.startswith("cuda") else cores
 
 
+def ship_world(args: argparse.Namespace) -> int:
+    """Make the shipped default-world model (`world.models.SHIPPED`) from a finished default-world
+    demo at DAGSTER_HOME: its pre-trained base model, with the tokenizer digest and pre-training
+    settings it was made with and the machine it was made on. The base_model asset then starts from
+    it on every machine whose tokenizer and settings match, so the default world, and so the demo's
+    numbers, no longer depend on the CPU that pre-trains."""
+    import shutil
+
+    from selection_assets.core import train
+    from selection_assets.definitions import default_resources
+    from selection_assets.world import models as world_models
+
+    home = Path(os.environ.get("DAGSTER_HOME") or args.dagster_home).resolve()
+    layout = store.Layout(home / "storage")
+    if not layout.base_model_ref.exists():
+        print(f"no finished demo at {home}: run `selection-assets demo` there first")
+        return 2
+    reference = store.read_json(layout.base_model_ref)
+    if "pretrain" not in reference or "shipped" in reference:
+        print(f"{home}: its base model was not pre-trained there (already shipped, or not the world's)")
+        return 2
+    resources = default_resources(experiment=config.shipped(config.DEFAULT_PROFILE))
+    data, world = resources["data"], resources["world"]
+    settings = train.TrainSettings(epochs=world.pretrain_epochs, learning_rate=world.pretrain_learning_rate,
+                                   batch_size=world.pretrain_batch_size, max_length=data.max_length, seed=data.seed)
+    identity = world_models.pretraining_identity(layout.tokenizer_dir, world.shape(data.max_length), settings,
+                                                 world.corpus_documents)
+    target = world_models.SHIPPED
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(layout.base_model_dir, target / "model")
+    record = {"identity": identity, "pretrain": reference["pretrain"], "made_on": machine_description("cpu")}
+    (target / world_models.SHIPPED_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    print(f"shipped the default world's base model to {target}")
+    return 0
+
+
 def results(args: argparse.Namespace) -> int:
     """Render a results section into its document (README.md or docs/*.md, the one holding its
     markers) from its published results
@@ -481,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
                                                          "without starting any work")
     check_parser.add_argument("--dagster-home", default=".dagster_home")
     check_parser.set_defaults(func=check)
+    ship_parser = commands.add_parser("ship-world", help="ship a finished default-world demo's pre-trained base "
+                                                         "model with the package (maintainers)")
+    ship_parser.add_argument("--dagster-home", default=".dagster_home", help="the demo's instance directory")
+    ship_parser.set_defaults(func=ship_world)
     search_parser = commands.add_parser("search", help="search the subset size of one method's ranking "
                                                        "(INSTRUCTMINING's BlendSearch over budgets, on the dev split)")
     add_resource_flags(search_parser, SearchResource)

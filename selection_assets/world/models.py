@@ -3,8 +3,8 @@ pre-trained briefly on the same text so that its hidden states carry meaning.
 
 Pre-training is chaotic across CPUs: another instruction set rounds differently, and a few hundred
 steps later it is another model (another world, with other numbers). So the default world's
-pre-trained model ships with the package (`SHIPPED`, made by `python -m
-selection_assets.world.ship`): the base_model asset starts from it whenever the tokenizer and the
+pre-trained model ships with the package (`SHIPPED`, made by `selection-assets ship-world`
+from a finished demo): the base_model asset starts from it whenever the tokenizer and the
 pre-training settings are the ones it was made with, and pre-trains only for other worlds."""
 
 from __future__ import annotations
