@@ -112,25 +112,29 @@ class AnswerLosses(ScoreInput):
         return Spent((Pass(lm_parameters(layout), tokens, examples),), seconds)
 
 
-class Messages(ScoreInput):
-    """The conversations themselves, read when the method asks."""
+class ReadsConversations(ScoreInput):
+    """An input made from the pool's conversations (`ring_records`), with the assets `also_reads`
+    names (the tokenizer and base model a fine-tune in the scores asset starts from)."""
+
+    also_reads: tuple[str, ...] = ()
 
     def deps(self, spec: MethodSpec, ring_mapping) -> list:
-        return [AssetDep("ring_records", partition_mapping=ring_mapping)]
+        return [AssetDep("ring_records", partition_mapping=ring_mapping), *self.also_reads]
+
+
+class Messages(ReadsConversations):
+    """The conversations themselves, read when the method asks."""
 
     def load(self, inputs: ScoringInputs, *, layout: Layout, rings: list[Ring], **_) -> Spent:
         inputs.messages = lambda: pool_io.messages(layout, rings)
         return Spent()
 
 
-class RewardScores(ScoreInput):
+class RewardScores(ReadsConversations):
     """A reward model's score of each example's (instruction, response) pair
     (DataResource.reward_model), computed here."""
 
     runs_models = True
-
-    def deps(self, spec: MethodSpec, ring_mapping) -> list:
-        return [AssetDep("ring_records", partition_mapping=ring_mapping)]
 
     def load(self, inputs: ScoringInputs, *, layout: Layout, rings: list[Ring], data: DataResource,
              compute: ComputeResource, **_) -> Spent:
@@ -159,14 +163,11 @@ def deita_scorer_names(data: DataResource) -> tuple[str, str]:
     return names[0], names[1]
 
 
-class DeitaScores(ScoreInput):
+class DeitaScores(ReadsConversations):
     """Each conversation's DEITA evol score: per turn, complexity x quality from the two scorer
     models (DataResource.deita_scorers), computed here."""
 
     runs_models = True
-
-    def deps(self, spec: MethodSpec, ring_mapping) -> list:
-        return [AssetDep("ring_records", partition_mapping=ring_mapping)]
 
     def load(self, inputs: ScoringInputs, *, layout: Layout, rings: list[Ring], data: DataResource,
              compute: ComputeResource, **_) -> Spent:
@@ -187,15 +188,13 @@ class DeitaScores(ScoreInput):
         return Spent(tuple(passes), time.perf_counter() - began)
 
 
-class FinetuneRounds(ScoreInput):
+class FinetuneRounds(ReadsConversations):
     """DiverseEvol's rounds: a function that fine-tunes a fresh base model on pool rows and returns
     every pool example's mean-pooled embedding under it. Its cost is counted from the rounds each
     budget of the pool runs (their seconds are inside the method's own scoring time)."""
 
     runs_models = True
-
-    def deps(self, spec: MethodSpec, ring_mapping) -> list:
-        return [AssetDep("ring_records", partition_mapping=ring_mapping), "tokenizer", "base_model"]
+    also_reads = ("tokenizer", "base_model")
 
     def load(self, inputs: ScoringInputs, *, layout: Layout, rings: list[Ring], grid: Grid, pool_size: int,
              data: DataResource, compute: ComputeResource, training: TrainResource, log=None, **_) -> Spent:
@@ -231,16 +230,14 @@ def _train_and_embed(layout: Layout, conversations: list, data: DataResource, tr
     return train_and_embed
 
 
-class PreExperiencedLosses(ScoreInput):
+class PreExperiencedLosses(ReadsConversations):
     """Answer losses under Cherry LLM's pre-experienced model, computed here for the pool: the base
     model reads each instruction alone, a k-means, middle-perplexity sample of the pool is drawn
     from that (core.methods.ifd), the base model is fine-tuned on it for one epoch in a temporary
     directory inside the storage root, and the fine-tuned model gives CE(A | Q) and CE(A)."""
 
     runs_models = True
-
-    def deps(self, spec: MethodSpec, ring_mapping) -> list:
-        return [AssetDep("ring_records", partition_mapping=ring_mapping), "tokenizer", "base_model"]
+    also_reads = ("tokenizer", "base_model")
 
     def load(self, inputs: ScoringInputs, *, layout: Layout, rings: list[Ring], pool_size: int, data: DataResource,
              compute: ComputeResource, training: TrainResource, log=None, **_) -> Spent:
