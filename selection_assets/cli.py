@@ -147,15 +147,16 @@ def demo(args: argparse.Namespace) -> int:
 
     try:
         experiment = named_experiment(args).changed(training={"seeds": list(range(args.seeds))})
+        grid, resources = experiment_grid(experiment), default_resources(experiment=experiment)
         if args.methods:
             try:
-                choose_methods(args.methods, default_resources(experiment=experiment)["data"])
+                methods = choose_methods(args.methods, resources["data"], echo=print)
             except ValueError as err:
                 print(f"--methods: {err}")
                 return 2
             experiment = experiment.changed(methods=args.methods)
-        grid, resources = experiment_grid(experiment), default_resources(experiment=experiment)
-        methods = experiment.named_methods(resources["data"], echo=print)
+        else:
+            methods = experiment.named_methods(resources["data"], echo=print)
     except ValueError as err:
         print(f"refused before any work: {err}")
         return 2
@@ -311,7 +312,7 @@ def ship_world(args: argparse.Namespace) -> int:
     numbers, no longer depend on the CPU that pre-trains."""
     import shutil
 
-    from selection_assets.core import train
+    from selection_assets.assets.models import world_pretraining
     from selection_assets.definitions import default_resources
     from selection_assets.world import models as world_models
 
@@ -325,11 +326,7 @@ def ship_world(args: argparse.Namespace) -> int:
         print(f"{home}: its base model was not pre-trained there (already shipped, or not the world's)")
         return 2
     resources = default_resources(experiment=config.shipped(config.DEFAULT_PROFILE))
-    data, world = resources["data"], resources["world"]
-    settings = train.TrainSettings(epochs=world.pretrain_epochs, learning_rate=world.pretrain_learning_rate,
-                                   batch_size=world.pretrain_batch_size, max_length=data.max_length, seed=data.seed)
-    identity = world_models.pretraining_identity(layout.tokenizer_dir, world.shape(data.max_length), settings,
-                                                 world.corpus_documents)
+    _, identity = world_pretraining(layout, resources["data"], resources["world"])
     target = world_models.SHIPPED
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(layout.base_model_dir, target / "model")

@@ -13,6 +13,7 @@ from selection_assets.assets.data_versions import content_version
 from selection_assets.orchestration.labels import CONTENT_VERSIONED_TAGS, GPU_OP_TAGS, GPU_POOL, GPU_TAGS
 from selection_assets.core import real_material
 from selection_assets.core import preflight, store, tokenize, train
+from selection_assets.core.store import Layout
 from selection_assets.core import pool as pool_io
 from selection_assets.orchestration.partitions import Grid
 from selection_assets.resources import ComputeResource, DataResource, StorageResource, WorldResource
@@ -24,6 +25,15 @@ def _pool_texts(layout, eos_token: str) -> Iterator[str]:
     """Chat-formatted text of every valid source record, a chunk of the source at a time (malformed
     ones are skipped here; the ring_records asset quarantines and counts them)."""
     return (tokenize.format_conversation(json.loads(m), eos_token) for m in pool_io.iter_valid_source_messages(layout))
+
+
+def world_pretraining(layout: Layout, data: DataResource, world: WorldResource) -> tuple[train.TrainSettings, dict]:
+    """The world's pre-training settings, and the identity of the model they make from the tokenizer
+    at `layout` (`world.models.pretraining_identity`: what the shipped model is matched on)."""
+    settings = train.TrainSettings(epochs=world.pretrain_epochs, learning_rate=world.pretrain_learning_rate,
+                                   batch_size=world.pretrain_batch_size, max_length=data.max_length, seed=data.seed)
+    return settings, world_models.pretraining_identity(layout.tokenizer_dir, world.shape(data.max_length), settings,
+                                                       world.corpus_documents)
 
 
 def _corpus(data: DataResource, world: WorldResource, eos_token: str) -> list[str]:
@@ -78,11 +88,7 @@ def build(grid: Grid) -> list:
         in_storage = {"path": str(layout.base_model_dir.relative_to(layout.root)), "in_storage": True}
         if data.base_model == "world":
             tok = load_tokenizer(layout)
-            settings = train.TrainSettings(epochs=world.pretrain_epochs, learning_rate=world.pretrain_learning_rate,
-                                           batch_size=world.pretrain_batch_size, max_length=data.max_length,
-                                           seed=data.seed)
-            identity = world_models.pretraining_identity(layout.tokenizer_dir, world.shape(data.max_length), settings,
-                                                         world.corpus_documents)
+            settings, identity = world_pretraining(layout, data, world)
             shipped = world_models.shipped_model(identity)
             if shipped is not None:  # the default world: the same model on every machine
                 world_models.copy_shipped_model(shipped[0], layout.base_model_dir)
