@@ -121,7 +121,8 @@ def train_causal_lm(model, tokenizer, examples: list[dict], settings: TrainSetti
     seconds = time.perf_counter() - began
     save_dir = work_dir / "model"
     trained = trainer.model.merge_and_unload() if settings.lora_rank > 0 else trainer.model
-    trained.config.use_cache = use_cache
+    if settings.packed:
+        trained.config.use_cache = use_cache
     trained.save_pretrained(save_dir)
     tokenizer.save_pretrained(save_dir)
     store.replace_dir(save_dir, out_dir)
